@@ -1,0 +1,263 @@
+//! The `lotse` command: crawl a town website, search it, and measure retrieval quality.
+//!
+//! Contract: results go to stdout (JSON with `--json`), logs and progress to stderr, exit code
+//! 0 only on success.
+
+mod eval;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use lotse_core::CollectionScope;
+use lotse_crawler::{CrawlConfig, CrawlSummary, Progress};
+use lotse_index::{MatchOptions, SearchIndex, SearchRequest};
+use serde::Serialize;
+use url::Url;
+
+#[derive(Parser)]
+#[command(name = "lotse", version, about = "Lotse: the town's own AI assistant")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Crawl a website into the index (incremental: run it again to pick up changes).
+    Crawl(CrawlArgs),
+    /// Search the index (BM25 over German-analysed chunks).
+    Search(SearchArgs),
+    /// Measure quality against question sets.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(clap::Args)]
+struct CrawlArgs {
+    /// Start URL of the site, e.g. https://www.nettetal.de/
+    site_url: String,
+    #[arg(long, default_value = "data", env = "LOTSE_DATA")]
+    data: PathBuf,
+    #[arg(long, default_value_t = 5000)]
+    max_pages: usize,
+    #[arg(long, default_value_t = 12)]
+    max_depth: u32,
+    /// Pause between requests to one host, in milliseconds (robots.txt Crawl-delay wins if larger).
+    #[arg(long, default_value_t = 250)]
+    delay_ms: u64,
+    /// Requests in flight per host.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Per-response size limit in bytes.
+    #[arg(long, default_value_t = 20 * 1024 * 1024)]
+    max_bytes: u64,
+    #[arg(long, default_value_t = 30)]
+    timeout_s: u64,
+    /// Contact URL for the User-Agent (`lotse/<version> (+URL)`).
+    #[arg(long, env = "LOTSE_CONTACT_URL", default_value = "https://github.com/lotse")]
+    contact: String,
+    /// Further URL prefixes that belong to the site (repeatable).
+    #[arg(long = "extra-prefix")]
+    extra_prefixes: Vec<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct SearchArgs {
+    query: String,
+    #[arg(long, default_value = "data", env = "LOTSE_DATA")]
+    data: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Only this site (origin, e.g. http://127.0.0.1:8089).
+    #[arg(long)]
+    site: Option<String>,
+    #[command(flatten)]
+    matching: MatchArgs,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Clone, Copy)]
+struct MatchArgs {
+    /// Match plain words instead of German stems (to measure stemming).
+    #[arg(long)]
+    no_stem: bool,
+    /// Do not use compound n-grams (to measure compound handling).
+    #[arg(long)]
+    no_compounds: bool,
+}
+
+impl MatchArgs {
+    fn options(self) -> MatchOptions {
+        MatchOptions {
+            stem: !self.no_stem,
+            compounds: !self.no_compounds,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// recall@k over distinct source URLs and MRR for a JSONL question file.
+    Retrieval(eval::RetrievalArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,lotse=info,lotse_crawler=info".into()),
+        )
+        .with_target(false)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Crawl(args) => crawl(args),
+        Command::Search(args) => search(args),
+        Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(args),
+    }
+}
+
+pub(crate) fn open_index(data: &Path) -> Result<SearchIndex> {
+    SearchIndex::open(&data.join("index"))
+        .with_context(|| format!("cannot open the index in {}", data.display()))
+}
+
+fn parse_site_url(s: &str) -> Result<Url> {
+    let url = Url::parse(s).with_context(|| format!("invalid site url {s:?}"))?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "http" | "https") && url.host_str().is_some(),
+        "invalid site url {s:?}: expected an absolute http(s) url such as https://www.example.de/"
+    );
+    Ok(url)
+}
+
+/// Progress bar on a terminal; nothing otherwise.
+struct Bar(indicatif::ProgressBar);
+
+impl Progress for Bar {
+    fn update(&self, done: u64, total: u64, _current: &str) {
+        self.0.set_length(total);
+        self.0.set_position(done);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn crawl(args: CrawlArgs) -> Result<()> {
+    let start = parse_site_url(&args.site_url)?;
+    let mut cfg = CrawlConfig::new(start);
+    cfg.max_pages = args.max_pages;
+    cfg.max_depth = args.max_depth;
+    cfg.delay = Duration::from_millis(args.delay_ms);
+    cfg.concurrency = args.concurrency.max(1);
+    cfg.max_response_bytes = args.max_bytes;
+    cfg.request_timeout = Duration::from_secs(args.timeout_s.max(1));
+    cfg.contact_url = args.contact;
+    cfg.extra_prefixes = args
+        .extra_prefixes
+        .iter()
+        .map(|p| parse_site_url(p))
+        .collect::<Result<_>>()?;
+    let index = open_index(&args.data)?;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} requests {wide_bar} {elapsed}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let progress = Bar(bar);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let summary = rt.block_on(lotse_crawler::crawl(&cfg, &index, &progress))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    Ok(())
+}
+
+fn print_summary(s: &CrawlSummary) {
+    println!("Crawl of {} finished in {:.1} s", s.site, s.duration_ms as f64 / 1000.0);
+    println!("  indexed (new or changed): {} ({} PDFs)", s.pages_indexed, s.pdfs);
+    println!("  not modified (304):       {}", s.not_modified);
+    println!("  unchanged content:        {}", s.unchanged);
+    println!("  skipped by robots.txt:    {}", s.skipped_robots);
+    for (reason, n) in &s.skipped {
+        println!("  skipped ({reason}): {n}");
+    }
+    println!("  failed:                   {}", s.failed);
+    for (reason, n) in &s.failed_by_reason {
+        println!("    {reason}: {n}");
+    }
+    println!("  removed:                  {}", s.removed);
+    println!("  requests:                 {}", s.requests);
+    println!(
+        "  in the index now:         {} documents, {} chunks{}",
+        s.pages_total,
+        s.chunks_total,
+        if s.complete { "" } else { " (crawl stopped at --max-pages; nothing removed)" }
+    );
+}
+
+#[derive(Serialize)]
+struct SearchHitOut<'a> {
+    url: &'a str,
+    title: &'a str,
+    heading: &'a str,
+    deep_link: &'a str,
+    snippet: &'a str,
+    score: f32,
+}
+
+fn search(args: SearchArgs) -> Result<()> {
+    let index = open_index(&args.data)?;
+    let scope = CollectionScope::public_website();
+    let hits = index.search(&SearchRequest {
+        query: &args.query,
+        scope: &scope,
+        limit: args.limit,
+        site: args.site.as_deref(),
+        options: args.matching.options(),
+    })?;
+    if args.json {
+        let out: Vec<SearchHitOut> = hits
+            .iter()
+            .map(|h| SearchHitOut {
+                url: &h.url,
+                title: &h.title,
+                heading: &h.heading,
+                deep_link: &h.deep_link,
+                snippet: &h.snippet,
+                score: h.score,
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if hits.is_empty() {
+        println!("no hits");
+    } else {
+        for (i, h) in hits.iter().enumerate() {
+            println!("{}. {} [{:.2}]\n   {} › {}\n   {}\n   {}\n", i + 1, h.title, h.score, h.title, h.heading, h.deep_link, h.snippet);
+        }
+    }
+    Ok(())
+}

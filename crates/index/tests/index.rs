@@ -1,0 +1,195 @@
+//! Integration tests of the index on a real tantivy directory: upsert, search, scope, removal.
+
+use lotse_core::{Block, CollectionId, CollectionScope, DocKind, Page, PageRecord, Visibility};
+use lotse_index::{MatchOptions, SearchIndex, SearchRequest};
+
+fn record(url: &str, collection: &str, visibility: Visibility) -> PageRecord {
+    PageRecord {
+        url: url.into(),
+        site: "http://town".into(),
+        collection: CollectionId(collection.into()),
+        visibility,
+        kind: DocKind::Html,
+        title: "t".into(),
+        aliases: vec![],
+        etag: Some("\"e1\"".into()),
+        last_modified: None,
+        content_hash: "h".into(),
+        links: vec!["http://town/b/".into()],
+        modified: None,
+        indexed: true,
+        n_chunks: 0,
+        fetched_at: 0,
+    }
+}
+
+fn page(url: &str, title: &str, body: &str) -> Page {
+    Page {
+        url: url.into(),
+        title: title.into(),
+        kind: DocKind::Html,
+        lang: Some("de".into()),
+        modified: None,
+        blocks: vec![
+            Block::Heading {
+                level: 2,
+                text: "§ 5 Steuersatz".into(),
+                anchor: None,
+            },
+            Block::Paragraph { text: body.into() },
+        ],
+    }
+}
+
+fn search(idx: &SearchIndex, q: &str, scope: &CollectionScope) -> Vec<String> {
+    idx.search(&SearchRequest {
+        query: q,
+        scope,
+        limit: 10,
+        site: None,
+        options: MatchOptions::default(),
+    })
+    .unwrap()
+    .into_iter()
+    .map(|h| h.url)
+    .collect()
+}
+
+#[test]
+fn compound_and_inflection_queries_find_the_dog_tax() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = SearchIndex::open(dir.path()).unwrap();
+    let mut w = idx.writer().unwrap();
+    let r = record("http://town/hundesteuer/", "website", Visibility::Public);
+    w.upsert(
+        &r,
+        Some(&page(
+            &r.url,
+            "Hundesteuersatzung",
+            "Die Hundesteuer beträgt im Kalenderjahr für jeden Hund 165,00 €.",
+        )),
+    )
+    .unwrap();
+    let r2 = record("http://town/freibad/", "website", Visibility::Public);
+    w.upsert(
+        &r2,
+        Some(&page(&r2.url, "Badeordnung", "Der Eintritt ins Freibad beträgt 3 €.")),
+    )
+    .unwrap();
+    w.commit().unwrap();
+    idx.reload().unwrap();
+
+    let scope = CollectionScope::public_website();
+    for q in [
+        "Steuer für Hunde",
+        "Hund",
+        "Was kostet ein zweiter Hund?",
+        "Hundesteuer",
+    ] {
+        assert_eq!(
+            search(&idx, q, &scope).first().map(String::as_str),
+            Some("http://town/hundesteuer/"),
+            "{q}"
+        );
+    }
+    let hit = &idx
+        .search(&SearchRequest {
+            query: "Hundesteuer",
+            scope: &scope,
+            limit: 1,
+            site: None,
+            options: MatchOptions::default(),
+        })
+        .unwrap()[0];
+    assert_eq!(hit.heading, "§ 5 Steuersatz");
+    assert!(hit.deep_link.contains("#:~:text="));
+    assert!(hit.snippet.contains("165,00"));
+    assert_eq!(idx.stats().unwrap().pages, 2);
+}
+
+#[test]
+fn private_collections_never_reach_public_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = SearchIndex::open(dir.path()).unwrap();
+    let mut w = idx.writer().unwrap();
+    let secret = record(
+        "http://town/intern/",
+        "bauamt-intern",
+        Visibility::Group("bauamt".into()),
+    );
+    w.upsert(
+        &secret,
+        Some(&page(&secret.url, "Intern", "Geheime Hundesteuer Notiz")),
+    )
+    .unwrap();
+    w.commit().unwrap();
+    idx.reload().unwrap();
+    assert!(search(&idx, "Hundesteuer", &CollectionScope::public_website()).is_empty());
+    assert!(search(&idx, "Hundesteuer", &CollectionScope::new([])).is_empty());
+    let staff = CollectionScope::new([CollectionId("bauamt-intern".into())]);
+    assert_eq!(search(&idx, "Hundesteuer", &staff), ["http://town/intern/"]);
+}
+
+#[test]
+fn records_round_trip_and_removal_is_complete() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = SearchIndex::open(dir.path()).unwrap();
+    let mut w = idx.writer().unwrap();
+    let r = record("http://town/a/", "website", Visibility::Public);
+    let n = w
+        .upsert(&r, Some(&page(&r.url, "A", "Friedhofsgebühren")))
+        .unwrap();
+    assert_eq!(n, 1);
+    w.put_site_state("http://town", &vec!["print".to_owned()])
+        .unwrap();
+    w.commit().unwrap();
+    idx.reload().unwrap();
+    let recs = idx.page_records("http://town").unwrap();
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].n_chunks, 1);
+    assert_eq!(recs[0].links, ["http://town/b/"]);
+    let state: Option<Vec<String>> = idx.site_state("http://town").unwrap();
+    assert_eq!(state.unwrap(), ["print"]);
+
+    // record-only update keeps the chunks
+    let mut r2 = recs[0].clone();
+    r2.etag = Some("\"e2\"".into());
+    w.upsert(&r2, None).unwrap();
+    w.commit().unwrap();
+    idx.reload().unwrap();
+    assert_eq!(idx.stats().unwrap().chunks, 1);
+    assert_eq!(
+        idx.page_records("http://town").unwrap()[0].etag.as_deref(),
+        Some("\"e2\"")
+    );
+
+    w.remove("http://town/a/");
+    w.commit().unwrap();
+    idx.reload().unwrap();
+    assert_eq!(idx.stats().unwrap(), lotse_index::IndexStats::default());
+}
+
+#[test]
+fn uncommitted_changes_are_invisible_and_a_second_writer_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = SearchIndex::open(dir.path()).unwrap();
+    let mut w = idx.writer().unwrap();
+    let r = record("http://town/a/", "website", Visibility::Public);
+    w.upsert(&r, Some(&page(&r.url, "A", "Text"))).unwrap();
+    assert!(matches!(
+        idx.writer(),
+        Err(lotse_index::IndexError::Locked { .. })
+    ));
+    drop(w); // dropped without commit: nothing lands
+    idx.reload().unwrap();
+    assert_eq!(idx.stats().unwrap().pages, 0);
+}
+
+#[test]
+fn an_index_of_another_schema_version_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SearchIndex::open(dir.path()).unwrap());
+    std::fs::write(dir.path().join("LOTSE_SCHEMA_VERSION"), "0").unwrap();
+    let err = SearchIndex::open(dir.path()).err().unwrap().to_string();
+    assert!(err.contains("schema version 0"), "{err}");
+}
