@@ -87,7 +87,12 @@ fn meta_encoding(prefix: &[u8]) -> Option<&'static Encoding> {
         let tag = &rest[start + b"<meta".len()..];
         let end = tag.iter().position(|&b| b == b'>').unwrap_or(tag.len());
         let attrs = parse_attributes(&tag[..end]);
-        let get = |name: &str| attrs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let get = |name: &str| {
+            attrs
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.as_str())
+        };
         let label = get("charset").map(str::to_owned).or_else(|| {
             let is_content_type = get("http-equiv").is_some_and(|v| v.trim() == "content-type");
             get("content")
@@ -109,7 +114,9 @@ fn meta_encoding(prefix: &[u8]) -> Option<&'static Encoding> {
 /// `text/html; charset=iso-8859-1` -> `iso-8859-1`.
 fn charset_from_content(content: &str) -> Option<String> {
     let at = content.find("charset")?;
-    let value = content[at + "charset".len()..].trim_start().strip_prefix('=')?;
+    let value = content[at + "charset".len()..]
+        .trim_start()
+        .strip_prefix('=')?;
     let value = value.trim_start().trim_start_matches(['"', '\'']);
     let end = value
         .find(|c: char| c == ';' || c == '"' || c == '\'' || c.is_ascii_whitespace())
@@ -186,7 +193,9 @@ mod tests {
 
     #[test]
     fn latin1_page_without_any_charset_is_read_as_windows_1252() {
-        let html = format!("<html><head><title>Ortsrecht</title></head><body><p>{UMLAUTS}</p></body></html>");
+        let html = format!(
+            "<html><head><title>Ortsrecht</title></head><body><p>{UMLAUTS}</p></body></html>"
+        );
         let text = decode_html(&latin1(&html), Some("text/html"));
         assert!(text.contains(UMLAUTS), "{text}");
         let text = decode_html(&latin1(&html), None);
@@ -213,7 +222,9 @@ mod tests {
 
     #[test]
     fn meta_charset_is_found() {
-        let html = format!("<!DOCTYPE html><html><head><META CHARSET='iso-8859-1'></head><p>{UMLAUTS}</p>");
+        let html = format!(
+            "<!DOCTYPE html><html><head><META CHARSET='iso-8859-1'></head><p>{UMLAUTS}</p>"
+        );
         assert!(decode_html(&latin1(&html), Some("text/html")).contains(UMLAUTS));
     }
 
@@ -225,7 +236,10 @@ mod tests {
         );
         assert!(decode_html(&latin1(&html), None).contains(UMLAUTS));
         // content without http-equiv is not a declaration
-        assert_eq!(meta_encoding(b"<meta content=\"text/html; charset=iso-8859-1\">"), None);
+        assert_eq!(
+            meta_encoding(b"<meta content=\"text/html; charset=iso-8859-1\">"),
+            None
+        );
     }
 
     #[test]
@@ -268,7 +282,10 @@ mod tests {
         );
         let mut with_bom = b"\xEF\xBB\xBF".to_vec();
         with_bom.extend_from_slice(robots.as_bytes());
-        assert_eq!(decode_text(&with_bom, Some("text/plain; charset=iso-8859-1")), robots);
+        assert_eq!(
+            decode_text(&with_bom, Some("text/plain; charset=iso-8859-1")),
+            robots
+        );
     }
 
     #[test]
@@ -277,7 +294,10 @@ mod tests {
             charset_from_content("text/html; charset=iso-8859-1").as_deref(),
             Some("iso-8859-1")
         );
-        assert_eq!(charset_from_content("text/html;charset = 'utf-8'").as_deref(), Some("utf-8"));
+        assert_eq!(
+            charset_from_content("text/html;charset = 'utf-8'").as_deref(),
+            Some("utf-8")
+        );
         assert_eq!(charset_from_content("text/html"), None);
     }
 }

@@ -48,6 +48,8 @@ pub struct CrawlConfig {
     /// How many URLs of one query family (same path, same parameter names) are crawled.
     pub max_query_variants: usize,
     pub commit_every: usize,
+    /// The town's name as citizens say it ("Gemeinde Bad Boll"); learned from the site when unset.
+    pub site_name: Option<String>,
 }
 
 impl CrawlConfig {
@@ -67,6 +69,7 @@ impl CrawlConfig {
             max_retry_after: Duration::from_secs(30),
             max_query_variants: 10,
             commit_every: 25,
+            site_name: None,
         }
     }
 
@@ -150,6 +153,21 @@ struct SiteState {
     /// Query parameters learned to not change content (from canonical links).
     ignored_params: BTreeSet<String>,
     boilerplate: RepeatedText,
+    /// How often each site name candidate (og:site_name, title suffix) was seen.
+    #[serde(default)]
+    site_names: BTreeMap<String, u32>,
+}
+
+impl SiteState {
+    /// The name the site presents itself under: the most frequent candidate, once it has been
+    /// seen on at least three pages.
+    fn site_name(&self) -> Option<String> {
+        self.site_names
+            .iter()
+            .filter(|(_, n)| **n >= 3)
+            .max_by_key(|(name, n)| (**n, std::cmp::Reverse((*name).clone())))
+            .map(|(name, _)| name.clone())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -410,7 +428,9 @@ impl Crawler<'_> {
 
     /// Strip boilerplate learned so far, write pending documents and commit atomically.
     fn flush(&mut self) -> Result<(), CrawlError> {
+        let site_name = self.cfg.site_name.clone().or_else(|| self.state.site_name());
         for mut p in std::mem::take(&mut self.pending) {
+            p.record.site_name = site_name.clone();
             if let Some(page) = p.page.as_mut() {
                 if page.kind == DocKind::Html {
                     self.state.boilerplate.strip(page);
@@ -422,7 +442,8 @@ impl Crawler<'_> {
             self.writer.upsert(&p.record, p.page.as_ref())?;
         }
         self.state.ignored_params = self.ignored.iter().cloned().collect();
-        self.writer.put_site_state(&self.site, &self.state)?;
+        self.writer
+            .put_site_state(&self.site, site_name.as_deref(), &self.state)?;
         self.writer.commit()?;
         Ok(())
     }
@@ -545,6 +566,23 @@ impl Crawler<'_> {
         for (u, _) in entries {
             self.enqueue(u, 0, None, false);
         }
+    }
+
+    /// Re-normalise queued URLs after a parameter was learned to be irrelevant, dropping
+    /// those that now equal a URL already seen.
+    fn purge_frontier(&mut self) {
+        let mut kept = VecDeque::with_capacity(self.frontier.len());
+        for t in std::mem::take(&mut self.frontier) {
+            let n = urls::normalize(&t.url, &self.ignored);
+            if n == t.url {
+                kept.push_back(t);
+            } else if self.seen.insert(n.to_string()) {
+                kept.push_back(Task { url: n, ..t });
+            } else {
+                self.summary.skip("duplicate_param");
+            }
+        }
+        self.frontier = kept;
     }
 
     /// Add a URL to the frontier if it is new, in scope, allowed and not a trap.
@@ -770,10 +808,15 @@ impl Crawler<'_> {
             let c = urls::normalize(&c, &self.ignored);
             if c != url && self.scope.contains(&c) {
                 let dropped = urls::params_dropped_by_canonical(&url, &c);
+                let mut learned = false;
                 for p in dropped {
                     if self.ignored.insert(p.clone()) {
+                        learned = true;
                         tracing::info!(param = %p, "query parameter does not change content; ignoring it from now on");
                     }
+                }
+                if learned {
+                    self.purge_frontier();
                 }
                 self.aliases
                     .entry(c.to_string())
@@ -820,6 +863,7 @@ impl Crawler<'_> {
         let record = PageRecord {
             url: canonical_key.clone(),
             site: self.site.clone(),
+            site_name: None, // set at flush, when the most names have been seen
             collection: self.cfg.collection.clone(),
             visibility: self.cfg.visibility.clone(),
             kind: page.kind,

@@ -25,6 +25,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use lotse_core::{Block, DocKind, Page};
 use pdf_extract::{Document, Object, PlainTextOutput};
 
+use crate::extract::normalize_space;
+
 /// Why a PDF could not be turned into a page.
 #[derive(Debug, thiserror::Error)]
 pub enum PdfError {
@@ -74,7 +76,9 @@ pub fn extract_pdf(
         .flat_map(|p| p.lines())
         .map(normalize_space)
         .find(|l| !l.is_empty());
-    let link_text = link_text.map(clean_link_text).filter(|t| is_meaningful_link_text(t));
+    let link_text = link_text
+        .map(clean_link_text)
+        .filter(|t| is_meaningful_link_text(t));
     let title = raw
         .info_title
         .filter(|t| is_meaningful_info_title(t))
@@ -88,7 +92,10 @@ pub fn extract_pdf(
         .unwrap_or_else(|| title_from_file_name(url));
 
     // The title heads the page; a first paragraph that only repeats it goes.
-    if first_paragraph.as_deref().is_some_and(|p| same_text(p, &title)) {
+    if first_paragraph
+        .as_deref()
+        .is_some_and(|p| same_text(p, &title))
+    {
         blocks.remove(0);
     }
     blocks.insert(
@@ -120,8 +127,7 @@ struct RawPdf {
 }
 
 fn read_pdf(bytes: &[u8]) -> Result<RawPdf, PdfError> {
-    let mut doc =
-        Document::load_mem(bytes).map_err(|e| PdfError::Unreadable(e.to_string()))?;
+    let mut doc = Document::load_mem(bytes).map_err(|e| PdfError::Unreadable(e.to_string()))?;
     if doc.is_encrypted() {
         // Many PDFs are "encrypted" with an empty user password only to forbid editing.
         doc.decrypt("").map_err(|_| PdfError::Encrypted)?;
@@ -168,7 +174,9 @@ fn info_string(doc: &Document, key: &[u8]) -> Option<String> {
     } else if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
         String::from_utf8_lossy(rest)
     } else {
-        encoding_rs::WINDOWS_1252.decode_without_bom_handling(bytes).0
+        encoding_rs::WINDOWS_1252
+            .decode_without_bom_handling(bytes)
+            .0
     };
     let text = normalize_space(&text);
     (!text.is_empty()).then_some(text)
@@ -204,8 +212,19 @@ fn is_meaningful_info_title(title: &str) -> bool {
     let lower = title.to_lowercase();
     let letters = title.chars().filter(|c| c.is_alphabetic()).count();
     const GENERIC: &[&str] = &[
-        "untitled", "unbenannt", "ohne titel", "titel", "title", "dokument", "document",
-        "dokument1", "document1", "vorlage", "pdf", "präsentation", "presentation",
+        "untitled",
+        "unbenannt",
+        "ohne titel",
+        "titel",
+        "title",
+        "dokument",
+        "document",
+        "dokument1",
+        "document1",
+        "vorlage",
+        "pdf",
+        "präsentation",
+        "presentation",
     ];
     const FILE_ENDINGS: &[&str] = &[
         ".doc", ".docx", ".pdf", ".odt", ".rtf", ".indd", ".tmp", ".txt", ".xls", ".xlsx", ".ppt",
@@ -217,7 +236,7 @@ fn is_meaningful_info_title(title: &str) -> bool {
         && !title.contains('\\')
         && !title.contains('/')
         // identifiers like "bbo_satzung_2023" are file names, not titles
-        && !(title.contains('_') && !title.contains(' '))
+        && (!title.contains('_') || title.contains(' '))
 }
 
 /// Removes a trailing "(PDF, 123 KB)" or "[PDF]" from a link text.
@@ -240,22 +259,37 @@ fn clean_link_text(text: &str) -> String {
     text
 }
 
-/// "(PDF, 120 KB)", "[pdf]", "(1,2 MB)".
+/// "(PDF, 120 KB)", "[pdf]", "(1,2 MB)"; not "(Umbau)".
 fn is_file_info(s: &str) -> bool {
     let lower = s.to_lowercase();
-    lower.contains("pdf") || lower.contains("kb") || lower.contains("mb") || lower.contains("byte")
+    let size = lower.chars().any(|c| c.is_ascii_digit())
+        && ["kb", "mb", "byte"].iter().any(|u| lower.contains(u));
+    lower.contains("pdf") || size
 }
 
 /// Link texts that say what the link does, not what the document is.
 fn is_meaningful_link_text(text: &str) -> bool {
     let lower = text.to_lowercase();
     const GENERIC: &[&str] = &[
-        "herunterladen", "download", "druckversion", "drucken", "öffnen", "ansehen", "anzeigen",
-        "hier", "mehr", "weiterlesen", "link", "datei", "dokument",
+        "herunterladen",
+        "download",
+        "druckversion",
+        "drucken",
+        "öffnen",
+        "ansehen",
+        "anzeigen",
+        "hier",
+        "mehr",
+        "weiterlesen",
+        "link",
+        "datei",
+        "dokument",
     ];
     let words: Vec<&str> = lower.split_whitespace().collect();
     text.chars().filter(|c| c.is_alphabetic()).count() >= 4
-        && !words.iter().any(|w| GENERIC.contains(&w.trim_matches(|c: char| !c.is_alphanumeric())))
+        && !words
+            .iter()
+            .any(|w| GENERIC.contains(&w.trim_matches(|c: char| !c.is_alphanumeric())))
         && lower != "pdf"
 }
 
@@ -277,14 +311,24 @@ fn title_from_file_name(url: &url::Url) -> String {
         .and_then(|mut s| s.rfind(|s| !s.is_empty()))
         .unwrap_or("");
     let decoded: String = url::form_urlencoded::parse(segment.as_bytes())
-        .map(|(k, v)| if v.is_empty() { k.into_owned() } else { format!("{k}={v}") })
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.into_owned()
+            } else {
+                format!("{k}={v}")
+            }
+        })
         .collect();
     let stem = decoded
         .strip_suffix(".pdf")
         .or_else(|| decoded.strip_suffix(".PDF"))
         .unwrap_or(&decoded);
     let title = normalize_space(&stem.replace(['-', '_'], " "));
-    if title.is_empty() { url.to_string() } else { title }
+    if title.is_empty() {
+        url.to_string()
+    } else {
+        title
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -319,28 +363,45 @@ fn clean_lines(pages: &[String]) -> Vec<Line> {
         if n > 0 {
             out.push(Line::PageBreak);
         }
-        let non_empty: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].trim().is_empty()).collect();
+        let non_empty: Vec<usize> = (0..lines.len())
+            .filter(|&i| !lines[i].trim().is_empty())
+            .collect();
         let edge = |i: usize| {
             let pos = non_empty.iter().position(|&j| j == i);
             pos.is_some_and(|p| p < EDGE_LINES || p + EDGE_LINES >= non_empty.len())
         };
+        let mut page = Vec::new();
         for (i, raw) in lines.iter().enumerate() {
             let trimmed = raw.trim();
             if trimmed.is_empty() {
-                if out.last().is_some_and(|l| *l != Line::Blank) {
-                    out.push(Line::Blank);
-                }
+                page.push(Line::Blank);
                 continue;
             }
-            if edge(i) && (is_page_number(trimmed) || repeated.contains(&running_key(trimmed))) {
+            // "Seite 3 von 7" is a page number anywhere, a bare "3" only at the page's edge
+            let page_label = is_page_number(trimmed) && trimmed.to_lowercase().starts_with("seite");
+            if page_label
+                || (edge(i)
+                    && (is_page_number(trimmed) || repeated.contains(&running_key(trimmed))))
+            {
                 continue;
             }
             let indent = raw.len() - raw.trim_start().len();
-            out.push(Line::Text {
+            page.push(Line::Text {
                 text: raw.trim_end().to_owned(),
                 indent,
             });
         }
+        // Blank lines collapse, and none at the page's edges: what a page break means is
+        // decided by the paragraph logic.
+        page.dedup_by(|a, b| *a == Line::Blank && *b == Line::Blank);
+        while page.last() == Some(&Line::Blank) {
+            page.pop();
+        }
+        let start = page
+            .iter()
+            .position(|l| *l != Line::Blank)
+            .unwrap_or(page.len());
+        out.extend(page.drain(start..));
     }
     out
 }
@@ -355,7 +416,11 @@ fn running_lines(pages: &[Vec<&str>]) -> Vec<String> {
     }
     let mut counts: HashMap<String, usize> = HashMap::new();
     for lines in pages {
-        let non_empty: Vec<&str> = lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+        let non_empty: Vec<&str> = lines
+            .iter()
+            .map(|l| l.trim())
+            .filter(|l| !l.is_empty())
+            .collect();
         let mut keys: Vec<String> = non_empty
             .iter()
             .take(EDGE_LINES)
@@ -403,7 +468,8 @@ fn is_page_number(line: &str) -> bool {
         rest.chars()
             .all(|c| c.is_ascii_alphanumeric() || " -–/.".contains(c))
     } else {
-        rest.chars().all(|c| c.is_ascii_digit() || " -–/".contains(c))
+        rest.chars()
+            .all(|c| c.is_ascii_digit() || " -–/".contains(c))
     }
 }
 
@@ -417,13 +483,21 @@ struct HeadingLevels {
 impl HeadingLevels {
     fn for_lines(lines: &[Line]) -> HeadingLevels {
         let has_groups = lines.iter().any(|l| match l {
-            Line::Text { text, .. } => heading_kind(&normalize_space(text)) == Some(HeadingKind::Group),
+            Line::Text { text, .. } => {
+                heading_kind(&normalize_space(text)) == Some(HeadingKind::Group)
+            }
             _ => false,
         });
         if has_groups {
-            HeadingLevels { group: 2, section: 3 }
+            HeadingLevels {
+                group: 2,
+                section: 3,
+            }
         } else {
-            HeadingLevels { group: 2, section: 2 }
+            HeadingLevels {
+                group: 2,
+                section: 2,
+            }
         }
     }
 }
@@ -459,22 +533,31 @@ fn heading_kind(line: &str) -> Option<HeadingKind> {
         }
     }
     // "2. Abschnitt", "1. Teil: Allgemeines"
-    if let Some((number, rest)) = line.split_once(". ") {
-        if !number.is_empty() && number.len() <= 2 && number.bytes().all(|b| b.is_ascii_digit()) {
-            let first = rest.split([' ', ':']).next().unwrap_or("");
-            if ["Abschnitt", "Teil", "Kapitel"].contains(&first) {
+    if let Some((number, rest)) = line.split_once(". ")
+        && !number.is_empty()
+        && number.len() <= 2
+        && number.bytes().all(|b| b.is_ascii_digit())
+        && ["Abschnitt", "Teil", "Kapitel"].contains(&rest.split([' ', ':']).next().unwrap_or(""))
+    {
+        return Some(HeadingKind::Group);
+    }
+    // "I. Allgemeines", "IV - Gebühren", "A. Erstattungsvoraussetzungen"
+    for separator in [". ", " - ", " – "] {
+        if let Some((number, rest)) = line.split_once(separator) {
+            let roman = !number.is_empty()
+                && number.len() <= 5
+                && number.chars().all(|c| "IVX".contains(c));
+            let letter = separator == ". "
+                && number.len() == 1
+                && number.chars().all(|c| c.is_ascii_uppercase());
+            let titled = rest.chars().next().is_some_and(char::is_uppercase);
+            if (roman || letter)
+                && titled
+                && rest.split_whitespace().count() <= 10
+                && !rest.ends_with('.')
+            {
                 return Some(HeadingKind::Group);
             }
-        }
-    }
-    // "I. Allgemeines", "IV. Gebühren"
-    if let Some((number, rest)) = line.split_once(". ") {
-        let roman = !number.is_empty()
-            && number.len() <= 5
-            && number.chars().all(|c| "IVX".contains(c));
-        let titled = rest.chars().next().is_some_and(char::is_uppercase);
-        if roman && titled && rest.split_whitespace().count() <= 10 && !rest.ends_with('.') {
-            return Some(HeadingKind::Group);
         }
     }
     None
@@ -494,8 +577,12 @@ fn numbered_title(rest: &str, roman_allowed: bool) -> bool {
         .map_or(rest.len(), |(i, _)| i);
     let number = &rest[..number_len];
     let digits = number.trim_end_matches(|c: char| c.is_ascii_lowercase());
-    let is_number = (!digits.is_empty() && digits.len() <= 3 && digits.bytes().all(|b| b.is_ascii_digit()))
-        || (roman_allowed && !number.is_empty() && number.len() <= 5 && number.chars().all(|c| "IVX".contains(c)));
+    let is_number =
+        (!digits.is_empty() && digits.len() <= 3 && digits.bytes().all(|b| b.is_ascii_digit()))
+            || (roman_allowed
+                && !number.is_empty()
+                && number.len() <= 5
+                && number.chars().all(|c| "IVX".contains(c)));
     if !is_number {
         return false;
     }
@@ -510,7 +597,10 @@ fn numbered_title(rest: &str, roman_allowed: bool) -> bool {
         .split(|c: char| !c.is_alphanumeric())
         .next()
         .unwrap_or("");
-    title.chars().next().is_some_and(|c| c.is_uppercase() || c == '(')
+    title
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_uppercase() || c == '(')
         && !CITATION_WORDS.contains(&first_word)
         && title.split_whitespace().count() <= 16
 }
@@ -519,6 +609,10 @@ fn numbered_title(rest: &str, roman_allowed: bool) -> bool {
 /// "Allgemeine Bestimmungen". It must stand alone between blank lines (checked by the caller).
 fn is_plain_heading(line: &str) -> bool {
     let words = line.split_whitespace().count();
+    // titles end with a noun; "Dazu gehören" is a lead-in
+    let last_word = line.rsplit(' ').next().unwrap_or("");
+    let ends_lowercase =
+        last_word.chars().count() >= 3 && last_word.chars().all(char::is_lowercase);
     let letters = line.chars().filter(|c| c.is_alphabetic()).count();
     words <= 8
         && line.chars().count() <= 80
@@ -526,6 +620,7 @@ fn is_plain_heading(line: &str) -> bool {
         && line.chars().next().is_some_and(char::is_uppercase)
         && !line.ends_with(['.', '!', '?', ':', ';', ','])
         && !line.contains([',', ':', '|'])
+        && !ends_lowercase
         && !is_page_number(line)
 }
 
@@ -536,8 +631,10 @@ struct BlockBuilder {
     paragraph: Vec<String>,
     list: Vec<String>,
     table: Option<TableBuilder>,
-    /// The previous emitted thing was a blank line (or the start).
+    /// The previous line was blank (or this is the start).
     after_blank: bool,
+    /// The previous line was blank but the paragraph before it did not end.
+    soft_break: bool,
     started: bool,
 }
 
@@ -545,8 +642,6 @@ struct BlockBuilder {
 struct TableBuilder {
     /// Raw text of each row; wrapped continuation lines are appended.
     rows: Vec<String>,
-    /// Cells in a row are separated by at least this many spaces.
-    header_rows: usize,
 }
 
 impl BlockBuilder {
@@ -557,7 +652,36 @@ impl BlockBuilder {
         }
         let (raw, indent) = match line {
             Line::Blank => {
-                self.flush();
+                // A blank line ends the paragraph, unless the paragraph obviously goes on
+                // (large fonts, as in titles, put blank lines between wrapped lines).
+                let next_text = match next {
+                    Some(Line::Text { text, .. }) => Some(normalize_space(text)),
+                    _ => None,
+                };
+                let at_title = self.blocks.is_empty();
+                let first_word = self
+                    .paragraph
+                    .first()
+                    .and_then(|l| l.split_whitespace().next());
+                let goes_on = self.list.is_empty()
+                    && self.table.is_none()
+                    && self.paragraph.last().is_some_and(|l| {
+                        !ends_clause(l)
+                            && (is_dangling(l)
+                                || next_text.as_deref().is_some_and(continues_line)
+                                || (at_title
+                                    && l.chars().count() >= TITLE_LINE_CHARS
+                                    && !l.ends_with(')')
+                                    && next_text.as_deref().is_some_and(|n| {
+                                        continues_title(n)
+                                            && n.split_whitespace().next() != first_word
+                                    })))
+                    });
+                if goes_on {
+                    self.soft_break = true;
+                } else {
+                    self.flush();
+                }
                 self.after_blank = true;
                 return;
             }
@@ -572,39 +696,48 @@ impl BlockBuilder {
             Line::Text { text, indent } => (text.as_str(), *indent),
         };
         let after_blank = std::mem::replace(&mut self.after_blank, false);
+        let soft_break = std::mem::replace(&mut self.soft_break, false);
         let text = normalize_space(raw);
 
-        // Tables: indented lines with columns, a Markdown-like separator line, and the lines
-        // wrapped from a row.
+        // Tables: indented lines with columns, and the lines wrapped from a row. A separator
+        // line under the header row (`---  ---`) is dropped; the header stays the first row.
         if is_separator_row(&text) {
-            if let Some(table) = self.table.as_mut() {
-                table.header_rows = table.rows.len();
-            }
             return;
         }
-        if indent >= 2 && split_cells(raw).len() >= 2 {
+        if indent >= 2 && (self.table.is_some() || split_cells(raw).len() >= 2) {
             self.flush_paragraph();
             self.flush_list();
-            self.table.get_or_insert_with(TableBuilder::default).rows.push(raw.trim().to_owned());
+            self.table
+                .get_or_insert_with(TableBuilder::default)
+                .rows
+                .push(raw.trim().to_owned());
             return;
         }
-        if let Some(table) = self.table.as_mut() {
-            if let Some(row) = table.rows.last_mut() {
-                row.push(' ');
-                row.push_str(raw.trim());
-                return;
-            }
+        if let Some(row) = self.table.as_mut().and_then(|t| t.rows.last_mut()) {
+            row.push(' ');
+            row.push_str(raw.trim());
+            return;
         }
 
         let at_paragraph_start = self.paragraph.is_empty()
-            || self.paragraph.last().is_some_and(|l| ends_sentence(l) || l.ends_with(':'));
-        let next_is_break = !matches!(next, Some(Line::Text { .. }));
+            || soft_break
+            || self
+                .paragraph
+                .last()
+                .is_some_and(|l| ends_sentence(l) || l.ends_with(':'));
+        // a page break is no evidence: the line may go on on the next page
+        let next_is_break = matches!(next, None | Some(Line::Blank));
 
         // Headings start a paragraph; "§ 4 Abs. 4 GemO ..." inside running text does not.
+        // A short stand-alone line is a heading only between blocks, never the first block
+        // (that is the document's title) and never after a paragraph that goes on.
         if at_paragraph_start {
-            let kind = heading_kind(&text).or_else(|| {
-                (after_blank && next_is_break && is_plain_heading(&text)).then_some(HeadingKind::Section)
-            });
+            let plain = self.paragraph.is_empty()
+                && !self.blocks.is_empty()
+                && after_blank
+                && next_is_break
+                && is_plain_heading(&text);
+            let kind = heading_kind(&text).or(plain.then_some(HeadingKind::Section));
             if let Some(kind) = kind {
                 self.flush();
                 let level = match kind {
@@ -620,8 +753,9 @@ impl BlockBuilder {
             }
         }
 
-        if let Some(item) = strip_bullet(&text) {
-            if at_paragraph_start || !self.list.is_empty() {
+        if let Some((bullet, item)) = strip_bullet(&text) {
+            // "- " and "• " are unambiguous; a dash may also continue a sentence
+            if at_paragraph_start || !self.list.is_empty() || bullet != "– " {
                 self.flush_paragraph();
                 self.list.push(item.to_owned());
                 return;
@@ -642,9 +776,13 @@ impl BlockBuilder {
 
     fn flush_paragraph(&mut self) {
         let lines = std::mem::take(&mut self.paragraph);
-        let text = lines
-            .iter()
-            .fold(String::new(), |acc, l| if acc.is_empty() { l.clone() } else { join_lines(&acc, l) });
+        let text = lines.iter().fold(String::new(), |acc, l| {
+            if acc.is_empty() {
+                l.clone()
+            } else {
+                join_lines(&acc, l)
+            }
+        });
         let text = normalize_space(&text);
         if !text.is_empty() {
             self.blocks.push(Block::Paragraph { text });
@@ -672,15 +810,20 @@ impl BlockBuilder {
         let mut rows: Vec<Vec<String>> = table
             .rows
             .iter()
-            .map(|r| split_cells(r).into_iter().map(|c| normalize_space(&c)).collect())
+            .map(|r| {
+                split_cells(r)
+                    .into_iter()
+                    .map(|c| normalize_space(&c))
+                    .collect()
+            })
             .filter(|r: &Vec<String>| r.iter().any(|c| !c.is_empty()))
             .collect();
-        // A header marked in the source comes first anyway; nothing else to do with it.
-        let _ = table.header_rows;
         if rows.len() == 1 && rows[0].len() < 2 {
             // a lone indented line is a paragraph, not a table
             if let Some(row) = rows.pop() {
-                self.blocks.push(Block::Paragraph { text: row.join(" ") });
+                self.blocks.push(Block::Paragraph {
+                    text: row.join(" "),
+                });
             }
         } else if !rows.is_empty() {
             self.blocks.push(Block::Table { rows });
@@ -728,12 +871,64 @@ fn is_separator_row(line: &str) -> bool {
     line.contains("---") && line.chars().all(|c| "-|: –".contains(c))
 }
 
-fn strip_bullet(line: &str) -> Option<&str> {
+/// `- item` -> `("- ", "item")`.
+fn strip_bullet(line: &str) -> Option<(&'static str, &str)> {
     ["- ", "• ", "· ", "▪ ", "– ", "* ", "● ", "◦ ", "\u{f0b7} "]
         .iter()
-        .find_map(|b| line.strip_prefix(b))
-        .map(str::trim)
-        .filter(|rest| !rest.is_empty())
+        .find_map(|b| line.strip_prefix(b).map(|rest| (*b, rest.trim())))
+        .filter(|(_, rest)| !rest.is_empty())
+}
+
+/// A line this long at the start of a document is a wrapped title line (titles are set in a
+/// large font, so about 60-75 characters fill a line).
+const TITLE_LINE_CHARS: usize = 60;
+
+/// Whether a line can be the next line of a wrapped title: not a letterhead in capitals,
+/// not the start of the table of contents.
+fn continues_title(line: &str) -> bool {
+    const SECTION_WORDS: &[&str] = &[
+        "Inhaltsverzeichnis",
+        "Inhalt",
+        "Inhaltsübersicht",
+        "Präambel",
+        "Vorwort",
+    ];
+    line.to_uppercase() != line && !SECTION_WORDS.contains(&line)
+}
+
+/// Whether a line after a blank line continues the paragraph before: it starts in lowercase
+/// or with a parenthesis, and is not a numbered item (`a)`, `(1)`).
+fn continues_line(line: &str) -> bool {
+    let numbered = starts_numbered_paragraph(line, Some(&".".to_owned()));
+    !numbered && line.starts_with(|c: char| c.is_lowercase() || c == '(')
+}
+
+/// Words a paragraph cannot end with: articles, prepositions, conjunctions.
+const FUNCTION_WORDS: &[&str] = &[
+    "der", "die", "das", "des", "dem", "den", "ein", "eine", "einer", "eines", "einem", "einen",
+    "und", "oder", "sowie", "bzw.", "für", "über", "von", "vom", "zur", "zum", "zu", "im", "in",
+    "an", "am", "auf", "aus", "bei", "mit", "nach", "gegen", "ohne", "durch", "um", "unter", "vor",
+    "zwischen", "als", "wie", "gem.", "gemäß", "i.V.m.", "nach",
+];
+
+/// Whether a paragraph line obviously continues: it ends with a function word, a lowercase
+/// word (in German a sentence or title ends with a noun, a verb and a full stop, or a
+/// parenthesis; "der Gemeinde und schulischen" goes on), a hyphen, a comma or a dash, a
+/// month name (a date goes on with its year), or leaves a parenthesis open.
+fn is_dangling(line: &str) -> bool {
+    let line = line.trim_end();
+    let last_word = line.rsplit(' ').next().unwrap_or("");
+    let open = line.matches('(').count() > line.matches(')').count();
+    FUNCTION_WORDS.contains(&last_word)
+        || (last_word.chars().count() >= 3 && last_word.chars().all(char::is_lowercase))
+        || is_month(last_word)
+        || line.ends_with(['-', ',', '–'])
+        || open
+}
+
+/// Ends with punctuation that closes a clause.
+fn ends_clause(line: &str) -> bool {
+    line.trim_end().ends_with(['.', '!', '?', ';', ':'])
 }
 
 fn ends_sentence(line: &str) -> bool {
@@ -741,27 +936,71 @@ fn ends_sentence(line: &str) -> bool {
 }
 
 /// Whether `line` opens a new numbered paragraph: `(1)`, `(2a)` always; `1.`, `1.2`, `a)`,
-/// `aa)` when the previous line ended a clause (otherwise "bis zum\n31. März" would split).
+/// `aa)` when the previous line ended a clause (otherwise "bis zum\n31. März" would split),
+/// `1.` and `a)` also when they are not a date.
 fn starts_numbered_paragraph(line: &str, previous: Option<&String>) -> bool {
     let Some((marker, _)) = line.split_once(' ') else {
         return false;
     };
     if let Some(inner) = marker.strip_prefix('(').and_then(|m| m.strip_suffix(')')) {
         let digits = inner.trim_end_matches(|c: char| c.is_ascii_lowercase());
-        return !digits.is_empty() && digits.len() <= 2 && digits.bytes().all(|b| b.is_ascii_digit());
+        return !digits.is_empty()
+            && digits.len() <= 2
+            && digits.bytes().all(|b| b.is_ascii_digit());
     }
     let previous_closed = previous.is_some_and(|p| p.trim_end().ends_with(['.', ':', ';', ',']));
-    if !previous_closed {
+    let is_marker = if let Some(letters) = marker.strip_suffix(')') {
+        !letters.is_empty() && letters.len() <= 2 && letters.chars().all(|c| c.is_ascii_lowercase())
+    } else if let Some(number) = marker.strip_suffix('.') {
+        let numbered = !number.is_empty()
+            && number
+                .split('.')
+                .all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
+        // "a." items, only after a closed clause
+        let lettered =
+            number.len() == 1 && number.bytes().all(|b| b.is_ascii_lowercase()) && previous_closed;
+        numbered || lettered
+    } else {
+        false
+    };
+    if !is_marker {
         return false;
     }
-    if let Some(letters) = marker.strip_suffix(')') {
-        return !letters.is_empty() && letters.len() <= 2 && letters.chars().all(|c| c.is_ascii_lowercase());
-    }
-    if let Some(number) = marker.strip_suffix('.') {
-        return !number.is_empty()
-            && number.split('.').all(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()));
-    }
-    false
+    // The first item of an enumeration may follow a lead-in without colon ("für das Halten
+    // von" / "1. Hunden, die ..."), unless it is a date ("am" / "1. Januar").
+    let first_item = marker == "1." || marker == "a)";
+    let next_word = line[marker.len()..].split_whitespace().next().unwrap_or("");
+    previous_closed || (first_item && !is_month(next_word))
+}
+
+fn is_month(word: &str) -> bool {
+    const MONTHS: &[&str] = &[
+        "januar",
+        "jan",
+        "februar",
+        "feb",
+        "märz",
+        "mär",
+        "april",
+        "apr",
+        "mai",
+        "juni",
+        "jun",
+        "juli",
+        "jul",
+        "august",
+        "aug",
+        "september",
+        "sep",
+        "sept",
+        "oktober",
+        "okt",
+        "november",
+        "nov",
+        "dezember",
+        "dez",
+    ];
+    MONTHS.contains(&word.trim_end_matches(['.', ',']).to_lowercase().as_str())
 }
 
 /// Joins two lines of one paragraph, undoing hyphenation at the line break.
@@ -775,7 +1014,9 @@ fn join_lines(first: &str, second: &str) -> String {
         Some(stem) => {
             let next_word = second.split_whitespace().next().unwrap_or("");
             let lowercase = next_word.chars().next().is_some_and(char::is_lowercase);
-            const CONJUNCTIONS: &[&str] = &["und", "oder", "bzw.", "sowie", "bis", "als", "u.", "und/oder"];
+            const CONJUNCTIONS: &[&str] = &[
+                "und", "oder", "bzw.", "sowie", "bis", "als", "u.", "und/oder",
+            ];
             if lowercase && !CONJUNCTIONS.contains(&next_word) {
                 format!("{stem}{second}") // Hunde-|steuer -> Hundesteuer
             } else if lowercase {
@@ -788,28 +1029,15 @@ fn join_lines(first: &str, second: &str) -> String {
     }
 }
 
-/// Collapses whitespace runs to one space and trims; drops soft hyphens and zero-width spaces.
-fn normalize_space(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for word in text
-        .split(char::is_whitespace)
-        .map(|w| w.replace(['\u{ad}', '\u{200b}'], ""))
-        .filter(|w| !w.is_empty())
-    {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(&word);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn fixture(path: &str) -> Vec<u8> {
-        let full = format!("{}/../../shared/fixtures/sites/{path}", env!("CARGO_MANIFEST_DIR"));
+        let full = format!(
+            "{}/../../shared/fixtures/sites/{path}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
     }
 
@@ -830,7 +1058,8 @@ mod tests {
     #[test]
     fn feuerwehr_entschaedigung_pdf_is_structured() {
         let bytes = fixture("bad-boll/ortsrecht/bbo-satzung-feuerwehrentschaedigungssatzung.pdf");
-        let u = url("http://127.0.0.1:8089/ortsrecht/bbo-satzung-feuerwehrentschaedigungssatzung.pdf");
+        let u =
+            url("http://127.0.0.1:8089/ortsrecht/bbo-satzung-feuerwehrentschaedigungssatzung.pdf");
         let page = extract_pdf(&bytes, &u, Some("Satzung als PDF herunterladen")).unwrap();
         assert_eq!(page.kind, DocKind::Pdf);
         assert_eq!(page.url, u.as_str());
@@ -847,17 +1076,26 @@ mod tests {
             "§ 3 Zusätzliche Entschädigung",
             "§ 5 Inkrafttreten",
         ] {
-            assert!(h.contains(&(2, expected.to_owned())), "missing {expected}: {h:#?}");
+            assert!(
+                h.contains(&(2, expected.to_owned())),
+                "missing {expected}: {h:#?}"
+            );
         }
         // "§ 4 Abs. 4 GemO unbeachtlich, ..." continues a sentence: not a heading
         assert!(!h.iter().any(|(_, t)| t.contains("unbeachtlich")), "{h:#?}");
 
         let text = page.text();
         assert!(text.contains("dieser beträgt 15,00 € je Stunde."), "{text}");
-        assert!(text.contains("Fortbildungslehrgängen mit einer Dauer von bis zu zwei aufeinanderfolgenden Tagen"));
+        assert!(text.contains(
+            "Fortbildungslehrgängen mit einer Dauer von bis zu zwei aufeinanderfolgenden Tagen"
+        ));
         // numbered paragraphs are separate blocks, double spaces of justified text are gone
-        assert!(page.blocks.iter().any(|b| matches!(b, Block::Paragraph { text }
-            if text.starts_with("(2) Der Berechnung der Zeit ist die Dauer des Einsatzes"))));
+        assert!(
+            page.blocks
+                .iter()
+                .any(|b| matches!(b, Block::Paragraph { text }
+            if text.starts_with("(2) Der Berechnung der Zeit ist die Dauer des Einsatzes")))
+        );
         assert!(!text.contains("  "));
         // the fee table
         let table = page.blocks.iter().find_map(|b| match b {
@@ -890,13 +1128,19 @@ mod tests {
         let text = page.text();
         assert!(text.contains("Die Steuer beträgt im Kalenderjahr für jeden Hund 165,00 €."));
         // a paragraph running over a page break stays one paragraph
-        assert!(text.contains("entsprechenden Bruchteil der Jahressteuer."), "{text}");
+        assert!(
+            text.contains("entsprechenden Bruchteil der Jahressteuer."),
+            "{text}"
+        );
     }
 
     #[test]
     fn all_fixture_pdfs_extract_without_error() {
         for site in ["bad-boll", "konstanz"] {
-            let dir = format!("{}/../../shared/fixtures/sites/{site}/ortsrecht", env!("CARGO_MANIFEST_DIR"));
+            let dir = format!(
+                "{}/../../shared/fixtures/sites/{site}/ortsrecht",
+                env!("CARGO_MANIFEST_DIR")
+            );
             let entries = std::fs::read_dir(&dir).unwrap();
             let mut n = 0;
             for entry in entries {
@@ -905,8 +1149,12 @@ mod tests {
                     continue;
                 }
                 let bytes = std::fs::read(&path).unwrap();
-                let u = url(&format!("http://127.0.0.1:8089/ortsrecht/{}", path.file_name().unwrap().to_string_lossy()));
-                let page = extract_pdf(&bytes, &u, None).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+                let u = url(&format!(
+                    "http://127.0.0.1:8089/ortsrecht/{}",
+                    path.file_name().unwrap().to_string_lossy()
+                ));
+                let page =
+                    extract_pdf(&bytes, &u, None).unwrap_or_else(|e| panic!("{path:?}: {e}"));
                 assert!(page.title.len() > 5, "{path:?}: {}", page.title);
                 assert!(page.text().split_whitespace().count() > 30, "{path:?}");
                 n += 1;
@@ -918,7 +1166,10 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         let u = url("http://x/a.pdf");
-        assert!(matches!(extract_pdf(b"<html>nope</html>", &u, None), Err(PdfError::NotPdf)));
+        assert!(matches!(
+            extract_pdf(b"<html>nope</html>", &u, None),
+            Err(PdfError::NotPdf)
+        ));
         let broken = b"%PDF-1.4\n1 0 obj << /Type /Catalog /Pages 2 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF";
         assert!(extract_pdf(broken, &u, None).is_err());
         // truncated real file
@@ -939,7 +1190,8 @@ mod tests {
         assert_eq!(
             blocks,
             vec![Block::Paragraph {
-                text: "Die Hundesteuer gilt in Baden-Württemberg für Grün- und Erholungsanlagen.".into()
+                text: "Die Hundesteuer gilt in Baden-Württemberg für Grün- und Erholungsanlagen."
+                    .into()
             }]
         );
     }
@@ -967,14 +1219,37 @@ mod tests {
     #[test]
     fn heading_patterns() {
         assert_eq!(heading_kind("§ 5 Steuersatz"), Some(HeadingKind::Section));
-        assert_eq!(heading_kind("§ 12a Inkrafttreten"), Some(HeadingKind::Section));
+        assert_eq!(
+            heading_kind("§ 12a Inkrafttreten"),
+            Some(HeadingKind::Section)
+        );
         assert_eq!(heading_kind("§ 1"), Some(HeadingKind::Section));
         assert_eq!(heading_kind("Artikel 3"), Some(HeadingKind::Section));
-        assert_eq!(heading_kind("Art. 2 Änderung der Satzung"), Some(HeadingKind::Section));
+        assert_eq!(
+            heading_kind("Art. 2 Änderung der Satzung"),
+            Some(HeadingKind::Section)
+        );
         assert_eq!(heading_kind("I. Allgemeines"), Some(HeadingKind::Group));
-        assert_eq!(heading_kind("Abschnitt 1: Allgemeine Regelungen"), Some(HeadingKind::Group));
-        assert_eq!(heading_kind("2. Abschnitt Gebühren"), Some(HeadingKind::Group));
-        assert_eq!(heading_kind("§ 4 Abs. 4 GemO unbeachtlich, wenn sie nicht"), None);
+        assert_eq!(
+            heading_kind("Abschnitt 1: Allgemeine Regelungen"),
+            Some(HeadingKind::Group)
+        );
+        assert_eq!(
+            heading_kind("2. Abschnitt Gebühren"),
+            Some(HeadingKind::Group)
+        );
+        assert_eq!(
+            heading_kind("II - Anschluss und Benutzung"),
+            Some(HeadingKind::Group)
+        );
+        assert_eq!(
+            heading_kind("A. Erstattungsvoraussetzungen"),
+            Some(HeadingKind::Group)
+        );
+        assert_eq!(
+            heading_kind("§ 4 Abs. 4 GemO unbeachtlich, wenn sie nicht"),
+            None
+        );
         assert_eq!(heading_kind("§§ 2, 8 Abs. 2 KAG"), None);
         assert_eq!(heading_kind("§ 10 gilt entsprechend."), None);
         assert_eq!(heading_kind("Artikelgesetz vom 1. Mai"), None);
@@ -982,6 +1257,9 @@ mod tests {
         assert!(!is_plain_heading("Stand: Januar 2025"));
         assert!(!is_plain_heading("Bad Boll, den 7. November 2013"));
         assert!(!is_plain_heading("Satzung beschlossen."));
+        assert!(!is_plain_heading(
+            "Zu den Grundstücksentwässerungsanlagen gehören"
+        ));
     }
 
     #[test]
@@ -994,16 +1272,26 @@ mod tests {
     #[test]
     fn lists_and_tables() {
         let blocks = blocks_of(
-            "Inhaltsverzeichnis\n\n- § 1 Zweck\n- § 2 Gebühren für die Benutzung\nder Halle\n\n\
+            "Benutzungsordnung\n\nInhaltsverzeichnis\n\n- § 1 Zweck\n- § 2 Gebühren für die Benutzung\nder Halle\n\n\
              \x20  Raum    Gebühr   \n  ---  ---  \n   Saal    50 €   \n   Foyer mit\nKüche    20 €   \n",
         );
         assert_eq!(
             blocks,
             vec![
-                Block::Heading { level: 2, text: "Inhaltsverzeichnis".into(), anchor: None },
+                Block::Paragraph {
+                    text: "Benutzungsordnung".into()
+                },
+                Block::Heading {
+                    level: 2,
+                    text: "Inhaltsverzeichnis".into(),
+                    anchor: None
+                },
                 Block::List {
                     ordered: false,
-                    items: vec!["§ 1 Zweck".into(), "§ 2 Gebühren für die Benutzung der Halle".into()]
+                    items: vec![
+                        "§ 1 Zweck".into(),
+                        "§ 2 Gebühren für die Benutzung der Halle".into()
+                    ]
                 },
                 Block::Table {
                     rows: vec![
@@ -1036,15 +1324,23 @@ mod tests {
         assert!(!is_meaningful_info_title("Untitled"));
         assert!(!is_meaningful_info_title("bbo_satzung_2023"));
         assert!(is_meaningful_info_title("Hundesteuersatzung"));
-        assert_eq!(clean_link_text("Hundesteuersatzung (PDF, 120 KB)"), "Hundesteuersatzung");
+        assert_eq!(
+            clean_link_text("Hundesteuersatzung (PDF, 120 KB)"),
+            "Hundesteuersatzung"
+        );
         assert!(!is_meaningful_link_text("Satzung als PDF herunterladen"));
         assert!(!is_meaningful_link_text("PDF"));
-        assert!(is_meaningful_link_text("Feuerwehrsatzung der Gemeinde Bad Boll"));
+        assert!(is_meaningful_link_text(
+            "Feuerwehrsatzung der Gemeinde Bad Boll"
+        ));
         assert_eq!(
             title_from_file_name(&url("http://x/ortsrecht/bbo-satzung-hunde%20steuer.pdf")),
             "bbo satzung hunde steuer"
         );
-        assert_eq!(pdf_date("D:20240131120000+01'00'").as_deref(), Some("2024-01-31"));
+        assert_eq!(
+            pdf_date("D:20240131120000+01'00'").as_deref(),
+            Some("2024-01-31")
+        );
         assert_eq!(pdf_date("D:2024"), None);
     }
 }

@@ -132,7 +132,11 @@ pub fn retrieval(args: RetrievalArgs) -> Result<()> {
     let mut reports = vec![evaluate(&index, &qs, args.k, args.matching.options())?];
     if args.ablation {
         for (stem, compounds) in [(true, true), (true, false), (false, true), (false, false)] {
-            let o = MatchOptions { stem, compounds };
+            let o = MatchOptions {
+                stem,
+                compounds,
+                ..args.matching.options()
+            };
             if o != args.matching.options() {
                 reports.push(evaluate(&index, &qs, args.k, o)?);
             }

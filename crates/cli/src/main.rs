@@ -90,6 +90,9 @@ struct MatchArgs {
     /// Do not use compound n-grams (to measure compound handling).
     #[arg(long)]
     no_compounds: bool,
+    /// Do not restrict a query that names one town of the index to that town's site.
+    #[arg(long)]
+    no_town_filter: bool,
 }
 
 impl MatchArgs {
@@ -97,6 +100,7 @@ impl MatchArgs {
         MatchOptions {
             stem: !self.no_stem,
             compounds: !self.no_compounds,
+            town_filter: !self.no_town_filter,
         }
     }
 }

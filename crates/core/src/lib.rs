@@ -201,6 +201,9 @@ pub struct PageRecord {
     pub url: String,
     /// Origin of the site the page belongs to, e.g. `https://www.bad-boll.de`.
     pub site: String,
+    /// Name of the site's town as the site presents itself ("Gemeinde Bad Boll"), if known.
+    #[serde(default)]
+    pub site_name: Option<String>,
     pub collection: CollectionId,
     pub visibility: Visibility,
     pub kind: DocKind,

@@ -18,6 +18,12 @@ pub const STEM: &str = "de_stem";
 pub const PLAIN: &str = "de_plain";
 pub const GRAMS: &str = "de_grams";
 
+/// Words that name a kind of place rather than a town; ignored when matching town names
+/// ("Gemeinde Bad Boll" is named by "Bad Boll").
+pub const GENERIC_PLACE_WORDS: &str = "Gemeinde Stadt Markt Marktgemeinde Landkreis Kreis \
+    Kreisstadt Große Kreisstadt Hansestadt Samtgemeinde Verbandsgemeinde Amt Ortsgemeinde \
+    Landeshauptstadt Universitätsstadt Stadtverwaltung Gemeindeverwaltung Rathaus";
+
 /// Character n-gram length used for compound matching (chosen by measurement, see
 /// ARCHITECTURE.md).
 pub const GRAM_LEN: usize = 4;

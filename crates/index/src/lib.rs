@@ -67,6 +67,7 @@ struct Fields {
     doc_kind: Field,
     title: Field,
     heading: Field,
+    town: Field,
     body: Field,
     plain: Field,
     grams: Field,
@@ -95,6 +96,8 @@ fn schema() -> (Schema, Fields) {
         doc_kind: b.add_text_field("doc_kind", STRING | STORED),
         title: b.add_text_field("title", text(analysis::STEM) | STORED),
         heading: b.add_text_field("heading", text(analysis::STEM) | STORED),
+        // the town the chunk's site belongs to, so a question naming its town finds it
+        town: b.add_text_field("town", text(analysis::STEM) | STORED),
         body: b.add_text_field("body", text(analysis::STEM) | STORED),
         plain: b.add_text_field("plain", text(analysis::PLAIN)),
         grams: b.add_text_field("grams", text(analysis::GRAMS)),
@@ -113,6 +116,9 @@ pub struct MatchOptions {
     pub stem: bool,
     /// Add character n-grams for compounds.
     pub compounds: bool,
+    /// When the query names exactly one town of the index ("... in Bad Boll?"), search only
+    /// that town's site. Matters for regional installations with several towns.
+    pub town_filter: bool,
 }
 
 impl Default for MatchOptions {
@@ -120,6 +126,7 @@ impl Default for MatchOptions {
         MatchOptions {
             stem: true,
             compounds: true,
+            town_filter: true,
         }
     }
 }
@@ -292,6 +299,52 @@ impl SearchIndex {
         }
     }
 
+    /// Sites in the index with the town name each presents itself under: `(origin, name)`.
+    pub fn site_names(&self) -> Result<Vec<(String, String)>> {
+        let searcher = self.reader.searcher();
+        let q = term_query(self.fields.kind, KIND_SITE);
+        let top = searcher.search(&q, &TopDocs::with_limit(10_000).order_by_score())?;
+        let mut out = Vec::new();
+        for (_, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let get = |f: Field| doc.get_first(f).and_then(|v| v.as_str()).map(str::to_owned);
+            if let (Some(site), Some(name)) = (get(self.fields.site), get(self.fields.town)) {
+                out.push((site, name));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The one site whose town the query names, if exactly one is named.
+    fn named_site(&self, query: &str) -> Result<Option<String>> {
+        let sites = self.site_names()?;
+        if sites.len() < 2 {
+            return Ok(None);
+        }
+        let mut stem = analysis::stemmed_analyzer();
+        let query_terms: std::collections::HashSet<String> =
+            analysis::tokens(&mut stem, query).into_iter().collect();
+        let generic: std::collections::HashSet<String> =
+            analysis::tokens(&mut stem, analysis::GENERIC_PLACE_WORDS).into_iter().collect();
+        let mut named: Vec<&str> = sites
+            .iter()
+            .filter(|(_, name)| {
+                let distinctive: Vec<String> = analysis::tokens(&mut stem, name)
+                    .into_iter()
+                    .filter(|t| !generic.contains(t))
+                    .collect();
+                !distinctive.is_empty() && distinctive.iter().all(|t| query_terms.contains(t))
+            })
+            .map(|(site, _)| site.as_str())
+            .collect();
+        named.dedup();
+        Ok(match named.as_slice() {
+            [one] => Some((*one).to_owned()),
+            _ => None,
+        })
+    }
+
     /// The chunks of one page, in order (for tests and inspection).
     pub fn page_chunks(&self, url: &str) -> Result<Vec<Hit>> {
         let searcher = self.reader.searcher();
@@ -363,7 +416,12 @@ impl SearchIndex {
             (Occur::Must, Box::new(BooleanQuery::new(scope))),
             (Occur::Must, Box::new(BooleanQuery::new(should))),
         ];
-        if let Some(site) = req.site {
+        let named = if req.site.is_none() && req.options.town_filter {
+            self.named_site(req.query)?
+        } else {
+            None
+        };
+        if let Some(site) = req.site.or(named.as_deref()) {
             must.push((Occur::Must, term_query(f.site, site)));
         }
         let query = BooleanQuery::new(must);
@@ -527,6 +585,9 @@ impl IndexWriter {
         );
         doc.add_text(f.title, &c.page_title);
         doc.add_text(f.heading, &heading);
+        if let Some(town) = &record.site_name {
+            doc.add_text(f.town, town);
+        }
         doc.add_text(f.body, &c.text);
         let all = format!("{}\n{}\n{}", c.page_title, heading, c.text);
         doc.add_text(f.plain, &all);
@@ -549,7 +610,12 @@ impl IndexWriter {
     }
 
     /// Store a site's state (learned crawl hints).
-    pub fn put_site_state<T: Serialize>(&mut self, site: &str, state: &T) -> Result<()> {
+    pub fn put_site_state<T: Serialize>(
+        &mut self,
+        site: &str,
+        site_name: Option<&str>,
+        state: &T,
+    ) -> Result<()> {
         let f = self.fields;
         let key = format!("{KIND_SITE}:{site}");
         self.inner.delete_term(Term::from_field_text(f.key, &key));
@@ -557,6 +623,9 @@ impl IndexWriter {
         doc.add_text(f.kind, KIND_SITE);
         doc.add_text(f.key, &key);
         doc.add_text(f.site, site);
+        if let Some(name) = site_name {
+            doc.add_text(f.town, name);
+        }
         doc.add_text(f.record, serde_json::to_string(state)?);
         self.inner.add_document(doc)?;
         Ok(())

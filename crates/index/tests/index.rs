@@ -7,6 +7,7 @@ fn record(url: &str, collection: &str, visibility: Visibility) -> PageRecord {
     PageRecord {
         url: url.into(),
         site: "http://town".into(),
+        site_name: None,
         collection: CollectionId(collection.into()),
         visibility,
         kind: DocKind::Html,
@@ -140,7 +141,7 @@ fn records_round_trip_and_removal_is_complete() {
         .upsert(&r, Some(&page(&r.url, "A", "Friedhofsgebühren")))
         .unwrap();
     assert_eq!(n, 1);
-    w.put_site_state("http://town", &vec!["print".to_owned()])
+    w.put_site_state("http://town", Some("Gemeinde Town"), &vec!["print".to_owned()])
         .unwrap();
     w.commit().unwrap();
     idx.reload().unwrap();
@@ -192,4 +193,35 @@ fn an_index_of_another_schema_version_is_refused_with_a_clear_error() {
     std::fs::write(dir.path().join("LOTSE_SCHEMA_VERSION"), "0").unwrap();
     let err = SearchIndex::open(dir.path()).err().unwrap().to_string();
     assert!(err.contains("schema version 0"), "{err}");
+}
+
+#[test]
+fn a_query_naming_one_town_searches_that_towns_site() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = SearchIndex::open(dir.path()).unwrap();
+    let mut w = idx.writer().unwrap();
+    for (site, name) in [("http://boll", "Gemeinde Bad Boll"), ("http://kn", "Stadt Konstanz")] {
+        let mut r = record(&format!("{site}/hund/"), "website", Visibility::Public);
+        r.site = site.into();
+        r.site_name = Some(name.into());
+        // the other town's page matches the words better
+        let body = if site == "http://kn" {
+            "Hundesteuer Hundesteuer Hundesteuer für jeden Hund"
+        } else {
+            "Die Steuer für einen Hund"
+        };
+        w.upsert(&r, Some(&page(&r.url, "Hundesteuer", body))).unwrap();
+        w.put_site_state(site, Some(name), &()).unwrap();
+    }
+    w.commit().unwrap();
+    idx.reload().unwrap();
+    assert_eq!(idx.site_names().unwrap().len(), 2);
+    let scope = CollectionScope::public_website();
+    assert_eq!(search(&idx, "Hundesteuer in Bad Boll", &scope), ["http://boll/hund/"]);
+    assert_eq!(search(&idx, "Hundesteuer in Konstanz", &scope), ["http://kn/hund/"]);
+    // no town named, or both: both sites
+    assert_eq!(search(&idx, "Hundesteuer", &scope).len(), 2);
+    assert_eq!(search(&idx, "Hundesteuer Konstanz oder Bad Boll", &scope).len(), 2);
+    // "Bad" alone does not name Bad Boll
+    assert_eq!(search(&idx, "Hundesteuer Bad", &scope).len(), 2);
 }
