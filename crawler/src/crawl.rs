@@ -428,7 +428,11 @@ impl Crawler<'_> {
 
     /// Strip boilerplate learned so far, write pending documents and commit atomically.
     fn flush(&mut self) -> Result<(), CrawlError> {
-        let site_name = self.cfg.site_name.clone().or_else(|| self.state.site_name());
+        let site_name = self
+            .cfg
+            .site_name
+            .clone()
+            .or_else(|| self.state.site_name());
         for mut p in std::mem::take(&mut self.pending) {
             p.record.site_name = site_name.clone();
             if let Some(page) = p.page.as_mut() {
@@ -532,8 +536,7 @@ impl Crawler<'_> {
         let mut fetched = HashSet::new();
         let mut entries: Vec<(Url, Option<String>)> = Vec::new();
         while let Some(sm) = queue.pop_front() {
-            if fetched.len() >= 50 || !fetched.insert(sm.to_string()) || !self.scope.contains(&sm)
-            {
+            if fetched.len() >= 50 || !fetched.insert(sm.to_string()) || !self.scope.contains(&sm) {
                 continue;
             }
             self.summary.requests += 1;
@@ -666,7 +669,10 @@ impl Crawler<'_> {
                         self.enqueue(to, task.depth, task.link_text, true);
                     }
                     Some(_) => self.summary.skip("redirect_out_of_scope"),
-                    None => self.summary.fail(&task.url, format!("http_{status}: redirect without location")),
+                    None => self.summary.fail(
+                        &task.url,
+                        format!("http_{status}: redirect without location"),
+                    ),
                 }
             }
             Outcome::Status {
@@ -759,7 +765,8 @@ impl Crawler<'_> {
                     return Ok(());
                 }
                 Err(e) => {
-                    self.summary.fail(&url, format!("pdf: extraction crashed: {e}"));
+                    self.summary
+                        .fail(&url, format!("pdf: extraction crashed: {e}"));
                     return Ok(());
                 }
             }
@@ -774,7 +781,8 @@ impl Crawler<'_> {
             let ex = match res {
                 Ok(ex) => ex,
                 Err(e) => {
-                    self.summary.fail(&url, format!("html: extraction crashed: {e}"));
+                    self.summary
+                        .fail(&url, format!("html: extraction crashed: {e}"));
                     return Ok(());
                 }
             };
@@ -783,6 +791,9 @@ impl Crawler<'_> {
             } else {
                 ex.links.into_iter().map(|l| (l.url, l.text)).collect()
             };
+            if let Some(name) = ex.site_name.filter(|n| n.chars().count() <= 80) {
+                *self.state.site_names.entry(name).or_default() += 1;
+            }
             (ex.page, ex.canonical, links, ex.noindex)
         } else {
             self.summary.skip("content_type");

@@ -145,7 +145,9 @@ fn pattern_matches(pattern: &str, path: &str) -> bool {
     }
     if anchored {
         // the last literal part must end the path (an empty last part after '*' matches all)
-        parts.last().is_some_and(|last| last.is_empty() && parts.len() > 1)
+        parts
+            .last()
+            .is_some_and(|last| last.is_empty() && parts.len() > 1)
             || path.len() == pos
             || parts.last().is_some_and(|last| path.ends_with(last))
     } else {
@@ -195,7 +197,10 @@ mod tests {
 
     #[test]
     fn garbage_does_not_panic() {
-        let r = Robots::parse("\u{0}\u{ffff}::::\nDisallow\nCrawl-delay: -5\nCrawl-delay: NaN", "lotse");
+        let r = Robots::parse(
+            "\u{0}\u{ffff}::::\nDisallow\nCrawl-delay: -5\nCrawl-delay: NaN",
+            "lotse",
+        );
         assert!(r.allowed("/"));
         assert_eq!(r.crawl_delay, None);
     }

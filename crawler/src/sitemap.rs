@@ -15,7 +15,7 @@ pub struct Sitemap {
 /// Parse a sitemap or sitemap index document.
 pub fn parse(xml: &str) -> Sitemap {
     let mut reader = Reader::from_str(xml);
-    reader.config_mut().trim_text(true);
+    reader.config_mut().trim_text(false);
     let mut out = Sitemap::default();
     let mut in_index = false;
     let mut current_tag = String::new();
@@ -35,33 +35,41 @@ pub fn parse(xml: &str) -> Sitemap {
                 current_tag = name;
             }
             Ok(Event::Text(t)) => {
-                let text = t
-                    .decode()
-                    .map(|c| c.into_owned())
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned();
-                let text = unescape_entities(&text);
-                match current_tag.as_str() {
-                    "loc" => loc = Some(text),
-                    "lastmod" => lastmod = Some(text),
-                    _ => {}
-                }
+                let text = t.decode().map(|c| c.into_owned()).unwrap_or_default();
+                push_text(&current_tag, &text, &mut loc, &mut lastmod);
+            }
+            // quick-xml reports entities (`&amp;`, `&#38;`) as separate events
+            Ok(Event::GeneralRef(r)) => {
+                let text = match r.resolve_char_ref() {
+                    Ok(Some(c)) => c.to_string(),
+                    _ => match r.decode().as_deref() {
+                        Ok("amp") => "&".to_owned(),
+                        Ok("lt") => "<".to_owned(),
+                        Ok("gt") => ">".to_owned(),
+                        Ok("quot") => "\"".to_owned(),
+                        Ok("apos") => "'".to_owned(),
+                        _ => String::new(),
+                    },
+                };
+                push_text(&current_tag, &text, &mut loc, &mut lastmod);
             }
             Ok(Event::CData(t)) => {
-                let text = String::from_utf8_lossy(&t).trim().to_owned();
-                if current_tag == "loc" {
-                    loc = Some(text);
-                }
+                let text = String::from_utf8_lossy(&t).into_owned();
+                push_text(&current_tag, &text, &mut loc, &mut lastmod);
             }
             Ok(Event::End(e)) => {
                 let name = local_name(e.local_name().as_ref());
                 if name == "url" || name == "sitemap" {
-                    if let Some(l) = loc.take() {
+                    if let Some(l) = loc
+                        .take()
+                        .map(|l| l.trim().to_owned())
+                        .filter(|l| !l.is_empty())
+                    {
                         if in_index || name == "sitemap" {
                             out.sitemaps.push(l);
                         } else {
-                            out.urls.push((l, lastmod.take()));
+                            let lm = lastmod.take().map(|m| m.trim().to_owned());
+                            out.urls.push((l, lm.filter(|m| !m.is_empty())));
                         }
                     }
                 }
@@ -74,20 +82,17 @@ pub fn parse(xml: &str) -> Sitemap {
     out
 }
 
-fn local_name(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).to_ascii_lowercase()
+fn push_text(tag: &str, text: &str, loc: &mut Option<String>, lastmod: &mut Option<String>) {
+    let target = match tag {
+        "loc" => loc,
+        "lastmod" => lastmod,
+        _ => return,
+    };
+    target.get_or_insert_with(String::new).push_str(text);
 }
 
-/// The five XML entities (quick-xml's `decode` does not unescape).
-fn unescape_entities(s: &str) -> String {
-    if !s.contains('&') {
-        return s.to_owned();
-    }
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
+fn local_name(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -112,9 +117,7 @@ mod tests {
 
     #[test]
     fn sitemap_index() {
-        let s = parse(
-            "<sitemapindex><sitemap><loc>http://x/s1.xml</loc></sitemap></sitemapindex>",
-        );
+        let s = parse("<sitemapindex><sitemap><loc>http://x/s1.xml</loc></sitemap></sitemapindex>");
         assert_eq!(s.sitemaps, ["http://x/s1.xml"]);
         assert!(s.urls.is_empty());
     }

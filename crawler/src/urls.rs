@@ -5,13 +5,30 @@ use url::Url;
 
 /// Query parameters that never change content: analytics and session tracking.
 const TRACKING_PARAMS: &[&str] = &[
-    "fbclid", "gclid", "dclid", "msclkid", "yclid", "mc_cid", "mc_eid", "_ga", "_gl", "igshid",
-    "phpsessid", "jsessionid", "sid", "sessionid", "cid_ref", "ref_src",
+    "fbclid",
+    "gclid",
+    "dclid",
+    "msclkid",
+    "yclid",
+    "mc_cid",
+    "mc_eid",
+    "_ga",
+    "_gl",
+    "igshid",
+    "phpsessid",
+    "jsessionid",
+    "sid",
+    "sessionid",
+    "cid_ref",
+    "ref_src",
 ];
 
 fn is_tracking(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n.starts_with("utm_") || n.starts_with("pk_") || n.starts_with("mtm_") || TRACKING_PARAMS.contains(&n.as_str())
+    n.starts_with("utm_")
+        || n.starts_with("pk_")
+        || n.starts_with("mtm_")
+        || TRACKING_PARAMS.contains(&n.as_str())
 }
 
 /// Normalise a URL for fetching and deduplication: no fragment, no tracking parameters, no
@@ -56,14 +73,20 @@ impl Scope {
     pub fn new(start: &Url, extra_prefixes: &[Url]) -> Scope {
         Scope {
             origin: origin(start),
-            extra_prefixes: extra_prefixes.iter().map(|u| u.as_str().to_owned()).collect(),
+            extra_prefixes: extra_prefixes
+                .iter()
+                .map(|u| u.as_str().to_owned())
+                .collect(),
         }
     }
 
     pub fn contains(&self, url: &Url) -> bool {
         matches!(url.scheme(), "http" | "https")
             && (origin(url) == self.origin
-                || self.extra_prefixes.iter().any(|p| url.as_str().starts_with(p.as_str())))
+                || self
+                    .extra_prefixes
+                    .iter()
+                    .any(|p| url.as_str().starts_with(p.as_str())))
     }
 }
 
@@ -173,9 +196,15 @@ mod tests {
             normalize(&u("http://x/a/?utm_source=nl&b=2&a=1#top"), &none).as_str(),
             "http://x/a/?a=1&b=2"
         );
-        assert_eq!(normalize(&u("http://x/a/?fbclid=1"), &none).as_str(), "http://x/a/");
+        assert_eq!(
+            normalize(&u("http://x/a/?fbclid=1"), &none).as_str(),
+            "http://x/a/"
+        );
         let learned: HashSet<String> = ["print".to_owned()].into();
-        assert_eq!(normalize(&u("http://x/a/?print=1"), &learned).as_str(), "http://x/a/");
+        assert_eq!(
+            normalize(&u("http://x/a/?print=1"), &learned).as_str(),
+            "http://x/a/"
+        );
         assert_eq!(
             normalize(&u("http://x/a;jsessionid=ABC"), &none).as_str(),
             "http://x/a"
@@ -187,8 +216,7 @@ mod tests {
         let mut g = TrapGuard::new(5);
         let mut admitted = 0;
         for m in 0..100 {
-            if g
-                .admit(&u(&format!("http://x/kalender/?monat=2026-{m:03}")))
+            if g.admit(&u(&format!("http://x/kalender/?monat=2026-{m:03}")))
                 .is_ok()
             {
                 admitted += 1;
@@ -211,12 +239,17 @@ mod tests {
             ["print"]
         );
         assert!(params_dropped_by_canonical(&u("http://x/a/?id=1"), &u("http://x/b/")).is_empty());
-        assert!(params_dropped_by_canonical(&u("http://x/a/?id=1"), &u("http://x/a/?id=2")).is_empty());
+        assert!(
+            params_dropped_by_canonical(&u("http://x/a/?id=1"), &u("http://x/a/?id=2")).is_empty()
+        );
     }
 
     #[test]
     fn scope_is_origin_plus_prefixes() {
-        let s = Scope::new(&u("http://town:8089/"), &[u("http://files.town/ortsrecht/")]);
+        let s = Scope::new(
+            &u("http://town:8089/"),
+            &[u("http://files.town/ortsrecht/")],
+        );
         assert!(s.contains(&u("http://town:8089/x")));
         assert!(!s.contains(&u("http://town:8090/x")));
         assert!(s.contains(&u("http://files.town/ortsrecht/a.pdf")));

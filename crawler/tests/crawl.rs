@@ -10,7 +10,11 @@ use lotse_testsite::{Body, Route, ServerOptions, SiteServer};
 use url::Url;
 
 fn fixtures() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures")).to_owned()
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures"
+    ))
+    .to_owned()
 }
 
 fn config(origin: &str) -> CrawlConfig {
@@ -104,7 +108,11 @@ fn bad_boll_is_crawled_completely_politely_and_cleanly() {
     for r in &requests {
         assert!(!r.path.starts_with("/intern/"), "fetched {}", r.path);
         assert!(!r.path.starts_with("/suche"), "fetched {}", r.path);
-        assert!(r.user_agent.starts_with("lotse/"), "user agent {}", r.user_agent);
+        assert!(
+            r.user_agent.starts_with("lotse/"),
+            "user agent {}",
+            r.user_agent
+        );
     }
     assert!(summary.skipped_robots >= 1);
     // the endless calendar is stopped after a bounded number of requests
@@ -112,13 +120,26 @@ fn bad_boll_is_crawled_completely_politely_and_cleanly() {
         .iter()
         .filter(|r| r.path.starts_with("/veranstaltungen/kalender/"))
         .count();
-    assert!((1..=12).contains(&calendar), "calendar requests: {calendar}");
+    assert!(
+        (1..=12).contains(&calendar),
+        "calendar requests: {calendar}"
+    );
     // the redirect is followed
-    assert!(requests.iter().any(|r| r.path == "/alt/satzungen.html" && r.status == 301));
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path == "/alt/satzungen.html" && r.status == 301)
+    );
     // 404 and 503 are recorded without aborting
     let failed: Vec<&str> = summary.failures.iter().map(|f| f.reason.as_str()).collect();
-    assert!(failed.iter().any(|f| f.starts_with("http_404")), "{failed:?}");
-    assert!(failed.iter().any(|f| f.starts_with("http_503")), "{failed:?}");
+    assert!(
+        failed.iter().any(|f| f.starts_with("http_404")),
+        "{failed:?}"
+    );
+    assert!(
+        failed.iter().any(|f| f.starts_with("http_503")),
+        "{failed:?}"
+    );
     // print versions are not indexed twice
     assert!(records.iter().all(|r| !r.url.contains("print=")));
     let hundesteuer = format!("{origin}/ortsrecht/bbo-satzung-erhebung-hundesteuer/");
@@ -188,7 +209,10 @@ fn recrawl_downloads_nothing_unchanged_and_removes_deleted_pages() {
     assert_eq!(second.removed, 0);
     let with_validators = before.iter().filter(|r| r.etag.is_some()).count();
     assert!(with_validators >= 70);
-    assert!(second.not_modified as usize >= with_validators, "{with_validators}");
+    assert!(
+        second.not_modified as usize >= with_validators,
+        "{with_validators}"
+    );
     // every document that has validators was revalidated, not downloaded
     for r in server.requests() {
         let is_doc = before
@@ -202,7 +226,14 @@ fn recrawl_downloads_nothing_unchanged_and_removes_deleted_pages() {
     let after = index.page_records(&origin).unwrap();
     let strip = |rs: &[lotse_core::PageRecord]| {
         rs.iter()
-            .map(|r| (r.url.clone(), r.content_hash.clone(), r.n_chunks, r.etag.clone()))
+            .map(|r| {
+                (
+                    r.url.clone(),
+                    r.content_hash.clone(),
+                    r.n_chunks,
+                    r.etag.clone(),
+                )
+            })
             .collect::<Vec<_>>()
     };
     assert_eq!(strip(&before), strip(&after));
@@ -217,7 +248,11 @@ fn recrawl_downloads_nothing_unchanged_and_removes_deleted_pages() {
     assert!(records.iter().all(|r| r.url != gone));
     assert!(index.page_chunks(&gone).unwrap().is_empty());
     // its PDF was linked only from that page: no longer linked, not in the sitemap, so gone too
-    assert!(records.iter().all(|r| r.url != format!("{origin}/ortsrecht/bbo-satzung-freibad.pdf")));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.url != format!("{origin}/ortsrecht/bbo-satzung-freibad.pdf"))
+    );
     assert_eq!(third.removed, 2, "{third:?}");
     // everything else stays
     assert_eq!(records.len(), before.len() - 2);
@@ -323,7 +358,12 @@ fn bad_input_is_skipped_with_reasons_and_never_corrupts_the_index() {
     assert!(summary.complete);
     assert_eq!(summary.skipped.get("too_large"), Some(&1));
     assert_eq!(summary.skipped.get("content_type"), Some(&1));
-    assert!(summary.failures.iter().any(|f| f.url.ends_with("/falsch.pdf") && f.reason.starts_with("pdf")));
+    assert!(
+        summary
+            .failures
+            .iter()
+            .any(|f| f.url.ends_with("/falsch.pdf") && f.reason.starts_with("pdf"))
+    );
     // 429 with Retry-After: 1 was honoured and the page came on the second try
     assert!(started.elapsed() >= Duration::from_secs(1));
     let urls: Vec<String> = index
@@ -336,7 +376,12 @@ fn bad_input_is_skipped_with_reasons_and_never_corrupts_the_index() {
     assert!(urls.contains(&format!("{origin}/kaputt/")), "{urls:?}");
     // the legacy page was decoded correctly
     let chunks = index.page_chunks(&format!("{origin}/alt/")).unwrap();
-    assert!(chunks.iter().any(|c| c.text.contains("Straßenreinigung beträgt 12 Euro")), "{chunks:?}");
+    assert!(
+        chunks
+            .iter()
+            .any(|c| c.text.contains("Straßenreinigung beträgt 12 Euro")),
+        "{chunks:?}"
+    );
     // the index opens cleanly again
     drop(index);
     let index = SearchIndex::open(&dir).unwrap();

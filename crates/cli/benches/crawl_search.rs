@@ -12,7 +12,11 @@ use lotse_testsite::SiteServer;
 use url::Url;
 
 fn fixtures() -> std::path::PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures")).to_owned()
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures"
+    ))
+    .to_owned()
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -85,12 +89,13 @@ fn main() {
     let bad_boll = SiteServer::start(fixtures().join("sites/bad-boll")).unwrap();
     rt.block_on(crawl(&config(&bad_boll.origin()), &index, &NoProgress))
         .unwrap();
-    let questions: Vec<String> = std::fs::read_to_string(fixtures().join("questions/bad-boll.dev.jsonl"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["question"].as_str().map(str::to_owned))
-        .collect();
+    let questions: Vec<String> =
+        std::fs::read_to_string(fixtures().join("questions/bad-boll.dev.jsonl"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["question"].as_str().map(str::to_owned))
+            .collect();
     let scope = CollectionScope::public_website();
     let search = |q: &str| {
         index

@@ -83,7 +83,12 @@ fn load(path: &PathBuf, site: &str) -> Result<Vec<Question>> {
     Ok(out)
 }
 
-fn evaluate(index: &SearchIndex, qs: &[Question], k: usize, options: MatchOptions) -> Result<RetrievalReport> {
+fn evaluate(
+    index: &SearchIndex,
+    qs: &[Question],
+    k: usize,
+    options: MatchOptions,
+) -> Result<RetrievalReport> {
     let scope = CollectionScope::public_website();
     let (mut r1, mut rk, mut mrr) = (0.0, 0.0, 0.0);
     let mut misses = Vec::new();
@@ -95,8 +100,13 @@ fn evaluate(index: &SearchIndex, qs: &[Question], k: usize, options: MatchOption
             site: None,
             options,
         })?;
-        let urls: Vec<&str> = distinct_urls(&hits).iter().map(|h| h.url.as_str()).collect();
-        let rank = urls.iter().position(|u| q.expected_urls.iter().any(|e| e == u));
+        let urls: Vec<&str> = distinct_urls(&hits)
+            .iter()
+            .map(|h| h.url.as_str())
+            .collect();
+        let rank = urls
+            .iter()
+            .position(|u| q.expected_urls.iter().any(|e| e == u));
         if rank == Some(0) {
             r1 += 1.0;
         }
@@ -128,7 +138,11 @@ fn evaluate(index: &SearchIndex, qs: &[Question], k: usize, options: MatchOption
 pub fn retrieval(args: RetrievalArgs) -> Result<()> {
     let index = super::open_index(&args.data)?;
     let qs = load(&args.questions, &args.site)?;
-    anyhow::ensure!(!qs.is_empty(), "no questions in {}", args.questions.display());
+    anyhow::ensure!(
+        !qs.is_empty(),
+        "no questions in {}",
+        args.questions.display()
+    );
     let mut reports = vec![evaluate(&index, &qs, args.k, args.matching.options())?];
     if args.ablation {
         for (stem, compounds) in [(true, true), (true, false), (false, true), (false, false)] {
@@ -150,16 +164,30 @@ pub fn retrieval(args: RetrievalArgs) -> Result<()> {
         };
         println!("{v}");
     } else {
-        println!("{:<28} {:>9} {:>9} {:>7}", "mode", "recall@1", format!("recall@{}", args.k), "MRR");
+        println!(
+            "{:<28} {:>9} {:>9} {:>7}",
+            "mode",
+            "recall@1",
+            format!("recall@{}", args.k),
+            "MRR"
+        );
         for r in &reports {
             let mode = format!(
                 "bm25 {} {}",
                 if r.stem { "stemmed" } else { "plain" },
                 if r.compounds { "+compounds" } else { "" }
             );
-            println!("{:<28} {:>9.3} {:>9.3} {:>7.3}", mode, r.recall_at_1, r.recall_at_k, r.mrr);
+            println!(
+                "{:<28} {:>9.3} {:>9.3} {:>7.3}",
+                mode, r.recall_at_1, r.recall_at_k, r.mrr
+            );
         }
-        println!("{} questions; {} misses at k={} (first mode)", reports[0].questions, reports[0].misses.len(), args.k);
+        println!(
+            "{} questions; {} misses at k={} (first mode)",
+            reports[0].questions,
+            reports[0].misses.len(),
+            args.k
+        );
     }
     Ok(())
 }

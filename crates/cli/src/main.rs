@@ -57,8 +57,15 @@ struct CrawlArgs {
     #[arg(long, default_value_t = 30)]
     timeout_s: u64,
     /// Contact URL for the User-Agent (`lotse/<version> (+URL)`).
-    #[arg(long, env = "LOTSE_CONTACT_URL", default_value = "https://github.com/lotse")]
+    #[arg(
+        long,
+        env = "LOTSE_CONTACT_URL",
+        default_value = "https://github.com/lotse"
+    )]
     contact: String,
+    /// The town's name as citizens say it, e.g. "Stadt Nettetal" (learned from the site if unset).
+    #[arg(long)]
+    site_name: Option<String>,
     /// Further URL prefixes that belong to the site (repeatable).
     #[arg(long = "extra-prefix")]
     extra_prefixes: Vec<String>,
@@ -175,6 +182,7 @@ fn crawl(args: CrawlArgs) -> Result<()> {
     cfg.max_response_bytes = args.max_bytes;
     cfg.request_timeout = Duration::from_secs(args.timeout_s.max(1));
     cfg.contact_url = args.contact;
+    cfg.site_name = args.site_name;
     cfg.extra_prefixes = args
         .extra_prefixes
         .iter()
@@ -183,8 +191,10 @@ fn crawl(args: CrawlArgs) -> Result<()> {
     let index = open_index(&args.data)?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos}/{len} requests {wide_bar} {elapsed}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {pos}/{len} requests {wide_bar} {elapsed}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let progress = Bar(bar);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -201,8 +211,15 @@ fn crawl(args: CrawlArgs) -> Result<()> {
 }
 
 fn print_summary(s: &CrawlSummary) {
-    println!("Crawl of {} finished in {:.1} s", s.site, s.duration_ms as f64 / 1000.0);
-    println!("  indexed (new or changed): {} ({} PDFs)", s.pages_indexed, s.pdfs);
+    println!(
+        "Crawl of {} finished in {:.1} s",
+        s.site,
+        s.duration_ms as f64 / 1000.0
+    );
+    println!(
+        "  indexed (new or changed): {} ({} PDFs)",
+        s.pages_indexed, s.pdfs
+    );
     println!("  not modified (304):       {}", s.not_modified);
     println!("  unchanged content:        {}", s.unchanged);
     println!("  skipped by robots.txt:    {}", s.skipped_robots);
@@ -219,7 +236,11 @@ fn print_summary(s: &CrawlSummary) {
         "  in the index now:         {} documents, {} chunks{}",
         s.pages_total,
         s.chunks_total,
-        if s.complete { "" } else { " (crawl stopped at --max-pages; nothing removed)" }
+        if s.complete {
+            ""
+        } else {
+            " (crawl stopped at --max-pages; nothing removed)"
+        }
     );
 }
 
@@ -260,7 +281,16 @@ fn search(args: SearchArgs) -> Result<()> {
         println!("no hits");
     } else {
         for (i, h) in hits.iter().enumerate() {
-            println!("{}. {} [{:.2}]\n   {} › {}\n   {}\n   {}\n", i + 1, h.title, h.score, h.title, h.heading, h.deep_link, h.snippet);
+            println!(
+                "{}. {} [{:.2}]\n   {} › {}\n   {}\n   {}\n",
+                i + 1,
+                h.title,
+                h.score,
+                h.title,
+                h.heading,
+                h.deep_link,
+                h.snippet
+            );
         }
     }
     Ok(())

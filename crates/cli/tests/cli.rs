@@ -7,7 +7,11 @@ use std::process::{Command, Output};
 use lotse_testsite::SiteServer;
 
 fn fixtures() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures")).to_owned()
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures"
+    ))
+    .to_owned()
 }
 
 fn lotse(args: &[&str]) -> Output {
@@ -26,7 +30,10 @@ fn json(out: &Output) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not json ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "stdout is not json ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
 
@@ -68,12 +75,27 @@ fn crawl_search_and_eval_two_towns() {
         "4",
         "--json",
     ]));
-    for key in ["pages_indexed", "pdfs", "not_modified", "skipped_robots", "failed", "removed"] {
+    for key in [
+        "pages_indexed",
+        "pdfs",
+        "not_modified",
+        "skipped_robots",
+        "failed",
+        "removed",
+    ] {
         assert!(summary[key].is_u64(), "{key} missing in {summary}");
     }
     assert!(summary["pages_indexed"].as_u64().unwrap() >= 65);
 
-    let hits = json(&lotse(&["search", "Was kostet ein zweiter Hund?", "--data", data, "--limit", "5", "--json"]));
+    let hits = json(&lotse(&[
+        "search",
+        "Was kostet ein zweiter Hund?",
+        "--data",
+        data,
+        "--limit",
+        "5",
+        "--json",
+    ]));
     let hits = hits.as_array().unwrap();
     assert!(!hits.is_empty());
     for h in hits {
@@ -82,10 +104,18 @@ fn crawl_search_and_eval_two_towns() {
         }
         assert!(h["url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
     }
-    assert!(hits.iter().take(3).any(|h| h["url"].as_str().unwrap().contains("hundesteuer")), "{hits:?}");
+    assert!(
+        hits.iter()
+            .take(3)
+            .any(|h| h["url"].as_str().unwrap().contains("hundesteuer")),
+        "{hits:?}"
+    );
 
     let one = eval(data, &bad_boll.origin(), &[]);
-    eprintln!("bad-boll alone: r@1 {} r@5 {} mrr {}", one["recall_at_1"], one["recall_at_k"], one["mrr"]);
+    eprintln!(
+        "bad-boll alone: r@1 {} r@5 {} mrr {}",
+        one["recall_at_1"], one["recall_at_k"], one["mrr"]
+    );
     assert!(one["recall_at_k"].as_f64().unwrap() >= 0.92, "{one}");
     assert!(one["mrr"].as_f64().unwrap() >= 0.82, "{one}");
 
@@ -102,8 +132,11 @@ fn crawl_search_and_eval_two_towns() {
         "--json",
     ]));
     let two = eval(data, &bad_boll.origin(), &[]);
-    eprintln!("with konstanz: r@1 {} r@5 {} mrr {}", two["recall_at_1"], two["recall_at_k"], two["mrr"]);
-    assert!(two["recall_at_k"].as_f64().unwrap() >= 0.90, "{two}");
+    eprintln!(
+        "with konstanz: r@1 {} r@5 {} mrr {}",
+        two["recall_at_1"], two["recall_at_k"], two["mrr"]
+    );
+    assert!(two["recall_at_k"].as_f64().unwrap() >= 0.93, "{two}");
 
     // the ablation reports all four analysis variants
     let all = eval(data, &bad_boll.origin(), &["--ablation"]);
@@ -117,10 +150,30 @@ fn bad_arguments_fail_with_a_clear_message_and_nonzero_exit() {
     let out = lotse(&["crawl", "not a url", "--data", data]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid site url"));
-    let out = lotse(&["crawl", "http://127.0.0.1:9/", "--data", data, "--timeout-s", "2"]);
+    let out = lotse(&[
+        "crawl",
+        "http://127.0.0.1:9/",
+        "--data",
+        data,
+        "--timeout-s",
+        "2",
+    ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unreachable"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = lotse(&["eval", "retrieval", "--questions", "/nonexistent.jsonl", "--site", "http://x", "--data", data]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unreachable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = lotse(&[
+        "eval",
+        "retrieval",
+        "--questions",
+        "/nonexistent.jsonl",
+        "--site",
+        "http://x",
+        "--data",
+        data,
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read questions"));
     // search on an empty data dir: no hits, success

@@ -233,7 +233,10 @@ mod tests {
         let compound = tokens(&mut a, "Hundesteuer");
         for part in ["Hunde", "Steuer"] {
             let grams = tokens(&mut a, part);
-            assert!(grams.iter().all(|g| compound.contains(g)), "{part}: {grams:?}");
+            assert!(
+                grams.iter().all(|g| compound.contains(g)),
+                "{part}: {grams:?}"
+            );
         }
         assert!(tokens(&mut a, "für 12 Hz").is_empty());
     }

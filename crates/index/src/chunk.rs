@@ -35,34 +35,36 @@ pub fn chunk_page(page: &Page) -> Vec<Chunk> {
     let mut path: Vec<(u8, String, Option<String>)> = Vec::new();
     let mut units: Vec<Unit> = Vec::new();
 
-    let flush = |path: &[(u8, String, Option<String>)],
-                 units: &mut Vec<Unit>,
-                 chunks: &mut Vec<Chunk>| {
-        if units.is_empty() {
-            return;
-        }
-        let heading_path: Vec<String> = path.iter().map(|(_, t, _)| t.clone()).collect();
-        let fragment = path.last().map(|(_, text, anchor)| match anchor {
-            Some(id) => id.clone(),
-            None => text_fragment(text),
-        });
-        for text in pack(std::mem::take(units)) {
-            chunks.push(Chunk {
-                url: page.url.clone(),
-                page_title: page.title.clone(),
-                heading_path: heading_path.clone(),
-                fragment: fragment.clone(),
-                text,
-                ordinal: chunks.len() as u32,
+    let flush =
+        |path: &[(u8, String, Option<String>)], units: &mut Vec<Unit>, chunks: &mut Vec<Chunk>| {
+            if units.is_empty() {
+                return;
+            }
+            let heading_path: Vec<String> = path.iter().map(|(_, t, _)| t.clone()).collect();
+            let fragment = path.last().map(|(_, text, anchor)| match anchor {
+                Some(id) => id.clone(),
+                None => text_fragment(text),
             });
-        }
-    };
+            for text in pack(std::mem::take(units)) {
+                chunks.push(Chunk {
+                    url: page.url.clone(),
+                    page_title: page.title.clone(),
+                    heading_path: heading_path.clone(),
+                    fragment: fragment.clone(),
+                    text,
+                    ordinal: chunks.len() as u32,
+                });
+            }
+        };
 
     let mut i = 0;
     while i < page.blocks.len() {
         match &page.blocks[i] {
             Block::Heading {
-                level, text, anchor, ..
+                level,
+                text,
+                anchor,
+                ..
             } => {
                 flush(&path, &mut units, &mut chunks);
                 while path.last().is_some_and(|(l, _, _)| *l >= *level) {
@@ -201,7 +203,10 @@ fn split_long(text: &str) -> Vec<String> {
     for word in text.split_whitespace() {
         current.push(word);
         let sentence_end = word.ends_with(['.', '!', '?', ';'])
-            && !word.trim_end_matches('.').chars().all(|c| c.is_ascii_digit());
+            && !word
+                .trim_end_matches('.')
+                .chars()
+                .all(|c| c.is_ascii_digit());
         if current.len() >= MAX_WORDS || (sentence_end && current.len() >= MAX_WORDS * 3 / 4) {
             pieces.push(current.join(" "));
             current.clear();
@@ -276,7 +281,10 @@ mod tests {
             },
         ]));
         assert_eq!(chunks.len(), 3);
-        assert_eq!(chunks[1].heading_path, ["Hundesteuersatzung", "§ 5 Steuersatz"]);
+        assert_eq!(
+            chunks[1].heading_path,
+            ["Hundesteuersatzung", "§ 5 Steuersatz"]
+        );
         assert_eq!(chunks[1].heading(), "§ 5 Steuersatz");
         assert!(chunks[2].text.starts_with("Befreit sind:\n- Blindenhunde"));
         assert_eq!(

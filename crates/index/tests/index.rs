@@ -74,7 +74,11 @@ fn compound_and_inflection_queries_find_the_dog_tax() {
     let r2 = record("http://town/freibad/", "website", Visibility::Public);
     w.upsert(
         &r2,
-        Some(&page(&r2.url, "Badeordnung", "Der Eintritt ins Freibad beträgt 3 €.")),
+        Some(&page(
+            &r2.url,
+            "Badeordnung",
+            "Der Eintritt ins Freibad beträgt 3 €.",
+        )),
     )
     .unwrap();
     w.commit().unwrap();
@@ -141,8 +145,12 @@ fn records_round_trip_and_removal_is_complete() {
         .upsert(&r, Some(&page(&r.url, "A", "Friedhofsgebühren")))
         .unwrap();
     assert_eq!(n, 1);
-    w.put_site_state("http://town", Some("Gemeinde Town"), &vec!["print".to_owned()])
-        .unwrap();
+    w.put_site_state(
+        "http://town",
+        Some("Gemeinde Town"),
+        &vec!["print".to_owned()],
+    )
+    .unwrap();
     w.commit().unwrap();
     idx.reload().unwrap();
     let recs = idx.page_records("http://town").unwrap();
@@ -200,7 +208,10 @@ fn a_query_naming_one_town_searches_that_towns_site() {
     let dir = tempfile::tempdir().unwrap();
     let idx = SearchIndex::open(dir.path()).unwrap();
     let mut w = idx.writer().unwrap();
-    for (site, name) in [("http://boll", "Gemeinde Bad Boll"), ("http://kn", "Stadt Konstanz")] {
+    for (site, name) in [
+        ("http://boll", "Gemeinde Bad Boll"),
+        ("http://kn", "Stadt Konstanz"),
+    ] {
         let mut r = record(&format!("{site}/hund/"), "website", Visibility::Public);
         r.site = site.into();
         r.site_name = Some(name.into());
@@ -210,18 +221,28 @@ fn a_query_naming_one_town_searches_that_towns_site() {
         } else {
             "Die Steuer für einen Hund"
         };
-        w.upsert(&r, Some(&page(&r.url, "Hundesteuer", body))).unwrap();
+        w.upsert(&r, Some(&page(&r.url, "Hundesteuer", body)))
+            .unwrap();
         w.put_site_state(site, Some(name), &()).unwrap();
     }
     w.commit().unwrap();
     idx.reload().unwrap();
     assert_eq!(idx.site_names().unwrap().len(), 2);
     let scope = CollectionScope::public_website();
-    assert_eq!(search(&idx, "Hundesteuer in Bad Boll", &scope), ["http://boll/hund/"]);
-    assert_eq!(search(&idx, "Hundesteuer in Konstanz", &scope), ["http://kn/hund/"]);
+    assert_eq!(
+        search(&idx, "Hundesteuer in Bad Boll", &scope),
+        ["http://boll/hund/"]
+    );
+    assert_eq!(
+        search(&idx, "Hundesteuer in Konstanz", &scope),
+        ["http://kn/hund/"]
+    );
     // no town named, or both: both sites
     assert_eq!(search(&idx, "Hundesteuer", &scope).len(), 2);
-    assert_eq!(search(&idx, "Hundesteuer Konstanz oder Bad Boll", &scope).len(), 2);
+    assert_eq!(
+        search(&idx, "Hundesteuer Konstanz oder Bad Boll", &scope).len(),
+        2
+    );
     // "Bad" alone does not name Bad Boll
     assert_eq!(search(&idx, "Hundesteuer Bad", &scope).len(), 2);
 }
