@@ -339,10 +339,10 @@ impl Crawler<'_> {
         self.seed_sitemaps(&start).await;
         self.enqueue(start.clone(), 0, None, true);
         // the start page first: it is the most important one
-        if let Some(pos) = self.frontier.iter().position(|t| t.url == start) {
-            if let Some(t) = self.frontier.remove(pos) {
-                self.frontier.push_front(t);
-            }
+        if let Some(pos) = self.frontier.iter().position(|t| t.url == start)
+            && let Some(t) = self.frontier.remove(pos)
+        {
+            self.frontier.push_front(t);
         }
 
         let mut in_flight: JoinSet<Fetched> = JoinSet::new();
@@ -435,10 +435,10 @@ impl Crawler<'_> {
             .or_else(|| self.state.site_name());
         for mut p in std::mem::take(&mut self.pending) {
             p.record.site_name = site_name.clone();
-            if let Some(page) = p.page.as_mut() {
-                if page.kind == DocKind::Html {
-                    self.state.boilerplate.strip(page);
-                }
+            if let Some(page) = p.page.as_mut()
+                && page.kind == DocKind::Html
+            {
+                self.state.boilerplate.strip(page);
             }
             if let Some(aliases) = self.aliases.get(&p.record.url) {
                 p.record.aliases = aliases.iter().cloned().collect();

@@ -59,18 +59,17 @@ pub fn parse(xml: &str) -> Sitemap {
             }
             Ok(Event::End(e)) => {
                 let name = local_name(e.local_name().as_ref());
-                if name == "url" || name == "sitemap" {
-                    if let Some(l) = loc
+                if (name == "url" || name == "sitemap")
+                    && let Some(l) = loc
                         .take()
                         .map(|l| l.trim().to_owned())
                         .filter(|l| !l.is_empty())
-                    {
-                        if in_index || name == "sitemap" {
-                            out.sitemaps.push(l);
-                        } else {
-                            let lm = lastmod.take().map(|m| m.trim().to_owned());
-                            out.urls.push((l, lm.filter(|m| !m.is_empty())));
-                        }
+                {
+                    if in_index || name == "sitemap" {
+                        out.sitemaps.push(l);
+                    } else {
+                        let lm = lastmod.take().map(|m| m.trim().to_owned());
+                        out.urls.push((l, lm.filter(|m| !m.is_empty())));
                     }
                 }
                 current_tag.clear();
