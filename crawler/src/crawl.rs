@@ -214,6 +214,8 @@ struct Crawler<'a> {
     alive: HashSet<String>,
     /// Canonical URLs that failed transiently: not removed even when not alive.
     transient: HashSet<String>,
+    /// Canonical URLs that answered 404 or 410.
+    gone: HashSet<String>,
     /// content hash -> canonical URL, for duplicates without a canonical link.
     by_hash: HashMap<String, String>,
     aliases: HashMap<String, BTreeSet<String>>,
@@ -281,6 +283,7 @@ pub async fn crawl(
         trap: TrapGuard::new(cfg.max_query_variants),
         alive: HashSet::new(),
         transient: HashSet::new(),
+        gone: HashSet::new(),
         by_hash: HashMap::new(),
         aliases: HashMap::new(),
         pending: Vec::new(),
@@ -400,11 +403,15 @@ impl Crawler<'_> {
             });
         }
         self.summary.complete = !self.hit_bound;
-        if self.summary.complete {
+        {
+            // after a complete crawl, everything not found again is gone; after an incomplete
+            // one, only what answered 404/410
+            let complete = self.summary.complete;
             let gone: Vec<String> = self
                 .old
                 .keys()
-                .filter(|u| !self.alive.contains(*u) && !self.transient.contains(*u))
+                .filter(|u| !self.alive.contains(*u))
+                .filter(|u| self.gone.contains(*u) || (complete && !self.transient.contains(*u)))
                 .cloned()
                 .collect();
             for url in gone {
@@ -412,7 +419,8 @@ impl Crawler<'_> {
                 self.writer.remove(&url);
                 self.summary.removed += 1;
             }
-        } else {
+        }
+        if !self.summary.complete {
             tracing::warn!(
                 max_pages = self.cfg.max_pages,
                 "crawl stopped at max pages; pages not seen are kept"
@@ -703,7 +711,9 @@ impl Crawler<'_> {
                 tracing::warn!(url = %task.url, %reason, "fetch failed");
                 if let Some(canonical) = known {
                     if matches!(status, 404 | 410) {
-                        // gone: removed at the end unless seen alive elsewhere
+                        // gone: removed at the end (even after an incomplete crawl) unless
+                        // another URL of the same page answered
+                        self.gone.insert(canonical);
                     } else {
                         self.transient.insert(canonical);
                     }

@@ -406,3 +406,26 @@ fn unreachable_host_and_invalid_url_are_clear_errors() {
     index.reload().unwrap();
     assert_eq!(index.stats().unwrap().pages, 0);
 }
+
+#[test]
+fn a_crawl_stopped_by_max_pages_removes_nothing_it_did_not_see() {
+    let server = SiteServer::start(fixtures().join("sites/bad-boll")).unwrap();
+    let origin = server.origin();
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(dir.path()).unwrap();
+    run(&config(&origin), &index);
+    let n = index.page_records(&origin).unwrap().len();
+    let mut cfg = config(&origin);
+    cfg.max_pages = 5;
+    server.clear_requests();
+    let s = run(&cfg, &index);
+    assert!(!s.complete);
+    assert_eq!(s.removed, 0);
+    assert_eq!(index.page_records(&origin).unwrap().len(), n);
+    let page_requests = server
+        .requests()
+        .iter()
+        .filter(|r| r.path != "/robots.txt" && r.path != "/sitemap.xml")
+        .count();
+    assert_eq!(page_requests, 5);
+}

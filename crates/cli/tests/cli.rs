@@ -180,3 +180,57 @@ fn bad_arguments_fail_with_a_clear_message_and_nonzero_exit() {
     let out = lotse(&["search", "Hund", "--data", data, "--json"]);
     assert_eq!(json(&out), serde_json::json!([]));
 }
+
+#[test]
+fn a_crawl_killed_midway_leaves_a_valid_index_and_the_next_run_resumes() {
+    let konstanz = SiteServer::start(fixtures().join("sites/konstanz")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data = data.to_str().unwrap();
+    let site = format!("{}/", konstanz.origin());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lotse"))
+        .args([
+            "crawl",
+            &site,
+            "--data",
+            data,
+            "--delay-ms",
+            "25",
+            "--concurrency",
+            "1",
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // let it commit a few batches, then kill it hard (SIGKILL: no chance to clean up)
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let fetched_before_kill = konstanz.requests().len();
+    assert!(
+        fetched_before_kill > 30,
+        "only {fetched_before_kill} requests before the kill"
+    );
+
+    // the index opens and answers
+    let hits = json(&lotse(&["search", "Gebühren", "--data", data, "--json"]));
+    assert!(hits.is_array());
+
+    // the next run completes, revalidating what was committed instead of downloading it again
+    let summary = json(&lotse(&[
+        "crawl",
+        &site,
+        "--data",
+        data,
+        "--delay-ms",
+        "0",
+        "--concurrency",
+        "4",
+        "--json",
+    ]));
+    assert_eq!(summary["complete"], true);
+    assert!(summary["not_modified"].as_u64().unwrap() >= 25, "{summary}");
+    assert!(summary["pages_total"].as_u64().unwrap() >= 160, "{summary}");
+}
