@@ -175,6 +175,8 @@ fn bad_boll_is_crawled_completely_politely_and_cleanly() {
             limit: 30,
             site: None,
             options: Default::default(),
+            mode: lotse_index::SearchMode::Bm25,
+            query_vector: None,
         })
         .unwrap();
     let top: Vec<&str> = lotse_index::distinct_urls(&hits)

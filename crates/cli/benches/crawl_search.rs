@@ -105,6 +105,8 @@ fn main() {
                 limit: 50,
                 site: None,
                 options: Default::default(),
+                mode: lotse_index::SearchMode::Bm25,
+                query_vector: None,
             })
             .unwrap()
     };

@@ -99,6 +99,8 @@ fn evaluate(
             limit: CANDIDATES,
             site: None,
             options,
+            mode: lotse_index::SearchMode::Bm25,
+            query_vector: None,
         })?;
         let urls: Vec<&str> = distinct_urls(&hits)
             .iter()

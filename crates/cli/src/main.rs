@@ -4,6 +4,7 @@
 //! 0 only on success.
 
 mod eval;
+mod models;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -33,6 +34,9 @@ enum Command {
     /// Measure quality against question sets.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Model manifests and the model cache.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
 }
 
 #[derive(clap::Args)]
@@ -142,6 +146,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Crawl(args) => crawl(args),
         Command::Search(args) => search(args),
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(args),
+        Command::Models(cmd) => models::run(cmd),
     }
 }
 
@@ -263,6 +268,8 @@ fn search(args: SearchArgs) -> Result<()> {
         limit: args.limit,
         site: args.site.as_deref(),
         options: args.matching.options(),
+        mode: lotse_index::SearchMode::Bm25,
+        query_vector: None,
     })?;
     if args.json {
         let out: Vec<SearchHitOut> = hits

@@ -11,9 +11,13 @@
 
 pub mod analysis;
 pub mod chunk;
+pub mod dense;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use dense::ChunkEmbedder;
 
 use lotse_core::{Chunk, CollectionScope, DocKind, Page, PageRecord};
 use serde::{Deserialize, Serialize};
@@ -22,7 +26,7 @@ use tantivy::query::{BooleanQuery, BoostQuery, Occur, Query, TermQuery};
 use tantivy::schema::{
     Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
 };
-use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
 /// Bumped whenever the schema or the analysis changes; an index of another version is refused
 /// with a clear message instead of returning wrong results.
@@ -32,9 +36,16 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// questions: recall@5 and MRR sit on a plateau from 0.4 to 1.0 (see ARCHITECTURE.md).
 const GRAMS_WEIGHT: f32 = 0.6;
 
+/// Candidates per list for hybrid fusion, and the RRF constant (k = 60 as in the paper;
+/// chosen by measurement, see ARCHITECTURE.md).
+const FUSION_DEPTH: usize = 100;
+const RRF_K: f32 = 60.0;
+
 const KIND_CHUNK: &str = "chunk";
 const KIND_PAGE: &str = "page";
 const KIND_SITE: &str = "site";
+const KIND_META: &str = "meta";
+const KEY_EMBEDDING: &str = "meta:embedding";
 
 /// Errors of the index crate.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +67,14 @@ pub enum IndexError {
     },
     #[error("tantivy: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
+    #[error("dense search needs a query vector")]
+    NoQueryVector,
+    #[error("the index holds no chunk vectors yet; build them with `lotse index embed` (or crawl with the embedder available)")]
+    NoVectors,
+    #[error("the index vectors were made by {index}, the query by {query}; rebuild them with `lotse index embed`")]
+    VectorModel { index: String, query: String },
+    #[error("embedding failed: {0}")]
+    Embedding(String),
     #[error("stored record is not valid json: {0}")]
     Record(#[from] serde_json::Error),
 }
@@ -81,6 +100,7 @@ struct Fields {
     fragment: Field,
     ordinal: Field,
     record: Field,
+    vec: Field,
 }
 
 fn schema() -> (Schema, Fields) {
@@ -114,6 +134,8 @@ fn schema() -> (Schema, Fields) {
         fragment: b.add_text_field("fragment", STORED),
         ordinal: b.add_u64_field("ordinal", STORED),
         record: b.add_text_field("record", STORED),
+        // the chunk's embedding (little-endian f32), when an embedder was configured
+        vec: b.add_bytes_field("vec", STORED),
     };
     (b.build(), fields)
 }
@@ -141,6 +163,26 @@ impl Default for MatchOptions {
     }
 }
 
+/// Which retrieval runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Words only (BM25 over German-analysed text).
+    #[default]
+    Bm25,
+    /// Meaning only (embedding dot products).
+    Dense,
+    /// Both, fused by reciprocal rank.
+    Hybrid,
+}
+
+/// A query embedding and the model that made it.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryVector<'a> {
+    pub model_id: &'a str,
+    pub vector: &'a [f32],
+}
+
 /// A search request. `scope` is mandatory: it names the collections the caller may see.
 #[derive(Debug, Clone)]
 pub struct SearchRequest<'a> {
@@ -150,6 +192,24 @@ pub struct SearchRequest<'a> {
     /// Restrict to one site (origin); `None` searches every site in scope.
     pub site: Option<&'a str>,
     pub options: MatchOptions,
+    pub mode: SearchMode,
+    /// Needed for `Dense` and `Hybrid`.
+    pub query_vector: Option<QueryVector<'a>>,
+}
+
+impl<'a> SearchRequest<'a> {
+    /// BM25, 10 hits, default matching, all sites in scope.
+    pub fn new(query: &'a str, scope: &'a CollectionScope) -> SearchRequest<'a> {
+        SearchRequest {
+            query,
+            scope,
+            limit: 10,
+            site: None,
+            options: MatchOptions::default(),
+            mode: SearchMode::Bm25,
+            query_vector: None,
+        }
+    }
 }
 
 /// One search hit: a chunk with its score.
@@ -181,6 +241,7 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     dir: PathBuf,
+    vectors: dense::VectorCache,
 }
 
 impl SearchIndex {
@@ -228,6 +289,7 @@ impl SearchIndex {
             reader,
             fields,
             dir: dir.to_owned(),
+            vectors: dense::VectorCache::default(),
         })
     }
 
@@ -249,6 +311,10 @@ impl SearchIndex {
         Ok(IndexWriter {
             inner,
             fields: self.fields,
+            reader: self.reader.clone(),
+            embedder: None,
+            embedded: 0,
+            reused: 0,
         })
     }
 
@@ -380,11 +446,103 @@ impl SearchIndex {
             .unwrap_or(0)
     }
 
-    /// BM25 search over chunks in the given scope, best first.
+    /// Search chunks in the given scope, best first, by words, meaning or both.
     pub fn search(&self, req: &SearchRequest<'_>) -> Result<Vec<Hit>> {
         if req.scope.collections().is_empty() || req.limit == 0 {
             return Ok(Vec::new());
         }
+        let named = if req.site.is_none() && req.options.town_filter {
+            self.named_site(req.query)?
+        } else {
+            None
+        };
+        let site = req.site.or(named.as_deref());
+        let searcher = self.reader.searcher();
+        let ranked: Vec<(f32, DocAddress)> = match req.mode {
+            SearchMode::Bm25 => self.bm25(&searcher, req, site, req.limit)?,
+            SearchMode::Dense => self.dense(&searcher, req, site, req.limit)?,
+            SearchMode::Hybrid => {
+                // fuse deep candidate lists; RRF needs more than the final few
+                let depth = req.limit.max(FUSION_DEPTH);
+                let bm25: Vec<DocAddress> = self
+                    .bm25(&searcher, req, site, depth)?
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .collect();
+                let dense: Vec<DocAddress> = self
+                    .dense(&searcher, req, site, depth)?
+                    .into_iter()
+                    .map(|(_, a)| a)
+                    .collect();
+                dense::reciprocal_rank_fusion(&[&bm25, &dense], RRF_K)
+                    .into_iter()
+                    .take(req.limit)
+                    .map(|(a, s)| (s, a))
+                    .collect()
+            }
+        };
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (score, addr) in ranked {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            hits.push(self.hit(&doc, score, req.query));
+        }
+        Ok(hits)
+    }
+
+    /// The embedding model the index's vectors were made with, and their dimension.
+    pub fn embedding_model(&self) -> Result<Option<(String, usize)>> {
+        let searcher = self.reader.searcher();
+        let top = searcher.search(
+            &term_query(self.fields.key, KEY_EMBEDDING),
+            &TopDocs::with_limit(1).order_by_score(),
+        )?;
+        let Some((_, addr)) = top.first() else {
+            return Ok(None);
+        };
+        let doc: TantivyDocument = searcher.doc(*addr)?;
+        Ok(doc
+            .get_first(self.fields.record)
+            .and_then(|v| v.as_str())
+            .and_then(|j| serde_json::from_str(j).ok()))
+    }
+
+    fn dense(
+        &self,
+        searcher: &tantivy::Searcher,
+        req: &SearchRequest<'_>,
+        site: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(f32, DocAddress)>> {
+        let qv = req.query_vector.ok_or(IndexError::NoQueryVector)?;
+        match self.embedding_model()? {
+            None => return Err(IndexError::NoVectors),
+            Some((model, _)) if model != qv.model_id => {
+                return Err(IndexError::VectorModel {
+                    index: model,
+                    query: qv.model_id.to_owned(),
+                });
+            }
+            Some(_) => {}
+        }
+        let collections: Vec<&str> = req.scope.collections().iter().map(|c| c.0.as_str()).collect();
+        let f = dense::DenseFields {
+            kind: self.fields.kind,
+            vec: self.fields.vec,
+            collection: self.fields.collection,
+            site: self.fields.site,
+        };
+        Ok(self
+            .vectors
+            .search(searcher, &f, qv.vector, &collections, site, limit)?)
+    }
+
+    fn bm25(
+        &self,
+        searcher: &tantivy::Searcher,
+        req: &SearchRequest<'_>,
+        site: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(f32, DocAddress)>> {
         let f = self.fields;
         let mut should: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut add_terms = |field: Field, analyzer: &str, boost: f32| {
@@ -426,23 +584,11 @@ impl SearchIndex {
             (Occur::Must, Box::new(BooleanQuery::new(scope))),
             (Occur::Must, Box::new(BooleanQuery::new(should))),
         ];
-        let named = if req.site.is_none() && req.options.town_filter {
-            self.named_site(req.query)?
-        } else {
-            None
-        };
-        if let Some(site) = req.site.or(named.as_deref()) {
+        if let Some(site) = site {
             must.push((Occur::Must, term_query(f.site, site)));
         }
         let query = BooleanQuery::new(must);
-        let searcher = self.reader.searcher();
-        let top = searcher.search(&query, &TopDocs::with_limit(req.limit).order_by_score())?;
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, addr) in top {
-            let doc: TantivyDocument = searcher.doc(addr)?;
-            hits.push(self.hit(&doc, score, req.query));
-        }
-        Ok(hits)
+        Ok(searcher.search(&query, &TopDocs::with_limit(limit).order_by_score())?)
     }
 
     fn hit(&self, doc: &TantivyDocument, score: f32, query: &str) -> Hit {
@@ -491,6 +637,37 @@ impl SearchIndex {
 
 const HEADING_SEP: &str = " › ";
 
+/// The text a chunk is embedded as: its page title and headings give it context.
+fn passage_text(c: &Chunk) -> String {
+    format!("{}\n{}\n{}", c.page_title, c.heading_path.join(HEADING_SEP), c.text)
+}
+
+/// Rebuild a chunk from its stored fields.
+fn stored_chunk(f: &Fields, doc: &TantivyDocument) -> Chunk {
+    let s = |field: Field| {
+        doc.get_first(field)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let fragment = s(f.fragment);
+    Chunk {
+        url: s(f.url),
+        page_title: s(f.title),
+        heading_path: s(f.heading)
+            .split(HEADING_SEP)
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        fragment: (!fragment.is_empty()).then_some(fragment),
+        text: s(f.body),
+        ordinal: doc
+            .get_first(f.ordinal)
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0) as u32,
+    }
+}
+
 fn term_query(field: Field, value: &str) -> Box<dyn Query> {
     Box::new(TermQuery::new(
         Term::from_field_text(field, value),
@@ -535,6 +712,10 @@ fn snippet(text: &str, query: &str, max_chars: usize) -> String {
 pub struct IndexWriter {
     inner: tantivy::IndexWriter,
     fields: Fields,
+    reader: IndexReader,
+    embedder: Option<Arc<dyn ChunkEmbedder>>,
+    embedded: u64,
+    reused: u64,
 }
 
 impl IndexWriter {
@@ -549,26 +730,169 @@ impl IndexWriter {
         ));
         let mut record = record.clone();
         if let Some(page) = page {
-            self.delete_chunks(&record.url);
             let chunks = if record.indexed {
                 chunk::chunk_page(page)
             } else {
                 Vec::new()
             };
+            let vectors = self.vectors_for(&record.url, &chunks)?;
+            self.delete_chunks(&record.url);
             record.n_chunks = chunks.len() as u32;
-            for c in &chunks {
-                self.add_chunk(&record, c)?;
+            for (i, c) in chunks.iter().enumerate() {
+                self.add_chunk(&record, c, vectors.as_ref().map(|v| v[i].as_slice()))?;
             }
         }
+        self.add_record(&record)?;
+        Ok(record.n_chunks)
+    }
+
+    fn add_record(&mut self, record: &PageRecord) -> Result<()> {
+        let f = self.fields;
         let mut doc = TantivyDocument::new();
         doc.add_text(f.kind, KIND_PAGE);
         doc.add_text(f.key, format!("{KIND_PAGE}:{}", record.url));
         doc.add_text(f.url, &record.url);
         doc.add_text(f.site, &record.site);
         doc.add_text(f.collection, &record.collection.0);
-        doc.add_text(f.record, serde_json::to_string(&record)?);
+        doc.add_text(f.record, serde_json::to_string(record)?);
         self.inner.add_document(doc)?;
-        Ok(record.n_chunks)
+        Ok(())
+    }
+
+    /// Use this embedder for chunks written from now on (None: no vectors).
+    pub fn set_embedder(&mut self, embedder: Option<Arc<dyn ChunkEmbedder>>) {
+        self.embedder = embedder;
+    }
+
+    /// Chunks embedded by the model / vectors reused from unchanged chunks, so far.
+    pub fn embedding_counts(&self) -> (u64, u64) {
+        (self.embedded, self.reused)
+    }
+
+    /// Vectors for `chunks` of `url`: reused from the committed index where a chunk's text is
+    /// unchanged, computed by the embedder for the rest. None without an embedder.
+    fn vectors_for(&mut self, url: &str, chunks: &[Chunk]) -> Result<Option<Vec<Vec<f32>>>> {
+        let Some(embedder) = self.embedder.clone() else {
+            return Ok(None);
+        };
+        if chunks.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let texts: Vec<String> = chunks.iter().map(passage_text).collect();
+        let mut known = self.existing_vectors(url, embedder.dim())?;
+        let mut missing: Vec<usize> = Vec::new();
+        let mut out: Vec<Option<Vec<f32>>> = texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let v = known.remove(t);
+                if v.is_none() {
+                    missing.push(i);
+                }
+                v
+            })
+            .collect();
+        self.reused += (texts.len() - missing.len()) as u64;
+        if !missing.is_empty() {
+            let batch: Vec<String> = missing.iter().map(|&i| texts[i].clone()).collect();
+            let vecs = embedder
+                .embed_passages(&batch)
+                .map_err(IndexError::Embedding)?;
+            if vecs.len() != batch.len() {
+                return Err(IndexError::Embedding(format!(
+                    "asked for {} vectors, got {}",
+                    batch.len(),
+                    vecs.len()
+                )));
+            }
+            self.embedded += vecs.len() as u64;
+            for (i, v) in missing.into_iter().zip(vecs) {
+                out[i] = Some(v);
+            }
+        }
+        Ok(Some(out.into_iter().map(|v| v.unwrap_or_default()).collect()))
+    }
+
+    /// Committed vectors of a page's chunks, by passage text.
+    fn existing_vectors(&self, url: &str, dim: usize) -> Result<HashMap<String, Vec<f32>>> {
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        let q = BooleanQuery::new(vec![
+            (Occur::Must, term_query(f.kind, KIND_CHUNK)),
+            (Occur::Must, term_query(f.url, url)),
+        ]);
+        let mut out = HashMap::new();
+        for (_, addr) in searcher.search(&q, &TopDocs::with_limit(10_000).order_by_score())? {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let Some(bytes) = doc.get_first(f.vec).and_then(|v| v.as_bytes()) else {
+                continue;
+            };
+            let v = dense::decode(bytes);
+            if v.len() != dim {
+                continue;
+            }
+            let c = stored_chunk(&f, &doc);
+            out.insert(passage_text(&c), v);
+        }
+        Ok(out)
+    }
+
+    /// Give every chunk that has no vector (or one of another model) a vector, rewriting only
+    /// those pages. For indexes built before the embedder was available. Returns the number
+    /// of pages rewritten; commit afterwards.
+    pub fn embed_missing(&mut self, index: &SearchIndex) -> Result<usize> {
+        let Some(embedder) = self.embedder.clone() else {
+            return Ok(0);
+        };
+        let same_model = index
+            .embedding_model()?
+            .is_some_and(|(m, d)| m == embedder.model_id() && d == embedder.dim());
+        let f = self.fields;
+        let searcher = self.reader.searcher();
+        let pages = searcher.search(
+            &term_query(f.kind, KIND_PAGE),
+            &TopDocs::with_limit(searcher.num_docs().max(1) as usize).order_by_score(),
+        )?;
+        let mut rewritten = 0;
+        for (_, addr) in pages {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            let Some(record) = doc.get_first(f.record).and_then(|v| v.as_str()) else {
+                continue;
+            };
+            let record: PageRecord = serde_json::from_str(record)?;
+            if record.n_chunks == 0 {
+                continue;
+            }
+            let q = BooleanQuery::new(vec![
+                (Occur::Must, term_query(f.kind, KIND_CHUNK)),
+                (Occur::Must, term_query(f.url, &record.url)),
+            ]);
+            let mut chunks: Vec<(Chunk, bool)> = Vec::new();
+            for (_, a) in searcher.search(&q, &TopDocs::with_limit(10_000).order_by_score())? {
+                let d: TantivyDocument = searcher.doc(a)?;
+                let has = same_model
+                    && d.get_first(f.vec)
+                        .and_then(|v| v.as_bytes())
+                        .is_some_and(|b| b.len() == embedder.dim() * 4);
+                chunks.push((stored_chunk(&f, &d), has));
+            }
+            if chunks.iter().all(|(_, has)| *has) {
+                continue;
+            }
+            chunks.sort_by_key(|(c, _)| c.ordinal);
+            let chunks: Vec<Chunk> = chunks.into_iter().map(|(c, _)| c).collect();
+            let texts: Vec<String> = chunks.iter().map(passage_text).collect();
+            let vecs = embedder
+                .embed_passages(&texts)
+                .map_err(IndexError::Embedding)?;
+            self.embedded += vecs.len() as u64;
+            self.delete_chunks(&record.url);
+            for (c, v) in chunks.iter().zip(&vecs) {
+                self.add_chunk(&record, c, Some(v))?;
+            }
+            rewritten += 1;
+        }
+        Ok(rewritten)
     }
 
     fn delete_chunks(&mut self, url: &str) {
@@ -579,7 +903,7 @@ impl IndexWriter {
         ));
     }
 
-    fn add_chunk(&mut self, record: &PageRecord, c: &Chunk) -> Result<()> {
+    fn add_chunk(&mut self, record: &PageRecord, c: &Chunk, vector: Option<&[f32]>) -> Result<()> {
         let f = self.fields;
         let mut doc = TantivyDocument::new();
         let heading = c.heading_path.join(HEADING_SEP);
@@ -610,6 +934,9 @@ impl IndexWriter {
             doc.add_text(f.fragment, fr);
         }
         doc.add_u64(f.ordinal, u64::from(c.ordinal));
+        if let Some(v) = vector.filter(|v| !v.is_empty()) {
+            doc.add_bytes(f.vec, &dense::encode(v));
+        }
         self.inner.add_document(doc)?;
         Ok(())
     }
@@ -647,7 +974,21 @@ impl IndexWriter {
 
     /// Make all changes since the last commit durable and visible, atomically.
     pub fn commit(&mut self) -> Result<()> {
+        if let Some(e) = &self.embedder {
+            let f = self.fields;
+            self.inner
+                .delete_term(Term::from_field_text(f.key, KEY_EMBEDDING));
+            let mut doc = TantivyDocument::new();
+            doc.add_text(f.kind, KIND_META);
+            doc.add_text(f.key, KEY_EMBEDDING);
+            doc.add_text(
+                f.record,
+                serde_json::to_string(&(e.model_id(), e.dim()))?,
+            );
+            self.inner.add_document(doc)?;
+        }
         self.inner.commit()?;
+        self.reader.reload()?;
         Ok(())
     }
 

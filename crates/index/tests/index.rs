@@ -49,6 +49,8 @@ fn search(idx: &SearchIndex, q: &str, scope: &CollectionScope) -> Vec<String> {
         limit: 10,
         site: None,
         options: MatchOptions::default(),
+        mode: lotse_index::SearchMode::Bm25,
+        query_vector: None,
     })
     .unwrap()
     .into_iter()
@@ -104,6 +106,8 @@ fn compound_and_inflection_queries_find_the_dog_tax() {
             limit: 1,
             site: None,
             options: MatchOptions::default(),
+            mode: lotse_index::SearchMode::Bm25,
+            query_vector: None,
         })
         .unwrap()[0];
     assert_eq!(hit.heading, "§ 5 Steuersatz");
