@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lotse_core::{CollectionId, DocKind, Page, PageRecord, Visibility};
-use lotse_index::{IndexWriter, SearchIndex};
+use lotse_index::{ChunkEmbedder, IndexWriter, SearchIndex};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
@@ -116,6 +116,9 @@ pub struct CrawlSummary {
     pub chunks_total: u64,
     /// False when a bound (max pages) stopped the crawl; then nothing is removed.
     pub complete: bool,
+    /// Chunk embeddings computed in this crawl, and reused from unchanged chunks.
+    pub chunks_embedded: u64,
+    pub embeddings_reused: u64,
     pub duration_ms: u64,
 }
 
@@ -233,6 +236,16 @@ pub async fn crawl(
     index: &SearchIndex,
     progress: &dyn Progress,
 ) -> Result<CrawlSummary, CrawlError> {
+    crawl_with_embedder(cfg, index, progress, None).await
+}
+
+/// [`crawl`], computing chunk embeddings for new or changed chunks with `embedder`.
+pub async fn crawl_with_embedder(
+    cfg: &CrawlConfig,
+    index: &SearchIndex,
+    progress: &dyn Progress,
+    embedder: Option<Arc<dyn ChunkEmbedder>>,
+) -> Result<CrawlSummary, CrawlError> {
     let started = Instant::now();
     if !matches!(cfg.start.scheme(), "http" | "https") || cfg.start.host_str().is_none() {
         return Err(CrawlError::InvalidUrl(cfg.start.to_string()));
@@ -259,7 +272,8 @@ pub async fn crawl(
             old_by_url.insert(a.clone(), r.url.clone());
         }
     }
-    let writer = index.writer()?;
+    let mut writer = index.writer()?;
+    writer.set_embedder(embedder);
     let mut c = Crawler {
         cfg,
         client,
@@ -427,6 +441,8 @@ impl Crawler<'_> {
             );
         }
         self.flush()?;
+        (self.summary.chunks_embedded, self.summary.embeddings_reused) =
+            self.writer.embedding_counts();
         self.index.reload()?;
         let records = self.index.page_records(&self.site)?;
         self.summary.pages_total = records.iter().filter(|r| r.indexed).count() as u64;

@@ -17,7 +17,9 @@ pub mod robots;
 pub mod sitemap;
 pub mod urls;
 
-pub use crawl::{CrawlConfig, CrawlSummary, Failure, NoProgress, Progress, crawl};
+pub use crawl::{
+    CrawlConfig, CrawlSummary, Failure, NoProgress, Progress, crawl, crawl_with_embedder,
+};
 
 /// Errors that stop a crawl. Per-URL problems are not errors: they are counted in the summary.
 #[derive(Debug, thiserror::Error)]

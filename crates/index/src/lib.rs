@@ -69,9 +69,13 @@ pub enum IndexError {
     Tantivy(#[from] tantivy::TantivyError),
     #[error("dense search needs a query vector")]
     NoQueryVector,
-    #[error("the index holds no chunk vectors yet; build them with `lotse index embed` (or crawl with the embedder available)")]
+    #[error(
+        "the index holds no chunk vectors yet; build them with `lotse index embed` (or crawl with the embedder available)"
+    )]
     NoVectors,
-    #[error("the index vectors were made by {index}, the query by {query}; rebuild them with `lotse index embed`")]
+    #[error(
+        "the index vectors were made by {index}, the query by {query}; rebuild them with `lotse index embed`"
+    )]
     VectorModel { index: String, query: String },
     #[error("embedding failed: {0}")]
     Embedding(String),
@@ -524,7 +528,12 @@ impl SearchIndex {
             }
             Some(_) => {}
         }
-        let collections: Vec<&str> = req.scope.collections().iter().map(|c| c.0.as_str()).collect();
+        let collections: Vec<&str> = req
+            .scope
+            .collections()
+            .iter()
+            .map(|c| c.0.as_str())
+            .collect();
         let f = dense::DenseFields {
             kind: self.fields.kind,
             vec: self.fields.vec,
@@ -639,7 +648,12 @@ const HEADING_SEP: &str = " › ";
 
 /// The text a chunk is embedded as: its page title and headings give it context.
 fn passage_text(c: &Chunk) -> String {
-    format!("{}\n{}\n{}", c.page_title, c.heading_path.join(HEADING_SEP), c.text)
+    format!(
+        "{}\n{}\n{}",
+        c.page_title,
+        c.heading_path.join(HEADING_SEP),
+        c.text
+    )
 }
 
 /// Rebuild a chunk from its stored fields.
@@ -810,7 +824,9 @@ impl IndexWriter {
                 out[i] = Some(v);
             }
         }
-        Ok(Some(out.into_iter().map(|v| v.unwrap_or_default()).collect()))
+        Ok(Some(
+            out.into_iter().map(|v| v.unwrap_or_default()).collect(),
+        ))
     }
 
     /// Committed vectors of a page's chunks, by passage text.
@@ -981,10 +997,7 @@ impl IndexWriter {
             let mut doc = TantivyDocument::new();
             doc.add_text(f.kind, KIND_META);
             doc.add_text(f.key, KEY_EMBEDDING);
-            doc.add_text(
-                f.record,
-                serde_json::to_string(&(e.model_id(), e.dim()))?,
-            );
+            doc.add_text(f.record, serde_json::to_string(&(e.model_id(), e.dim()))?);
             self.inner.add_document(doc)?;
         }
         self.inner.commit()?;

@@ -9,6 +9,7 @@
 pub mod embed;
 pub mod generate;
 pub mod manifest;
+pub mod remote;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,8 +21,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, thiserror::Error)]
 pub enum InferenceError {
     #[error("model file {path} is missing; fetch it with `{fetch_command}`")]
-    ModelMissing { path: PathBuf, fetch_command: String },
-    #[error("model file {file} has sha256 {actual}, expected {expected}: the file is damaged or altered; delete it and fetch it again")]
+    ModelMissing {
+        path: PathBuf,
+        fetch_command: String,
+    },
+    #[error(
+        "model file {file} has sha256 {actual}, expected {expected}: the file is damaged or altered; delete it and fetch it again"
+    )]
     HashMismatch {
         file: PathBuf,
         expected: String,
@@ -183,4 +189,9 @@ pub trait Embedder: Send + Sync {
     fn dim(&self) -> usize;
     /// Embed a batch; one vector per text, in order. Blocking.
     fn embed(&self, texts: &[&str], kind: EmbedKind) -> Result<Vec<Vec<f32>>>;
+}
+
+/// Threads candle uses for CPU maths (one per core unless `RAYON_NUM_THREADS` is set).
+pub fn cpu_threads() -> usize {
+    candle_core::utils::get_num_threads()
 }

@@ -137,6 +137,37 @@ impl Manifest {
             .find(|a| is_present(a))
     }
 
+    /// The artifact to load: the first present source. A file that is there but fails its
+    /// hash check is an error naming the file ([`InferenceError::HashMismatch`]), not a
+    /// silent fall-through; no file at all is [`InferenceError::ModelMissing`] with the
+    /// command that fetches it.
+    pub fn locate(&self, cache: &Path) -> Result<Artifact> {
+        let mut damaged = None;
+        for i in 0..self.sources.len() {
+            let a = self.artifact(i, cache);
+            if a.format == "hub-dir" {
+                if a.path.join("config.json").is_file() {
+                    return Ok(a);
+                }
+                continue;
+            }
+            if !a.path.is_file() {
+                continue;
+            }
+            match &a.sha256 {
+                None => return Ok(a),
+                Some(sha) => match verify_cached(&a.path, sha, a.size) {
+                    Ok(()) => return Ok(a),
+                    Err(e) => damaged = damaged.or(Some(e)),
+                },
+            }
+        }
+        Err(damaged.unwrap_or_else(|| InferenceError::ModelMissing {
+            path: self.artifact(0, cache).path,
+            fetch_command: self.fetch_command(),
+        }))
+    }
+
     /// The command that fetches this model, for error messages.
     pub fn fetch_command(&self) -> String {
         format!("lotse models fetch --model {}", self.id)
@@ -150,6 +181,45 @@ fn is_present(a: &Artifact) -> bool {
     match &a.sha256 {
         Some(sha) => verify_cached(&a.path, sha, a.size).is_ok(),
         None => a.path.is_file(),
+    }
+}
+
+/// The manifests shipped in the repository's `models/`, compiled into the binary so that an
+/// installed `lotse` works without the source tree.
+const BUILTIN: [(&str, &str); 3] = [
+    (
+        "multilingual-e5-small.toml",
+        include_str!("../../../models/multilingual-e5-small.toml"),
+    ),
+    (
+        "qwen2.5-7b-instruct-q4_k_m.toml",
+        include_str!("../../../models/qwen2.5-7b-instruct-q4_k_m.toml"),
+    ),
+    (
+        "qwen2.5-coder-1.5b-instruct-q4_k_m.toml",
+        include_str!("../../../models/qwen2.5-coder-1.5b-instruct-q4_k_m.toml"),
+    ),
+];
+
+/// The built-in manifests (see [`BUILTIN`]), sorted by id.
+pub fn builtin() -> Result<Vec<Manifest>> {
+    let mut out = BUILTIN
+        .iter()
+        .map(|(name, text)| {
+            toml::from_str::<Manifest>(text)
+                .map_err(|e| InferenceError::Format(format!("built-in manifest {name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
+/// The manifests in `dir` when it exists, else the built-in ones.
+pub fn load_dir_or_builtin(dir: &Path) -> Result<Vec<Manifest>> {
+    if dir.is_dir() {
+        load_dir(dir)
+    } else {
+        builtin()
     }
 }
 
@@ -167,9 +237,8 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Manifest>> {
                 path: path.clone(),
                 source,
             })?;
-            let m: Manifest = toml::from_str(&text).map_err(|e| {
-                InferenceError::Format(format!("manifest {}: {e}", path.display()))
-            })?;
+            let m: Manifest = toml::from_str(&text)
+                .map_err(|e| InferenceError::Format(format!("manifest {}: {e}", path.display())))?;
             out.push(m);
         }
     }
@@ -208,7 +277,12 @@ fn marker(path: &Path) -> PathBuf {
 
 fn stamp(path: &Path) -> Option<(u64, u64)> {
     let meta = std::fs::metadata(path).ok()?;
-    let mtime = meta.modified().ok()?.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    let mtime = meta
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs();
     Some((meta.len(), mtime))
 }
 
@@ -269,11 +343,17 @@ mod tests {
         for m in &ms {
             assert_eq!(m.sources[0].kind, SourceKind::Hub, "{}", m.id);
         }
-        let generator = ms.iter().find(|m| m.id.starts_with("qwen2.5-coder")).unwrap();
+        let generator = ms
+            .iter()
+            .find(|m| m.id.starts_with("qwen2.5-coder"))
+            .unwrap();
         assert_eq!(generator.sources[1].parts.len(), 22);
         let a = generator.artifact(1, Path::new("/c"));
         assert_eq!(a.size, Some(1_117_320_768));
-        assert_eq!(a.path, Path::new("/c/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"));
+        assert_eq!(
+            a.path,
+            Path::new("/c/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+        );
     }
 
     #[test]
@@ -293,5 +373,28 @@ mod tests {
         std::fs::write(&f, b"hel").unwrap();
         let err = verify_cached(&f, &good, Some(5)).unwrap_err().to_string();
         assert!(err.contains("3 bytes"), "{err}");
+    }
+
+    #[test]
+    fn locate_names_the_damaged_file_or_the_fetch_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let generator = manifests()
+            .into_iter()
+            .find(|m| m.role == ModelRole::Generator && m.default)
+            .unwrap();
+        let err = generator.locate(dir.path()).unwrap_err().to_string();
+        assert!(
+            err.contains("lotse models fetch --model qwen2.5-coder-1.5b-instruct-q4_k_m"),
+            "{err}"
+        );
+        // a truncated download left in the cache is reported as damaged, not as missing
+        let file = dir.path().join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+        std::fs::write(&file, b"GGUF truncated").unwrap();
+        let err = generator.locate(dir.path()).unwrap_err();
+        assert!(matches!(err, InferenceError::HashMismatch { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf")
+        );
     }
 }

@@ -249,10 +249,15 @@ fn parse_vocab(c: &mut Cursor<'_>, header: &E5s1Header) -> Result<E5s1Vocab> {
         )));
     }
     let mut special = [0u32; 4];
-    for (slot, what) in special.iter_mut().zip(["bos id", "eos id", "pad id", "unk id"]) {
+    for (slot, what) in special
+        .iter_mut()
+        .zip(["bos id", "eos id", "pad id", "unk id"])
+    {
         let id = c.count(what, true)?;
         if id >= n_pieces {
-            return Err(format_err(format!("{what} {id} is not a piece (n = {n_pieces})")));
+            return Err(format_err(format!(
+                "{what} {id} is not a piece (n = {n_pieces})"
+            )));
         }
         *slot = id as u32;
     }
@@ -297,14 +302,17 @@ fn parse_vocab(c: &mut Cursor<'_>, header: &E5s1Header) -> Result<E5s1Vocab> {
     let mut norm_map = Vec::with_capacity(n_norm);
     for _ in 0..n_norm {
         let cp = m.u32("normalisation map entry")?;
-        let from = char::from_u32(cp)
-            .ok_or_else(|| format_err(format!("normalisation map key {cp:#x} is not a character")))?;
+        let from = char::from_u32(cp).ok_or_else(|| {
+            format_err(format!("normalisation map key {cp:#x} is not a character"))
+        })?;
         let n_out = m.u8("normalisation map entry")?;
         let mut to = Vec::with_capacity(usize::from(n_out));
         for _ in 0..n_out {
             let cp = m.u32("normalisation map entry")?;
             to.push(char::from_u32(cp).ok_or_else(|| {
-                format_err(format!("normalisation map value {cp:#x} is not a character"))
+                format_err(format!(
+                    "normalisation map value {cp:#x} is not a character"
+                ))
             })?);
         }
         norm_map.push((from, to));
@@ -442,7 +450,10 @@ pub(crate) mod writer {
         b.extend_from_slice(&map);
 
         // Directory, then the data; offsets are known once the directory size is.
-        let dir_len: usize = 4 + tensors.iter().map(|(n, _)| 2 + n.len() + 1 + 4 + 8 + 8).sum::<usize>();
+        let dir_len: usize = 4 + tensors
+            .iter()
+            .map(|(n, _)| 2 + n.len() + 1 + 4 + 8 + 8)
+            .sum::<usize>();
         let mut data_off = b.len() + dir_len;
         b.extend_from_slice(&(tensors.len() as i32).to_le_bytes());
         let mut payload = Vec::new();
@@ -573,7 +584,10 @@ mod tests {
 
         let mut h = header.clone();
         h.version = 2;
-        let err = E5s1File::parse(write(&h, &vocab, &tensors)).err().unwrap().to_string();
+        let err = E5s1File::parse(write(&h, &vocab, &tensors))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("unsupported version 2"), "{err}");
 
         let mut h = header.clone();
@@ -586,7 +600,10 @@ mod tests {
 
         let mut v = vocab.clone();
         v.unk = 99;
-        let err = E5s1File::parse(write(&header, &v, &tensors)).err().unwrap().to_string();
+        let err = E5s1File::parse(write(&header, &v, &tensors))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("unk id 99"), "{err}");
 
         // A Q4_0 tensor whose byte length does not match its element count.
@@ -597,7 +614,10 @@ mod tests {
                 blocks: vec![0; 18],
             },
         )];
-        let err = E5s1File::parse(write(&header, &vocab, &bad)).err().unwrap().to_string();
+        let err = E5s1File::parse(write(&header, &vocab, &bad))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("emb.word"), "{err}");
     }
 }

@@ -35,20 +35,20 @@ impl HubBert {
             )));
         }
 
-        let weights = candle_core::safetensors::load_buffer(
-            &read("model.safetensors")?,
-            &Device::Cpu,
-        )
-        .map_err(|e| {
-            InferenceError::Format(format!("{}: {e}", dir.join("model.safetensors").display()))
-        })?;
+        let weights =
+            candle_core::safetensors::load_buffer(&read("model.safetensors")?, &Device::Cpu)
+                .map_err(|e| {
+                    InferenceError::Format(format!(
+                        "{}: {e}",
+                        dir.join("model.safetensors").display()
+                    ))
+                })?;
         let vb = VarBuilder::from_tensors(weights, DType::F32, &Device::Cpu);
         let model = BertModel::load(vb, &config)?;
 
         let tokenizer_path = dir.join("tokenizer.json");
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| {
-            InferenceError::Tokenizer(format!("{}: {e}", tokenizer_path.display()))
-        })?;
+        let mut tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| InferenceError::Tokenizer(format!("{}: {e}", tokenizer_path.display())))?;
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: config.max_position_embeddings,

@@ -41,7 +41,11 @@ impl UnigramTokenizer {
         }
         let max_piece_bytes = piece_ids.keys().map(String::len).max().unwrap_or(1);
         let min_score = vocab.scores.iter().copied().fold(f32::INFINITY, f32::min);
-        let min_score = if min_score.is_finite() { min_score } else { 0.0 };
+        let min_score = if min_score.is_finite() {
+            min_score
+        } else {
+            0.0
+        };
         UnigramTokenizer {
             piece_ids,
             scores: vocab.scores.clone(),
@@ -165,7 +169,11 @@ mod tests {
             eos: 2,
             pad: 1,
             unk: 3,
-            norm_map: vec![('\u{a0}', vec![' ']), ('\u{ad}', vec![]), ('ﬀ', vec!['f', 'f'])],
+            norm_map: vec![
+                ('\u{a0}', vec![' ']),
+                ('\u{ad}', vec![]),
+                ('ﬀ', vec!['f', 'f']),
+            ],
         })
     }
 

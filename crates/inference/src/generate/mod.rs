@@ -1,1 +1,26 @@
-//! Local generation (placeholder).
+//! Local text generation: a GGUF chat model on the CPU ([`LocalGenerator`]), its chat
+//! template ([`ChatTemplate`]), and the thread pool with a bounded queue that serves any
+//! [`Generator`](crate::Generator) to async code ([`GenerationService`]).
+//!
+//! - `gguf`: loading, the generation loop (sampling, streaming, stop strings, cancellation).
+//! - `fit`: the prompt-too-long policy.
+//! - `qwen2`: Lotse's Qwen2 forward pass (quantized embedding, flash attention); the other
+//!   architectures use `candle_transformers`' quantized models.
+//! - `stream`: incremental detokenisation and stop-string hold-back.
+//! - `template`: chat templates with minijinja.
+//! - `service`: the worker threads and the queue.
+
+mod fit;
+mod gguf;
+mod qwen2;
+mod service;
+pub(crate) mod stream;
+mod template;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+pub use gguf::{LoadOptions, LocalGenerator};
+pub use service::{GenerationEvent, GenerationHandle, GenerationService};
+pub use template::{CHATML_TEMPLATE, ChatTemplate};

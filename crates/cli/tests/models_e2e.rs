@@ -1,0 +1,219 @@
+//! End to end with the real default models: crawl a fixture town with chunk embeddings,
+//! measure bm25, dense and hybrid retrieval on its dev questions, and stream a labelled
+//! completion from the local generator.
+//!
+//! The models come from the model cache (`LOTSE_MODEL_CACHE`, else `models/cache/` of the
+//! repository). Without them these tests print "skipped" and pass, unless
+//! `LOTSE_REQUIRE_MODELS=1` (set by `.ci/run` after `lotse models fetch`), when they fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use lotse_testsite::SiteServer;
+
+fn root() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_owned()
+}
+
+fn fixtures() -> PathBuf {
+    root().join("../shared/fixtures")
+}
+
+/// The model cache when both default models are in it.
+fn model_cache() -> Option<PathBuf> {
+    let cache = std::env::var_os("LOTSE_MODEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("models/cache"));
+    let out = Command::new(env!("CARGO_BIN_EXE_lotse"))
+        .args(["models", "list", "--json", "--model-cache"])
+        .arg(&cache)
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let ready = list.as_array().is_some_and(|ms| {
+        ms.iter()
+            .filter(|m| m["default"] == true)
+            .all(|m| m["present"] == true)
+    });
+    if ready {
+        return Some(cache);
+    }
+    assert!(
+        std::env::var_os("LOTSE_REQUIRE_MODELS").is_none(),
+        "LOTSE_REQUIRE_MODELS is set but the default models are not in {}: {}",
+        cache.display(),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    eprintln!(
+        "skipped: default models not in {}; run `lotse models fetch`",
+        cache.display()
+    );
+    None
+}
+
+fn lotse(cache: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lotse"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("LOTSE_MODEL_CACHE", cache)
+        .env_remove("LOTSE_ENGINE")
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn crawl(cache: &Path, site: &SiteServer, data: &str) -> serde_json::Value {
+    json(&lotse(
+        cache,
+        &[
+            "crawl",
+            &format!("{}/", site.origin()),
+            "--data",
+            data,
+            "--delay-ms",
+            "0",
+            "--concurrency",
+            "4",
+            "--json",
+        ],
+    ))
+}
+
+/// `[(mode, recall@1, recall@5, mrr)]` of bm25, dense and hybrid on the bad-boll questions.
+fn eval_modes(cache: &Path, data: &str, site: &str) -> Vec<(String, f64, f64, f64)> {
+    let questions = fixtures().join("questions/bad-boll.dev.jsonl");
+    ["bm25", "dense", "hybrid"]
+        .iter()
+        .map(|mode| {
+            let r = json(&lotse(
+                cache,
+                &[
+                    "eval",
+                    "retrieval",
+                    "--questions",
+                    questions.to_str().unwrap(),
+                    "--site",
+                    site,
+                    "--data",
+                    data,
+                    "--k",
+                    "5",
+                    "--mode",
+                    mode,
+                    "--json",
+                ],
+            ));
+            let f = |k: &str| r[k].as_f64().unwrap();
+            (
+                mode.to_string(),
+                f("recall_at_1"),
+                f("recall_at_k"),
+                f("mrr"),
+            )
+        })
+        .collect()
+}
+
+fn print_table(title: &str, rows: &[(String, f64, f64, f64)]) {
+    eprintln!("{title}\n  mode     recall@1 recall@5   MRR");
+    for (mode, r1, r5, mrr) in rows {
+        eprintln!("  {mode:<8} {r1:>8.3} {r5:>8.3} {mrr:>6.3}");
+    }
+}
+
+#[test]
+fn hybrid_retrieval_with_real_embeddings() {
+    let Some(cache) = model_cache() else { return };
+    let bad_boll = SiteServer::start(fixtures().join("sites/bad-boll")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let data = data.to_str().unwrap();
+
+    let s = crawl(&cache, &bad_boll, data);
+    let chunks = s["chunks_total"].as_u64().unwrap();
+    assert!(chunks > 500, "{s}");
+    assert_eq!(s["chunks_embedded"].as_u64().unwrap(), chunks, "{s}");
+
+    let rows = eval_modes(&cache, data, &bad_boll.origin());
+    print_table("bad-boll alone", &rows);
+    let hybrid = &rows[2];
+    assert!(hybrid.2 >= 0.97, "hybrid recall@5 {}", hybrid.2);
+    assert!(hybrid.3 >= 0.88, "hybrid MRR {}", hybrid.3);
+    // meaning helps: hybrid is at least as good as words alone
+    assert!(hybrid.3 >= rows[0].3, "{rows:?}");
+
+    // the default search mode is hybrid once vectors exist
+    let hits = json(&lotse(
+        &cache,
+        &[
+            "search",
+            "Was kostet mein Hund im Jahr?",
+            "--data",
+            data,
+            "--limit",
+            "3",
+            "--json",
+        ],
+    ));
+    assert!(!hits.as_array().unwrap().is_empty(), "{hits}");
+
+    // a re-crawl computes no embedding again
+    let again = crawl(&cache, &bad_boll, data);
+    assert_eq!(again["chunks_embedded"], 0, "{again}");
+    assert_eq!(again["chunks_total"].as_u64().unwrap(), chunks);
+
+    // two towns in one index: the second town's pages do not push the first's out
+    if std::env::var_os("LOTSE_E2E_TWO_TOWNS").is_some() {
+        let konstanz = SiteServer::start(fixtures().join("sites/konstanz")).unwrap();
+        crawl(&cache, &konstanz, data);
+        let rows = eval_modes(&cache, data, &bad_boll.origin());
+        print_table("bad-boll with konstanz in the same index", &rows);
+        assert!(rows[2].2 >= 0.93, "two-town hybrid recall@5 {}", rows[2].2);
+    }
+}
+
+#[test]
+fn generate_streams_a_labelled_answer() {
+    let Some(cache) = model_cache() else { return };
+    let out = lotse(
+        &cache,
+        &[
+            "generate",
+            "Antworten Sie nur mit einem Wort: Was ist die Hauptstadt von Deutschland?",
+            "--max-tokens",
+            "16",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("Berlin"), "{stdout}");
+    assert!(stdout.contains("KI-generiert"), "{stdout}");
+    assert!(stderr.contains("completion tokens"), "{stderr}");
+
+    // a prompt far longer than the context is cut by the policy, not a crash
+    let long = "Die Gemeinde erhebt eine Hundesteuer. ".repeat(2000);
+    let out = lotse(
+        &cache,
+        &[
+            "generate",
+            &long,
+            "--max-tokens",
+            "4",
+            "--engine-context",
+            "512",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("cut to fit the context"), "{stderr}");
+}
