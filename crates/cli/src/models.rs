@@ -20,16 +20,8 @@ pub enum ModelsCommand {
 
 #[derive(clap::Args)]
 pub struct ModelsArgs {
-    /// Directory with the model manifests (*.toml); the built-in manifests when it does not exist.
-    #[arg(long = "models", env = "LOTSE_MODELS_DIR", default_value = "models")]
-    pub manifests: PathBuf,
-    /// Model cache directory.
-    #[arg(
-        long = "model-cache",
-        env = "LOTSE_MODEL_CACHE",
-        default_value = "models/cache"
-    )]
-    pub cache: PathBuf,
+    #[command(flatten)]
+    pub dirs: crate::runtime::ModelArgs,
     #[arg(long)]
     pub json: bool,
 }
@@ -51,16 +43,16 @@ pub fn run(cmd: ModelsCommand) -> Result<()> {
 }
 
 fn list(args: &ModelsArgs) -> Result<()> {
-    let ms = manifest::load_dir_or_builtin(&args.manifests).with_context(|| {
+    let ms = manifest::load_dir_or_builtin(&args.dirs.manifests).with_context(|| {
         format!(
             "cannot read model manifests in {}",
-            args.manifests.display()
+            args.dirs.manifests.display()
         )
     })?;
     let rows: Vec<serde_json::Value> = ms
         .iter()
         .map(|m| {
-            let present = m.present(&args.cache);
+            let present = m.present(&args.dirs.cache);
             serde_json::json!({
                 "id": m.id,
                 "role": m.role,
@@ -96,13 +88,13 @@ fn list(args: &ModelsArgs) -> Result<()> {
 }
 
 fn fetch(args: &FetchArgs) -> Result<()> {
-    let cache = &args.common.cache;
+    let cache = &args.common.dirs.cache;
     std::fs::create_dir_all(cache)
         .with_context(|| format!("cannot create the model cache {}", cache.display()))?;
-    let ms = manifest::load_dir_or_builtin(&args.common.manifests).with_context(|| {
+    let ms = manifest::load_dir_or_builtin(&args.common.dirs.manifests).with_context(|| {
         format!(
             "cannot read model manifests in {}",
-            args.common.manifests.display()
+            args.common.dirs.manifests.display()
         )
     })?;
     let wanted: Vec<&Manifest> = if args.models.is_empty() {
@@ -114,7 +106,7 @@ fn fetch(args: &FetchArgs) -> Result<()> {
                 ms.iter().find(|m| &m.id == id).ok_or_else(|| {
                     anyhow!(
                         "no model {id:?} in {}; known: {}",
-                        args.common.manifests.display(),
+                        args.common.dirs.manifests.display(),
                         ms.iter()
                             .map(|m| m.id.as_str())
                             .collect::<Vec<_>>()

@@ -1,18 +1,12 @@
 //! The `lotse` CLI contract, end to end: crawl two towns into one data directory over loopback,
 //! search, and measure retrieval on the dev questions.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use lotse_testsite::SiteServer;
 
-fn fixtures() -> PathBuf {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/fixtures"
-    ))
-    .to_owned()
-}
+mod common;
+use common::{fixtures, json};
 
 fn lotse(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lotse"))
@@ -22,21 +16,6 @@ fn lotse(args: &[&str]) -> Output {
         .env("LOTSE_MODEL_CACHE", "/nonexistent/lotse-model-cache")
         .output()
         .unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not json ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
 }
 
 fn eval(data: &str, site: &str, extra: &[&str]) -> serde_json::Value {

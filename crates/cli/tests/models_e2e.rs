@@ -11,12 +11,11 @@ use std::process::{Command, Output};
 
 use lotse_testsite::SiteServer;
 
+mod common;
+use common::{fixtures, json};
+
 fn root() -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_owned()
-}
-
-fn fixtures() -> PathBuf {
-    root().join("../shared/fixtures")
 }
 
 /// The model cache when both default models are in it.
@@ -59,16 +58,6 @@ fn lotse(cache: &Path, args: &[&str]) -> Output {
         .env_remove("LOTSE_ENGINE")
         .output()
         .unwrap()
-}
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn crawl(cache: &Path, site: &SiteServer, data: &str) -> serde_json::Value {

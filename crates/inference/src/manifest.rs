@@ -134,7 +134,7 @@ impl Manifest {
     pub fn present(&self, cache: &Path) -> Option<Artifact> {
         (0..self.sources.len())
             .map(|i| self.artifact(i, cache))
-            .find(|a| is_present(a))
+            .find(is_present)
     }
 
     /// The artifact to load: the first present source. A file that is there but fails its
