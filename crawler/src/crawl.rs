@@ -272,6 +272,13 @@ pub async fn crawl_with_embedder(
             old_by_url.insert(a.clone(), r.url.clone());
         }
     }
+    // Identical content under two URLs keeps the URL already indexed, whichever of the two
+    // answers first in this crawl (otherwise concurrency decides, and a re-crawl swaps them).
+    let by_hash: HashMap<String, String> = old
+        .values()
+        .filter(|r| r.indexed)
+        .map(|r| (r.content_hash.clone(), r.url.clone()))
+        .collect();
     let mut writer = index.writer()?;
     writer.set_embedder(embedder);
     let mut c = Crawler {
@@ -298,7 +305,7 @@ pub async fn crawl_with_embedder(
         alive: HashSet::new(),
         transient: HashSet::new(),
         gone: HashSet::new(),
-        by_hash: HashMap::new(),
+        by_hash,
         aliases: HashMap::new(),
         pending: Vec::new(),
         next_slot: HashMap::new(),
