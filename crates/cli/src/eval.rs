@@ -38,9 +38,9 @@ pub struct RetrievalArgs {
 }
 
 #[derive(Deserialize)]
-struct Question {
-    question: String,
-    expected_urls: Vec<String>,
+pub(crate) struct Question {
+    pub question: String,
+    pub expected_urls: Vec<String>,
 }
 
 #[derive(Serialize, Debug, Clone)]
@@ -63,7 +63,7 @@ pub struct Miss {
     pub got: Vec<String>,
 }
 
-fn load(path: &PathBuf, site: &str) -> Result<Vec<Question>> {
+pub(crate) fn load(path: &PathBuf, site: &str) -> Result<Vec<Question>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read questions {}", path.display()))?;
     let site = site.trim_end_matches('/');

@@ -1,11 +1,14 @@
-//! The `lotse` command: crawl a town website, search it, and measure retrieval quality.
+//! The `lotse` command: crawl a town website, search it, answer from it (CLI and HTTP), and
+//! measure retrieval and answer quality.
 //!
 //! Contract: results go to stdout (JSON with `--json`), logs and progress to stderr, exit code
 //! 0 only on success.
 
 mod eval;
+mod eval_answers;
 mod models;
 mod runtime;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -44,6 +47,28 @@ enum Command {
     Index(IndexCommand),
     /// Stream a completion of a prompt to stdout, for a quick check of the generator.
     Generate(GenerateArgs),
+    /// Answer a citizen's question from the index, with sources (the API's answer).
+    Ask(serve::AskArgs),
+    /// Serve the chat, search and OpenAI-compatible API over HTTP.
+    Serve(serve::ServeArgs),
+    /// Fetch the models if missing, crawl the site, then serve: one command to get going.
+    Up(UpArgs),
+    /// Print the OpenAPI description (what `openapi/openapi.json` holds).
+    Openapi,
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    crawl: CrawlArgs,
+    /// Configuration file (TOML). Default: `lotse.toml` in the current directory, if present.
+    #[arg(long, env = "LOTSE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "LOTSE_ADDR")]
+    addr: Option<std::net::SocketAddr>,
+    #[command(flatten)]
+    engine: runtime::EngineArgs,
 }
 
 #[derive(clap::Args)]
@@ -173,6 +198,8 @@ enum IndexCommand {
 enum EvalCommand {
     /// recall@k over distinct source URLs and MRR for a JSONL question file.
     Retrieval(eval::RetrievalArgs),
+    /// Answer a question set with the models: correct sources, refusals, safety checks.
+    Answers(eval_answers::AnswersArgs),
 }
 
 fn main() -> ExitCode {
@@ -202,7 +229,56 @@ fn run(cli: Cli) -> Result<()> {
         Command::Models(cmd) => models::run(cmd),
         Command::Index(IndexCommand::Embed { data, models }) => index_embed(&data, &models),
         Command::Generate(args) => generate(args),
+        Command::Eval(EvalCommand::Answers(args)) => eval_answers::run(args),
+        Command::Ask(args) => serve::ask(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Up(args) => up(args),
+        Command::Openapi => {
+            print!("{}", lotse_server::openapi_json());
+            Ok(())
+        }
     }
+}
+
+/// `lotse up`: models, crawl, serve.
+fn up(args: UpArgs) -> Result<()> {
+    let config_args = serve::ConfigArgs {
+        config: args.config,
+        data: Some(args.crawl.data.clone()),
+    };
+    let config = config_args.load()?;
+    let mut models = args.crawl.models.clone();
+    let mut engine = args.engine;
+    serve::apply_config(&mut models, &mut engine, &config);
+    // a remote engine generates text: only the embedder is needed locally
+    let only: Vec<String> = if engine.engine == runtime::EngineKind::Local {
+        Vec::new()
+    } else {
+        lotse_inference::manifest::load_dir_or_builtin(&models.manifests)?
+            .into_iter()
+            .filter(|m| m.default && m.role == lotse_inference::manifest::ModelRole::Embedder)
+            .map(|m| m.id)
+            .collect()
+    };
+    eprintln!("1/3 models: fetching what is missing into {}", models.cache.display());
+    models::fetch(&models::FetchArgs {
+        common: models::ModelsArgs {
+            dirs: models.clone(),
+            json: false,
+        },
+        models: only,
+    })?;
+    eprintln!("2/3 crawl: {}", args.crawl.site_url);
+    let mut crawl_args = args.crawl;
+    crawl_args.models = models.clone();
+    crawl(crawl_args)?;
+    eprintln!("3/3 serve");
+    serve::serve(serve::ServeArgs {
+        config: config_args,
+        addr: args.addr,
+        models,
+        engine,
+    })
 }
 
 pub(crate) fn open_index(data: &Path) -> Result<SearchIndex> {

@@ -87,7 +87,7 @@ fn list(args: &ModelsArgs) -> Result<()> {
     Ok(())
 }
 
-fn fetch(args: &FetchArgs) -> Result<()> {
+pub fn fetch(args: &FetchArgs) -> Result<()> {
     let cache = &args.common.dirs.cache;
     std::fs::create_dir_all(cache)
         .with_context(|| format!("cannot create the model cache {}", cache.display()))?;

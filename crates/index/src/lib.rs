@@ -327,6 +327,19 @@ impl SearchIndex {
         Ok(self.reader.reload()?)
     }
 
+    /// A number that changes exactly when the searchable content changes (segments or their
+    /// deletes), not on every reload: caches of answers key on it.
+    pub fn content_version(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let searcher = self.reader.searcher();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (id, del) in searcher.generation().segments() {
+            id.uuid_string().hash(&mut h);
+            del.hash(&mut h);
+        }
+        h.finish()
+    }
+
     pub fn stats(&self) -> Result<IndexStats> {
         let searcher = self.reader.searcher();
         let count = |kind: &str| {

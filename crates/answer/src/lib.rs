@@ -1,0 +1,703 @@
+//! Citizen answers: a question (with optional chat history) -> hybrid retrieval over the public
+//! collection only -> evidence (one trimmed passage per page, within a budget) -> a prompt with
+//! numbered, delimited passages -> streamed generation -> checked citations. When the
+//! evidence is weak, or the model finds no answer in it, the answer is an honest refusal with
+//! the town's contact, never a guess.
+//!
+//! Invariants:
+//! - Only [`CollectionScope::public_website`] is searched: private collections can never
+//!   reach a citizen's answer through this crate.
+//! - Page text is data: passages that try to instruct an assistant are not shown to the model,
+//!   and the final text is checked (foreign URLs, echoed injected text, unsupported markers).
+//! - Every [`Answer`] carries `label: "KI-generiert"` and a hint to check the source.
+//! - Nothing here logs question or answer text.
+//!
+//! Modules: `lang` (detection, fixed texts), `evidence` (selection, injection, strength),
+//! `prompt` (messages), `check` (citations, URLs, streaming filter).
+
+pub mod check;
+pub mod evidence;
+pub mod lang;
+pub mod prompt;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use lotse_core::CollectionScope;
+use lotse_index::{QueryVector, SearchIndex, SearchMode, SearchRequest};
+use lotse_inference::generate::{GenerationEvent, GenerationService};
+use lotse_inference::{EmbedKind, Embedder, GenerationParams, InferenceError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+pub use evidence::{Passage, Strength};
+pub use lang::Lang;
+
+/// The label every AI-generated text carries.
+pub const LABEL: &str = "KI-generiert";
+/// Longest accepted question, in characters.
+pub const MAX_QUESTION_CHARS: usize = 1000;
+/// Most history turns considered.
+pub const MAX_HISTORY_TURNS: usize = 20;
+/// Longest accepted history turn, in characters.
+pub const MAX_TURN_CHARS: usize = 8000;
+
+/// Who said a history turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Speaker {
+    User,
+    Assistant,
+}
+
+/// An earlier turn of the conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Turn {
+    pub role: Speaker,
+    pub content: String,
+}
+
+/// A citizen's question.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AnswerRequest {
+    /// The question, at most 1000 characters.
+    #[schema(example = "Wie hoch ist die Hundesteuer?")]
+    pub question: String,
+    /// Earlier turns, oldest first; follow-up questions are read in their light.
+    #[serde(default)]
+    pub history: Vec<Turn>,
+    /// Answer language (`de`, `en`, `tr`, `uk`, `ar`); detected from the question when absent.
+    #[serde(default)]
+    pub lang: Option<String>,
+}
+
+/// The town's contact, named in every refusal.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// Who to contact, e.g. "das Bürgerbüro im Rathaus".
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    /// Page with the opening hours.
+    pub hours_url: Option<String>,
+}
+
+/// A numbered source of an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Source {
+    /// The number used in `[n]` markers.
+    pub n: usize,
+    pub url: String,
+    pub title: String,
+    pub heading: String,
+    /// Link to the section: an anchor or a `#:~:text=` fragment.
+    pub deep_link: String,
+    /// Whether the final answer cites this source.
+    pub cited: bool,
+}
+
+/// Where the time went, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Timings {
+    /// Question embedding and search.
+    pub retrieval_ms: u64,
+    /// Until the first generated text (absent for refusals and cached answers).
+    pub first_token_ms: Option<u64>,
+    pub total_ms: u64,
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    /// Served from the answer cache.
+    pub cached: bool,
+}
+
+/// A checked answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Answer {
+    /// The answer with `[n]` markers, or the refusal with the town's contact.
+    pub answer: String,
+    pub sources: Vec<Source>,
+    /// True when the website does not answer the question (the text names the contact).
+    pub refused: bool,
+    /// Always "KI-generiert".
+    #[schema(example = "KI-generiert")]
+    pub label: String,
+    /// Check the linked source: a short hint in the answer's language.
+    pub hint: String,
+    /// The language of the answer.
+    pub lang: Lang,
+    /// The generator that wrote it.
+    pub model: String,
+    /// Some statements could not be matched to a source; read with care.
+    pub flagged: bool,
+    pub timings: Timings,
+}
+
+/// What a running answer reports: `Sources` first, then `Token`s, then `Done` (or `Error`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnswerEvent {
+    Sources(Vec<Source>),
+    Token(String),
+    Done(Box<Answer>),
+    Error(AnswerError),
+}
+
+/// Why no answer could be given. Each has a German message for citizens.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AnswerError {
+    #[error("empty question")]
+    EmptyQuestion,
+    #[error("question longer than {max} characters")]
+    QuestionTooLong { max: usize },
+    #[error("history too long: at most {max_turns} turns of {max_chars} characters")]
+    HistoryTooLong { max_turns: usize, max_chars: usize },
+    #[error("unsupported language {0:?}")]
+    UnknownLanguage(String),
+    #[error("the answer queue is full")]
+    Busy,
+    #[error("no text model is loaded")]
+    NoModel,
+    #[error("search index: {0}")]
+    Index(String),
+    #[error("model: {0}")]
+    Model(String),
+}
+
+impl AnswerError {
+    /// The message shown to citizens (German, Sie-Form).
+    pub fn message_de(&self) -> String {
+        match self {
+            AnswerError::EmptyQuestion => "Bitte geben Sie eine Frage ein.".into(),
+            AnswerError::QuestionTooLong { max } => format!(
+                "Ihre Frage ist zu lang. Bitte fassen Sie sie in höchstens {max} Zeichen zusammen."
+            ),
+            AnswerError::HistoryTooLong { .. } => {
+                "Der bisherige Gesprächsverlauf ist zu lang. Bitte beginnen Sie ein neues Gespräch.".into()
+            }
+            AnswerError::UnknownLanguage(_) => format!(
+                "Diese Sprache wird nicht unterstützt. Möglich sind: {}.",
+                Lang::ALL.map(Lang::code).join(", ")
+            ),
+            AnswerError::Busy => {
+                "Im Moment stellen sehr viele Menschen Fragen. Bitte versuchen Sie es in einer Minute noch einmal.".into()
+            }
+            AnswerError::NoModel => {
+                "Der Assistent ist gerade nicht bereit. Bitte versuchen Sie es später noch einmal.".into()
+            }
+            AnswerError::Index(_) | AnswerError::Model(_) => {
+                "Leider ist ein Fehler aufgetreten. Bitte versuchen Sie es später noch einmal.".into()
+            }
+        }
+    }
+
+    /// Whether the caller's input was wrong (4xx) rather than the service (5xx).
+    pub fn is_client_error(&self) -> bool {
+        matches!(
+            self,
+            AnswerError::EmptyQuestion
+                | AnswerError::QuestionTooLong { .. }
+                | AnswerError::HistoryTooLong { .. }
+                | AnswerError::UnknownLanguage(_)
+        )
+    }
+}
+
+/// Thresholds of the refusal gate (see `lotse eval answers --gate-only` to calibrate them
+/// for a town's site).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Gate {
+    /// Enough when this share of the question's content words is in one passage ...
+    pub coverage: f32,
+    /// ... or the best passage is this close in meaning (cosine) ...
+    pub dense: f32,
+    /// ... or both of these hold.
+    pub coverage_low: f32,
+    pub dense_low: f32,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Gate {
+            coverage: 0.75,
+            dense: 0.88,
+            coverage_low: 0.34,
+            dense_low: 0.84,
+        }
+    }
+}
+
+impl Gate {
+    /// Whether the evidence is strong enough to answer from.
+    pub fn passes(&self, s: &Strength, lang: Lang) -> bool {
+        let dense = s.dense.unwrap_or(0.0);
+        if lang != Lang::De || s.content_words == 0 {
+            // words of another language cannot match German pages: meaning decides
+            return s.dense.is_none_or(|d| d >= self.dense_low);
+        }
+        s.coverage >= self.coverage
+            || dense >= self.dense
+            || (s.coverage >= self.coverage_low && (s.dense.is_none() || dense >= self.dense_low))
+    }
+}
+
+/// How answers are made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnswerConfig {
+    /// The town's name as citizens know it ("Gemeinde Bad Boll"); from the crawl when unset.
+    pub town: Option<String>,
+    /// Restrict answers to one site (origin); all public sites when unset.
+    pub site: Option<String>,
+    pub contact: Contact,
+    /// Passages (pages) given to the model.
+    pub passages: usize,
+    /// Words per passage (the prompt's size drives the time to the first token on a CPU).
+    pub words_per_passage: usize,
+    /// Longest answer in tokens.
+    pub max_answer_tokens: usize,
+    pub gate: Gate,
+}
+
+impl Default for AnswerConfig {
+    fn default() -> Self {
+        AnswerConfig {
+            town: None,
+            site: None,
+            contact: Contact::default(),
+            passages: 3,
+            words_per_passage: 90,
+            max_answer_tokens: 200,
+            gate: Gate::default(),
+        }
+    }
+}
+
+/// A question ready to be answered: language, evidence, and whether to refuse.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub lang: Lang,
+    /// The question as searched (follow-ups completed from the history).
+    pub standalone: String,
+    pub request: AnswerRequest,
+    pub passages: Vec<Passage>,
+    /// Texts of passages kept away from the model as prompt injection.
+    pub injected: Vec<String>,
+    pub strength: Strength,
+    /// The gate refused: the evidence does not cover the question.
+    pub weak_evidence: bool,
+    pub retrieval_ms: u64,
+    started: Instant,
+}
+
+impl Prepared {
+    /// The sources as sent before the answer (none when refusing).
+    pub fn sources(&self) -> Vec<Source> {
+        if self.weak_evidence {
+            return Vec::new();
+        }
+        self.passages
+            .iter()
+            .map(|p| Source {
+                n: p.n,
+                url: p.url.clone(),
+                title: p.title.clone(),
+                heading: p.heading.clone(),
+                deep_link: p.deep_link.clone(),
+                cited: false,
+            })
+            .collect()
+    }
+}
+
+/// A running answer: its events, sources first. Dropping it stops the generation.
+#[derive(Debug)]
+pub struct AnswerRun {
+    pub events: mpsc::Receiver<AnswerEvent>,
+}
+
+/// Answers citizens' questions from the public website collection.
+pub struct Answerer {
+    index: Arc<SearchIndex>,
+    embedder: Option<Arc<dyn Embedder>>,
+    generation: Option<Arc<GenerationService>>,
+    config: AnswerConfig,
+    town: String,
+    query_vectors: moka::sync::Cache<String, Arc<Vec<f32>>>,
+}
+
+impl std::fmt::Debug for Answerer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answerer")
+            .field("town", &self.town)
+            .field("embedder", &self.embedder.as_ref().map(|e| e.model_id().to_string()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Normalise a question for cache keys: lowercase, single spaces, no trailing punctuation.
+pub fn normalise(question: &str) -> String {
+    question
+        .to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches(['?', '!', '.', ' '])
+        .to_string()
+}
+
+impl Answerer {
+    /// `embedder` enables hybrid retrieval and the meaning part of the gate; `generation`
+    /// is needed to answer (search works without it).
+    pub fn new(
+        index: Arc<SearchIndex>,
+        embedder: Option<Arc<dyn Embedder>>,
+        generation: Option<Arc<GenerationService>>,
+        config: AnswerConfig,
+    ) -> Answerer {
+        let town = config.town.clone().unwrap_or_else(|| {
+            let names = index.site_names().unwrap_or_default();
+            names
+                .iter()
+                .find(|(site, _)| config.site.as_deref().is_none_or(|s| s == site))
+                .map(|(_, name)| name.clone())
+                .unwrap_or_else(|| "Gemeinde".to_string())
+        });
+        Answerer {
+            index,
+            embedder,
+            generation,
+            config,
+            town,
+            query_vectors: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_idle(std::time::Duration::from_secs(3600))
+                .build(),
+        }
+    }
+
+    pub fn town(&self) -> &str {
+        &self.town
+    }
+    pub fn config(&self) -> &AnswerConfig {
+        &self.config
+    }
+    pub fn index(&self) -> &SearchIndex {
+        &self.index
+    }
+    pub fn embedder(&self) -> Option<&Arc<dyn Embedder>> {
+        self.embedder.as_ref()
+    }
+    pub fn generation(&self) -> Option<&Arc<GenerationService>> {
+        self.generation.as_ref()
+    }
+    /// The generator's id, or "" without one.
+    pub fn model_id(&self) -> String {
+        self.generation
+            .as_ref()
+            .map(|g| g.info().id.clone())
+            .unwrap_or_default()
+    }
+    /// Query-embedding cache statistics: (entries, hits counted by the caller).
+    pub fn query_cache_len(&self) -> u64 {
+        self.query_vectors.entry_count()
+    }
+
+    /// Validate a request (no IO).
+    pub fn validate(req: &AnswerRequest) -> Result<Lang, AnswerError> {
+        let q = req.question.trim();
+        if q.is_empty() {
+            return Err(AnswerError::EmptyQuestion);
+        }
+        if q.chars().count() > MAX_QUESTION_CHARS {
+            return Err(AnswerError::QuestionTooLong {
+                max: MAX_QUESTION_CHARS,
+            });
+        }
+        if req.history.len() > MAX_HISTORY_TURNS
+            || req.history.iter().any(|t| t.content.chars().count() > MAX_TURN_CHARS)
+        {
+            return Err(AnswerError::HistoryTooLong {
+                max_turns: MAX_HISTORY_TURNS,
+                max_chars: MAX_TURN_CHARS,
+            });
+        }
+        match req.lang.as_deref().map(str::trim) {
+            None | Some("") | Some("auto") => Ok(lang::detect(q)),
+            Some(code) => Lang::parse(code).ok_or_else(|| AnswerError::UnknownLanguage(code.to_string())),
+        }
+    }
+
+    /// The embedding of a query, cached. `Ok(None)` without an embedder. Blocking.
+    pub fn query_vector(&self, query: &str) -> Result<Option<Arc<Vec<f32>>>, AnswerError> {
+        let Some(e) = &self.embedder else {
+            return Ok(None);
+        };
+        let key = normalise(query);
+        if let Some(v) = self.query_vectors.get(&key) {
+            return Ok(Some(v));
+        }
+        let mut v = e
+            .embed(&[query], EmbedKind::Query)
+            .map_err(|e| AnswerError::Model(e.to_string()))?;
+        let v = Arc::new(v.pop().unwrap_or_default());
+        self.query_vectors.insert(key, v.clone());
+        Ok(Some(v))
+    }
+
+    /// Public search (the same retrieval answers use). Blocking.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<lotse_index::Hit>, AnswerError> {
+        let scope = CollectionScope::public_website();
+        let qv = self.query_vector(query)?;
+        let mut req = SearchRequest::new(query, &scope);
+        req.limit = limit;
+        req.site = self.config.site.as_deref();
+        let model = self.embedder.as_ref().map(|e| e.model_id().to_string()).unwrap_or_default();
+        let has_vectors = self
+            .index
+            .embedding_model()
+            .map_err(|e| AnswerError::Index(e.to_string()))?
+            .is_some_and(|(m, _)| m == model);
+        if let (Some(v), true) = (&qv, has_vectors) {
+            req.mode = SearchMode::Hybrid;
+            req.query_vector = Some(QueryVector {
+                model_id: &model,
+                vector: v,
+            });
+        }
+        self.index.search(&req).map_err(|e| AnswerError::Index(e.to_string()))
+    }
+
+    /// Validate, find evidence and decide whether to refuse. Blocking (embedding, search).
+    pub fn prepare(&self, req: &AnswerRequest) -> Result<Prepared, AnswerError> {
+        let started = Instant::now();
+        let lang = Self::validate(req)?;
+        let standalone = prompt::standalone_question(req.question.trim(), &req.history);
+        let hits = self.search(&standalone, 12)?;
+        let (passages, injected) = evidence::select(
+            &hits,
+            &standalone,
+            self.config.passages,
+            self.config.words_per_passage,
+        );
+        let texts: Vec<&str> = passages.iter().map(|p| p.full_text.as_str()).collect();
+        let (coverage, content_words) = evidence::coverage(&standalone, &texts, &self.town);
+        let dense = self.best_cosine(&standalone)?;
+        let strength = Strength {
+            coverage,
+            content_words,
+            dense,
+        };
+        let weak_evidence = passages.is_empty() || !self.config.gate.passes(&strength, lang);
+        Ok(Prepared {
+            lang,
+            standalone,
+            request: req.clone(),
+            passages,
+            injected,
+            strength,
+            weak_evidence,
+            retrieval_ms: started.elapsed().as_millis() as u64,
+            started,
+        })
+    }
+
+    /// Cosine of the closest public chunk (dense search, top 1), when vectors exist.
+    fn best_cosine(&self, query: &str) -> Result<Option<f32>, AnswerError> {
+        let Some(v) = self.query_vector(query)? else {
+            return Ok(None);
+        };
+        let Some(e) = &self.embedder else {
+            return Ok(None);
+        };
+        let model = e.model_id().to_string();
+        if !self
+            .index
+            .embedding_model()
+            .map_err(|e| AnswerError::Index(e.to_string()))?
+            .is_some_and(|(m, _)| m == model)
+        {
+            return Ok(None);
+        }
+        let scope = CollectionScope::public_website();
+        let mut req = SearchRequest::new(query, &scope);
+        req.limit = 1;
+        req.site = self.config.site.as_deref();
+        req.mode = SearchMode::Dense;
+        req.query_vector = Some(QueryVector {
+            model_id: &model,
+            vector: &v,
+        });
+        let hits = self.index.search(&req).map_err(|e| AnswerError::Index(e.to_string()))?;
+        Ok(hits.first().map(|h| h.score))
+    }
+
+    /// The refusal for a prepared question: the website does not answer it; the contact.
+    pub fn refusal(&self, p: &Prepared) -> Answer {
+        Answer {
+            answer: prompt::refusal_text(p.lang, &self.town, &self.config.contact),
+            sources: Vec::new(),
+            refused: true,
+            label: LABEL.to_string(),
+            hint: p.lang.check_hint().to_string(),
+            lang: p.lang,
+            model: self.model_id(),
+            flagged: false,
+            timings: Timings {
+                retrieval_ms: p.retrieval_ms,
+                first_token_ms: None,
+                total_ms: p.started.elapsed().as_millis() as u64,
+                ..Timings::default()
+            },
+        }
+    }
+
+    /// Start answering: sends `Sources`, then tokens, then `Done`. Returns
+    /// [`AnswerError::Busy`] at once when the generation queue is full. Needs a tokio runtime.
+    pub fn start(self: &Arc<Self>, p: Prepared) -> Result<AnswerRun, AnswerError> {
+        let (tx, rx) = mpsc::channel(256);
+        if p.weak_evidence {
+            let answer = self.refusal(&p);
+            // capacity 256: these cannot block
+            let _ = tx.try_send(AnswerEvent::Sources(Vec::new()));
+            let _ = tx.try_send(AnswerEvent::Done(Box::new(answer)));
+            return Ok(AnswerRun { events: rx });
+        }
+        let generation = self.generation.clone().ok_or(AnswerError::NoModel)?;
+        let messages = prompt::messages(&p, &self.town);
+        let params = GenerationParams {
+            max_tokens: self.config.max_answer_tokens,
+            temperature: 0.0,
+            stop: vec!["\nFrage:".into(), "<quelle".into(), "\n\n\n".into()],
+            ..GenerationParams::default()
+        };
+        let mut handle = generation.submit(messages, params).map_err(|e| match e {
+            InferenceError::Busy => AnswerError::Busy,
+            other => AnswerError::Model(other.to_string()),
+        })?;
+        let _ = tx.try_send(AnswerEvent::Sources(p.sources()));
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut filter = check::StreamFilter::new(&p.passages);
+            let mut first_token_ms = None;
+            while let Some(ev) = handle.events.recv().await {
+                match ev {
+                    GenerationEvent::Token(t) => {
+                        let shown = filter.push(&t);
+                        if !shown.is_empty() {
+                            first_token_ms.get_or_insert(p.started.elapsed().as_millis() as u64);
+                            if tx.send(AnswerEvent::Token(shown)).await.is_err() {
+                                handle.cancel.cancel();
+                                return;
+                            }
+                        }
+                    }
+                    GenerationEvent::Done(g) => {
+                        let rest = filter.finish();
+                        if !rest.is_empty() {
+                            first_token_ms.get_or_insert(p.started.elapsed().as_millis() as u64);
+                            let _ = tx.send(AnswerEvent::Token(rest)).await;
+                        }
+                        let this2 = this.clone();
+                        let answer = tokio::task::spawn_blocking(move || {
+                            this2.finish(&p, &g.text, first_token_ms, g.prompt_tokens, g.completion_tokens)
+                        })
+                        .await;
+                        let ev = match answer {
+                            Ok(a) => AnswerEvent::Done(Box::new(a)),
+                            Err(e) => AnswerEvent::Error(AnswerError::Model(e.to_string())),
+                        };
+                        let _ = tx.send(ev).await;
+                        return;
+                    }
+                    GenerationEvent::Error(e) => {
+                        tracing::error!(error = %e, "generation failed");
+                        let _ = tx.send(AnswerEvent::Error(AnswerError::Model(e))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(AnswerRun { events: rx })
+    }
+
+    /// Check the generated text and build the final answer. Blocking (may embed).
+    pub fn finish(
+        &self,
+        p: &Prepared,
+        generated: &str,
+        first_token_ms: Option<u64>,
+        prompt_tokens: usize,
+        completion_tokens: usize,
+    ) -> Answer {
+        let passage_vectors: std::cell::OnceCell<Option<Vec<Vec<f32>>>> = std::cell::OnceCell::new();
+        let mut semantic = |sentence: &str, n: usize| -> bool {
+            // only for answers in another language than the pages, where words cannot match
+            if p.lang == Lang::De {
+                return false;
+            }
+            let Some(e) = &self.embedder else {
+                return false;
+            };
+            let pv = passage_vectors.get_or_init(|| {
+                let texts: Vec<&str> = p.passages.iter().map(|x| x.full_text.as_str()).collect();
+                e.embed(&texts, EmbedKind::Passage).ok()
+            });
+            let Some(pv) = pv else { return false };
+            let Ok(mut sv) = e.embed(&[sentence], EmbedKind::Query) else {
+                return false;
+            };
+            let sv = sv.pop().unwrap_or_default();
+            pv.get(n.wrapping_sub(1))
+                .is_some_and(|v| v.iter().zip(&sv).map(|(a, b)| a * b).sum::<f32>() >= 0.80)
+        };
+        let c = check::check(generated, &p.passages, &p.injected, &mut semantic);
+        let total_ms = p.started.elapsed().as_millis() as u64;
+        let timings = Timings {
+            retrieval_ms: p.retrieval_ms,
+            first_token_ms,
+            total_ms,
+            prompt_tokens,
+            completion_tokens,
+            cached: false,
+        };
+        if c.model_refused {
+            let mut a = self.refusal(p);
+            a.timings = timings;
+            return a;
+        }
+        let mut sources = p.sources();
+        for s in &mut sources {
+            s.cited = c.cited.contains(&s.n);
+        }
+        Answer {
+            answer: c.text.clone(),
+            sources,
+            refused: false,
+            label: LABEL.to_string(),
+            hint: p.lang.check_hint().to_string(),
+            lang: p.lang,
+            model: self.model_id(),
+            flagged: c.flagged(),
+            timings,
+        }
+    }
+
+    /// Answer and wait for the whole result.
+    pub async fn answer(self: &Arc<Self>, req: &AnswerRequest) -> Result<Answer, AnswerError> {
+        let this = self.clone();
+        let req = req.clone();
+        let p = tokio::task::spawn_blocking(move || this.prepare(&req))
+            .await
+            .map_err(|e| AnswerError::Model(e.to_string()))??;
+        let mut run = self.start(p)?;
+        while let Some(ev) = run.events.recv().await {
+            match ev {
+                AnswerEvent::Done(a) => return Ok(*a),
+                AnswerEvent::Error(e) => return Err(e),
+                _ => {}
+            }
+        }
+        Err(AnswerError::Model("the answer ended without a result".into()))
+    }
+}

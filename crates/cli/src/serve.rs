@@ -1,0 +1,244 @@
+//! `lotse serve`, `lotse ask` and `lotse up`: the answerer with its models, behind HTTP or
+//! on the command line.
+//!
+//! Settings come from `lotse.toml` (or `--config`), `LOTSE__SECTION__KEY` environment
+//! variables, and flags, in increasing priority.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use lotse_answer::{AnswerRequest, Answerer};
+use lotse_inference::generate::GenerationService;
+use lotse_server::{AppState, Config};
+
+use crate::runtime::{self, EngineArgs, EngineKind, ModelArgs};
+
+/// Where the settings come from.
+#[derive(clap::Args, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML). Default: `lotse.toml` in the current directory, if present.
+    #[arg(long, env = "LOTSE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (index and state). Default: `data`, or `data` of the configuration.
+    #[arg(long, env = "LOTSE_DATA")]
+    pub data: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    pub fn load(&self) -> Result<Config> {
+        let (path, required) = match &self.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from("lotse.toml"), false),
+        };
+        Config::load(Some(&path), required, std::env::vars())
+            .context("cannot load the configuration")
+    }
+
+    pub fn data_dir(&self, config: &Config) -> PathBuf {
+        self.data
+            .clone()
+            .or_else(|| config.data.clone())
+            .unwrap_or_else(|| PathBuf::from("data"))
+    }
+}
+
+/// Take model and engine settings from the configuration file where no flag or environment
+/// variable set them (clap's defaults are recognised by value).
+pub fn apply_config(models: &mut ModelArgs, engine: &mut EngineArgs, c: &Config) {
+    if models.manifests == PathBuf::from("models") {
+        if let Some(m) = &c.models.manifests {
+            models.manifests = m.clone();
+        }
+    }
+    if models.cache == PathBuf::from("models/cache") {
+        if let Some(m) = &c.models.cache {
+            models.cache = m.clone();
+        }
+    }
+    if engine.engine == EngineKind::Local && c.engine.kind.as_deref() == Some("openai") {
+        engine.engine = EngineKind::Openai;
+    }
+    if engine.engine_url.is_none() {
+        engine.engine_url = c.engine.url.clone();
+    }
+    if engine.engine_model.is_none() {
+        engine.engine_model = c.engine.model.clone();
+    }
+    if engine.engine_api_key_env.is_none() {
+        engine.engine_api_key_env = c.engine.api_key_env.clone();
+    }
+    if !engine.engine_external {
+        engine.engine_external = c.engine.external.unwrap_or(false);
+    }
+    if engine.engine_context == 4096 {
+        if let Some(n) = c.engine.context {
+            engine.engine_context = n;
+        }
+    }
+}
+
+/// Open the index and load the models: the answerer (with `generate`, also the generator).
+pub fn build_answerer(
+    config: &Config,
+    data: &std::path::Path,
+    models: &ModelArgs,
+    engine: &EngineArgs,
+    generate: bool,
+) -> Result<Arc<Answerer>> {
+    let index = Arc::new(crate::open_index(data)?);
+    let stats = index.stats()?;
+    anyhow::ensure!(
+        stats.pages > 0,
+        "the index in {} is empty: crawl the town's website first (`lotse crawl <URL> --data {}`)",
+        data.display(),
+        data.display()
+    );
+    let embedder = if index.embedding_model()?.is_some() {
+        match runtime::load_embedder(models)? {
+            Ok(e) => Some(e),
+            Err(why) => {
+                tracing::warn!("{why}; answering with BM25 retrieval only");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let generation = if generate {
+        let g = runtime::load_generator(models, engine)?;
+        let workers = if engine.engine == EngineKind::Local { 1 } else { 4 };
+        Some(Arc::new(GenerationService::new(g, workers, config.limits.queue)))
+    } else {
+        None
+    };
+    Ok(Arc::new(Answerer::new(
+        index,
+        embedder,
+        generation,
+        config.answer_config(),
+    )))
+}
+
+#[derive(clap::Args, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to listen on (default 127.0.0.1:8080, or `[server] addr`).
+    #[arg(long, env = "LOTSE_ADDR")]
+    pub addr: Option<SocketAddr>,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+pub fn serve(mut args: ServeArgs) -> Result<()> {
+    let mut config = args.config.load()?;
+    if let Some(a) = args.addr {
+        config.server.addr = a;
+    }
+    apply_config(&mut args.models, &mut args.engine, &config);
+    let data = args.config.data_dir(&config);
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let addr = config.server.addr;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr()?;
+        let state = AppState::new(config.clone());
+        let server = tokio::spawn(lotse_server::serve(
+            listener,
+            state.clone(),
+            lotse_server::shutdown_signal(),
+        ));
+        tracing::info!("listening on http://{local} (GET /ready says when the models are loaded)");
+        let (models, engine) = (args.models.clone(), args.engine.clone());
+        let loaded = tokio::task::spawn_blocking(move || {
+            build_answerer(&config, &data, &models, &engine, true)
+        })
+        .await?;
+        match loaded {
+            Ok(a) => {
+                tracing::info!(model = %a.model_id(), town = %a.town(), "ready: answering at http://{local}/api/v1/chat");
+                state.set_answerer(a);
+            }
+            Err(e) => {
+                server.abort();
+                return Err(e);
+            }
+        }
+        server.await??;
+        Ok(())
+    })
+}
+
+#[derive(clap::Args)]
+pub struct AskArgs {
+    /// The question, as a citizen would ask it.
+    pub question: String,
+    /// Answer language (de, en, tr, uk, ar); detected when absent.
+    #[arg(long)]
+    pub lang: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub models: ModelArgs,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Print the answer as JSON, as the API returns it.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn ask(mut args: AskArgs) -> Result<()> {
+    let config = args.config.load()?;
+    apply_config(&mut args.models, &mut args.engine, &config);
+    let data = args.config.data_dir(&config);
+    let answerer = build_answerer(&config, &data, &args.models, &args.engine, true)?;
+    let req = AnswerRequest {
+        question: args.question.clone(),
+        history: Vec::new(),
+        lang: args.lang.clone(),
+    };
+    let answer = runtime()?
+        .block_on(answerer.answer(&req))
+        .map_err(|e| anyhow::anyhow!("{e} ({})", e.message_de()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(());
+    }
+    println!("{}", answer.answer);
+    let cited: Vec<_> = answer.sources.iter().filter(|s| s.cited).collect();
+    if !cited.is_empty() {
+        println!("\nQuellen:");
+        for s in cited {
+            println!("[{}] {}: {}", s.n, s.title, s.deep_link);
+        }
+    }
+    println!("\n({} mit {}) {}", answer.label, answer.model, answer.hint);
+    if answer.flagged {
+        println!("Hinweis: Nicht jede Aussage ließ sich einer Quelle zuordnen.");
+    }
+    eprintln!(
+        "retrieval {} ms, first token {} ms, total {} ms, {} prompt + {} completion tokens",
+        answer.timings.retrieval_ms,
+        answer
+            .timings
+            .first_token_ms
+            .map_or("-".to_string(), |t| t.to_string()),
+        answer.timings.total_ms,
+        answer.timings.prompt_tokens,
+        answer.timings.completion_tokens
+    );
+    Ok(())
+}

@@ -1,0 +1,401 @@
+//! The citizen API: chat (JSON or server-sent events), search, health, readiness, metrics.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use lotse_answer::{Answer, AnswerEvent, AnswerRequest, AnswerRun, Answerer, normalise};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// A streamed piece of the answer (`token` event).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TokenEvent {
+    pub text: String,
+}
+
+/// How an answer was started: from the cache or by the model.
+pub(crate) enum Started {
+    Cached(Arc<Answer>),
+    Running { run: AnswerRun, key: String },
+}
+
+/// Validate, look in the cache, else find evidence and queue the generation.
+pub(crate) async fn start_answer(
+    state: &Arc<AppState>,
+    req: AnswerRequest,
+) -> Result<Started, ApiError> {
+    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+    let lang = Answerer::validate(&req)?;
+    let history: Vec<String> = req
+        .history
+        .iter()
+        .map(|t| format!("{:?}:{}", t.role, normalise(&t.content)))
+        .collect();
+    let key = format!(
+        "{}\u{1}{}\u{1}{}\u{1}{}",
+        state.content_version(),
+        lang.code(),
+        normalise(&req.question),
+        history.join("\u{2}")
+    );
+    if let Some(hit) = state.answers.get(&key).await {
+        state.metrics.answer_cache_hits.fetch_add(1, Ordering::Relaxed);
+        return Ok(Started::Cached(hit));
+    }
+    state.metrics.answer_cache_misses.fetch_add(1, Ordering::Relaxed);
+    let a2 = answerer.clone();
+    let prepared = tokio::task::spawn_blocking(move || a2.prepare(&req))
+        .await
+        .map_err(|e| ApiError::from(lotse_answer::AnswerError::Model(e.to_string())))??;
+    let run = answerer.start(prepared).map_err(|e| {
+        if e == lotse_answer::AnswerError::Busy {
+            state.metrics.busy.fetch_add(1, Ordering::Relaxed);
+        }
+        ApiError::from(e)
+    })?;
+    Ok(Started::Running { run, key })
+}
+
+/// Record a finished answer: metrics, and the cache (unless it needs a human look).
+pub(crate) async fn finished(state: &Arc<AppState>, key: &str, answer: &Answer) {
+    let m = &state.metrics;
+    m.prompt_tokens
+        .fetch_add(answer.timings.prompt_tokens as u64, Ordering::Relaxed);
+    m.completion_tokens
+        .fetch_add(answer.timings.completion_tokens as u64, Ordering::Relaxed);
+    if answer.refused {
+        m.refusals.fetch_add(1, Ordering::Relaxed);
+    }
+    if !answer.flagged {
+        state
+            .answers
+            .insert(key.to_string(), Arc::new(answer.clone()))
+            .await;
+    }
+}
+
+/// A cached answer as served now.
+pub(crate) fn from_cache(a: &Answer, started: Instant) -> Answer {
+    let mut a = a.clone();
+    a.timings.cached = true;
+    a.timings.first_token_ms = None;
+    a.timings.retrieval_ms = 0;
+    a.timings.total_ms = started.elapsed().as_millis() as u64;
+    a
+}
+
+fn wants_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"))
+}
+
+/// Ask a question about the town.
+///
+/// Returns a cited answer from the town's website, or a refusal with the town's contact when
+/// the website does not answer it. With `Accept: text/event-stream` the answer streams as
+/// server-sent events: `sources` (the numbered sources, first), `token` (`{"text": ...}`,
+/// repeatedly), then `done` (the checked answer, as in the JSON response; show this text
+/// in the end) or `error`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/chat",
+    tag = "citizens",
+    request_body = AnswerRequest,
+    responses(
+        (status = 200, description = "The answer (JSON), or an event stream with `Accept: text/event-stream`", body = Answer),
+        (status = 400, description = "Empty or too long question, unknown language, malformed JSON", body = ErrorBody),
+        (status = 413, description = "Request body too large", body = ErrorBody),
+        (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
+        (status = 429, description = "Too many questions from this client; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Busy or starting; see Retry-After", body = ErrorBody),
+    )
+)]
+pub async fn chat(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<AnswerRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let Json(req) = body?;
+    let stream = wants_stream(&headers);
+    match start_answer(&state, req).await? {
+        Started::Cached(a) => {
+            let a = from_cache(&a, started);
+            if stream {
+                Ok(sse(cached_events(a)))
+            } else {
+                Ok(Json(a).into_response())
+            }
+        }
+        Started::Running { mut run, key } => {
+            if stream {
+                return Ok(sse(live_events(state, run, key)));
+            }
+            while let Some(ev) = run.events.recv().await {
+                match ev {
+                    AnswerEvent::Done(a) => {
+                        finished(&state, &key, &a).await;
+                        return Ok(Json(*a).into_response());
+                    }
+                    AnswerEvent::Error(e) => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            Err(lotse_answer::AnswerError::Model("answer ended early".into()).into())
+        }
+    }
+}
+
+fn sse<S>(events: S) -> Response
+where
+    S: Stream<Item = Result<Event, Infallible>> + Send + 'static,
+{
+    Sse::new(events).keep_alive(KeepAlive::default()).into_response()
+}
+
+fn json_event(name: &str, value: &impl Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(value)
+        .unwrap_or_else(|_| Event::default().event(name).data("{}"))
+}
+
+fn cached_events(a: Answer) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    let events = vec![
+        Ok(json_event("sources", &a.sources)),
+        Ok(json_event("token", &TokenEvent { text: a.answer.clone() })),
+        Ok(json_event("done", &a)),
+    ];
+    stream::iter(events)
+}
+
+fn live_events(
+    state: Arc<AppState>,
+    run: AnswerRun,
+    key: String,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    stream::unfold(Some((state, run, key)), |st| async move {
+        let (state, mut run, key) = st?;
+        let ev = run.events.recv().await?;
+        let event = match ev {
+            AnswerEvent::Sources(s) => json_event("sources", &s),
+            AnswerEvent::Token(t) => json_event("token", &TokenEvent { text: t }),
+            AnswerEvent::Done(a) => {
+                finished(&state, &key, &a).await;
+                return Some((Ok(json_event("done", &*a)), None));
+            }
+            AnswerEvent::Error(e) => {
+                let err = ApiError::from(e);
+                let body = ErrorBody {
+                    error: crate::error::ErrorDetail {
+                        code: err.code.to_string(),
+                        message: err.message,
+                    },
+                };
+                return Some((Ok(json_event("error", &body)), None));
+            }
+        };
+        Some((Ok(event), Some((state, run, key))))
+    })
+}
+
+/// Search parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchParams {
+    /// The search words.
+    pub q: String,
+    /// Number of results, 1 to 50 (default 10).
+    pub limit: Option<usize>,
+}
+
+/// A search result.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SearchResult {
+    pub url: String,
+    pub title: String,
+    pub heading: String,
+    pub deep_link: String,
+    pub snippet: String,
+    pub score: f32,
+}
+
+/// Search results.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SearchResponse {
+    pub query: String,
+    pub results: Vec<SearchResult>,
+}
+
+/// Search the town's public pages (words and meaning), best sections first, one per page.
+#[utoipa::path(
+    get,
+    path = "/api/v1/search",
+    tag = "citizens",
+    params(SearchParams),
+    responses(
+        (status = 200, body = SearchResponse),
+        (status = 400, description = "Missing or empty q, limit out of range", body = ErrorBody),
+        (status = 429, description = "Too many searches from this client", body = ErrorBody),
+        (status = 503, description = "Starting", body = ErrorBody),
+    )
+)]
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    params: Result<Query<SearchParams>, QueryRejection>,
+) -> Result<Json<SearchResponse>, ApiError> {
+    let Query(p) = params?;
+    let q = p.q.trim().to_string();
+    if q.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_query",
+            "Bitte geben Sie einen Suchbegriff ein.",
+        ));
+    }
+    if q.chars().count() > lotse_answer::MAX_QUESTION_CHARS {
+        return Err(ApiError::bad_request(
+            "query_too_long",
+            "Der Suchbegriff ist zu lang. Bitte verwenden Sie höchstens 1000 Zeichen.",
+        ));
+    }
+    let limit = p.limit.unwrap_or(10);
+    if !(1..=50).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_limit",
+            "Die Anzahl der Ergebnisse (limit) muss zwischen 1 und 50 liegen.",
+        ));
+    }
+    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+    let q2 = q.clone();
+    let hits = tokio::task::spawn_blocking(move || answerer.search(&q2, limit * 3))
+        .await
+        .map_err(|e| ApiError::from(lotse_answer::AnswerError::Index(e.to_string())))??;
+    let mut seen = std::collections::HashSet::new();
+    let results = hits
+        .into_iter()
+        .filter(|h| seen.insert(h.url.clone()))
+        .take(limit)
+        .map(|h| SearchResult {
+            url: h.url,
+            title: h.title,
+            heading: h.heading,
+            deep_link: h.deep_link,
+            snippet: h.snippet,
+            score: h.score,
+        })
+        .collect();
+    Ok(Json(SearchResponse { query: q, results }))
+}
+
+/// Liveness.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: String,
+    pub uptime_secs: u64,
+}
+
+/// The process is alive (not necessarily ready).
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
+pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+        uptime_secs: state.started.elapsed().as_secs(),
+    })
+}
+
+/// Readiness: models loaded, index open.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `starting`.
+    pub status: String,
+    pub model: Option<String>,
+    pub embedder: Option<String>,
+    pub pages: Option<u64>,
+    pub chunks: Option<u64>,
+}
+
+/// 200 when the models are loaded and the index is open, else 503.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    responses((status = 200, body = Readiness), (status = 503, body = Readiness))
+)]
+pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Readiness>) {
+    let Some(a) = state.answerer().filter(|a| a.generation().is_some()) else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Readiness {
+                status: "starting".into(),
+                model: None,
+                embedder: None,
+                pages: None,
+                chunks: None,
+            }),
+        );
+    };
+    let stats = a.index().stats().ok();
+    (
+        StatusCode::OK,
+        Json(Readiness {
+            status: "ready".into(),
+            model: Some(a.model_id()),
+            embedder: a.embedder().map(|e| e.model_id().to_string()),
+            pages: stats.as_ref().map(|s| s.pages),
+            chunks: stats.as_ref().map(|s| s.chunks),
+        }),
+    )
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
+)]
+pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let (depth, running) = state
+        .answerer()
+        .and_then(|a| a.generation().map(|g| (g.queue_depth(), g.running())))
+        .unwrap_or((0, 0));
+    let body = state
+        .metrics
+        .render(depth, running, state.answers.entry_count());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// The OpenAPI document.
+pub async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi_json(),
+    )
+        .into_response()
+}
+
+/// Unknown paths: 404 in German.
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Diese Adresse gibt es nicht. Die Schnittstelle ist unter /openapi.json beschrieben.",
+    )
+}
+

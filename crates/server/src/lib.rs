@@ -1,0 +1,281 @@
+//! Lotse's HTTP server: the citizen chat (JSON and server-sent events), public search, an
+//! OpenAI-compatible face of the same cited answers, health, readiness, Prometheus metrics and
+//! the OpenAPI description.
+//!
+//! Invariants:
+//! - Every route that costs model time is rate limited per client IP; X-Forwarded-For is only
+//!   believed from configured proxies. Overload is refused early (429, 503 with Retry-After);
+//!   queues and caches are bounded.
+//! - Errors are JSON with a stable code and a German message (`error::ApiError`); logs are
+//!   English and never contain questions, answers or client addresses.
+//! - Answers come only from the public collection (the `answer` crate searches nothing else).
+//! - The OpenAPI document is generated from the handlers (`ApiDoc`); `openapi/openapi.json`
+//!   is checked against it by a test.
+
+pub mod api;
+pub mod config;
+pub mod error;
+pub mod limit;
+pub mod metrics;
+pub mod openai;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use lotse_answer::{Answer, Answerer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi;
+
+pub use config::Config;
+
+/// Shared state of the running server.
+pub struct AppState {
+    pub config: Config,
+    answerer: RwLock<Option<Arc<Answerer>>>,
+    pub metrics: metrics::Metrics,
+    pub(crate) answers: moka::future::Cache<String, Arc<Answer>>,
+    pub(crate) limits: limit::RateLimits,
+    content_version: AtomicU64,
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// A server that is starting: it answers `/health`, and `/ready` says 503 until
+    /// [`AppState::set_answerer`] is called.
+    pub fn new(config: Config) -> Arc<AppState> {
+        let answers = moka::future::Cache::builder()
+            .max_capacity(config.limits.answer_cache_entries)
+            .time_to_live(Duration::from_secs(config.limits.answer_cache_ttl_secs.max(1)))
+            .build();
+        let limits = limit::RateLimits::new(&config.limits);
+        Arc::new(AppState {
+            config,
+            answerer: RwLock::new(None),
+            metrics: metrics::Metrics::default(),
+            answers,
+            limits,
+            content_version: AtomicU64::new(0),
+            started: Instant::now(),
+        })
+    }
+
+    /// Models are loaded and the index is open: start answering.
+    pub fn set_answerer(&self, answerer: Arc<Answerer>) {
+        self.content_version
+            .store(answerer.index().content_version(), Ordering::SeqCst);
+        *self.answerer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answerer);
+    }
+
+    /// The answerer, when ready.
+    pub fn answerer(&self) -> Option<Arc<Answerer>> {
+        self.answerer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The index's content version, for answer-cache keys.
+    pub fn content_version(&self) -> u64 {
+        self.content_version.load(Ordering::SeqCst)
+    }
+
+    /// See new crawls: reload the index; when its content changed, drop cached answers.
+    pub async fn refresh_index(&self) {
+        let Some(a) = self.answerer() else { return };
+        let a2 = a.clone();
+        let reloaded = tokio::task::spawn_blocking(move || {
+            a2.index().reload().map(|_| a2.index().content_version())
+        })
+        .await;
+        match reloaded {
+            Ok(Ok(v)) => {
+                if self.content_version.swap(v, Ordering::SeqCst) != v {
+                    tracing::info!("index content changed; answer cache cleared");
+                    self.answers.invalidate_all();
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot reload the index"),
+            Err(e) => tracing::warn!(error = %e, "index reload task failed"),
+        }
+    }
+}
+
+/// The OpenAPI description of the whole API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Lotse API",
+        description = "Cited answers from the town's website, search, and an OpenAI-compatible face. All answers are labelled \"KI-generiert\".",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        api::chat,
+        api::search,
+        api::health,
+        api::ready,
+        api::metrics,
+        openai::chat_completions,
+        openai::models,
+    ),
+    components(schemas(
+        lotse_answer::AnswerRequest,
+        lotse_answer::Answer,
+        lotse_answer::Source,
+        lotse_answer::Timings,
+        lotse_answer::Turn,
+        lotse_answer::Speaker,
+        lotse_answer::Lang,
+        api::SearchResponse,
+        api::SearchResult,
+        api::Health,
+        api::Readiness,
+        api::TokenEvent,
+        error::ErrorBody,
+        error::ErrorDetail,
+        openai::CompletionRequest,
+        openai::CompletionMessage,
+        openai::Completion,
+        openai::CompletionChoice,
+        openai::Usage,
+        openai::ModelList,
+        openai::ModelEntry,
+    )),
+    tags(
+        (name = "citizens", description = "Chat and search for the town's website"),
+        (name = "openai", description = "OpenAI-compatible API for Open WebUI, n8n and the like"),
+        (name = "operations", description = "Health, readiness and metrics")
+    )
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as pretty JSON (what `openapi/openapi.json` holds).
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+        + "\n"
+}
+
+/// The router with all routes and layers.
+pub fn app(state: Arc<AppState>) -> Router {
+    let limits = &state.config.limits;
+    let cors = if state.config.server.cors_origins.is_empty() {
+        CorsLayer::new()
+    } else {
+        let origins: Vec<HeaderValue> = state
+            .config
+            .server
+            .cors_origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+            .collect();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
+            .max_age(Duration::from_secs(3600))
+    };
+    Router::new()
+        .route("/api/v1/chat", post(api::chat))
+        .route("/api/v1/search", get(api::search))
+        .route("/health", get(api::health))
+        .route("/ready", get(api::ready))
+        .route("/metrics", get(api::metrics))
+        .route("/openapi.json", get(api::openapi))
+        .route("/v1/chat/completions", post(openai::chat_completions))
+        .route("/v1/models", get(openai::models))
+        .fallback(api::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), limit::rate_limit))
+        .layer(DefaultBodyLimit::max(limits.body_bytes))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_secs.max(1)),
+        ))
+        .layer(cors)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// Count every request in the metrics, by route template and status.
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".to_string());
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .observe(&route, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Serve until `shutdown` resolves; in-flight requests finish first. Reloads the index every
+/// few seconds and forgets idle rate-limit entries every minute.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let housekeeping = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut n = 0u64;
+            loop {
+                tick.tick().await;
+                state.refresh_index().await;
+                n += 1;
+                if n % 12 == 0 {
+                    state.limits.forget_idle();
+                }
+            }
+        })
+    };
+    let result = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    housekeeping.abort();
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing open requests");
+}

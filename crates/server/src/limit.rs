@@ -1,0 +1,145 @@
+//! Rate limiting per client IP with governor: chat routes (model time) and search have their
+//! own quotas. The client is the TCP peer, or, when the peer is a configured reverse proxy,
+//! the last address in X-Forwarded-For that is not a proxy. Refusals are 429 with
+//! Retry-After.
+
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::AppState;
+use crate::config::Limits;
+use crate::error::ApiError;
+
+/// The server's rate limiters (absent when switched off with 0).
+pub struct RateLimits {
+    chat: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    search: Option<DefaultKeyedRateLimiter<IpAddr>>,
+}
+
+impl RateLimits {
+    pub fn new(l: &Limits) -> RateLimits {
+        let burst = |b: u32| NonZeroU32::new(b.max(1)).unwrap_or(NonZeroU32::MIN);
+        RateLimits {
+            chat: NonZeroU32::new(l.chat_per_minute)
+                .map(|r| RateLimiter::keyed(Quota::per_minute(r).allow_burst(burst(l.chat_burst)))),
+            search: NonZeroU32::new(l.search_per_second)
+                .map(|r| RateLimiter::keyed(Quota::per_second(r).allow_burst(burst(l.search_burst)))),
+        }
+    }
+
+    /// Drop state of clients that are back at full quota (bounded memory).
+    pub fn forget_idle(&self) {
+        for l in [&self.chat, &self.search].into_iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+    }
+
+    /// `Err(seconds to wait)` when `ip` is over the quota for `path`.
+    fn check(&self, path: &str, ip: IpAddr) -> Result<(), u64> {
+        let limiter = if path == "/api/v1/chat" || path == "/v1/chat/completions" {
+            &self.chat
+        } else if path == "/api/v1/search" {
+            &self.search
+        } else {
+            &None
+        };
+        match limiter {
+            Some(l) => l.check_key(&ip).map_err(|not_until| {
+                not_until
+                    .wait_time_from(DefaultClock::default().now())
+                    .as_secs_f64()
+                    .ceil() as u64
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The client's address: the peer, or the X-Forwarded-For client behind trusted proxies.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .copied()
+        .unwrap_or(peer)
+}
+
+/// Middleware: 429 with Retry-After when the client is over its quota.
+pub async fn rate_limit(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+    let ip = client_ip(peer, req.headers(), &state.config.server.trusted_proxies);
+    if let Err(wait) = state.limits.check(req.uri().path(), ip) {
+        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Sie haben in kurzer Zeit sehr viele Anfragen gestellt. Bitte warten Sie einen Moment und versuchen Sie es dann noch einmal.",
+        )
+        .retry_after(wait)
+        .into_response();
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_for_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "203.0.113.9, 198.51.100.7".parse().unwrap());
+        // an untrusted peer cannot choose its address
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(client_ip(peer, &h, &[proxy]), peer);
+        // behind the proxy, the last untrusted hop is the client
+        assert_eq!(client_ip(proxy, &h, &[proxy]), "198.51.100.7".parse::<IpAddr>().unwrap());
+        // garbage falls back to the peer
+        let mut bad = HeaderMap::new();
+        bad.insert("x-forwarded-for", "nonsense".parse().unwrap());
+        assert_eq!(client_ip(proxy, &bad, &[proxy]), proxy);
+    }
+
+    #[test]
+    fn quota_refuses_with_a_wait() {
+        let limits = RateLimits::new(&Limits {
+            chat_per_minute: 1,
+            chat_burst: 2,
+            ..Limits::default()
+        });
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(limits.check("/api/v1/chat", ip).is_ok());
+        assert!(limits.check("/api/v1/chat", ip).is_ok());
+        let wait = limits.check("/api/v1/chat", ip).unwrap_err();
+        assert!((1..=60).contains(&wait), "{wait}");
+        // another client and other routes are not affected
+        assert!(limits.check("/api/v1/chat", "192.0.2.2".parse().unwrap()).is_ok());
+        assert!(limits.check("/health", ip).is_ok());
+    }
+}

@@ -1,0 +1,97 @@
+//! Prometheus metrics, kept by hand (a few counters and histograms; no metrics crate).
+//! Labels carry route templates and status codes only, never request content.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Latency buckets in seconds.
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+#[derive(Debug, Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// The server's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    pub prompt_tokens: AtomicU64,
+    pub completion_tokens: AtomicU64,
+    pub answer_cache_hits: AtomicU64,
+    pub answer_cache_misses: AtomicU64,
+    pub refusals: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub busy: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Metrics {
+    /// Count a finished request of `route` (a template like `/api/v1/chat`).
+    pub fn observe(&self, route: &str, status: u16, seconds: f64) {
+        *lock(&self.requests).entry((route.to_string(), status)).or_default() += 1;
+        let mut lat = lock(&self.latency);
+        let h = lat.entry(route.to_string()).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += seconds;
+        h.count += 1;
+    }
+
+    /// The text exposition format. `queue_depth` and `running` come from the generation pool.
+    pub fn render(&self, queue_depth: usize, running: usize, cache_entries: u64) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# HELP lotse_requests_total HTTP requests by route and status.");
+        let _ = writeln!(s, "# TYPE lotse_requests_total counter");
+        for ((route, status), n) in lock(&self.requests).iter() {
+            let _ = writeln!(s, "lotse_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+        }
+        let _ = writeln!(s, "# HELP lotse_request_duration_seconds Time to the response headers (streams: to the first byte).");
+        let _ = writeln!(s, "# TYPE lotse_request_duration_seconds histogram");
+        for (route, h) in lock(&self.latency).iter() {
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "lotse_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(s, "lotse_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(s, "lotse_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
+            let _ = writeln!(s, "lotse_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+        }
+        let gauge = |s: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+        };
+        let counter = |s: &mut String, name: &str, help: &str, v: &AtomicU64| {
+            let _ = writeln!(
+                s,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        };
+        gauge(&mut s, "lotse_generation_queue_depth", "Answers waiting for the model.", queue_depth as u64);
+        gauge(&mut s, "lotse_generation_running", "Answers being generated.", running as u64);
+        gauge(&mut s, "lotse_answer_cache_entries", "Answers in the cache.", cache_entries);
+        let _ = writeln!(s, "# HELP lotse_tokens_total Tokens processed by the generator.\n# TYPE lotse_tokens_total counter");
+        let _ = writeln!(s, "lotse_tokens_total{{kind=\"prompt\"}} {}", self.prompt_tokens.load(Ordering::Relaxed));
+        let _ = writeln!(s, "lotse_tokens_total{{kind=\"completion\"}} {}", self.completion_tokens.load(Ordering::Relaxed));
+        counter(&mut s, "lotse_answer_cache_hits_total", "Answers served from the cache.", &self.answer_cache_hits);
+        counter(&mut s, "lotse_answer_cache_misses_total", "Answers not in the cache.", &self.answer_cache_misses);
+        counter(&mut s, "lotse_refusals_total", "Answers that said the website does not answer the question.", &self.refusals);
+        counter(&mut s, "lotse_rate_limited_total", "Requests refused with 429.", &self.rate_limited);
+        counter(&mut s, "lotse_busy_total", "Requests refused with 503 because the queue was full.", &self.busy);
+        s
+    }
+}

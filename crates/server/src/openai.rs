@@ -1,0 +1,321 @@
+//! The same cited answers behind an OpenAI-compatible API (`/v1/chat/completions`,
+//! `/v1/models`), so tools like Open WebUI or n8n can use Lotse as a model. The last user
+//! message is the question, earlier user and assistant messages are the history; system
+//! messages are ignored (Lotse's own rules apply). The content ends with the numbered sources
+//! and the "KI-generiert" label.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use lotse_answer::{Answer, AnswerEvent, AnswerRequest, AnswerRun, Speaker, Turn};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::api::{Started, finished, from_cache, start_answer};
+use crate::error::{ApiError, ErrorBody};
+
+/// The model name Lotse answers to.
+pub const MODEL: &str = "lotse";
+
+/// A chat message.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CompletionMessage {
+    /// `system`, `user` or `assistant`.
+    pub role: String,
+    pub content: String,
+}
+
+/// An OpenAI chat-completions request (the fields Lotse uses; others are ignored).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct CompletionRequest {
+    #[serde(default)]
+    pub model: Option<String>,
+    pub messages: Vec<CompletionMessage>,
+    #[serde(default)]
+    pub stream: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Usage {
+    pub prompt_tokens: usize,
+    pub completion_tokens: usize,
+    pub total_tokens: usize,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CompletionChoice {
+    pub index: usize,
+    pub message: CompletionMessage,
+    pub finish_reason: String,
+}
+
+/// An OpenAI chat completion.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Completion {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub model: String,
+    pub choices: Vec<CompletionChoice>,
+    pub usage: Usage,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelEntry {
+    pub id: String,
+    pub object: String,
+    pub created: u64,
+    pub owned_by: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ModelList {
+    pub object: String,
+    pub data: Vec<ModelEntry>,
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Turn OpenAI messages into a Lotse question with history.
+fn to_request(req: &CompletionRequest) -> Result<AnswerRequest, ApiError> {
+    let turns: Vec<(Speaker, &str)> = req
+        .messages
+        .iter()
+        .filter_map(|m| match m.role.as_str() {
+            "user" => Some((Speaker::User, m.content.as_str())),
+            "assistant" => Some((Speaker::Assistant, m.content.as_str())),
+            _ => None,
+        })
+        .collect();
+    let Some(last) = turns.iter().rposition(|(r, _)| *r == Speaker::User) else {
+        return Err(ApiError::bad_request(
+            "no_question",
+            "Die Anfrage enthält keine Nachricht mit der Rolle \"user\".",
+        ));
+    };
+    let history = turns[..last]
+        .iter()
+        .rev()
+        .take(lotse_answer::MAX_HISTORY_TURNS)
+        .rev()
+        .map(|(role, content)| Turn {
+            role: *role,
+            content: content.to_string(),
+        })
+        .collect();
+    Ok(AnswerRequest {
+        question: turns[last].1.to_string(),
+        history,
+        lang: None,
+    })
+}
+
+/// The sources and the label, appended to the content.
+fn footer(a: &Answer) -> String {
+    let mut s = String::new();
+    let cited: Vec<_> = a.sources.iter().filter(|s| s.cited).collect();
+    if !cited.is_empty() {
+        s.push_str("\n\nQuellen:");
+        for src in cited {
+            s.push_str(&format!("\n[{}] {}: {}", src.n, src.title, src.deep_link));
+        }
+    }
+    s.push_str(&format!("\n\n_{}_", a.hint));
+    s
+}
+
+fn completion(a: &Answer) -> Completion {
+    Completion {
+        id: format!("chatcmpl-lotse-{}", now()),
+        object: "chat.completion".into(),
+        created: now(),
+        model: MODEL.into(),
+        choices: vec![CompletionChoice {
+            index: 0,
+            message: CompletionMessage {
+                role: "assistant".into(),
+                content: format!("{}{}", a.answer, footer(a)),
+            },
+            finish_reason: "stop".into(),
+        }],
+        usage: Usage {
+            prompt_tokens: a.timings.prompt_tokens,
+            completion_tokens: a.timings.completion_tokens,
+            total_tokens: a.timings.prompt_tokens + a.timings.completion_tokens,
+        },
+    }
+}
+
+fn chunk(id: &str, delta: serde_json::Value, finish: Option<&str>) -> Event {
+    let v = serde_json::json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": now(),
+        "model": MODEL,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    });
+    Event::default().data(v.to_string())
+}
+
+/// Cited answers as an OpenAI chat completion (`stream: true` for chunks).
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    tag = "openai",
+    request_body = CompletionRequest,
+    responses(
+        (status = 200, description = "A chat completion, or chunks as server-sent events with `stream: true`", body = Completion),
+        (status = 400, body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 429, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    )
+)]
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    body: Result<Json<CompletionRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let Json(req) = body?;
+    let question = to_request(&req)?;
+    let id = format!("chatcmpl-lotse-{}", now());
+    match start_answer(&state, question).await? {
+        Started::Cached(a) => {
+            let a = from_cache(&a, started);
+            if req.stream {
+                let events: Vec<Result<Event, Infallible>> = vec![
+                    Ok(chunk(&id, serde_json::json!({"role": "assistant", "content": a.answer}), None)),
+                    Ok(chunk(&id, serde_json::json!({"content": footer(&a)}), Some("stop"))),
+                    Ok(Event::default().data("[DONE]")),
+                ];
+                Ok(Sse::new(stream::iter(events)).into_response())
+            } else {
+                Ok(Json(completion(&a)).into_response())
+            }
+        }
+        Started::Running { mut run, key } => {
+            if req.stream {
+                return Ok(Sse::new(stream_chunks(state, run, key, id))
+                    .keep_alive(KeepAlive::default())
+                    .into_response());
+            }
+            while let Some(ev) = run.events.recv().await {
+                match ev {
+                    AnswerEvent::Done(a) => {
+                        finished(&state, &key, &a).await;
+                        return Ok(Json(completion(&a)).into_response());
+                    }
+                    AnswerEvent::Error(e) => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            Err(lotse_answer::AnswerError::Model("answer ended early".into()).into())
+        }
+    }
+}
+
+/// Streamed tokens are shown as they come; a refusal or a corrected answer arrives whole
+/// at the end (the chunk protocol cannot take text back, so checked corrections of streamed
+/// text are announced in a final note).
+fn stream_chunks(
+    state: Arc<AppState>,
+    run: AnswerRun,
+    key: String,
+    id: String,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
+    struct St {
+        state: Arc<AppState>,
+        run: AnswerRun,
+        key: String,
+        id: String,
+        streamed: String,
+        first: bool,
+        done: bool,
+    }
+    let st = St {
+        state,
+        run,
+        key,
+        id,
+        streamed: String::new(),
+        first: true,
+        done: false,
+    };
+    stream::unfold(Some(st), |st| async move {
+        let mut st = st?;
+        if st.done {
+            return Some((Ok(Event::default().data("[DONE]")), None));
+        }
+        loop {
+            let Some(ev) = st.run.events.recv().await else {
+                return Some((Ok(Event::default().data("[DONE]")), None));
+            };
+            let delta_role = |first: bool, text: &str| {
+                if first {
+                    serde_json::json!({"role": "assistant", "content": text})
+                } else {
+                    serde_json::json!({"content": text})
+                }
+            };
+            match ev {
+                AnswerEvent::Sources(_) => continue,
+                AnswerEvent::Token(t) => {
+                    let e = chunk(&st.id, delta_role(st.first, &t), None);
+                    st.first = false;
+                    st.streamed.push_str(&t);
+                    return Some((Ok(e), Some(st)));
+                }
+                AnswerEvent::Done(a) => {
+                    finished(&st.state, &st.key, &a).await;
+                    let mut rest = String::new();
+                    if st.streamed.trim().is_empty() {
+                        rest.push_str(&a.answer);
+                    } else if normalise_ws(&st.streamed) != normalise_ws(&a.answer) {
+                        rest.push_str("\n\nGeprüfte Fassung: ");
+                        rest.push_str(&a.answer);
+                    }
+                    rest.push_str(&footer(&a));
+                    let e = chunk(&st.id, delta_role(st.first, &rest), Some("stop"));
+                    st.done = true;
+                    return Some((Ok(e), Some(st)));
+                }
+                AnswerEvent::Error(e) => {
+                    let err = ApiError::from(e);
+                    let v = serde_json::json!({"error": {"code": err.code, "message": err.message}});
+                    st.done = true;
+                    return Some((Ok(Event::default().data(v.to_string())), Some(st)));
+                }
+            }
+        }
+    })
+}
+
+fn normalise_ws(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The models this API offers (one: `lotse`).
+#[utoipa::path(get, path = "/v1/models", tag = "openai", responses((status = 200, body = ModelList)))]
+pub async fn models() -> Json<ModelList> {
+    Json(ModelList {
+        object: "list".into(),
+        data: vec![ModelEntry {
+            id: MODEL.into(),
+            object: "model".into(),
+            created: 0,
+            owned_by: "lotse".into(),
+        }],
+    })
+}
