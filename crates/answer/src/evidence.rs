@@ -160,10 +160,18 @@ pub fn focus(text: &str, question_stems: &HashSet<String>, max_words: usize) -> 
     if sents.is_empty() || words(text) <= max_words {
         return text.trim().to_string();
     }
+    // distinct question words in the sentence; compound parts count (stems of 5+ letters)
     let score = |s: &str| {
-        stems(s)
+        let words = stems(s);
+        question_stems
             .iter()
-            .filter(|w| question_stems.contains(w.as_str()))
+            .filter(|q| {
+                words.iter().any(|w| {
+                    w == *q
+                        || (q.chars().count() >= 5 && w.contains(q.as_str()))
+                        || (w.chars().count() >= 5 && q.contains(w.as_str()))
+                })
+            })
             .count()
     };
     let best = (0..sents.len())
@@ -200,6 +208,21 @@ pub fn focus(text: &str, question_stems: &HashSet<String>, max_words: usize) -> 
     out
 }
 
+/// Distinct question stems found in a text (compound parts count).
+fn chunk_score(text: &str, question_stems: &HashSet<String>) -> usize {
+    let words: HashSet<String> = stems(text).into_iter().collect();
+    question_stems
+        .iter()
+        .filter(|q| {
+            words.contains(q.as_str())
+                || words.iter().any(|w| {
+                    (q.chars().count() >= 5 && w.contains(q.as_str()))
+                        || (w.chars().count() >= 5 && q.contains(w.as_str()))
+                })
+        })
+        .count()
+}
+
 /// Build numbered passages: the best hit of each page (pages in rank order), at most
 /// `max_passages`, each trimmed to `words_per_passage`; passages that look like prompt
 /// injection are skipped and returned separately (for the output check).
@@ -222,8 +245,36 @@ pub fn select(
         if !seen.insert(h.url.clone()) {
             continue;
         }
+        // of this page's retrieved chunks, the one that holds most of the question's words
+        let h = hits
+            .iter()
+            .filter(|o| o.url == h.url && !looks_like_injection(&o.text))
+            .map(|o| (chunk_score(&o.text, &qstems), o))
+            .fold((0usize, h), |best, (sc, o)| if sc > best.0 { (sc, o) } else { best })
+            .1;
         if passages.len() == max_passages {
             break;
+        }
+        // the title and heading are given with the passage: do not repeat them in its text
+        let body: String = h
+            .text
+            .lines()
+            .filter(|l| {
+                let l = l.trim();
+                !l.is_empty() && l != h.title.trim() && l != h.heading.trim()
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let body = if body.trim().is_empty() { h.text.clone() } else { body };
+        // the same text under another URL (a page and its PDF) adds nothing
+        let these: HashSet<String> = stems(&body).into_iter().collect();
+        let duplicate = passages.iter().any(|p: &Passage| {
+            let those: HashSet<String> = stems(&p.full_text).into_iter().collect();
+            let shared = these.intersection(&those).count();
+            shared * 10 >= these.len().max(1) * 8 && shared * 10 >= those.len().max(1) * 8
+        });
+        if duplicate {
+            continue;
         }
         passages.push(Passage {
             n: passages.len() + 1,
@@ -231,7 +282,7 @@ pub fn select(
             title: h.title.clone(),
             heading: h.heading.clone(),
             deep_link: h.deep_link.clone(),
-            text: focus(&h.text, &qstems, words_per_passage),
+            text: focus(&body, &qstems, words_per_passage),
             full_text: h.text.clone(),
         });
     }

@@ -37,7 +37,7 @@ pub struct RetrievalArgs {
     json: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Clone)]
 pub(crate) struct Question {
     pub question: String,
     pub expected_urls: Vec<String>,

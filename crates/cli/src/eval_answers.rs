@@ -25,6 +25,9 @@ pub struct AnswersArgs {
     /// Only the first N questions.
     #[arg(long)]
     limit: Option<usize>,
+    /// Only N questions evenly spread over the file (a quicker estimate).
+    #[arg(long)]
+    sample: Option<usize>,
     /// Retrieval and refusal gate only, no generation.
     #[arg(long)]
     gate_only: bool,
@@ -91,6 +94,10 @@ pub fn run(mut args: AnswersArgs) -> Result<()> {
     apply_config(&mut args.models, &mut args.engine, &config);
     let data = args.config.data_dir(&config);
     let mut qs = crate::eval::load(&args.questions, &args.site)?;
+    if let Some(n) = args.sample.filter(|n| *n > 0 && *n < qs.len()) {
+        let step = qs.len() as f64 / n as f64;
+        qs = (0..n).map(|i| qs[(i as f64 * step) as usize].clone()).collect();
+    }
     if let Some(n) = args.limit {
         qs.truncate(n);
     }

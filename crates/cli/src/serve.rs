@@ -198,6 +198,9 @@ pub struct AskArgs {
     /// Print the answer as JSON, as the API returns it.
     #[arg(long)]
     pub json: bool,
+    /// Also print the evidence (passages given to the model) and the gate's figures to stderr.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 pub fn ask(mut args: AskArgs) -> Result<()> {
@@ -210,6 +213,21 @@ pub fn ask(mut args: AskArgs) -> Result<()> {
         history: Vec::new(),
         lang: args.lang.clone(),
     };
+    if args.explain {
+        let p = answerer.prepare(&req).map_err(|e| anyhow::anyhow!("{e}"))?;
+        eprintln!(
+            "language {}, coverage {:.2} of {} content words, best cosine {}, gate: {}",
+            p.lang.code(),
+            p.strength.coverage,
+            p.strength.content_words,
+            p.strength.dense.map_or("-".into(), |d| format!("{d:.3}")),
+            if p.weak_evidence { "refuse" } else { "answer" }
+        );
+        for m in lotse_answer::prompt::messages(&p, answerer.town()) {
+            eprintln!("--- {:?}\n{}", m.role, m.content);
+        }
+        eprintln!("---");
+    }
     let answer = runtime()?
         .block_on(answerer.answer(&req))
         .map_err(|e| anyhow::anyhow!("{e} ({})", e.message_de()))?;

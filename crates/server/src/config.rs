@@ -327,6 +327,6 @@ mod tests {
         assert_eq!(c.contact.phone.as_deref(), Some("07164 808-0"));
         assert_eq!(c.engine.kind.as_deref(), Some("openai"));
         assert_eq!(c.server.trusted_proxies.len(), 1);
-        assert_eq!(c.answer.gate.dense, 0.88);
+        assert_eq!(c.answer.gate.dense, 0.84);
     }
 }

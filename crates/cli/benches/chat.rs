@@ -1,0 +1,277 @@
+//! Benchmark of the citizen chat over loopback with the real default models and the real
+//! `lotse serve` binary (bad-boll fixture, crawled with embeddings into
+//! `target/bench-data/chat`, incremental on later runs):
+//!
+//! 1. 20 dev questions as server-sent events: time to the `sources` event, to the first
+//!    token, to the checked answer (p50);
+//! 2. a repeated question from the answer cache (p50 over 20);
+//! 3. `/api/v1/search` under load: 32 concurrent clients for 10 s (throughput, p50, p99),
+//!    after warming the query-embedding cache with the dev questions;
+//! 4. 50 concurrent chat clients from 5 addresses (X-Forwarded-For through a trusted proxy):
+//!    status counts (200, the designed 429 and 503, nothing else) and the server's memory.
+//!
+//! ```text
+//! cargo bench -p lotse --bench chat          # LOTSE_MODEL_CACHE or models/cache
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use lotse_testsite::SiteServer;
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_owned()
+}
+
+fn fixtures() -> PathBuf {
+    let p = root().join("../shared/fixtures");
+    if p.exists() { p } else { root().join("fixtures") }
+}
+
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn rss_mb(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn questions() -> Vec<String> {
+    std::fs::read_to_string(fixtures().join("questions/bad-boll.dev.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["question"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let cache = std::env::var_os("LOTSE_MODEL_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("models/cache"));
+    let lotse = env!("CARGO_BIN_EXE_lotse");
+    let site = SiteServer::start(fixtures().join("sites/bad-boll")).unwrap();
+    let data = root().join("target/bench-data/chat");
+    let t = Instant::now();
+    let out = Command::new(lotse)
+        .args(["crawl", &format!("{}/", site.origin()), "--delay-ms", "0", "--concurrency", "4", "--json", "--data"])
+        .arg(&data)
+        .env("LOTSE_MODEL_CACHE", &cache)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("crawl (incremental) {:.1} s", t.elapsed().as_secs_f64());
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let base = format!("http://127.0.0.1:{port}");
+    let child = Command::new(lotse)
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data"])
+        .arg(&data)
+        .env("LOTSE_MODEL_CACHE", &cache)
+        .env("LOTSE__SERVER__TRUSTED_PROXIES", "[\"127.0.0.1\"]")
+        .env("LOTSE__LIMITS__SEARCH_PER_SECOND", "1000")
+        .env("LOTSE__LIMITS__SEARCH_BURST", "1000")
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let _child = Killed(child);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let t = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/ready")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(t.elapsed() < Duration::from_secs(300), "server not ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("server ready after {:.1} s; RSS {:.0} MB", t.elapsed().as_secs_f64(), rss_mb(pid).0);
+    let qs = questions();
+
+    // 1. streamed answers
+    let (mut to_sources, mut to_token, mut to_done) = (Vec::new(), Vec::new(), Vec::new());
+    let mut refused = 0;
+    for (i, q) in qs.iter().step_by(qs.len() / 20).take(20).enumerate() {
+        let start = Instant::now();
+        let resp = client
+            .post(format!("{base}/api/v1/chat"))
+            .header("accept", "text/event-stream")
+            .header("x-forwarded-for", format!("10.1.0.{i}"))
+            .json(&json!({"question": q}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut stream = resp.bytes_stream();
+        let mut text = String::new();
+        let (mut s, mut f) = (None, None);
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            let now = start.elapsed().as_secs_f64() * 1000.0;
+            if s.is_none() && text.contains("event: sources") {
+                s = Some(now);
+            }
+            if f.is_none() && text.contains("event: token") {
+                f = Some(now);
+            }
+        }
+        let done = start.elapsed().as_secs_f64() * 1000.0;
+        if text.contains("\"refused\":true") {
+            refused += 1;
+        }
+        to_sources.push(s.unwrap_or(done));
+        if let Some(f) = f {
+            to_token.push(f);
+        }
+        to_done.push(done);
+        eprintln!("  q{i:>2}: sources {:>6.0} ms, first token {:>6.0} ms, done {:>6.0} ms", s.unwrap_or(0.0), f.unwrap_or(0.0), done);
+    }
+    println!("streamed answers over 20 dev questions ({refused} refused):");
+    println!("  time to sources event  p50 {:>8.0} ms", percentile(&to_sources, 0.5));
+    println!("  time to first token    p50 {:>8.0} ms ({} answers with tokens)", percentile(&to_token, 0.5), to_token.len());
+    println!("  full answer            p50 {:>8.0} ms", percentile(&to_done, 0.5));
+
+    // 2. the answer cache
+    let mut cached = Vec::new();
+    for i in 0..20 {
+        let start = Instant::now();
+        let r: Value = client
+            .post(format!("{base}/api/v1/chat"))
+            .header("x-forwarded-for", format!("10.2.0.{i}"))
+            .json(&json!({"question": qs[0]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        cached.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(r["timings"]["cached"], true, "{r}");
+    }
+    println!("repeated question from cache p50 {:.2} ms, p99 {:.2} ms", percentile(&cached, 0.5), percentile(&cached, 0.99));
+
+    // 3. search under load
+    for q in &qs {
+        let _ = client.get(format!("{base}/api/v1/search")).query(&[("q", q.as_str())]).send().await;
+    }
+    let clients = 32;
+    let run_for = Duration::from_secs(10);
+    let qs = Arc::new(qs);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = client.clone();
+        let base = base.clone();
+        let qs = qs.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0;
+            let mut i = c;
+            while started.elapsed() < run_for {
+                let t = Instant::now();
+                let r = client
+                    .get(format!("{base}/api/v1/search"))
+                    .header("x-forwarded-for", format!("10.3.{}.{}", c / 250, c % 250))
+                    .query(&[("q", qs[i % qs.len()].as_str()), ("limit", "5")])
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                    }
+                    _ => errors += 1,
+                }
+                i += 7;
+            }
+            (lat, errors)
+        }));
+    }
+    let mut lat = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        lat.extend(l);
+        errors += e;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "search load: {clients} clients, {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, {errors} errors",
+        lat.len() as f64 / secs,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99)
+    );
+
+    // 4. 50 concurrent chat clients from 5 addresses
+    let before = rss_mb(pid);
+    let mut tasks = Vec::new();
+    for c in 0..50usize {
+        let client = client.clone();
+        let base = base.clone();
+        let q = format!("{} ({})", qs[(c * 11) % qs.len()], c);
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(format!("{base}/api/v1/chat"))
+                .header("x-forwarded-for", format!("10.4.0.{}", c % 5))
+                .json(&json!({"question": q}))
+                .send()
+                .await;
+            match r {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    let retry = r.headers().contains_key("retry-after");
+                    let _ = r.bytes().await;
+                    (status, retry)
+                }
+                Err(_) => (0, false),
+            }
+        }));
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    let mut retry_ok = true;
+    for t in tasks {
+        let (s, retry) = t.await.unwrap();
+        *counts.entry(s).or_insert(0) += 1;
+        if (s == 429 || s == 503) && !retry {
+            retry_ok = false;
+        }
+    }
+    let after = rss_mb(pid);
+    println!("50 concurrent chat clients: status counts {counts:?}; Retry-After on every 429/503: {retry_ok}");
+    println!("server RSS before {:.0} MB, after {:.0} MB, peak {:.0} MB", before.0, after.0, after.1);
+    let unexpected: Vec<_> = counts.keys().filter(|s| ![200u16, 429, 503].contains(s)).collect();
+    assert!(unexpected.is_empty(), "unexpected statuses {unexpected:?}");
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    for l in metrics.lines().filter(|l| l.starts_with("lotse_") && !l.contains("_bucket")) {
+        println!("  {l}");
+    }
+}
