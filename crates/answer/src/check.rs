@@ -184,6 +184,7 @@ pub fn check(
     let by_n = |n: usize| passages.iter().find(|p| p.n == n);
     let mut cited = Vec::new();
     let mut out_sentences = Vec::new();
+    let single_sentence = trimmed.lines().flat_map(sentences).count() == 1;
     // keep line structure (lists) by checking line by line, sentence by sentence
     for line in trimmed.lines() {
         let mut out_line = Vec::new();
@@ -215,8 +216,9 @@ pub fn check(
                 }
             }
             if keep.is_empty() {
-                // no (valid) marker: attach the passage that supports the sentence, if any
-                let short = plain.split_whitespace().count() < 4;
+                // no (valid) marker: attach the passage that supports the sentence, if any;
+                // a short sentence only when it is the whole answer
+                let short = plain.split_whitespace().count() < 4 && !single_sentence;
                 if let Some(p) = passages
                     .iter()
                     .find(|p| supports(&plain, &p.full_text) || (!short && semantic(&plain, p.n)))

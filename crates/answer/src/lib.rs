@@ -275,7 +275,7 @@ impl Default for AnswerConfig {
             town: None,
             site: None,
             contact: Contact::default(),
-            passages: 3,
+            passages: 2,
             words_per_passage: 80,
             max_answer_tokens: 200,
             gate: Gate::default(),
