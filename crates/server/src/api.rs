@@ -85,6 +85,25 @@ pub(crate) async fn finished(state: &Arc<AppState>, key: &str, answer: &Answer) 
     }
 }
 
+/// Wait for a running answer's result (the JSON responses) and record it.
+pub(crate) async fn wait_answer(
+    state: &Arc<AppState>,
+    run: &mut AnswerRun,
+    key: &str,
+) -> Result<Answer, ApiError> {
+    while let Some(ev) = run.events.recv().await {
+        match ev {
+            AnswerEvent::Done(a) => {
+                finished(state, key, &a).await;
+                return Ok(*a);
+            }
+            AnswerEvent::Error(e) => return Err(e.into()),
+            AnswerEvent::Sources(_) | AnswerEvent::Token(_) => {}
+        }
+    }
+    Err(lotse_answer::AnswerError::Model("answer ended early".into()).into())
+}
+
 /// A cached answer as served now.
 pub(crate) fn from_cache(a: &Answer, started: Instant) -> Answer {
     let mut a = a.clone();
@@ -144,17 +163,7 @@ pub async fn chat(
             if stream {
                 return Ok(sse(live_events(state, run, key)));
             }
-            while let Some(ev) = run.events.recv().await {
-                match ev {
-                    AnswerEvent::Done(a) => {
-                        finished(&state, &key, &a).await;
-                        return Ok(Json(*a).into_response());
-                    }
-                    AnswerEvent::Error(e) => return Err(e.into()),
-                    _ => {}
-                }
-            }
-            Err(lotse_answer::AnswerError::Model("answer ended early".into()).into())
+            Ok(Json(wait_answer(&state, &mut run, &key).await?).into_response())
         }
     }
 }

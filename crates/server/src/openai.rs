@@ -18,7 +18,7 @@ use lotse_answer::{Answer, AnswerEvent, AnswerRequest, AnswerRun, Speaker, Turn}
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
-use crate::api::{Started, finished, from_cache, start_answer};
+use crate::api::{Started, finished, from_cache, start_answer, wait_answer};
 use crate::error::{ApiError, ErrorBody};
 
 /// The model name Lotse answers to.
@@ -211,17 +211,8 @@ pub async fn chat_completions(
                     .keep_alive(KeepAlive::default())
                     .into_response());
             }
-            while let Some(ev) = run.events.recv().await {
-                match ev {
-                    AnswerEvent::Done(a) => {
-                        finished(&state, &key, &a).await;
-                        return Ok(Json(completion(&a)).into_response());
-                    }
-                    AnswerEvent::Error(e) => return Err(e.into()),
-                    _ => {}
-                }
-            }
-            Err(lotse_answer::AnswerError::Model("answer ended early".into()).into())
+            let a = wait_answer(&state, &mut run, &key).await?;
+            Ok(Json(completion(&a)).into_response())
         }
     }
 }
