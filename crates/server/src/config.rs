@@ -122,7 +122,7 @@ impl Default for Limits {
             chat_burst: 5,
             search_per_second: 20,
             search_burst: 40,
-            queue: 8,
+            queue: 4,
             body_bytes: 64 * 1024,
             request_timeout_secs: 120,
             answer_cache_entries: 10_000,
