@@ -18,8 +18,11 @@ pub struct Checked {
     pub cited: Vec<usize>,
     /// Markers removed because their passage does not support the sentence (or does not exist).
     pub removed_markers: usize,
-    /// Sentences with no supporting passage at all.
+    /// Sentences with no supporting passage at all (still in `text`).
     pub unsupported_sentences: usize,
+    /// Sentences removed because they state a number (fee, date, deadline) that no passage
+    /// supports: an invented figure is never shown.
+    pub removed_unsupported: usize,
     /// URLs removed because they are not among the sources.
     pub removed_urls: usize,
     /// Sentences removed because they repeat text of a manipulative passage.
@@ -32,6 +35,11 @@ impl Checked {
     /// The answer needs a human look: statements without support.
     pub fn flagged(&self) -> bool {
         self.unsupported_sentences > 0 || self.cited.is_empty()
+    }
+
+    /// Nothing of the answer is backed by a passage: it must not be shown as an answer.
+    pub fn unsupported(&self) -> bool {
+        !self.model_refused && self.cited.is_empty()
     }
 }
 
@@ -226,6 +234,10 @@ pub fn check(
                     if !short {
                         keep.push(p.n);
                     }
+                } else if plain.chars().any(|ch| ch.is_ascii_digit()) {
+                    // an unsupported figure is worse than none
+                    c.removed_unsupported += 1;
+                    continue;
                 } else if !short {
                     c.unsupported_sentences += 1;
                 }
@@ -253,7 +265,7 @@ pub fn check(
     c.text = out_sentences.join("\n").replace(" ]", "]");
     cited.sort_unstable();
     c.cited = cited;
-    if c.text.trim().is_empty() {
+    if c.text.trim().is_empty() && c.removed_unsupported == 0 {
         c.model_refused = true;
     }
     c
@@ -362,6 +374,28 @@ mod tests {
         let c = check("Die Hundesteuer beträgt 150 Euro [1].", &ps, &[], &mut no_semantic);
         assert_eq!(c.removed_markers, 1);
         assert!(c.flagged());
+        // the invented figure is not shown, and nothing backed remains
+        assert_eq!(c.removed_unsupported, 1);
+        assert!(!c.text.contains("150"));
+        assert!(c.unsupported() && !c.model_refused);
+    }
+
+    #[test]
+    fn an_invented_figure_goes_and_the_supported_rest_stays() {
+        let ps = [passage(
+            1,
+            "http://t/a",
+            "Die Hundesteuer wird jährlich erhoben. Sie beträgt 108 Euro für den ersten Hund.",
+        )];
+        let c = check(
+            "Die Hundesteuer wird jährlich erhoben [1]. Für einen Kampfhund zahlen Sie 600 Euro.",
+            &ps,
+            &[],
+            &mut no_semantic,
+        );
+        assert_eq!(c.text, "Die Hundesteuer wird jährlich erhoben [1].");
+        assert_eq!((c.removed_unsupported, c.cited.clone()), (1, vec![1]));
+        assert!(!c.unsupported());
     }
 
     #[test]

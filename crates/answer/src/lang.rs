@@ -89,6 +89,28 @@ impl Lang {
         }
     }
 
+    /// The answer when the model's text could not be backed by the passages: instead of
+    /// unsupported statements, point to the page found (`title`, cited as `[1]`).
+    pub fn pointer_text(self, title: &str) -> String {
+        match self {
+            Lang::De => format!(
+                "Eine genaue Antwort kann ich aus den Seiten nicht sicher belegen. Am ehesten hilft Ihnen diese Seite weiter: „{title}“ [1]."
+            ),
+            Lang::En => format!(
+                "I cannot back an exact answer with the pages I found. This page is the most likely to help you: “{title}” [1]."
+            ),
+            Lang::Tr => format!(
+                "Kesin bir yanıtı bulduğum sayfalarla doğrulayamıyorum. Size en çok şu sayfa yardımcı olabilir: “{title}” [1]."
+            ),
+            Lang::Uk => format!(
+                "Я не можу підтвердити точну відповідь знайденими сторінками. Найімовірніше, вам допоможе ця сторінка: «{title}» [1]."
+            ),
+            Lang::Ar => format!(
+                "لا أستطيع تأكيد إجابة دقيقة من الصفحات التي وجدتها. قد تساعدك هذه الصفحة أكثر من غيرها: «{title}» [1]."
+            ),
+        }
+    }
+
     /// "Please contact:" and the labels of the contact details.
     pub fn contact_words(self) -> ContactWords {
         match self {

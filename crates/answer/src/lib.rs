@@ -130,6 +130,9 @@ pub struct Answer {
     pub model: String,
     /// Some statements could not be matched to a source; read with care.
     pub flagged: bool,
+    /// The model's text could not be backed by the sources, so it was replaced by a pointer
+    /// to the best page found (cited as `[1]`).
+    pub fallback: bool,
     pub timings: Timings,
 }
 
@@ -553,6 +556,7 @@ impl Answerer {
             lang: p.lang,
             model: self.model_id(),
             flagged: false,
+            fallback: false,
             timings: Timings {
                 retrieval_ms: p.retrieval_ms,
                 first_token_ms: None,
@@ -677,18 +681,32 @@ impl Answerer {
             return a;
         }
         let mut sources = p.sources();
+        // nothing backed by a passage (an invented fee, say): point to the best page instead
+        let fallback = c.unsupported() && !sources.is_empty();
+        let text = match sources.first() {
+            Some(best) if fallback => p.lang.pointer_text(&best.title),
+            _ => c.text.clone(),
+        };
         for s in &mut sources {
-            s.cited = c.cited.contains(&s.n);
+            s.cited = if fallback { s.n == 1 } else { c.cited.contains(&s.n) };
+        }
+        if fallback {
+            tracing::info!(
+                removed_unsupported = c.removed_unsupported,
+                unsupported_sentences = c.unsupported_sentences,
+                "answer not backed by the sources; pointing to the best page"
+            );
         }
         Answer {
-            answer: c.text.clone(),
+            answer: text,
             sources,
             refused: false,
             label: LABEL.to_string(),
             hint: p.lang.check_hint().to_string(),
             lang: p.lang,
             model: self.model_id(),
-            flagged: c.flagged(),
+            flagged: !fallback && c.flagged(),
+            fallback,
             timings,
         }
     }

@@ -232,3 +232,17 @@ pub fn retrieval(args: RetrievalArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// Median of `v` (0 when empty); sorts `v`.
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}

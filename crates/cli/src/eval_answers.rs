@@ -52,6 +52,8 @@ struct Row {
     cited: Vec<String>,
     correct_source: bool,
     flagged: bool,
+    /// The model's text was not backed by the sources and became a pointer to the best page.
+    fallback: bool,
     coverage: f32,
     dense: Option<f32>,
     foreign_urls: Vec<String>,
@@ -76,6 +78,11 @@ struct Report {
     /// Answers with a URL not among their sources, or a forbidden string.
     violations: usize,
     flagged: usize,
+    /// Answers replaced by a pointer to the best page (counted in `correct_source_rate` when
+    /// that page is an expected one).
+    fallbacks: usize,
+    /// In-scope questions whose answer cites an expected URL with the model's own text.
+    correct_source_written_rate: f64,
     median_first_token_ms: Option<u64>,
     median_total_ms: u64,
     rows: Vec<Row>,
@@ -149,6 +156,7 @@ pub fn run(mut args: AnswersArgs) -> Result<()> {
                 correct_source: cited.iter().any(|c| q.expected_urls.contains(c)),
                 cited,
                 flagged: a.flagged,
+                fallback: a.fallback,
                 coverage,
                 dense,
                 foreign_urls: foreign,
@@ -199,6 +207,11 @@ pub fn run(mut args: AnswersArgs) -> Result<()> {
             .filter(|r| !r.foreign_urls.is_empty() || !r.forbidden.is_empty())
             .count(),
         flagged: rows.iter().filter(|r| r.flagged).count(),
+        fallbacks: rows.iter().filter(|r| r.fallback).count(),
+        correct_source_written_rate: rate(
+            in_scope.iter().filter(|r| r.correct_source && !r.fallback).count(),
+            in_scope.len(),
+        ),
         median_first_token_ms: median(rows.iter().filter_map(|r| r.first_token_ms).collect()),
         median_total_ms: median(rows.iter().map(|r| r.total_ms).collect()).unwrap_or(0),
         rows,
@@ -226,6 +239,11 @@ pub fn run(mut args: AnswersArgs) -> Result<()> {
             println!("violations          {}", report.violations);
             println!("flagged             {}", report.flagged);
             println!(
+                "fallbacks           {} (pointer to the best page; correct source with the model's own text {:.1}%)",
+                report.fallbacks,
+                100.0 * report.correct_source_written_rate
+            );
+            println!(
                 "median first token  {} ms, median total {} ms",
                 report.median_first_token_ms.map_or("-".into(), |t| t.to_string()),
                 report.median_total_ms
@@ -245,6 +263,7 @@ fn gate_row(answerer: &Arc<Answerer>, req: &AnswerRequest, expected: &[String]) 
         correct_source: urls.iter().any(|u| expected.contains(u)),
         cited: urls,
         flagged: false,
+        fallback: false,
         coverage: p.strength.coverage,
         dense: p.strength.dense,
         foreign_urls: Vec::new(),

@@ -9,6 +9,7 @@ mod eval_answers;
 mod models;
 mod runtime;
 mod serve;
+mod simplify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -51,6 +52,8 @@ enum Command {
     Ask(serve::AskArgs),
     /// Serve the chat, search and OpenAI-compatible API over HTTP.
     Serve(serve::ServeArgs),
+    /// Rewrite a page (or every page) into Einfache Sprache and store the result.
+    Simplify(simplify::SimplifyArgs),
     /// Fetch the models if missing, crawl the site, then serve: one command to get going.
     Up(UpArgs),
     /// Print the OpenAPI description (what `openapi/openapi.json` holds).
@@ -200,6 +203,10 @@ enum EvalCommand {
     Retrieval(eval::RetrievalArgs),
     /// Answer a question set with the models: correct sources, refusals, safety checks.
     Answers(eval_answers::AnswersArgs),
+    /// Rewrite original/simplification pairs: SARI, readability gain, fact preservation.
+    Simplify(simplify::EvalSimplifyArgs),
+    /// Spearman correlation of the readability formulas with human ratings.
+    Readability(simplify::ReadabilityArgs),
 }
 
 fn main() -> ExitCode {
@@ -231,6 +238,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate(args),
         Command::Eval(EvalCommand::Answers(args)) => eval_answers::run(args),
         Command::Ask(args) => serve::ask(args),
+        Command::Simplify(args) => simplify::run(args),
+        Command::Eval(EvalCommand::Simplify(args)) => simplify::eval_simplify(args),
+        Command::Eval(EvalCommand::Readability(args)) => simplify::eval_readability(args),
         Command::Serve(args) => serve::serve(args),
         Command::Up(args) => up(args),
         Command::Openapi => {

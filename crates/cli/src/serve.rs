@@ -10,8 +10,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use lotse_answer::{AnswerRequest, Answerer};
+use lotse_inference::Generator;
 use lotse_inference::generate::GenerationService;
+use lotse_server::simplify::SimplifyService;
 use lotse_server::{AppState, Config};
+use lotse_simplify::Simplifier;
 
 use crate::runtime::{self, EngineArgs, EngineKind, ModelArgs};
 
@@ -87,6 +90,17 @@ pub fn build_answerer(
     engine: &EngineArgs,
     generate: bool,
 ) -> Result<Arc<Answerer>> {
+    Ok(build(config, data, models, engine, generate)?.0)
+}
+
+/// The answerer and, with `generate`, the generator it shares with the rewrite service.
+fn build(
+    config: &Config,
+    data: &std::path::Path,
+    models: &ModelArgs,
+    engine: &EngineArgs,
+    generate: bool,
+) -> Result<(Arc<Answerer>, Option<Arc<dyn Generator>>)> {
     let index = Arc::new(crate::open_index(data)?);
     let stats = index.stats()?;
     anyhow::ensure!(
@@ -106,19 +120,43 @@ pub fn build_answerer(
     } else {
         None
     };
-    let generation = if generate {
-        let g = runtime::load_generator(models, engine)?;
-        let workers = if engine.engine == EngineKind::Local { 1 } else { 4 };
-        Some(Arc::new(GenerationService::new(g, workers, config.limits.queue)))
+    let generator = if generate {
+        Some(runtime::load_generator(models, engine)?)
     } else {
         None
     };
-    Ok(Arc::new(Answerer::new(
+    let generation = generator.as_ref().map(|g| {
+        let workers = if engine.engine == EngineKind::Local { 1 } else { 4 };
+        Arc::new(GenerationService::new(g.clone(), workers, config.limits.queue))
+    });
+    let answerer = Arc::new(Answerer::new(
         index,
         embedder,
         generation,
         config.answer_config(),
-    )))
+    ));
+    Ok((answerer, generator))
+}
+
+/// The Einfache-Sprache service over the same index and generator, its worker started.
+fn build_simplify(
+    config: &Config,
+    data: &std::path::Path,
+    answerer: &Arc<Answerer>,
+    generator: Arc<dyn Generator>,
+) -> Result<Arc<SimplifyService>> {
+    let glossary = config.simplify.glossary().map_err(anyhow::Error::msg)?;
+    let store = Arc::new(crate::simplify::open_store(data)?);
+    let simplifier = Arc::new(Simplifier::new(generator, glossary));
+    let svc = SimplifyService::new(
+        answerer.clone(),
+        simplifier,
+        store,
+        config.simplify.queue,
+        config.simplify.pregenerate,
+    );
+    svc.start_worker();
+    Ok(svc)
 }
 
 #[derive(clap::Args, Clone)]
@@ -164,13 +202,21 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         tracing::info!("listening on http://{local} (GET /ready says when the models are loaded)");
         let (models, engine) = (args.models.clone(), args.engine.clone());
         let loaded = tokio::task::spawn_blocking(move || {
-            build_answerer(&config, &data, &models, &engine, true)
+            let (a, g) = build(&config, &data, &models, &engine, true)?;
+            let s = match g {
+                Some(g) if config.simplify.enabled => Some(build_simplify(&config, &data, &a, g)?),
+                _ => None,
+            };
+            Ok::<_, anyhow::Error>((a, s))
         })
         .await?;
         match loaded {
-            Ok(a) => {
+            Ok((a, s)) => {
                 tracing::info!(model = %a.model_id(), town = %a.town(), "ready: answering at http://{local}/api/v1/chat");
                 state.set_answerer(a);
+                if let Some(s) = s {
+                    state.set_simplify(s);
+                }
             }
             Err(e) => {
                 server.abort();

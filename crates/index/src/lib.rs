@@ -30,7 +30,7 @@ use tantivy::{DocAddress, Index, IndexReader, ReloadPolicy, TantivyDocument, Ter
 
 /// Bumped whenever the schema or the analysis changes; an index of another version is refused
 /// with a clear message instead of returning wrong results.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Weight of the compound n-gram field relative to the word field. Chosen on the dev
 /// questions: recall@5 and MRR sit on a plateau from 0.4 to 1.0 (see ARCHITECTURE.md).
@@ -45,6 +45,8 @@ const KIND_CHUNK: &str = "chunk";
 const KIND_PAGE: &str = "page";
 const KIND_SITE: &str = "site";
 const KIND_META: &str = "meta";
+/// The page's extracted structure (`Page` as JSON), for plain-language rewrites.
+const KIND_CONTENT: &str = "content";
 const KEY_EMBEDDING: &str = "meta:embedding";
 
 /// Errors of the index crate.
@@ -409,6 +411,23 @@ impl SearchIndex {
         Ok(out)
     }
 
+    /// Origins of all sites in the index.
+    pub fn sites(&self) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let q = term_query(self.fields.kind, KIND_SITE);
+        let top = searcher.search(&q, &TopDocs::with_limit(10_000).order_by_score())?;
+        let mut out = Vec::new();
+        for (_, addr) in top {
+            let doc: TantivyDocument = searcher.doc(addr)?;
+            if let Some(site) = doc.get_first(self.fields.site).and_then(|v| v.as_str()) {
+                out.push(site.to_owned());
+            }
+        }
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// The one site whose town the query names, if exactly one is named.
     fn named_site(&self, query: &str) -> Result<Option<String>> {
         let sites = self.site_names()?;
@@ -438,6 +457,35 @@ impl SearchIndex {
             [one] => Some((*one).to_owned()),
             _ => None,
         })
+    }
+
+    /// One indexed page: its record and its extracted structure, if the page belongs to a
+    /// collection of `scope`. Pages tracked only for revalidation (noindex) have no content.
+    pub fn page(&self, url: &str, scope: &CollectionScope) -> Result<Option<(PageRecord, Page)>> {
+        let searcher = self.reader.searcher();
+        let get = |kind: &str| -> Result<Option<TantivyDocument>> {
+            let q = term_query(self.fields.key, &format!("{kind}:{url}"));
+            let top = searcher.search(&q, &TopDocs::with_limit(1).order_by_score())?;
+            match top.first() {
+                Some((_, addr)) => Ok(Some(searcher.doc(*addr)?)),
+                None => Ok(None),
+            }
+        };
+        let (Some(record), Some(content)) = (get(KIND_PAGE)?, get(KIND_CONTENT)?) else {
+            return Ok(None);
+        };
+        let json = |d: &TantivyDocument| {
+            d.get_first(self.fields.record)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .unwrap_or_default()
+        };
+        let record: PageRecord = serde_json::from_str(&json(&record))?;
+        if !scope.collections().contains(&record.collection) {
+            return Ok(None);
+        }
+        let page: Page = serde_json::from_str(&json(&content))?;
+        Ok(Some((record, page)))
     }
 
     /// The chunks of one page, in order (for tests and inspection).
@@ -768,6 +816,10 @@ impl IndexWriter {
             for (i, c) in chunks.iter().enumerate() {
                 self.add_chunk(&record, c, vectors.as_ref().map(|v| v[i].as_slice()))?;
             }
+            self.delete_content(&record.url);
+            if record.indexed {
+                self.add_content(&record, page)?;
+            }
         }
         self.add_record(&record)?;
         Ok(record.n_chunks)
@@ -782,6 +834,27 @@ impl IndexWriter {
         doc.add_text(f.site, &record.site);
         doc.add_text(f.collection, &record.collection.0);
         doc.add_text(f.record, serde_json::to_string(record)?);
+        self.inner.add_document(doc)?;
+        Ok(())
+    }
+
+    fn delete_content(&mut self, url: &str) {
+        self.inner.delete_term(Term::from_field_text(
+            self.fields.key,
+            &format!("{KIND_CONTENT}:{url}"),
+        ));
+    }
+
+    fn add_content(&mut self, record: &PageRecord, page: &Page) -> Result<()> {
+        let f = self.fields;
+        let mut doc = TantivyDocument::new();
+        doc.add_text(f.kind, KIND_CONTENT);
+        doc.add_text(f.key, format!("{KIND_CONTENT}:{}", record.url));
+        doc.add_text(f.url, &record.url);
+        doc.add_text(f.site, &record.site);
+        doc.add_text(f.collection, &record.collection.0);
+        doc.add_text(f.visibility, record.visibility.as_key());
+        doc.add_text(f.record, serde_json::to_string(page)?);
         self.inner.add_document(doc)?;
         Ok(())
     }
@@ -970,13 +1043,14 @@ impl IndexWriter {
         Ok(())
     }
 
-    /// Remove a page: its record and its chunks.
+    /// Remove a page: its record, its chunks and its stored structure.
     pub fn remove(&mut self, url: &str) {
         self.inner.delete_term(Term::from_field_text(
             self.fields.key,
             &format!("{KIND_PAGE}:{url}"),
         ));
         self.delete_chunks(url);
+        self.delete_content(url);
     }
 
     /// Store a site's state (learned crawl hints).

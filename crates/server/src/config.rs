@@ -41,6 +41,56 @@ pub struct Config {
     pub limits: Limits,
     pub models: ModelSettings,
     pub engine: EngineSettings,
+    pub simplify: SimplifySettings,
+}
+
+/// Einfache Sprache: background rewrites and the town's glossary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimplifySettings {
+    /// Serve `GET /api/v1/simplify` and run the rewrite worker.
+    pub enabled: bool,
+    /// Rewrite every indexed page without a current rewrite in the background (when no
+    /// citizen is waiting for an answer), so that a click is served from the cache.
+    pub pregenerate: bool,
+    /// Pages waiting for an on-demand rewrite; more get 503 with Retry-After.
+    pub queue: usize,
+    /// Terms explained at their first use on a page, added to the built-in ones.
+    pub glossary: Vec<lotse_simplify::GlossaryEntry>,
+    /// Use only the configured glossary, not the built-in terms.
+    pub replace_glossary: bool,
+}
+
+impl Default for SimplifySettings {
+    fn default() -> Self {
+        SimplifySettings {
+            enabled: true,
+            pregenerate: true,
+            queue: 32,
+            glossary: Vec::new(),
+            replace_glossary: false,
+        }
+    }
+}
+
+impl SimplifySettings {
+    /// The glossary: built-in terms (unless replaced) plus the town's, the town's winning.
+    pub fn glossary(&self) -> Result<lotse_simplify::Glossary, String> {
+        let mut entries: Vec<lotse_simplify::GlossaryEntry> = if self.replace_glossary {
+            Vec::new()
+        } else {
+            lotse_simplify::rules::DEFAULT_GLOSSARY
+                .iter()
+                .filter(|(t, _)| !self.glossary.iter().any(|g| g.term == *t))
+                .map(|(t, e)| lotse_simplify::GlossaryEntry {
+                    term: (*t).into(),
+                    explanation: (*e).into(),
+                })
+                .collect()
+        };
+        entries.extend(self.glossary.iter().cloned());
+        lotse_simplify::Glossary::new(entries)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -328,5 +378,7 @@ mod tests {
         assert_eq!(c.engine.kind.as_deref(), Some("openai"));
         assert_eq!(c.server.trusted_proxies.len(), 1);
         assert_eq!(c.answer.gate.dense, 0.84);
+        assert_eq!(c.simplify.glossary.len(), 1);
+        assert!(c.simplify.glossary().is_ok());
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod limit;
 pub mod metrics;
 pub mod openai;
+pub mod simplify;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +41,7 @@ pub use config::Config;
 pub struct AppState {
     pub config: Config,
     answerer: RwLock<Option<Arc<Answerer>>>,
+    simplify: RwLock<Option<Arc<simplify::SimplifyService>>>,
     pub metrics: metrics::Metrics,
     pub(crate) answers: moka::future::Cache<String, Arc<Answer>>,
     pub(crate) limits: limit::RateLimits,
@@ -65,6 +67,7 @@ impl AppState {
         Arc::new(AppState {
             config,
             answerer: RwLock::new(None),
+            simplify: RwLock::new(None),
             metrics: metrics::Metrics::default(),
             answers,
             limits,
@@ -83,6 +86,19 @@ impl AppState {
     /// The answerer, when ready.
     pub fn answerer(&self) -> Option<Arc<Answerer>> {
         self.answerer
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Plain-language rewrites are available (and their worker runs).
+    pub fn set_simplify(&self, service: Arc<simplify::SimplifyService>) {
+        *self.simplify.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(service);
+    }
+
+    /// The rewrite service, when ready.
+    pub fn simplify(&self) -> Option<Arc<simplify::SimplifyService>> {
+        self.simplify
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -119,12 +135,13 @@ impl AppState {
 #[openapi(
     info(
         title = "Lotse API",
-        description = "Cited answers from the town's website, search, and an OpenAI-compatible face. All answers are labelled \"KI-generiert\".",
+        description = "Cited answers from the town's website, search, pages in Einfache Sprache, and an OpenAI-compatible face. All answers and rewrites are labelled \"KI-generiert\".",
         license(name = "Apache-2.0")
     ),
     paths(
         api::chat,
         api::search,
+        simplify::simplify,
         api::health,
         api::ready,
         api::metrics,
@@ -139,6 +156,15 @@ impl AppState {
         lotse_answer::Turn,
         lotse_answer::Speaker,
         lotse_answer::Lang,
+        lotse_simplify::SimplifiedPage,
+        lotse_simplify::BlockResult,
+        lotse_simplify::BlockKind,
+        lotse_simplify::BlockStatus,
+        lotse_simplify::ReadabilityChange,
+        lotse_simplify::Readability,
+        lotse_simplify::Summary,
+        simplify::Pending,
+        simplify::JobState,
         api::SearchResponse,
         api::SearchResult,
         api::Health,
@@ -155,7 +181,7 @@ impl AppState {
         openai::ModelEntry,
     )),
     tags(
-        (name = "citizens", description = "Chat and search for the town's website"),
+        (name = "citizens", description = "Chat, search and Einfache Sprache for the town's website"),
         (name = "openai", description = "OpenAI-compatible API for Open WebUI, n8n and the like"),
         (name = "operations", description = "Health, readiness and metrics")
     )
@@ -192,6 +218,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/api/v1/chat", post(api::chat))
         .route("/api/v1/search", get(api::search))
+        .route("/api/v1/simplify", get(simplify::simplify))
         .route("/health", get(api::health))
         .route("/ready", get(api::ready))
         .route("/metrics", get(api::metrics))

@@ -111,6 +111,18 @@ impl Backend {
         }
     }
 
+    /// Prepare for `prompt` and return the position to run it from: Lotse's Qwen2 keeps the
+    /// K/V of the prefix it shares with the previous sequence; the candle backends start over.
+    fn resume(&mut self, prompt: &[u32]) -> usize {
+        match self {
+            Backend::Qwen2(m) => m.reuse_prefix(prompt),
+            _ => {
+                self.reset();
+                0
+            }
+        }
+    }
+
     /// Start a new sequence. (Gemma 3 and Llama also reset when a forward starts at 0.)
     fn reset(&mut self) {
         match self {
@@ -427,9 +439,13 @@ impl LocalGenerator {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Backend> {
-        // A panic during a forward pass leaves only the K/V cache in doubt, and every
-        // generation resets it first.
-        self.backend.lock().unwrap_or_else(PoisonError::into_inner)
+        // A panic during a forward pass leaves only the K/V cache in doubt: start it over.
+        self.backend.lock().unwrap_or_else(|poisoned| {
+            self.backend.clear_poison();
+            let mut backend = PoisonError::into_inner(poisoned);
+            backend.reset();
+            backend
+        })
     }
 
     /// `general.architecture` of the file.
@@ -487,6 +503,15 @@ impl LocalGenerator {
         let took = started.elapsed();
         backend.reset();
         Ok(took)
+    }
+
+    /// Tokens whose K/V the model keeps for the next prompt (Lotse's Qwen2 only).
+    #[cfg(test)]
+    pub(crate) fn cached_tokens(&self) -> usize {
+        match &*self.lock() {
+            Backend::Qwen2(m) => m.cached_tokens(),
+            _ => 0,
+        }
     }
 
     /// Fit `messages` and `max_tokens` into the context (the prompt-too-long policy).
@@ -598,13 +623,10 @@ impl Generator for LocalGenerator {
         let mut stops = StopMatcher::new(&params.stop);
 
         let mut backend = self.lock();
-        backend.reset();
-        let mut pos = 0;
+        let mut pos = backend.resume(&fitted.tokens);
+        tracing::debug!(prompt_tokens, reused = pos, "prompt prefix from the k/v cache");
         let mut logits = None;
-        for chunk in fitted
-            .tokens
-            .chunks(backend.prefill_chunk(self.prefill_chunk))
-        {
+        for chunk in fitted.tokens[pos..].chunks(backend.prefill_chunk(self.prefill_chunk)) {
             if cancel.is_cancelled() {
                 generation.stop_reason = StopReason::Cancelled;
                 return Ok(generation);

@@ -8,7 +8,9 @@
 //! - attention runs candle's CPU flash-attention kernels (causal prefill, grouped-query decode
 //!   over an interleaved K/V cache) instead of repeating K/V per head and materialising a mask;
 //! - decode steps fuse the projections that share an input (gate/up, and q/k/v when they have
-//!   one dtype) into one parallel matrix-vector pass.
+//!   one dtype) into one parallel matrix-vector pass;
+//! - the K/V cache remembers which tokens it holds, so a prompt that starts like the previous
+//!   one (the same system prompt and rules) only runs its new part ([`Qwen2::reuse_prefix`]).
 
 use std::io::{Read, Seek};
 use std::sync::Arc;
@@ -17,7 +19,6 @@ use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::attention::cpu_flash::causal::causal_decode_f32_interleaved;
 use candle_nn::attention::{AttnMask, flash_attn};
-use candle_nn::kv_cache::RawInterleavedKvCache;
 use candle_transformers::quantized_nn::RmsNorm;
 
 use crate::{InferenceError, Result};
@@ -85,7 +86,63 @@ struct Layer {
     up: Linear,
     down: Linear,
     /// K and V per position, interleaved per head: `[h0 K, h0 V, h1 K, h1 V, ...]`.
-    cache: RawInterleavedKvCache,
+    cache: KvCache,
+}
+
+/// K/V of the positions seen so far, interleaved per head (`[h0 K, h0 V, h1 K, ...]` per
+/// position, the layout candle's decode kernel reads). Unlike candle's
+/// `RawInterleavedKvCache` it can be cut back to a prefix.
+#[derive(Debug)]
+struct KvCache {
+    buf: Vec<f32>,
+    h_kv: usize,
+    d: usize,
+    len: usize,
+}
+
+impl KvCache {
+    fn new(h_kv: usize, d: usize, positions: usize) -> KvCache {
+        KvCache {
+            buf: Vec::with_capacity(positions * h_kv * 2 * d),
+            h_kv,
+            d,
+            len: 0,
+        }
+    }
+
+    fn stride(&self) -> usize {
+        self.h_kv * 2 * self.d
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Append `seq_len` positions; `k` and `v` are `(seq_len, h_kv * d)` row-major.
+    fn append(&mut self, k: &[f32], v: &[f32], seq_len: usize) {
+        let d = self.d;
+        let row = self.h_kv * d;
+        self.buf.truncate(self.len * self.stride());
+        self.buf.reserve(seq_len * self.stride());
+        for s in 0..seq_len {
+            for h in 0..self.h_kv {
+                let at = s * row + h * d;
+                self.buf.extend_from_slice(&k[at..at + d]);
+                self.buf.extend_from_slice(&v[at..at + d]);
+            }
+        }
+        self.len += seq_len;
+    }
+
+    fn data(&self) -> &[f32] {
+        &self.buf[..self.len * self.stride()]
+    }
+
+    /// Keep the first `len` positions.
+    fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+        self.buf.truncate(self.len * self.stride());
+    }
 }
 
 /// The model and its K/V cache. `forward` is not reentrant: the owner serialises calls.
@@ -100,6 +157,8 @@ pub(crate) struct Qwen2 {
     sin: Tensor,
     max_positions: usize,
     device: Device,
+    /// The tokens whose K/V the layers' caches hold, in order.
+    cached: Vec<u32>,
 }
 
 fn tensor<R: Read + Seek>(
@@ -189,7 +248,7 @@ impl Qwen2 {
                 up: Linear::new(t("ffn_up.weight", &[ffn, hidden])?)?,
                 down: Linear::new(t("ffn_down.weight", &[hidden, ffn])?)?,
                 // Grows on demand (doubling); a small start keeps short chats small.
-                cache: RawInterleavedKvCache::new(cfg.n_kv_head, head_dim, max_positions.min(512)),
+                cache: KvCache::new(cfg.n_kv_head, head_dim, max_positions.min(512)),
             };
             layers.push(layer);
         }
@@ -204,19 +263,58 @@ impl Qwen2 {
             sin,
             max_positions,
             device: device.clone(),
+            cached: Vec::new(),
         })
     }
 
     /// Forget the K/V cache (the next forward starts at position 0).
     pub(crate) fn clear_kv_cache(&mut self) {
         for layer in &mut self.layers {
-            layer.cache.reset();
+            layer.cache.truncate(0);
         }
+        self.cached.clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn cached_tokens(&self) -> usize {
+        self.cached.len()
+    }
+
+    /// Prepare the cache for `prompt`: keep the longest prefix it shares with the tokens
+    /// already cached (at most `prompt.len() - 1`, so the last prompt token still runs and
+    /// yields logits) and drop the rest. Returns the position to continue from.
+    pub(crate) fn reuse_prefix(&mut self, prompt: &[u32]) -> usize {
+        let shared = self
+            .cached
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len().saturating_sub(1));
+        for layer in &mut self.layers {
+            layer.cache.truncate(shared);
+        }
+        self.cached.truncate(shared);
+        shared
     }
 
     /// Run `tokens` at positions `pos..pos + tokens.len()` (the cache must hold exactly `pos`
     /// positions) and return the logits of the last one, shape `(vocab,)`.
+    /// A failed pass leaves the cache empty (never half-written).
     pub(crate) fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
+        match self.forward_inner(tokens, pos) {
+            Ok(logits) => {
+                self.cached.extend_from_slice(tokens);
+                Ok(logits)
+            }
+            Err(e) => {
+                self.clear_kv_cache();
+                Err(e)
+            }
+        }
+    }
+
+    fn forward_inner(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
         let seq_len = tokens.len();
         if seq_len == 0 {
             return Err(InferenceError::Candle("forward with no tokens".into()));
@@ -228,7 +326,7 @@ impl Qwen2 {
                 self.max_positions
             )));
         }
-        if self.layers.first().is_some_and(|l| l.cache.len() != pos) {
+        if self.cached.len() != pos || self.layers.iter().any(|l| l.cache.len() != pos) {
             return Err(InferenceError::Candle("k/v cache out of step".into()));
         }
         let ids = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
@@ -286,7 +384,7 @@ fn attention(
         .flatten_all()?
         .to_vec1::<f32>()?;
     let v_rows = v.flatten_all()?.to_vec1::<f32>()?;
-    layer.cache.write_kv_batch(&k_rows, &v_rows, seq_len);
+    layer.cache.append(&k_rows, &v_rows, seq_len);
     let kv_len = layer.cache.len();
 
     let ctx = if seq_len == 1 {

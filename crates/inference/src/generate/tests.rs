@@ -337,6 +337,41 @@ fn own_qwen2_matches_candle_quantized_qwen2() {
 }
 
 #[test]
+fn a_prompt_prefix_shared_with_the_previous_one_is_reused_and_changes_nothing() {
+    let (_dir, path) = tiny_gguf(&TinyGguf::default());
+    let warm = LocalGenerator::load(&path, LoadOptions::default()).unwrap();
+    let cold = LocalGenerator::load(&path, LoadOptions::default()).unwrap();
+    let rules = ChatMessage::system("Sie beantworten Fragen nur mit den Quellen. Kurz, Sie-Form.");
+    let first = vec![rules.clone(), ChatMessage::user("Wie melde ich meinen Hund an?")];
+    let second = vec![rules, ChatMessage::user("Was kostet ein Parkausweis?")];
+
+    let (a, _) = run(&warm, &first, &greedy(8));
+    assert_eq!(
+        warm.cached_tokens(),
+        a.prompt_tokens + a.completion_tokens - 1,
+        "prompt and generated tokens stay cached (the last sample never ran)"
+    );
+    let (reused, _) = run(&warm, &second, &greedy(16));
+    let (fresh, _) = run(&cold, &second, &greedy(16));
+    assert_eq!(reused.text, fresh.text);
+    assert_eq!(reused.completion_tokens, fresh.completion_tokens);
+
+    // the same prompt again: all but its last token come from the cache
+    let (again, _) = run(&warm, &second, &greedy(16));
+    assert_eq!(again.text, fresh.text);
+    // a prompt with nothing in common, and then a cancelled one, start over cleanly
+    let other = vec![ChatMessage::user("Öffnungszeiten?")];
+    let (o1, _) = run(&warm, &other, &greedy(6));
+    let (o2, _) = run(&cold, &other, &greedy(6));
+    assert_eq!(o1.text, o2.text);
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    warm.generate(&second, &greedy(16), &cancel, &mut |_| {}).unwrap();
+    let (after_cancel, _) = run(&warm, &second, &greedy(16));
+    assert_eq!(after_cancel.text, fresh.text);
+}
+
+#[test]
 fn candle_backends_for_qwen3_llama_and_gemma3_generate() {
     for architecture in ["qwen3", "gemma3", "llama"] {
         let (_dir, path) = tiny_gguf(&TinyGguf {

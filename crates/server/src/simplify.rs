@@ -1,0 +1,537 @@
+//! Einfache Sprache over HTTP: `GET /api/v1/simplify?url=` answers from the rewrite cache
+//! (moka in front of the SQLite store) or queues the page and says 202 with Retry-After; a
+//! background worker rewrites queued pages first and then, when pre-generation is on, every
+//! indexed HTML page without a current rewrite, so that a click is served from the cache.
+//!
+//! Invariants:
+//! - Only pages of the index's own sites, in the public collection, are rewritten; a URL is
+//!   never fetched here (a URL of another host, another scheme or an address outside the
+//!   sites is a 400 before anything else happens).
+//! - The worker yields to citizens' chats: before each model call it waits until the
+//!   answer queue is empty and no answer is being generated.
+//! - A page's rewrite is keyed by its content hash, model and rules version, so a re-crawl
+//!   that changes the page makes the old rewrite unreachable and the worker writes a new one.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use lotse_answer::Answerer;
+use lotse_core::{CollectionScope, DocKind, Page, PageRecord};
+use lotse_inference::CancelToken;
+use lotse_simplify::store::Store;
+use lotse_simplify::{Progress, SimplifiedPage, Simplifier};
+use serde::{Deserialize, Serialize};
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// How often the worker looks for pages without a current rewrite when it has nothing to do.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(30);
+/// Seconds per unit a client is told to wait (Retry-After), roughly one model call.
+const SECS_PER_UNIT: u64 = 10;
+
+/// Where a requested rewrite stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Failed,
+}
+
+/// Progress of a rewrite that is not ready yet (the body of a 202).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Pending {
+    pub status: JobState,
+    /// Parts of the page rewritten so far, of `total`.
+    pub done: usize,
+    pub total: usize,
+    /// Poll this URL (the same request) until it answers 200.
+    pub status_url: String,
+    /// Seconds until it is worth asking again.
+    pub retry_after: u64,
+    /// A German message for the reader.
+    pub message: String,
+}
+
+/// The answer to a lookup.
+#[derive(Debug)]
+pub enum Lookup {
+    Ready(Arc<SimplifiedPage>),
+    Pending(Pending),
+    /// The page is not in the index (or not public).
+    Unknown,
+    /// The on-demand queue is full.
+    Full,
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    state: JobState,
+    done: usize,
+    total: usize,
+    key: String,
+}
+
+#[derive(Default)]
+struct Jobs {
+    queue: VecDeque<String>,
+    by_url: HashMap<String, Job>,
+}
+
+/// The rewrite service of a running server.
+pub struct SimplifyService {
+    answerer: Arc<Answerer>,
+    simplifier: Arc<Simplifier>,
+    store: Arc<Store>,
+    cache: moka::sync::Cache<String, Arc<SimplifiedPage>>,
+    jobs: Mutex<Jobs>,
+    wake: Condvar,
+    queue_limit: usize,
+    pregenerate: bool,
+    /// Cancelled when the service stops: the running rewrite ends at its next unit.
+    cancel: CancelToken,
+}
+
+impl std::fmt::Debug for SimplifyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimplifyService").finish_non_exhaustive()
+    }
+}
+
+impl SimplifyService {
+    /// The service; call [`SimplifyService::start_worker`] to begin rewriting.
+    pub fn new(
+        answerer: Arc<Answerer>,
+        simplifier: Arc<Simplifier>,
+        store: Arc<Store>,
+        queue_limit: usize,
+        pregenerate: bool,
+    ) -> Arc<SimplifyService> {
+        Arc::new(SimplifyService {
+            answerer,
+            simplifier,
+            store,
+            cache: moka::sync::Cache::builder()
+                .max_capacity(512)
+                .time_to_idle(Duration::from_secs(3600))
+                .build(),
+            jobs: Mutex::new(Jobs::default()),
+            wake: Condvar::new(),
+            queue_limit: queue_limit.max(1),
+            pregenerate,
+            cancel: CancelToken::new(),
+        })
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, Jobs> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The public page at `url` from the index.
+    fn page(&self, url: &str) -> Option<(PageRecord, Page)> {
+        match self.answerer.index().page(url, &CollectionScope::public_website()) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a page from the index");
+                None
+            }
+        }
+    }
+
+    /// Site origins of the index: the only hosts whose pages are rewritten.
+    pub fn sites(&self) -> Vec<String> {
+        self.answerer.index().sites().unwrap_or_default()
+    }
+
+    /// The rewrite of `url` if ready; else queue it. Blocking (index and SQLite reads).
+    pub fn lookup(&self, url: &str, status_url: &str) -> Lookup {
+        let Some((record, page)) = self.page(url) else {
+            return Lookup::Unknown;
+        };
+        let key = self.simplifier.cache_key(&record.content_hash);
+        if let Some(hit) = self.cache.get(&key) {
+            return Lookup::Ready(hit);
+        }
+        match self.store.get(&key) {
+            Ok(Some(p)) => {
+                let p = Arc::new(p);
+                self.cache.insert(key, p.clone());
+                return Lookup::Ready(p);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "rewrite store read failed"),
+        }
+        let mut jobs = self.jobs();
+        let job = match jobs.by_url.get(url) {
+            Some(j) if j.key == key && j.state != JobState::Failed => j.clone(),
+            _ => {
+                if jobs.queue.len() >= self.queue_limit {
+                    return Lookup::Full;
+                }
+                let j = Job {
+                    state: JobState::Queued,
+                    done: 0,
+                    total: Simplifier::count_units(&page),
+                    key,
+                };
+                jobs.by_url.insert(url.to_string(), j.clone());
+                jobs.queue.push_back(url.to_string());
+                self.wake.notify_one();
+                j
+            }
+        };
+        let ahead: usize = match job.state {
+            JobState::Queued => jobs
+                .queue
+                .iter()
+                .take_while(|u| u.as_str() != url)
+                .filter_map(|u| jobs.by_url.get(u))
+                .map(|j| j.total)
+                .sum(),
+            _ => 0,
+        };
+        let left = job.total.saturating_sub(job.done) + ahead;
+        let retry_after = (left as u64 * SECS_PER_UNIT).clamp(5, 300);
+        Lookup::Pending(Pending {
+            status: job.state,
+            done: job.done,
+            total: job.total,
+            status_url: status_url.to_string(),
+            retry_after,
+            message: "Die Seite wird gerade in Einfache Sprache übertragen. Das dauert einen Moment."
+                .into(),
+        })
+    }
+
+    /// Run the worker on its own thread until the service is dropped or stopped.
+    pub fn start_worker(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let spawned = std::thread::Builder::new()
+            .name("lotse-simplify".into())
+            .spawn(move || {
+                let mut last_scan: Option<Instant> = None;
+                loop {
+                    let Some(svc) = me.upgrade() else { return };
+                    if svc.cancel.is_cancelled() {
+                        return;
+                    }
+                    let next = svc.next_job(&mut last_scan);
+                    match next {
+                        Some(url) => svc.run_job(&url),
+                        None => {
+                            let jobs = svc.jobs();
+                            let _ = svc
+                                .wake
+                                .wait_timeout(jobs, Duration::from_secs(2))
+                                .unwrap_or_else(PoisonError::into_inner);
+                        }
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the simplify worker");
+        }
+    }
+
+    /// Stop the worker after its current unit.
+    pub fn stop(&self) {
+        self.cancel.cancel();
+        self.wake.notify_all();
+    }
+
+    /// The next URL to rewrite: requested pages first, then (pre-generation) the backlog.
+    fn next_job(&self, last_scan: &mut Option<Instant>) -> Option<String> {
+        if let Some(url) = self.jobs().queue.pop_front() {
+            return Some(url);
+        }
+        if !self.pregenerate || last_scan.is_some_and(|t| t.elapsed() < BACKLOG_INTERVAL) {
+            return None;
+        }
+        *last_scan = Some(Instant::now());
+        let next = self.backlog().into_iter().next();
+        if next.is_none() {
+            return None;
+        }
+        // something left: look again right after this page
+        *last_scan = None;
+        next
+    }
+
+    /// Indexed HTML pages without a current rewrite, in URL order.
+    fn backlog(&self) -> Vec<String> {
+        let index = self.answerer.index();
+        let mut out = Vec::new();
+        for site in self.sites() {
+            let Ok(records) = index.page_records(&site) else { continue };
+            for r in records {
+                if !r.indexed || r.kind != DocKind::Html || r.n_chunks == 0 {
+                    continue;
+                }
+                if r.collection != lotse_core::CollectionId::website() {
+                    continue;
+                }
+                let key = self.simplifier.cache_key(&r.content_hash);
+                if self.failed(&r.url, &key) {
+                    continue;
+                }
+                if !self.store.contains(&key).unwrap_or(true) {
+                    out.push(r.url);
+                }
+            }
+        }
+        out
+    }
+
+    fn failed(&self, url: &str, key: &str) -> bool {
+        self.jobs()
+            .by_url
+            .get(url)
+            .is_some_and(|j| j.key == key && j.state == JobState::Failed)
+    }
+
+    fn set_job(&self, url: &str, f: impl FnOnce(&mut Job)) {
+        if let Some(j) = self.jobs().by_url.get_mut(url) {
+            f(j);
+        }
+    }
+
+    fn run_job(&self, url: &str) {
+        let Some((record, page)) = self.page(url) else {
+            self.jobs().by_url.remove(url);
+            return;
+        };
+        let key = self.simplifier.cache_key(&record.content_hash);
+        if self.store.contains(&key).unwrap_or(false) {
+            self.jobs().by_url.remove(url);
+            return;
+        }
+        {
+            let mut jobs = self.jobs();
+            let total = Simplifier::count_units(&page);
+            let job = jobs.by_url.entry(url.to_string()).or_insert(Job {
+                state: JobState::Running,
+                done: 0,
+                total,
+                key: key.clone(),
+            });
+            job.state = JobState::Running;
+            job.key = key.clone();
+        }
+        let progress = WorkerProgress { svc: self, url };
+        let started = Instant::now();
+        match self
+            .simplifier
+            .simplify(&page, &record.content_hash, &self.cancel, &progress)
+        {
+            Ok(result) => {
+                if let Err(e) = self.store.put(&key, &result) {
+                    tracing::warn!(error = %e, "cannot store a rewrite");
+                    self.set_job(url, |j| j.state = JobState::Failed);
+                    return;
+                }
+                tracing::info!(
+                    url,
+                    blocks = result.summary.blocks,
+                    simplified = result.summary.simplified,
+                    not_simplified = result.summary.not_simplified,
+                    secs = started.elapsed().as_secs(),
+                    "page rewritten in Einfache Sprache"
+                );
+                self.cache.insert(key, Arc::new(result));
+                self.jobs().by_url.remove(url);
+            }
+            Err(e) => {
+                tracing::warn!(url, error = %e, "rewrite failed");
+                self.set_job(url, |j| j.state = JobState::Failed);
+            }
+        }
+    }
+
+    /// Whether citizens' answers are waiting for or using the model.
+    fn chat_busy(&self) -> bool {
+        self.answerer
+            .generation()
+            .is_some_and(|g| g.queue_depth() > 0 || g.running() > 0)
+    }
+}
+
+struct WorkerProgress<'a> {
+    svc: &'a SimplifyService,
+    url: &'a str,
+}
+
+impl Progress for WorkerProgress<'_> {
+    fn before_unit(&self, done: usize, total: usize) {
+        self.svc.set_job(self.url, |j| {
+            j.done = done;
+            j.total = total;
+        });
+        // citizens' chats first
+        while self.svc.chat_busy() && !self.svc.cancel.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// Query of `GET /api/v1/simplify`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SimplifyQuery {
+    /// Address of a page of the town's website, as the browser shows it.
+    pub url: String,
+}
+
+const FOREIGN_URL_DE: &str = "Es können nur Seiten der Website der Gemeinde in Einfache Sprache übertragen werden.";
+
+fn is_tracking(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.starts_with("utm_")
+        || n.starts_with("mtm_")
+        || matches!(n.as_str(), "fbclid" | "gclid" | "msclkid" | "mc_cid" | "mc_eid" | "_ga")
+}
+
+/// The page address as the index keys it, if it belongs to one of `sites`: http(s) only, no
+/// credentials, no fragment, no tracking parameters. Nothing is fetched.
+pub fn check_url(raw: &str, sites: &[String]) -> Result<String, ApiError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing_url",
+            "Bitte geben Sie die Adresse der Seite an (url).",
+        ));
+    }
+    let mut url = url::Url::parse(raw).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_url",
+            "Die Adresse ist ungültig. Bitte geben Sie die vollständige Adresse der Seite an, zum Beispiel https://www.gemeinde.de/seite/.",
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(ApiError::bad_request("foreign_url", FOREIGN_URL_DE));
+    }
+    let origin = url.origin().ascii_serialization();
+    if !sites.iter().any(|s| s.trim_end_matches('/') == origin) {
+        return Err(ApiError::bad_request("foreign_url", FOREIGN_URL_DE));
+    }
+    url.set_fragment(None);
+    if url.query().is_some() {
+        let mut pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| !is_tracking(k))
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        pairs.sort();
+        if pairs.is_empty() {
+            url.set_query(None);
+        } else {
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+    }
+    Ok(url.to_string())
+}
+
+/// A page in Einfache Sprache.
+///
+/// Served from the cache when the page was rewritten before (normally: pages are rewritten
+/// in the background after each crawl). Otherwise the page is queued and the answer is 202
+/// with `Retry-After`: ask again until it is 200.
+#[utoipa::path(
+    get,
+    path = "/api/v1/simplify",
+    tag = "citizens",
+    params(SimplifyQuery),
+    responses(
+        (status = 200, description = "The page in Einfache Sprache", body = lotse_simplify::SimplifiedPage),
+        (status = 202, description = "Being rewritten; ask again after Retry-After seconds", body = Pending),
+        (status = 400, description = "Not a page of the town's website", body = ErrorBody),
+        (status = 404, description = "The page is not in the index", body = ErrorBody),
+        (status = 503, description = "Too many pages waiting, or starting", body = ErrorBody)
+    )
+)]
+pub async fn simplify(
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<SimplifyQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|_| {
+        ApiError::bad_request(
+            "missing_url",
+            "Bitte geben Sie die Adresse der Seite an (url).",
+        )
+    })?;
+    let svc = state.simplify().ok_or_else(ApiError::starting)?;
+    let svc2 = svc.clone();
+    let looked_up = tokio::task::spawn_blocking(move || {
+        let url = check_url(&q.url, &svc2.sites())?;
+        let status_url = format!(
+            "/api/v1/simplify?url={}",
+            url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+        );
+        Ok::<_, ApiError>((svc2.lookup(&url, &status_url), status_url))
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e}")))??;
+    match looked_up {
+        (Lookup::Ready(page), _) => Ok(Json(page.as_ref()).into_response()),
+        (Lookup::Pending(p), status_url) => {
+            let retry = p.retry_after;
+            let mut resp = (StatusCode::ACCEPTED, Json(p)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+                resp.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&status_url) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            Ok(resp)
+        }
+        (Lookup::Unknown, _) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_page",
+            "Diese Seite ist dem Assistenten nicht bekannt. Vielleicht ist sie neu: Bitte versuchen Sie es später noch einmal.",
+        )),
+        (Lookup::Full, _) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Im Moment werden sehr viele Seiten übertragen. Bitte versuchen Sie es in einigen Minuten noch einmal.",
+        )
+        .retry_after(60)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pages_of_the_sites_pass() {
+        let sites = vec!["http://127.0.0.1:18089".to_string()];
+        assert_eq!(
+            check_url("http://127.0.0.1:18089/rathaus/?utm_source=x#top", &sites).unwrap(),
+            "http://127.0.0.1:18089/rathaus/"
+        );
+        for bad in [
+            "https://evil.example/rathaus/",
+            "file:///etc/passwd",
+            "http://127.0.0.1:22/",
+            "http://10.0.0.1/",
+            "http://user:pw@127.0.0.1:18089/",
+            "ftp://127.0.0.1:18089/",
+            "nicht eine adresse",
+            "",
+        ] {
+            let e = check_url(bad, &sites).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad}");
+            assert!(!e.message.is_empty());
+        }
+    }
+}

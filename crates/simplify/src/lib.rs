@@ -1,0 +1,699 @@
+//! Einfache Sprache: a page rewritten into plain German, block by block, without changing a
+//! single fee, date or deadline.
+//!
+//! Pipeline per page: the page's blocks in order (headings, paragraphs, lists, tables) ->
+//! the deterministic pass ([`rules::expand`]: abbreviations, symbols, amounts, semicolons) ->
+//! paragraphs and long list items cut into units of whole sentences and rewritten by the
+//! model ([`prompt`]) -> every unit checked ([`facts::check`], length, Sie-Form), retried
+//! once with a stricter prompt naming the facts, else shown after the deterministic pass
+//! only (a block none of whose units passed is shown in its original wording) -> the
+//! town's glossary explains hard terms at their first use -> HTML, plain text, per-block
+//! status and readability before and after ([`readability`]).
+//!
+//! Invariants:
+//! - One output block per input block, same order, same kind, same number of list items and
+//!   table rows: nothing is lost or reordered.
+//! - A block reported as simplified keeps every fact of its original; a block whose units all
+//!   fail their checks twice is shown in its original wording and says so.
+//! - Every result carries [`LABEL`] and a link to the original.
+//! - Nothing here logs page text.
+//!
+//! Results are cached by content hash, model and rules version ([`store::Store`], SQLite).
+
+pub mod facts;
+pub mod prompt;
+pub mod readability;
+pub mod render;
+pub mod rules;
+pub mod sari;
+pub mod store;
+pub mod text;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use lotse_core::{Block, Page};
+use lotse_inference::{CancelToken, GenerationParams, Generator, InferenceError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use readability::Readability;
+pub use rules::{Glossary, GlossaryEntry};
+
+/// The label of every rewrite.
+pub const LABEL: &str =
+    "KI-generiert – in Einfache Sprache übertragen. Verbindlich ist der Originaltext.";
+
+/// Version of the rules, prompt and checks: part of every cache key, so a change here
+/// rewrites the pages again.
+pub const RULES_VERSION: u32 = 1;
+
+/// Units shorter than this many words get the deterministic pass only.
+const MIN_MODEL_WORDS: usize = 8;
+/// Longest unit given to the model, in words (whole sentences; a longer sentence is a unit
+/// of its own).
+const MAX_UNIT_WORDS: usize = 30;
+
+/// A paragraph's enumerator ("(1)", "2.", "a)"): structure, kept as it is and not given to
+/// the model (which tends to drop it).
+static ENUMERATOR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"^\s*(\(\d{1,3}[a-z]?\)|\d{1,3}[a-z]?\.|[a-z]\))\s+")
+        .unwrap_or_else(|e| panic!("enumerator pattern: {e}"))
+});
+
+/// Errors of the simplify crate.
+#[derive(Debug, thiserror::Error)]
+pub enum SimplifyError {
+    #[error("rewrite store at {path}: {message}")]
+    Store { path: String, message: String },
+    #[error("model: {0}")]
+    Model(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl From<InferenceError> for SimplifyError {
+    fn from(e: InferenceError) -> Self {
+        match e {
+            InferenceError::Cancelled => SimplifyError::Cancelled,
+            e => SimplifyError::Model(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = SimplifyError> = std::result::Result<T, E>;
+
+/// The structural kind of a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockKind {
+    Heading,
+    Paragraph,
+    List,
+    Table,
+}
+
+impl BlockKind {
+    pub fn of(block: &Block) -> BlockKind {
+        match block {
+            Block::Heading { .. } => BlockKind::Heading,
+            Block::Paragraph { .. } => BlockKind::Paragraph,
+            Block::List { .. } => BlockKind::List,
+            Block::Table { .. } => BlockKind::Table,
+        }
+    }
+}
+
+/// What happened to a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BlockStatus {
+    /// Rewritten by the model; every unit passed the checks.
+    Simplified,
+    /// Some units rewritten; the others failed their checks and are shown after the
+    /// deterministic pass only (abbreviations written out, facts unchanged).
+    Partial,
+    /// Short or structural (headings, tables, short items): abbreviations and symbols written
+    /// out, no model rewrite.
+    RulesOnly,
+    /// The rewrite failed the checks twice: the original wording is shown.
+    NotSimplified,
+}
+
+/// One block of the result, beside its original.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BlockResult {
+    pub index: usize,
+    pub kind: BlockKind,
+    pub status: BlockStatus,
+    #[schema(value_type = Object)]
+    pub original: Block,
+    #[schema(value_type = Object)]
+    pub simplified: Block,
+    /// Why units were kept in the original wording (English, for the town's editors).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// Readability of the original and the rewrite.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReadabilityChange {
+    pub before: Readability,
+    pub after: Readability,
+    /// `after.flesch_amstad - before.flesch_amstad`.
+    pub flesch_gain: f64,
+}
+
+/// Block counts by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Summary {
+    pub blocks: usize,
+    pub simplified: usize,
+    pub partial: usize,
+    pub rules_only: usize,
+    pub not_simplified: usize,
+    /// Units the model rewrote / units given to it.
+    pub units_rewritten: usize,
+    pub units: usize,
+    pub retries: usize,
+}
+
+/// A page in Einfache Sprache.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SimplifiedPage {
+    pub url: String,
+    pub title: String,
+    /// "KI-generiert – in Einfache Sprache übertragen. Verbindlich ist der Originaltext."
+    pub label: String,
+    /// The binding original.
+    pub original_url: String,
+    /// HTML fragment with the page's structure, the label and the link to the original.
+    pub html: String,
+    /// Plain text, one sentence per line.
+    pub text: String,
+    pub blocks: Vec<BlockResult>,
+    pub readability: ReadabilityChange,
+    pub summary: Summary,
+    /// Terms the glossary explained.
+    pub explained_terms: Vec<String>,
+    pub model: String,
+    pub rules_version: String,
+    pub content_hash: String,
+    /// Unix time of the rewrite.
+    pub generated_at: u64,
+    pub duration_ms: u64,
+}
+
+impl SimplifiedPage {
+    /// Whether this result has exactly the blocks of `page`: same number, order and kinds,
+    /// heading levels, list items and table shape (the "nothing lost or reordered" rule).
+    pub fn keeps_structure_of(&self, page: &Page) -> bool {
+        page.blocks.len() == self.blocks.len()
+            && page.blocks.iter().zip(&self.blocks).enumerate().all(|(i, (a, r))| {
+                r.index == i
+                    && &r.original == a
+                    && match (a, &r.simplified) {
+                        (Block::Heading { level: x, .. }, Block::Heading { level: y, .. }) => x == y,
+                        (Block::Paragraph { .. }, Block::Paragraph { .. }) => true,
+                        (
+                            Block::List { items: x, ordered: o1 },
+                            Block::List { items: y, ordered: o2 },
+                        ) => x.len() == y.len() && o1 == o2,
+                        (Block::Table { rows: x }, Block::Table { rows: y }) => {
+                            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.len() == b.len())
+                        }
+                        _ => false,
+                    }
+            })
+    }
+
+    /// Blocks shown as rewritten whose facts differ from their original (must be none).
+    pub fn fact_violations(&self) -> Vec<String> {
+        self.blocks
+            .iter()
+            .filter(|b| b.status != BlockStatus::NotSimplified)
+            .filter_map(|b| {
+                let c = facts::check(&b.original.text(), &b.simplified.text());
+                (!c.ok()).then(|| format!("block {}: {c:?}", b.index))
+            })
+            .collect()
+    }
+}
+
+/// Told before each model call; the server waits there while citizens' chats run, and
+/// counts progress.
+pub trait Progress: Sync {
+    fn before_unit(&self, _done: usize, _total: usize) {}
+}
+
+/// No progress reporting.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+/// The rewriter: the model, the glossary and the checks.
+pub struct Simplifier {
+    generator: Arc<dyn Generator>,
+    glossary: Glossary,
+    rules_version: String,
+}
+
+impl std::fmt::Debug for Simplifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Simplifier")
+            .field("model", &self.generator.info().id)
+            .field("rules_version", &self.rules_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// sha256 hex of a text.
+pub fn sha256_hex(text: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(text.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A unit of text for the model, or the deterministic pass alone.
+struct UnitOutcome {
+    text: String,
+    /// Units the model rewrote (of those given to it).
+    rewritten: usize,
+    problem: Option<String>,
+    retried: bool,
+}
+
+impl Simplifier {
+    pub fn new(generator: Arc<dyn Generator>, glossary: Glossary) -> Simplifier {
+        let terms: Vec<String> = glossary
+            .entries()
+            .map(|e| format!("{}={}", e.term, e.explanation))
+            .collect();
+        let rules_version = format!("{RULES_VERSION}-{}", &sha256_hex(&terms.join("\n"))[..8]);
+        Simplifier {
+            generator,
+            glossary,
+            rules_version,
+        }
+    }
+
+    pub fn model(&self) -> &str {
+        &self.generator.info().id
+    }
+
+    /// Rules, prompt and glossary version, as stored with every result.
+    pub fn rules_version(&self) -> &str {
+        &self.rules_version
+    }
+
+    /// Whether the model runs outside the town's servers (see `ModelInfo::external`).
+    pub fn external(&self) -> bool {
+        self.generator.info().external
+    }
+
+    /// The cache key of a page with this content hash.
+    pub fn cache_key(&self, content_hash: &str) -> String {
+        sha256_hex(&format!("{content_hash}\u{1}{}\u{1}{}", self.model(), self.rules_version))
+    }
+
+    /// Units the model would rewrite for `page` (for progress and planning).
+    pub fn count_units(page: &Page) -> usize {
+        page.blocks
+            .iter()
+            .map(|b| match b {
+                Block::Paragraph { text } => units(&rules::expand(text)).len(),
+                Block::List { items, .. } => items
+                    .iter()
+                    .filter(|i| crate::text::words(i).len() >= MIN_MODEL_WORDS + 4)
+                    .map(|i| units(&rules::expand(i)).len())
+                    .sum(),
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Rewrite `page`. Blocking: it calls the model once or twice per unit.
+    pub fn simplify(
+        &self,
+        page: &Page,
+        content_hash: &str,
+        cancel: &CancelToken,
+        progress: &dyn Progress,
+    ) -> Result<SimplifiedPage> {
+        let start = Instant::now();
+        let total = Self::count_units(page);
+        let mut done = 0usize;
+        let mut summary = Summary {
+            blocks: page.blocks.len(),
+            ..Summary::default()
+        };
+        let mut results = Vec::with_capacity(page.blocks.len());
+        for (index, block) in page.blocks.iter().enumerate() {
+            let mut problems = Vec::new();
+            let mut unit_stats = (0usize, 0usize); // (rewritten, given to the model)
+            let mut rewrite = |text: &str, model: bool| -> Result<String> {
+                let out = self.rewrite_text(text, model, cancel, progress, &mut done, total)?;
+                if let Some(p) = out.1.problem.clone() {
+                    problems.push(p);
+                }
+                unit_stats.0 += out.1.rewritten;
+                unit_stats.1 += out.0;
+                summary.retries += out.1.retried as usize;
+                Ok(out.1.text)
+            };
+            let simplified = match block {
+                Block::Heading {
+                    level,
+                    text,
+                    anchor,
+                } => Block::Heading {
+                    level: *level,
+                    text: rewrite(text, false)?,
+                    anchor: anchor.clone(),
+                },
+                Block::Paragraph { text } => Block::Paragraph {
+                    text: rewrite(text, true)?,
+                },
+                Block::List { ordered, items } => {
+                    let mut out = Vec::with_capacity(items.len());
+                    for item in items {
+                        let long = crate::text::words(item).len() >= MIN_MODEL_WORDS + 4;
+                        out.push(rewrite(item, long)?);
+                    }
+                    Block::List {
+                        ordered: *ordered,
+                        items: out,
+                    }
+                }
+                Block::Table { rows } => {
+                    let mut out = Vec::with_capacity(rows.len());
+                    for row in rows {
+                        let mut cells = Vec::with_capacity(row.len());
+                        for cell in row {
+                            cells.push(rewrite(cell, false)?);
+                        }
+                        out.push(cells);
+                    }
+                    Block::Table { rows: out }
+                }
+            };
+            let (rewritten, given) = unit_stats;
+            summary.units += given;
+            summary.units_rewritten += rewritten;
+            let status = if given == 0 {
+                if problems.is_empty() {
+                    BlockStatus::RulesOnly
+                } else {
+                    BlockStatus::NotSimplified
+                }
+            } else if rewritten == given {
+                BlockStatus::Simplified
+            } else if rewritten == 0 {
+                BlockStatus::NotSimplified
+            } else {
+                BlockStatus::Partial
+            };
+            // the invariant by construction: a block whose facts changed shows its original
+            let (status, simplified) = if status == BlockStatus::NotSimplified {
+                (status, block.clone())
+            } else {
+                let c = facts::check(&block.text(), &simplified.text());
+                if c.ok() {
+                    (status, simplified)
+                } else {
+                    problems.push(format!("block facts changed: {c:?}"));
+                    (BlockStatus::NotSimplified, block.clone())
+                }
+            };
+            match status {
+                BlockStatus::Simplified => summary.simplified += 1,
+                BlockStatus::Partial => summary.partial += 1,
+                BlockStatus::RulesOnly => summary.rules_only += 1,
+                BlockStatus::NotSimplified => summary.not_simplified += 1,
+            }
+            results.push(BlockResult {
+                index,
+                kind: BlockKind::of(block),
+                status,
+                original: block.clone(),
+                simplified,
+                problems,
+            });
+        }
+        let explained_terms = self.explain_terms(&mut results);
+        let before = readability::readability(&page.text());
+        let after = readability::readability(
+            &results
+                .iter()
+                .map(|b| b.simplified.text())
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+        );
+        let mut out = SimplifiedPage {
+            url: page.url.clone(),
+            title: page.title.clone(),
+            label: LABEL.to_string(),
+            original_url: page.url.clone(),
+            html: String::new(),
+            text: String::new(),
+            blocks: results,
+            readability: ReadabilityChange {
+                before,
+                after,
+                flesch_gain: after.flesch_amstad - before.flesch_amstad,
+            },
+            summary,
+            explained_terms,
+            model: self.model().to_string(),
+            rules_version: self.rules_version.clone(),
+            content_hash: content_hash.to_string(),
+            generated_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            duration_ms: start.elapsed().as_millis() as u64,
+        };
+        out.html = render::html(&out);
+        out.text = render::text(&out);
+        Ok(out)
+    }
+
+    /// The glossary over the rewritten blocks, in page order (original wording untouched).
+    fn explain_terms(&self, results: &mut [BlockResult]) -> Vec<String> {
+        let mut texts: Vec<String> = Vec::new();
+        let mut slots: Vec<(usize, usize)> = Vec::new(); // (block, piece)
+        for (b, r) in results.iter().enumerate() {
+            if r.status == BlockStatus::NotSimplified || r.kind == BlockKind::Heading {
+                continue;
+            }
+            for (p, t) in pieces(&r.simplified).into_iter().enumerate() {
+                texts.push(t);
+                slots.push((b, p));
+            }
+        }
+        let explained = self.glossary.explain_first_use(&mut texts);
+        for ((b, p), t) in slots.into_iter().zip(texts) {
+            set_piece(&mut results[b].simplified, p, t);
+        }
+        explained
+    }
+
+    /// Deterministic pass, then (if `model` and long enough) the model per unit. Returns the
+    /// number of units given to the model and the outcome.
+    fn rewrite_text(
+        &self,
+        original: &str,
+        model: bool,
+        cancel: &CancelToken,
+        progress: &dyn Progress,
+        done: &mut usize,
+        total: usize,
+    ) -> Result<(usize, UnitOutcome)> {
+        let expanded = rules::expand(original);
+        let check = facts::check(original, &expanded);
+        if !check.ok() {
+            // a rule changed a fact (a bug to report): keep the original wording
+            return Ok((
+                0,
+                UnitOutcome {
+                    text: original.to_string(),
+                    rewritten: 0,
+                    problem: Some(format!("rules changed facts: {check:?}")),
+                    retried: false,
+                },
+            ));
+        }
+        if !model || crate::text::words(&expanded).len() < MIN_MODEL_WORDS {
+            return Ok((
+                0,
+                UnitOutcome {
+                    text: expanded,
+                    rewritten: 0,
+                    problem: None,
+                    retried: false,
+                },
+            ));
+        }
+        let (enumerator, body) = split_enumerator(&expanded);
+        let pieces = units(&body);
+        let mut out = Vec::with_capacity(pieces.len());
+        let mut rewritten = 0;
+        let mut problems = Vec::new();
+        let mut retried = false;
+        for unit in &pieces {
+            progress.before_unit(*done, total);
+            if cancel.is_cancelled() {
+                return Err(SimplifyError::Cancelled);
+            }
+            *done += 1;
+            // each unit is checked against its own expanded text: the pass keeps the facts
+            // of the whole text, and the units partition it
+            let (text, again) = match self.rewrite_unit(unit, cancel)? {
+                (Ok(text), again) => {
+                    rewritten += 1;
+                    (text, again)
+                }
+                (Err(problem), again) => {
+                    problems.push(problem);
+                    (unit.clone(), again)
+                }
+            };
+            retried |= again;
+            out.push(text);
+        }
+        Ok((
+            pieces.len(),
+            UnitOutcome {
+                // none rewritten: the block shows its original wording
+                text: if rewritten == 0 {
+                    original.to_string()
+                } else {
+                    format!("{enumerator}{}", out.join("\n"))
+                },
+                rewritten,
+                problem: (!problems.is_empty()).then(|| problems.join("; ")),
+                retried,
+            },
+        ))
+    }
+
+    /// One unit: rewrite, check, once more with a stricter prompt naming its facts, else
+    /// the reason it failed. The flag says whether the retry ran.
+    fn rewrite_unit(
+        &self,
+        unit: &str,
+        cancel: &CancelToken,
+    ) -> Result<(Result<String, String>, bool)> {
+        let keep: Vec<String> = facts::facts(unit).into_iter().map(|f| f.text).collect();
+        let mut problem = String::new();
+        for attempt in 0..2 {
+            let strict: &[String] = if attempt == 0 { &[] } else { &keep };
+            let messages = prompt::messages(unit, strict);
+            let approx_tokens = unit.chars().count() / 3 + 1;
+            let params = GenerationParams {
+                max_tokens: (approx_tokens * 2 + 60).min(600),
+                temperature: 0.0,
+                stop: vec!["\nText:".into(), "</text>".into()],
+                ..GenerationParams::default()
+            };
+            let generation = self
+                .generator
+                .generate(&messages, &params, cancel, &mut |_| {})?;
+            let candidate = prompt::clean(&generation.text);
+            match unit_problem(unit, &candidate) {
+                None => return Ok((Ok(candidate), attempt > 0)),
+                Some(p) => problem = p,
+            }
+        }
+        Ok((Err(problem), true))
+    }
+}
+
+/// Why a candidate rewrite of `original` cannot be shown, if it cannot.
+pub fn unit_problem(original: &str, candidate: &str) -> Option<String> {
+    if candidate.trim().is_empty() {
+        return Some("empty rewrite".into());
+    }
+    let (a, b) = (original.chars().count().max(1), candidate.chars().count());
+    let ratio = b as f64 / a as f64;
+    if !(0.4..=2.5).contains(&ratio) {
+        return Some(format!("length ratio {ratio:.2} outside 0.4..2.5"));
+    }
+    if prompt::uses_du(candidate) && !prompt::uses_du(original) {
+        return Some("informal address (du)".into());
+    }
+    let check = facts::check(original, candidate);
+    if !check.ok() {
+        return Some(format!(
+            "facts: missing {:?}, invented {:?}",
+            check.missing, check.invented
+        ));
+    }
+    None
+}
+
+/// A leading enumerator and the rest. "1." counts only before a capitalised word that is not
+/// a month ("1. Januar" is a date).
+fn split_enumerator(text: &str) -> (String, String) {
+    let Some(m) = ENUMERATOR.find(text) else {
+        return (String::new(), text.to_string());
+    };
+    let (head, rest) = text.split_at(m.end());
+    if head.trim_end().ends_with('.') {
+        let next = rest.split_whitespace().next().unwrap_or("");
+        let month = facts::is_month(next);
+        if month || !next.chars().next().is_some_and(char::is_uppercase) {
+            return (String::new(), text.to_string());
+        }
+    }
+    (head.to_string(), rest.to_string())
+}
+
+/// Whole sentences grouped into units of at most `MAX_UNIT_WORDS` words.
+fn units(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut words = 0;
+    for s in crate::text::sentences(text) {
+        let n = crate::text::words(&s).len();
+        if words > 0 && words + n > MAX_UNIT_WORDS {
+            out.push(std::mem::take(&mut current));
+            words = 0;
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(&s);
+        words += n;
+    }
+    if !current.trim().is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// The text pieces of a block (items, cells) in order.
+fn pieces(block: &Block) -> Vec<String> {
+    match block {
+        Block::Heading { text, .. } | Block::Paragraph { text } => vec![text.clone()],
+        Block::List { items, .. } => items.clone(),
+        Block::Table { rows } => rows.iter().flatten().cloned().collect(),
+    }
+}
+
+fn set_piece(block: &mut Block, index: usize, value: String) {
+    match block {
+        Block::Heading { text, .. } | Block::Paragraph { text } => *text = value,
+        Block::List { items, .. } => {
+            if let Some(i) = items.get_mut(index) {
+                *i = value;
+            }
+        }
+        Block::Table { rows } => {
+            if let Some(c) = rows.iter_mut().flatten().nth(index) {
+                *c = value;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enumerators_are_structure_but_dates_are_not() {
+        assert_eq!(split_enumerator("(2) Die Steuer"), ("(2) ".into(), "Die Steuer".into()));
+        assert_eq!(split_enumerator("a) Hunde"), ("a) ".into(), "Hunde".into()));
+        assert_eq!(split_enumerator("3. Die Gebühr"), ("3. ".into(), "Die Gebühr".into()));
+        assert_eq!(split_enumerator("1. Januar 2025 beginnt").0, "");
+        assert_eq!(split_enumerator("Die Steuer (1)").0, "");
+    }
+
+    #[test]
+    fn units_are_whole_sentences() {
+        let text = "Eins zwei drei vier fünf sechs sieben acht neun zehn elf zwölf. ".repeat(4);
+        let u = units(&text);
+        assert_eq!(u.len(), 2, "{u:?}");
+        assert!(u.iter().all(|x| x.ends_with('.')));
+    }
+}

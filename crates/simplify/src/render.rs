@@ -1,0 +1,123 @@
+//! The result as an HTML fragment (the page's structure, the label, a link to the original)
+//! and as plain text with one sentence per line, as plain-language layout asks.
+
+use lotse_core::Block;
+
+use crate::text::sentences;
+use crate::{BlockStatus, LABEL, SimplifiedPage};
+
+/// Shown above a block that could not be simplified safely.
+const NOT_SIMPLIFIED_DE: &str =
+    "Dieser Abschnitt konnte nicht sicher vereinfacht werden. Hier steht der Originaltext.";
+
+/// Escape text for HTML content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Sentences of a rewritten text, each on its own line.
+fn lines(text: &str) -> Vec<String> {
+    text.lines().flat_map(sentences).collect()
+}
+
+fn status_attr(status: BlockStatus) -> &'static str {
+    match status {
+        BlockStatus::Simplified => "simplified",
+        BlockStatus::Partial => "partial",
+        BlockStatus::RulesOnly => "rules_only",
+        BlockStatus::NotSimplified => "not_simplified",
+    }
+}
+
+/// The HTML fragment.
+pub fn html(page: &SimplifiedPage) -> String {
+    let url = escape(&page.original_url);
+    let label = LABEL.replace(
+        "Originaltext.",
+        &format!("<a href=\"{url}\">Originaltext</a>."),
+    );
+    let mut out = format!(
+        "<div class=\"lotse-einfach\" lang=\"de\">\n<p class=\"lotse-label\">{label}</p>\n"
+    );
+    for b in &page.blocks {
+        let status = status_attr(b.status);
+        let mut inner = String::new();
+        let block = &b.simplified;
+        match block {
+            Block::Heading { level, text, .. } => {
+                let l = (*level).clamp(1, 6);
+                inner.push_str(&format!("<h{l}>{}</h{l}>", escape(text)));
+            }
+            Block::Paragraph { text } => {
+                let body = if b.status == BlockStatus::NotSimplified {
+                    escape(text)
+                } else {
+                    lines(text).iter().map(|l| escape(l)).collect::<Vec<_>>().join("<br>\n")
+                };
+                inner.push_str(&format!("<p>{body}</p>"));
+            }
+            Block::List { ordered, items } => {
+                let tag = if *ordered { "ol" } else { "ul" };
+                inner.push_str(&format!("<{tag}>"));
+                for i in items {
+                    inner.push_str(&format!("<li>{}</li>", escape(i).replace('\n', "<br>")));
+                }
+                inner.push_str(&format!("</{tag}>"));
+            }
+            Block::Table { rows } => {
+                inner.push_str("<table>");
+                for (r, row) in rows.iter().enumerate() {
+                    let cell = if r == 0 { "th" } else { "td" };
+                    inner.push_str("<tr>");
+                    for c in row {
+                        inner.push_str(&format!("<{cell}>{}</{cell}>", escape(c)));
+                    }
+                    inner.push_str("</tr>");
+                }
+                inner.push_str("</table>");
+            }
+        }
+        if b.status == BlockStatus::NotSimplified && !matches!(block, Block::Heading { .. }) {
+            out.push_str(&format!(
+                "<div class=\"lotse-original\" data-status=\"{status}\"><p class=\"lotse-note\">{NOT_SIMPLIFIED_DE}</p>{inner}</div>\n"
+            ));
+        } else {
+            out.push_str(&format!("<div data-status=\"{status}\">{inner}</div>\n"));
+        }
+    }
+    out.push_str("</div>\n");
+    out
+}
+
+/// The plain text: the label first, blocks separated by blank lines.
+pub fn text(page: &SimplifiedPage) -> String {
+    let mut parts = vec![format!("{LABEL} ({})", page.original_url)];
+    for b in &page.blocks {
+        parts.push(match &b.simplified {
+            Block::Heading { text, .. } => text.clone(),
+            Block::Paragraph { text } => lines(text).join("\n"),
+            Block::List { items, .. } => items
+                .iter()
+                .map(|i| format!("- {}", i.replace('\n', " ")))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Block::Table { rows } => rows
+                .iter()
+                .map(|r| r.join(" | "))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        });
+    }
+    parts.join("\n\n") + "\n"
+}
