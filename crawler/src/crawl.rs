@@ -50,6 +50,10 @@ pub struct CrawlConfig {
     pub commit_every: usize,
     /// The town's name as citizens say it ("Gemeinde Bad Boll"); learned from the site when unset.
     pub site_name: Option<String>,
+    /// Fetch only `start` (and same-site redirects from it), unconditionally: no sitemaps, no
+    /// links followed, nothing removed but `start` itself when it answers 404/410. The CMS's
+    /// publish webhook.
+    pub single_page: bool,
 }
 
 impl CrawlConfig {
@@ -70,6 +74,20 @@ impl CrawlConfig {
             max_query_variants: 10,
             commit_every: 25,
             site_name: None,
+            single_page: false,
+        }
+    }
+
+    /// Re-fetch and re-index one page of an already crawled site (see
+    /// [`CrawlConfig::single_page`]); the site's learned state (boilerplate, ignored query
+    /// parameters, duplicates) is reused.
+    pub fn page(url: Url) -> CrawlConfig {
+        CrawlConfig {
+            max_pages: 6, // the page and a short chain of same-site redirects
+            max_depth: 0,
+            delay: Duration::ZERO,
+            single_page: true,
+            ..CrawlConfig::new(url)
         }
     }
 
@@ -360,7 +378,9 @@ impl Crawler<'_> {
     async fn run(&mut self) -> Result<(), CrawlError> {
         let start = urls::normalize(&self.cfg.start, &self.ignored);
         self.robots_for(&start).await;
-        self.seed_sitemaps(&start).await;
+        if !self.cfg.single_page {
+            self.seed_sitemaps(&start).await;
+        }
         self.enqueue(start.clone(), 0, None, true);
         // the start page first: it is the most important one
         if let Some(pos) = self.frontier.iter().position(|t| t.url == start)
@@ -423,7 +443,8 @@ impl Crawler<'_> {
                     .unwrap_or_else(|| "no response".to_owned()),
             });
         }
-        self.summary.complete = !self.hit_bound;
+        // one page says nothing about the others: only what answered 404/410 is removed
+        self.summary.complete = !self.hit_bound && !self.cfg.single_page;
         {
             // after a complete crawl, everything not found again is gone; after an incomplete
             // one, only what answered 404/410
@@ -441,7 +462,7 @@ impl Crawler<'_> {
                 self.summary.removed += 1;
             }
         }
-        if !self.summary.complete {
+        if !self.summary.complete && !self.cfg.single_page {
             tracing::warn!(
                 max_pages = self.cfg.max_pages,
                 "crawl stopped at max pages; pages not seen are kept"
@@ -484,6 +505,11 @@ impl Crawler<'_> {
     }
 
     fn validators_for(&self, url: &Url) -> Option<Validators> {
+        if self.cfg.single_page {
+            // the CMS says the page changed: fetch it whole (validators may lag behind an
+            // edit made within the same second)
+            return None;
+        }
         let canonical = self.old_by_url.get(url.as_str())?;
         let r = self.old.get(canonical)?;
         if r.etag.is_none() && r.last_modified.is_none() {

@@ -431,3 +431,57 @@ fn a_crawl_stopped_by_max_pages_removes_nothing_it_did_not_see() {
         .count();
     assert_eq!(page_requests, 5);
 }
+
+#[test]
+fn a_single_page_refresh_reindexes_that_page_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let site_dir = tmp.path().join("site");
+    copy_dir(&fixtures().join("sites/bad-boll"), &site_dir);
+    let server = SiteServer::start(&site_dir).unwrap();
+    let origin = server.origin();
+    let index = SearchIndex::open(&tmp.path().join("index")).unwrap();
+    run(&config(&origin), &index);
+    let before = index.page_records(&origin).unwrap();
+
+    // the CMS publishes a change to one page, and another page was deleted meanwhile
+    let changed = format!("{origin}/ortsrecht/bbo-satzung-erhebung-hundesteuer/");
+    let file = site_dir.join("ortsrecht/bbo-satzung-erhebung-hundesteuer/index.html");
+    let html = std::fs::read_to_string(&file).unwrap();
+    let news = "Neu beschlossen: Die Steuer für Assistenzhunde entfällt ab dem kommenden Jahr vollständig.";
+    std::fs::write(&file, html.replacen("</h1>", &format!("</h1><p>{news}</p>"), 1)).unwrap();
+    std::fs::remove_dir_all(site_dir.join("ortsrecht/bbo-satzung-freibad")).unwrap();
+
+    server.clear_requests();
+    let mut cfg = CrawlConfig::page(Url::parse(&changed).unwrap());
+    cfg.request_timeout = Duration::from_secs(10);
+    let summary = run(&cfg, &index);
+    assert_eq!(summary.pages_indexed, 1, "{summary:?}");
+    assert_eq!(summary.removed, 0, "{summary:?}");
+    assert!(!summary.complete);
+    // nothing but robots.txt and the page itself was requested: no sitemap, no links
+    let paths: Vec<String> = server.requests().iter().map(|r| r.path.clone()).collect();
+    assert!(
+        paths.iter().all(|p| p == "/robots.txt" || p == "/ortsrecht/bbo-satzung-erhebung-hundesteuer/"),
+        "{paths:?}"
+    );
+    let after = index.page_records(&origin).unwrap();
+    assert_eq!(after.len(), before.len(), "a refresh removes no other page");
+    for b in &before {
+        let a = after.iter().find(|a| a.url == b.url).unwrap();
+        if b.url == changed {
+            assert_ne!(a.content_hash, b.content_hash);
+        } else {
+            assert_eq!(a.content_hash, b.content_hash, "{}", b.url);
+        }
+    }
+    let chunks = index.page_chunks(&changed).unwrap();
+    assert!(chunks.iter().any(|c| c.text.contains("Assistenzhunde")), "new text indexed");
+
+    // refreshing the deleted page removes it (404), and only it
+    let gone = format!("{origin}/ortsrecht/bbo-satzung-freibad/");
+    let summary = run(&CrawlConfig::page(Url::parse(&gone).unwrap()), &index);
+    assert_eq!(summary.removed, 1, "{summary:?}");
+    let records = index.page_records(&origin).unwrap();
+    assert!(records.iter().all(|r| r.url != gone));
+    assert_eq!(records.len(), before.len() - 1);
+}

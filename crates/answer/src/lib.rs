@@ -31,6 +31,23 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 pub use evidence::{Passage, Strength};
+
+/// The index's view of an embedder (for crawls and re-crawls): passages with the
+/// `passage: ` prefix.
+pub struct PassageEmbedder(pub Arc<dyn Embedder>);
+
+impl lotse_index::ChunkEmbedder for PassageEmbedder {
+    fn model_id(&self) -> &str {
+        self.0.model_id()
+    }
+    fn dim(&self) -> usize {
+        self.0.dim()
+    }
+    fn embed_passages(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        self.0.embed(&refs, EmbedKind::Passage).map_err(|e| e.to_string())
+    }
+}
 pub use lang::Lang;
 
 /// The label every AI-generated text carries.

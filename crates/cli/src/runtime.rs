@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use lotse_index::{ChunkEmbedder, SearchIndex, SearchMode};
+use lotse_index::{SearchIndex, SearchMode};
 use lotse_inference::generate::{LoadOptions, LocalGenerator};
 use lotse_inference::manifest::{self, ModelRole};
 use lotse_inference::remote::{RemoteConfig, RemoteGenerator};
@@ -135,22 +135,7 @@ pub fn load_generator(models: &ModelArgs, engine: &EngineArgs) -> Result<Arc<dyn
 }
 
 /// The index's view of an embedder: passages with the `passage: ` prefix.
-pub struct IndexEmbedder(pub Arc<dyn Embedder>);
-
-impl ChunkEmbedder for IndexEmbedder {
-    fn model_id(&self) -> &str {
-        self.0.model_id()
-    }
-    fn dim(&self) -> usize {
-        self.0.dim()
-    }
-    fn embed_passages(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
-        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        self.0
-            .embed(&refs, EmbedKind::Passage)
-            .map_err(|e| e.to_string())
-    }
-}
+pub use lotse_answer::PassageEmbedder as IndexEmbedder;
 
 /// `--mode` of search and eval; unset means hybrid when the index has vectors and the
 /// embedder is available, else BM25.

@@ -30,6 +30,10 @@ pub struct SimplifyArgs {
     /// With --all: at most this many pages.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// With --all: an evenly spread sample of this many pages; the summary estimates the time
+    /// for all pages from the sample's seconds per model unit.
+    #[arg(long)]
+    pub sample: Option<usize>,
     /// Rewrite even when a current rewrite is stored.
     #[arg(long)]
     pub force: bool,
@@ -85,6 +89,12 @@ struct AllSummary {
     wstf1_after_mean: f64,
     seconds: f64,
     seconds_per_page_median: f64,
+    /// Pages --all would rewrite without --limit/--sample, and their model units.
+    pages_in_scope: usize,
+    units_in_scope: usize,
+    /// Seconds per model unit in this run (rewritten pages only) times `units_in_scope`: the
+    /// pre-generation time for the whole scope on this machine.
+    estimated_seconds_all: f64,
 }
 
 /// Units rewritten so far, on a progress bar (stderr, terminals only).
@@ -131,10 +141,25 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
                     }
                 }
             }
-            urls.truncate(args.limit.unwrap_or(usize::MAX));
             urls
         }
     };
+    // the whole scope, for the estimate of a full pre-generation
+    let mut units_in_scope = 0;
+    if args.all {
+        for url in &urls {
+            if let Some((_, page)) = index.page(url, &scope)? {
+                units_in_scope += Simplifier::count_units(&page);
+            }
+        }
+    }
+    let pages_in_scope = urls.len();
+    let mut urls = urls;
+    if let Some(n) = args.sample.filter(|n| *n > 0 && *n < urls.len()) {
+        let step = urls.len() as f64 / n as f64;
+        urls = (0..n).map(|i| urls[(i as f64 * step) as usize].clone()).collect();
+    }
+    urls.truncate(args.limit.unwrap_or(usize::MAX));
     let mut pages = Vec::with_capacity(urls.len());
     for url in &urls {
         pages.push(index.page(url, &scope)?.with_context(|| {
@@ -146,6 +171,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     let mut summary = AllSummary::default();
     let mut results = Vec::new();
     let mut page_secs = Vec::new();
+    let mut rewritten_units = 0;
     for (i, (url, (record, page))) in urls.iter().zip(pages).enumerate() {
         let key = simplifier.cache_key(&record.content_hash);
         let t = Instant::now();
@@ -162,6 +188,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
                 bar.0.finish_and_clear();
                 store.put(&key, &r)?;
                 page_secs.push(t.elapsed().as_secs_f64());
+                rewritten_units += Simplifier::count_units(&page);
                 r
             }
         };
@@ -209,7 +236,13 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     summary.wstf1_after_mean /= n;
     summary.flesch_gain_mean = summary.flesch_after_mean - summary.flesch_before_mean;
     summary.seconds = started.elapsed().as_secs_f64();
+    let rewrite_secs: f64 = page_secs.iter().sum();
     summary.seconds_per_page_median = crate::eval::median(&mut page_secs);
+    summary.pages_in_scope = pages_in_scope;
+    summary.units_in_scope = units_in_scope;
+    if rewritten_units > 0 {
+        summary.estimated_seconds_all = rewrite_secs / rewritten_units as f64 * units_in_scope as f64;
+    }
     if args.all {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -226,6 +259,14 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
                 "Flesch (Amstad) mean {:.1} -> {:.1} (gain {:+.1}); WSTF1 {:.1} -> {:.1}; {:.0} s in all, median {:.0} s per rewritten page",
                 summary.flesch_before_mean, summary.flesch_after_mean, summary.flesch_gain_mean, summary.wstf1_before_mean, summary.wstf1_after_mean, summary.seconds, summary.seconds_per_page_median
             );
+            if summary.estimated_seconds_all > 0.0 {
+                println!(
+                    "all {} pages ({} model units): about {:.1} h on this machine",
+                    summary.pages_in_scope,
+                    summary.units_in_scope,
+                    summary.estimated_seconds_all / 3600.0
+                );
+            }
         }
     } else if let Some(r) = results.first() {
         if args.json {

@@ -42,6 +42,26 @@ pub struct Config {
     pub models: ModelSettings,
     pub engine: EngineSettings,
     pub simplify: SimplifySettings,
+    pub cms: CmsSettings,
+}
+
+/// The town's CMS: `POST /api/v1/simplify` (its own text) and `POST /api/v1/pages/refresh`
+/// (its publish webhook) need this token as `Authorization: Bearer <token>`.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CmsSettings {
+    /// Unset: the CMS routes answer 403. Use a long random string (`openssl rand -hex 32`),
+    /// best from the environment (`LOTSE__CMS__TOKEN`).
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for CmsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // the token never reaches a log
+        f.debug_struct("CmsSettings")
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 /// Einfache Sprache: background rewrites and the town's glossary.
@@ -380,5 +400,7 @@ mod tests {
         assert_eq!(c.answer.gate.dense, 0.84);
         assert_eq!(c.simplify.glossary.len(), 1);
         assert!(c.simplify.glossary().is_ok());
+        assert!(c.cms.token.is_some());
+        assert!(!format!("{c:?}").contains(c.cms.token.as_deref().unwrap()), "token not in Debug");
     }
 }

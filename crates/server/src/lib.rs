@@ -13,6 +13,7 @@
 //!   is checked against it by a test.
 
 pub mod api;
+pub mod cms;
 pub mod config;
 pub mod error;
 pub mod limit;
@@ -26,6 +27,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::handler::Handler;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
@@ -46,6 +48,8 @@ pub struct AppState {
     pub(crate) answers: moka::future::Cache<String, Arc<Answer>>,
     pub(crate) limits: limit::RateLimits,
     content_version: AtomicU64,
+    /// One page refresh (CMS webhook) at a time.
+    pub(crate) refresh_lock: tokio::sync::Mutex<()>,
     pub started: Instant,
 }
 
@@ -72,6 +76,7 @@ impl AppState {
             answers,
             limits,
             content_version: AtomicU64::new(0),
+            refresh_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
         })
     }
@@ -142,6 +147,9 @@ impl AppState {
         api::chat,
         api::search,
         simplify::simplify,
+        cms::simplify_content,
+        cms::simplify_job,
+        cms::refresh_page,
         api::health,
         api::ready,
         api::metrics,
@@ -165,6 +173,10 @@ impl AppState {
         lotse_simplify::Summary,
         simplify::Pending,
         simplify::JobState,
+        cms::ContentRequest,
+        cms::RefreshRequest,
+        cms::RefreshResponse,
+        cms::RefreshStatus,
         api::SearchResponse,
         api::SearchResult,
         api::Health,
@@ -182,11 +194,24 @@ impl AppState {
     )),
     tags(
         (name = "citizens", description = "Chat, search and Einfache Sprache for the town's website"),
+        (name = "cms", description = "For the town's CMS, with its token: its own text in Einfache Sprache, and the publish webhook"),
         (name = "openai", description = "OpenAI-compatible API for Open WebUI, n8n and the like"),
         (name = "operations", description = "Health, readiness and metrics")
-    )
+    ),
+    modifiers(&CmsToken)
 )]
 pub struct ApiDoc;
+
+/// The bearer token of the CMS routes (`[cms] token`).
+struct CmsToken;
+
+impl utoipa::Modify for CmsToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("cms_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
 
 /// The OpenAPI document as pretty JSON (what `openapi/openapi.json` holds).
 pub fn openapi_json() -> String {
@@ -212,13 +237,20 @@ pub fn app(state: Arc<AppState>) -> Router {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST])
-            .allow_headers([header::CONTENT_TYPE, header::ACCEPT])
+            .allow_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
             .max_age(Duration::from_secs(3600))
     };
     Router::new()
         .route("/api/v1/chat", post(api::chat))
         .route("/api/v1/search", get(api::search))
-        .route("/api/v1/simplify", get(simplify::simplify))
+        .route(
+            "/api/v1/simplify",
+            get(simplify::simplify)
+                // a whole CMS page as HTML is larger than a question
+                .post(cms::simplify_content.layer(DefaultBodyLimit::max(cms::MAX_BODY_BYTES))),
+        )
+        .route("/api/v1/simplify/jobs/{id}", get(cms::simplify_job))
+        .route("/api/v1/pages/refresh", post(cms::refresh_page))
         .route("/health", get(api::health))
         .route("/ready", get(api::ready))
         .route("/metrics", get(api::metrics))

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
@@ -78,6 +78,16 @@ struct Job {
     done: usize,
     total: usize,
     key: String,
+    /// Text the CMS sent (jobs keyed `cms:<content hash>`); index pages are read when run.
+    page: Option<Arc<Page>>,
+}
+
+/// Job keys of text the CMS sent start with this (index pages are keyed by their URL).
+const CMS_PREFIX: &str = "cms:";
+
+/// The status URL of a CMS rewrite.
+pub fn job_url(id: &str) -> String {
+    format!("/api/v1/simplify/jobs/{id}")
 }
 
 #[derive(Default)]
@@ -157,20 +167,73 @@ impl SimplifyService {
             return Lookup::Unknown;
         };
         let key = self.simplifier.cache_key(&record.content_hash);
-        if let Some(hit) = self.cache.get(&key) {
-            return Lookup::Ready(hit);
+        if let Some(ready) = self.cached(&key) {
+            return Lookup::Ready(ready);
         }
-        match self.store.get(&key) {
+        let total = Simplifier::count_units(&page);
+        self.enqueue(url, key, total, None, status_url)
+    }
+
+    /// The rewrite of text the CMS sent, if ready; else queue it. Returns the job id (the
+    /// content hash) for [`SimplifyService::job_status`]. Blocking (SQLite reads).
+    pub fn lookup_content(&self, page: Page) -> (String, Lookup) {
+        let hash = lotse_simplify::sha256_hex(&serde_json::to_string(&page).unwrap_or_default());
+        let key = self.simplifier.cache_key(&hash);
+        if let Some(ready) = self.cached(&key) {
+            return (hash, Lookup::Ready(ready));
+        }
+        let total = Simplifier::count_units(&page);
+        let job_id = format!("{CMS_PREFIX}{hash}");
+        let lookup = self.enqueue(&job_id, key, total, Some(Arc::new(page)), &job_url(&hash));
+        (hash, lookup)
+    }
+
+    /// Where the CMS rewrite `id` (from [`SimplifyService::lookup_content`]) stands.
+    pub fn job_status(&self, id: &str) -> Lookup {
+        if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Lookup::Unknown;
+        }
+        if let Some(ready) = self.cached(&self.simplifier.cache_key(id)) {
+            return Lookup::Ready(ready);
+        }
+        let job_id = format!("{CMS_PREFIX}{id}");
+        let jobs = self.jobs();
+        match jobs.by_url.get(&job_id) {
+            Some(job) => Lookup::Pending(self.pending(&jobs, &job_id, job, &job_url(id))),
+            None => Lookup::Unknown,
+        }
+    }
+
+    /// A stored rewrite, from moka or else SQLite.
+    fn cached(&self, key: &str) -> Option<Arc<SimplifiedPage>> {
+        if let Some(hit) = self.cache.get(key) {
+            return Some(hit);
+        }
+        match self.store.get(key) {
             Ok(Some(p)) => {
                 let p = Arc::new(p);
-                self.cache.insert(key, p.clone());
-                return Lookup::Ready(p);
+                self.cache.insert(key.to_string(), p.clone());
+                Some(p)
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "rewrite store read failed"),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "rewrite store read failed");
+                None
+            }
         }
+    }
+
+    /// Queue job `id` unless it is queued or running already; its progress.
+    fn enqueue(
+        &self,
+        id: &str,
+        key: String,
+        total: usize,
+        page: Option<Arc<Page>>,
+        status_url: &str,
+    ) -> Lookup {
         let mut jobs = self.jobs();
-        let job = match jobs.by_url.get(url) {
+        let job = match jobs.by_url.get(id) {
             Some(j) if j.key == key && j.state != JobState::Failed => j.clone(),
             _ => {
                 if jobs.queue.len() >= self.queue_limit {
@@ -179,20 +242,26 @@ impl SimplifyService {
                 let j = Job {
                     state: JobState::Queued,
                     done: 0,
-                    total: Simplifier::count_units(&page),
+                    total,
                     key,
+                    page,
                 };
-                jobs.by_url.insert(url.to_string(), j.clone());
-                jobs.queue.push_back(url.to_string());
+                jobs.by_url.insert(id.to_string(), j.clone());
+                jobs.queue.push_back(id.to_string());
                 self.wake.notify_one();
                 j
             }
         };
+        Lookup::Pending(self.pending(&jobs, id, &job, status_url))
+    }
+
+    /// The 202 body for `job`: its progress and how long to wait.
+    fn pending(&self, jobs: &Jobs, id: &str, job: &Job, status_url: &str) -> Pending {
         let ahead: usize = match job.state {
             JobState::Queued => jobs
                 .queue
                 .iter()
-                .take_while(|u| u.as_str() != url)
+                .take_while(|u| u.as_str() != id)
                 .filter_map(|u| jobs.by_url.get(u))
                 .map(|j| j.total)
                 .sum(),
@@ -200,15 +269,18 @@ impl SimplifyService {
         };
         let left = job.total.saturating_sub(job.done) + ahead;
         let retry_after = (left as u64 * SECS_PER_UNIT).clamp(5, 300);
-        Lookup::Pending(Pending {
+        let message = match job.state {
+            JobState::Failed => "Die Übertragung in Einfache Sprache ist leider fehlgeschlagen. Bitte versuchen Sie es später noch einmal.",
+            _ => "Die Seite wird gerade in Einfache Sprache übertragen. Das dauert einen Moment.",
+        };
+        Pending {
             status: job.state,
             done: job.done,
             total: job.total,
             status_url: status_url.to_string(),
             retry_after,
-            message: "Die Seite wird gerade in Einfache Sprache übertragen. Das dauert einen Moment."
-                .into(),
-        })
+            message: message.into(),
+        }
     }
 
     /// Run the worker on its own thread until the service is dropped or stopped.
@@ -265,13 +337,22 @@ impl SimplifyService {
         next
     }
 
-    /// Indexed HTML pages without a current rewrite, in URL order.
+    /// Indexed HTML pages without a current rewrite, in URL order. Rewrites of pages that
+    /// are gone from the index are deleted on the way.
     fn backlog(&self) -> Vec<String> {
         let index = self.answerer.index();
         let mut out = Vec::new();
+        let mut live = std::collections::HashSet::new();
+        let mut complete = true;
         for site in self.sites() {
-            let Ok(records) = index.page_records(&site) else { continue };
+            let Ok(records) = index.page_records(&site) else {
+                complete = false;
+                continue;
+            };
             for r in records {
+                if r.indexed && r.collection == lotse_core::CollectionId::website() {
+                    live.insert(r.url.clone());
+                }
                 if !r.indexed || r.kind != DocKind::Html || r.n_chunks == 0 {
                     continue;
                 }
@@ -284,6 +365,16 @@ impl SimplifyService {
                 }
                 if !self.store.contains(&key).unwrap_or(true) {
                     out.push(r.url);
+                }
+            }
+        }
+        if complete {
+            for url in self.store.urls().unwrap_or_default() {
+                if !url.starts_with(CMS_PREFIX) && !live.contains(&url) {
+                    match self.store.remove_url(&url) {
+                        Ok(_) => tracing::info!(%url, "rewrite of a page that is gone deleted"),
+                        Err(e) => tracing::warn!(error = %e, "cannot delete a stale rewrite"),
+                    }
                 }
             }
         }
@@ -303,12 +394,23 @@ impl SimplifyService {
         }
     }
 
+    /// The page of job `id`, its content hash and its store slot.
+    fn job_page(&self, id: &str) -> Option<(Page, String, String)> {
+        if let Some(hash) = id.strip_prefix(CMS_PREFIX) {
+            let page = self.jobs().by_url.get(id).and_then(|j| j.page.clone())?;
+            let slot = if page.url.is_empty() { id.to_string() } else { format!("{CMS_PREFIX}{}", page.url) };
+            return Some((page.as_ref().clone(), hash.to_string(), slot));
+        }
+        let (record, page) = self.page(id)?;
+        Some((page, record.content_hash, id.to_string()))
+    }
+
     fn run_job(&self, url: &str) {
-        let Some((record, page)) = self.page(url) else {
+        let Some((page, hash, slot)) = self.job_page(url) else {
             self.jobs().by_url.remove(url);
             return;
         };
-        let key = self.simplifier.cache_key(&record.content_hash);
+        let key = self.simplifier.cache_key(&hash);
         if self.store.contains(&key).unwrap_or(false) {
             self.jobs().by_url.remove(url);
             return;
@@ -321,24 +423,27 @@ impl SimplifyService {
                 done: 0,
                 total,
                 key: key.clone(),
+                page: None,
             });
             job.state = JobState::Running;
             job.key = key.clone();
         }
         let progress = WorkerProgress { svc: self, url };
         let started = Instant::now();
-        match self
-            .simplifier
-            .simplify(&page, &record.content_hash, &self.cancel, &progress)
-        {
+        // a failed job keeps its state (for the status URL) but not the CMS's text
+        let failed = |j: &mut Job| {
+            j.state = JobState::Failed;
+            j.page = None;
+        };
+        match self.simplifier.simplify(&page, &hash, &self.cancel, &progress) {
             Ok(result) => {
-                if let Err(e) = self.store.put(&key, &result) {
+                if let Err(e) = self.store.put_in(&key, &slot, &result) {
                     tracing::warn!(error = %e, "cannot store a rewrite");
-                    self.set_job(url, |j| j.state = JobState::Failed);
+                    self.set_job(url, failed);
                     return;
                 }
                 tracing::info!(
-                    url,
+                    url = if url.starts_with(CMS_PREFIX) { "<cms text>" } else { url },
                     blocks = result.summary.blocks,
                     simplified = result.summary.simplified,
                     not_simplified = result.summary.not_simplified,
@@ -349,8 +454,8 @@ impl SimplifyService {
                 self.jobs().by_url.remove(url);
             }
             Err(e) => {
-                tracing::warn!(url, error = %e, "rewrite failed");
-                self.set_job(url, |j| j.state = JobState::Failed);
+                tracing::warn!(error = %e, "rewrite failed");
+                self.set_job(url, failed);
             }
         }
     }
@@ -483,17 +588,7 @@ pub async fn simplify(
     .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e}")))??;
     match looked_up {
         (Lookup::Ready(page), _) => Ok(Json(page.as_ref()).into_response()),
-        (Lookup::Pending(p), status_url) => {
-            let retry = p.retry_after;
-            let mut resp = (StatusCode::ACCEPTED, Json(p)).into_response();
-            if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            if let Ok(v) = HeaderValue::from_str(&status_url) {
-                resp.headers_mut().insert(header::LOCATION, v);
-            }
-            Ok(resp)
-        }
+        (Lookup::Pending(p), _) => Ok(crate::cms::accepted(p)),
         (Lookup::Unknown, _) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_page",

@@ -3,48 +3,23 @@
 //! sentences at commas) so no model files are needed.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use lotse_answer::Answerer;
 use lotse_core::{Block, CollectionId, DocKind, Page, PageRecord, Visibility};
 use lotse_index::SearchIndex;
 use lotse_inference::generate::GenerationService;
-use lotse_inference::{
-    CancelToken, ChatMessage, Generation, GenerationParams, Generator, ModelInfo, StopReason,
-};
 use lotse_server::simplify::SimplifyService;
 use lotse_server::{AppState, Config};
 use lotse_simplify::store::Store;
 use lotse_simplify::{Glossary, Simplifier};
 use serde_json::Value;
 
+mod common;
+use common::FakeSplittingRewriter;
+
 const CANARY: &str = "GEHEIM-4711-KANARIE";
-
-struct FakeSplittingRewriter {
-    info: ModelInfo,
-    calls: AtomicUsize,
-}
-
-impl Generator for FakeSplittingRewriter {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-    fn generate(&self, m: &[ChatMessage], _: &GenerationParams, _: &CancelToken, _: &mut dyn FnMut(&str)) -> lotse_inference::Result<Generation> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let user = &m.last().unwrap().content;
-        let unit = user.rsplit_once("\nText:\n").map(|(_, t)| t.trim()).unwrap_or("");
-        let text = unit
-            .split(", ")
-            .map(|s| {
-                let mut c = s.chars();
-                c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join(".\n");
-        Ok(Generation { text, prompt_tokens: 1, completion_tokens: 1, stop_reason: StopReason::Eos, prompt_truncated: false })
-    }
-}
 
 fn record(url: &str, collection: &str, visibility: Visibility) -> PageRecord {
     PageRecord {
@@ -108,10 +83,7 @@ async fn start(pregenerate: bool) -> Server {
     w.commit().unwrap();
     index.reload().unwrap();
     let index = Arc::new(index);
-    let rewriter = Arc::new(FakeSplittingRewriter {
-        info: ModelInfo { id: "fake-splitting".into(), external: false, context_len: 4096 },
-        calls: AtomicUsize::new(0),
-    });
+    let rewriter = Arc::new(FakeSplittingRewriter::new());
     let mut config = Config::default();
     config.limits.search_per_second = 0;
     let generation = Arc::new(GenerationService::new(rewriter.clone(), 1, 4));

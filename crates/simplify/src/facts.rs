@@ -72,7 +72,7 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?:\+\d{2}[ ]?(?:\(0\)[ ]?)?\d{2,5}|\(0\d{2,5}\)|\b0\d{2,5})(?:[ /-]?\d{1,8}){1,4}\b")
 });
 static PARAGRAPH: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)(?:§§?|\bparagra(?:f|ph)(?:en|s)?)[ \u{a0}]*(\d+)[ ]?([a-z])?\b(?:[ ,]*(?:abs\.|absatz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:s\.|satz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:nr\.|nummer)[ \u{a0}]*(\d+))?")
+    re(r"(?i)(?:§§?|\bparagra(?:f|ph)(?:en|s)?)[ \u{a0}]*(\d+)[ ]?([a-z])?\b(?:[ ,]*(?:abs\.?|absatz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:s\.|satz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:nr\.?|nummer)[ \u{a0}]*(\d+))?")
 });
 static DATE_NUMERIC: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(\d{1,2})\.[ ]?(\d{1,2})\.(?:[ ]?(\d{4}|\d{2})\b)?"));
@@ -376,6 +376,7 @@ mod tests {
     fn formats_may_change_values_may_not() {
         assert!(check("Die Gebühr beträgt 165,00 €.", "Sie zahlen 165 Euro.").ok());
         assert!(check("nach § 3 Abs. 2 der Satzung", "nach Paragraf 3 Absatz 2 der Regel").ok());
+        assert!(check("nach § 3 Abs 2 Nr 1 EigBG", "nach Paragraf 3 Absatz 2 Nummer 1 EigBG").ok());
         assert!(check("am 01.07.2025", "am 1. Juli 2025").ok());
         assert!(check("innerhalb von zwei Wochen", "in 2 Wochen").ok());
         assert!(check("von 8 bis 12 Uhr", "von 8 Uhr bis 12 Uhr").ok());

@@ -21,6 +21,7 @@
 //! Results are cached by content hash, model and rules version ([`store::Store`], SQLite).
 
 pub mod facts;
+pub mod input;
 pub mod prompt;
 pub mod readability;
 pub mod render;
@@ -46,7 +47,7 @@ pub const LABEL: &str =
 
 /// Version of the rules, prompt and checks: part of every cache key, so a change here
 /// rewrites the pages again.
-pub const RULES_VERSION: u32 = 1;
+pub const RULES_VERSION: u32 = 2;
 
 /// Units shorter than this many words get the deterministic pass only.
 const MIN_MODEL_WORDS: usize = 8;
@@ -259,9 +260,25 @@ struct UnitOutcome {
     text: String,
     /// Units the model rewrote (of those given to it).
     rewritten: usize,
+    /// Units whose every candidate failed a check (shown in original wording when all did).
+    failed: usize,
     problem: Option<String>,
     retried: bool,
 }
+
+/// What became of one unit.
+enum UnitResult {
+    /// A candidate kept every fact and reads easier.
+    Rewritten(String),
+    /// The candidates kept the facts but read no easier (or copied the text): the unit keeps
+    /// the deterministic pass. Not a failure.
+    NotSimpler,
+    /// No candidate passed the checks; the reason.
+    Failed(String),
+}
+
+/// A rewrite must gain at least this much Flesch (Amstad) over its unit to be shown.
+const MIN_UNIT_GAIN: f64 = 1.0;
 
 impl Simplifier {
     pub fn new(generator: Arc<dyn Generator>, glossary: Glossary) -> Simplifier {
@@ -330,7 +347,7 @@ impl Simplifier {
         let mut results = Vec::with_capacity(page.blocks.len());
         for (index, block) in page.blocks.iter().enumerate() {
             let mut problems = Vec::new();
-            let mut unit_stats = (0usize, 0usize); // (rewritten, given to the model)
+            let mut unit_stats = (0usize, 0usize, 0usize); // (rewritten, given, failed)
             let mut rewrite = |text: &str, model: bool| -> Result<String> {
                 let out = self.rewrite_text(text, model, cancel, progress, &mut done, total)?;
                 if let Some(p) = out.1.problem.clone() {
@@ -338,6 +355,7 @@ impl Simplifier {
                 }
                 unit_stats.0 += out.1.rewritten;
                 unit_stats.1 += out.0;
+                unit_stats.2 += out.1.failed;
                 summary.retries += out.1.retried as usize;
                 Ok(out.1.text)
             };
@@ -377,19 +395,18 @@ impl Simplifier {
                     Block::Table { rows: out }
                 }
             };
-            let (rewritten, given) = unit_stats;
+            let (rewritten, given, failed) = unit_stats;
             summary.units += given;
             summary.units_rewritten += rewritten;
-            let status = if given == 0 {
-                if problems.is_empty() {
-                    BlockStatus::RulesOnly
-                } else {
-                    BlockStatus::NotSimplified
-                }
+            let status = if given > 0 && failed == given {
+                BlockStatus::NotSimplified
+            } else if given == 0 && !problems.is_empty() {
+                // a rule changed a fact: the original wording
+                BlockStatus::NotSimplified
+            } else if rewritten == 0 {
+                BlockStatus::RulesOnly
             } else if rewritten == given {
                 BlockStatus::Simplified
-            } else if rewritten == 0 {
-                BlockStatus::NotSimplified
             } else {
                 BlockStatus::Partial
             };
@@ -497,6 +514,7 @@ impl Simplifier {
                 UnitOutcome {
                     text: original.to_string(),
                     rewritten: 0,
+                    failed: 0,
                     problem: Some(format!("rules changed facts: {check:?}")),
                     retried: false,
                 },
@@ -508,6 +526,7 @@ impl Simplifier {
                 UnitOutcome {
                     text: expanded,
                     rewritten: 0,
+                    failed: 0,
                     problem: None,
                     retried: false,
                 },
@@ -516,7 +535,7 @@ impl Simplifier {
         let (enumerator, body) = split_enumerator(&expanded);
         let pieces = units(&body);
         let mut out = Vec::with_capacity(pieces.len());
-        let mut rewritten = 0;
+        let (mut rewritten, mut failed) = (0, 0);
         let mut problems = Vec::new();
         let mut retried = false;
         for unit in &pieces {
@@ -528,11 +547,13 @@ impl Simplifier {
             // each unit is checked against its own expanded text: the pass keeps the facts
             // of the whole text, and the units partition it
             let (text, again) = match self.rewrite_unit(unit, cancel)? {
-                (Ok(text), again) => {
+                (UnitResult::Rewritten(text), again) => {
                     rewritten += 1;
                     (text, again)
                 }
-                (Err(problem), again) => {
+                (UnitResult::NotSimpler, again) => (unit.clone(), again),
+                (UnitResult::Failed(problem), again) => {
+                    failed += 1;
                     problems.push(problem);
                     (unit.clone(), again)
                 }
@@ -543,31 +564,33 @@ impl Simplifier {
         Ok((
             pieces.len(),
             UnitOutcome {
-                // none rewritten: the block shows its original wording
-                text: if rewritten == 0 {
+                // every unit failed: the block shows its original wording
+                text: if failed == pieces.len() {
                     original.to_string()
                 } else {
                     format!("{enumerator}{}", out.join("\n"))
                 },
                 rewritten,
+                failed,
                 problem: (!problems.is_empty()).then(|| problems.join("; ")),
                 retried,
             },
         ))
     }
 
-    /// One unit: rewrite, check, once more with a stricter prompt naming its facts, else
-    /// the reason it failed. The flag says whether the retry ran.
-    fn rewrite_unit(
-        &self,
-        unit: &str,
-        cancel: &CancelToken,
-    ) -> Result<(Result<String, String>, bool)> {
+    /// One unit: rewrite and check; when the candidate fails a check or reads no easier,
+    /// once more with a stricter prompt naming the unit's facts. The easiest candidate that
+    /// passes wins. The flag says whether the second attempt ran.
+    fn rewrite_unit(&self, unit: &str, cancel: &CancelToken) -> Result<(UnitResult, bool)> {
         let keep: Vec<String> = facts::facts(unit).into_iter().map(|f| f.text).collect();
-        let mut problem = String::new();
+        let base = readability::readability(unit).flesch_amstad;
+        let mut problem = None;
+        let mut best: Option<(f64, String)> = None;
+        let mut passed = false;
+        let mut attempts = 0;
         for attempt in 0..2 {
-            let strict: &[String] = if attempt == 0 { &[] } else { &keep };
-            let messages = prompt::messages(unit, strict);
+            attempts += 1;
+            let messages = prompt::messages(unit, attempt > 0, &keep);
             let approx_tokens = unit.chars().count() / 3 + 1;
             let params = GenerationParams {
                 max_tokens: (approx_tokens * 2 + 60).min(600),
@@ -580,11 +603,25 @@ impl Simplifier {
                 .generate(&messages, &params, cancel, &mut |_| {})?;
             let candidate = prompt::clean(&generation.text);
             match unit_problem(unit, &candidate) {
-                None => return Ok((Ok(candidate), attempt > 0)),
-                Some(p) => problem = p,
+                None => {
+                    passed = true;
+                    let gain = readability::readability(&candidate).flesch_amstad - base;
+                    if best.as_ref().is_none_or(|(g, _)| gain > *g) {
+                        best = Some((gain, candidate));
+                    }
+                    if best.as_ref().is_some_and(|(g, _)| *g >= MIN_UNIT_GAIN) {
+                        break;
+                    }
+                }
+                Some(p) => problem = Some(p),
             }
         }
-        Ok((Err(problem), true))
+        let retried = attempts > 1;
+        Ok(match best {
+            Some((gain, text)) if gain >= MIN_UNIT_GAIN => (UnitResult::Rewritten(text), retried),
+            _ if passed => (UnitResult::NotSimpler, retried),
+            _ => (UnitResult::Failed(problem.unwrap_or_default()), retried),
+        })
     }
 }
 
@@ -687,6 +724,63 @@ mod tests {
         assert_eq!(split_enumerator("3. Die Gebühr"), ("3. ".into(), "Die Gebühr".into()));
         assert_eq!(split_enumerator("1. Januar 2025 beginnt").0, "");
         assert_eq!(split_enumerator("Die Steuer (1)").0, "");
+    }
+
+    /// Returns the text it was asked to rewrite, unchanged.
+    struct FakeCopyingRewriter(lotse_inference::ModelInfo);
+
+    impl Generator for FakeCopyingRewriter {
+        fn info(&self) -> &lotse_inference::ModelInfo {
+            &self.0
+        }
+        fn generate(
+            &self,
+            m: &[lotse_inference::ChatMessage],
+            _: &GenerationParams,
+            _: &CancelToken,
+            _: &mut dyn FnMut(&str),
+        ) -> lotse_inference::Result<lotse_inference::Generation> {
+            let user = &m.last().map(|m| m.content.clone()).unwrap_or_default();
+            let unit = user.rsplit_once("\nText:\n").map(|(_, t)| t.trim()).unwrap_or("");
+            Ok(lotse_inference::Generation {
+                text: unit.to_string(),
+                prompt_tokens: 1,
+                completion_tokens: 1,
+                stop_reason: lotse_inference::StopReason::Eos,
+                prompt_truncated: false,
+            })
+        }
+    }
+
+    #[test]
+    fn a_copy_is_not_a_simplification() {
+        let info = lotse_inference::ModelInfo {
+            id: "fake-copying".into(),
+            external: false,
+            context_len: 4096,
+        };
+        let s = Simplifier::new(Arc::new(FakeCopyingRewriter(info)), Glossary::new(vec![]).unwrap());
+        let page = Page {
+            url: "http://town.test/a/".into(),
+            title: "A".into(),
+            kind: lotse_core::DocKind::Html,
+            lang: Some("de".into()),
+            modified: None,
+            blocks: vec![Block::Paragraph {
+                text: "Die Steuer wird gem. § 3 Abs 2 der Satzung jährlich zum 1. Juli erhoben und ist sofort fällig.".into(),
+            }],
+        };
+        let out = s.simplify(&page, "h", &CancelToken::new(), &NoProgress).unwrap();
+        let b = &out.blocks[0];
+        assert_eq!(b.status, BlockStatus::RulesOnly, "{b:?}");
+        assert_eq!(out.summary.units, 1);
+        assert_eq!(out.summary.units_rewritten, 0);
+        assert_eq!(out.summary.retries, 1, "a second, stricter attempt ran");
+        assert_eq!(
+            b.simplified.text(),
+            "Die Steuer wird gemäß Paragraf 3 Absatz 2 der Satzung jährlich zum 1. Juli erhoben und ist sofort fällig."
+        );
+        assert!(b.problems.is_empty(), "not simpler is no failure: {:?}", b.problems);
     }
 
     #[test]

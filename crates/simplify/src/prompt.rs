@@ -13,11 +13,14 @@ E-Mail-Adressen, Internetadressen und Paragrafen genau. Schreiben Sie keine neue
 - Lassen Sie nichts Wichtiges weg. Erfinden Sie nichts dazu.\n\
 - Geben Sie nur den neuen Text aus, ohne Überschrift und ohne Erklärung.\n";
 
-/// The messages for one unit. `keep` lists facts a first attempt lost or changed: the
-/// stricter retry names them.
-pub fn messages(text: &str, keep: &[String]) -> Vec<ChatMessage> {
+/// The messages for one unit. `strict` is the retry after a first attempt that lost a fact or
+/// read no easier: it asks for split sentences and names `keep`, the unit's facts.
+pub fn messages(text: &str, strict: bool, keep: &[String]) -> Vec<ChatMessage> {
     let mut user = String::from(RULES);
-    if !keep.is_empty() {
+    if strict {
+        user.push_str("- Wichtig: Teilen Sie jeden langen Satz in zwei oder drei kurze Sätze.\n");
+    }
+    if strict && !keep.is_empty() {
         user.push_str(&format!(
             "- Wichtig: Diese Angaben müssen genau so im Text stehen: {}. Schreiben Sie keine anderen Zahlen.\n",
             keep.join("; ")
@@ -114,8 +117,11 @@ mod tests {
 
     #[test]
     fn retry_names_the_facts() {
-        let m = messages("Die Steuer beträgt 20 Euro.", &["20 Euro".into()]);
+        let m = messages("Die Steuer beträgt 20 Euro.", true, &["20 Euro".into()]);
         assert!(m[0].content.contains("genau so im Text stehen: 20 Euro"));
+        assert!(m[0].content.contains("kurze Sätze"));
         assert!(m[0].content.ends_with("Die Steuer beträgt 20 Euro.\n"));
+        let first = messages("Die Steuer beträgt 20 Euro.", false, &["20 Euro".into()]);
+        assert!(!first[0].content.contains("Wichtig:"));
     }
 }

@@ -73,6 +73,9 @@ static WEEKDAY_RANGE: LazyLock<Regex> = LazyLock::new(|| {
 static SECTIONS: LazyLock<Regex> = LazyLock::new(|| re(r"§§\s?"));
 static SECTION: LazyLock<Regex> = LazyLock::new(|| re(r"§\s?"));
 static ARTICLE: LazyLock<Regex> = LazyLock::new(|| re(r"\bArt\.\s?(\d)"));
+/// "Abs 2", "Nr 3" without their period, before a number.
+static NUMBERED_WITHOUT_PERIOD: LazyLock<Regex> =
+    LazyLock::new(|| re(r"\b(Abs|Nr|Ziff)\s?(\d)"));
 static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\b(\d{1,3}(?:\.\d{3})+|\d+)(?:,(00|-{1,2}|–)|,(\d{2}))?[ \u{a0}]?(?:€|EUR\b)")
 });
@@ -114,6 +117,16 @@ pub fn expand(text: &str) -> String {
         }
     }
     t = ARTICLE.replace_all(&t, "Artikel $1").into_owned();
+    t = NUMBERED_WITHOUT_PERIOD
+        .replace_all(&t, |c: &Captures<'_>| {
+            let word = match &c[1] {
+                "Abs" => "Absatz",
+                "Nr" => "Nummer",
+                _ => "Ziffer",
+            };
+            format!("{word} {}", &c[2])
+        })
+        .into_owned();
     t = SECTIONS.replace_all(&t, "Paragrafen ").into_owned();
     t = SECTION.replace_all(&t, "Paragraf ").into_owned();
     t = AMOUNT
@@ -264,6 +277,8 @@ mod tests {
         assert_eq!(expand("Hunde, Katzen usw. Alle Tiere."), "Hunde, Katzen und so weiter. Alle Tiere.");
         // no expansion inside words
         assert_eq!(expand("Die Absicht ist klar."), "Die Absicht ist klar.");
+        assert_eq!(expand("nach § 3 Abs 2 Nr 1 EigBG"), "nach Paragraf 3 Absatz 2 Nummer 1 EigBG");
+        assert_eq!(expand("Absatz 2 und Nummern"), "Absatz 2 und Nummern");
     }
 
     #[test]

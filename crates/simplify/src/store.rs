@@ -95,17 +95,23 @@ impl Store {
 
     /// Store `page` under `key`, replacing every older rewrite of the same URL.
     pub fn put(&self, key: &str, page: &SimplifiedPage) -> Result<()> {
+        self.put_in(key, &page.url, page)
+    }
+
+    /// Store `page` under `key`, replacing every older rewrite in `slot` (a page URL, or
+    /// `cms:<url>` for text the CMS sent, so it never displaces the crawled page's rewrite).
+    pub fn put_in(&self, key: &str, slot: &str, page: &SimplifiedPage) -> Result<()> {
         let json = serde_json::to_string(page).map_err(|e| self.err(e))?;
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM rewrites WHERE url = ?1 AND key <> ?2", params![page.url, key])
+        tx.execute("DELETE FROM rewrites WHERE url = ?1 AND key <> ?2", params![slot, key])
             .map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT OR REPLACE INTO rewrites (key, url, content_hash, model, rules_version, created_at, result)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 key,
-                page.url,
+                slot,
                 page.content_hash,
                 page.model,
                 page.rules_version,

@@ -1,0 +1,412 @@
+//! Routes for the town's CMS, behind a bearer token (`[cms] token`):
+//!
+//! - `POST /api/v1/simplify` with `{html | text, url?, title?}`: the CMS's own text in
+//!   Einfache Sprache (e.g. for a page being edited). 200 when rewritten before, else 202 with
+//!   a status URL `GET /api/v1/simplify/jobs/{id}`.
+//! - `POST /api/v1/pages/refresh` with `{url}`: the publish webhook. Re-fetches that one page
+//!   of an indexed site (robots.txt obeyed, same-site redirects only), re-indexes it and queues
+//!   its new rewrite, so the next click on "Einfache Sprache" finds it ready.
+//!
+//! Invariants: nothing here runs without the configured token (403 when none is configured,
+//! 401 for a wrong one, compared in constant time); only URLs of the index's own sites are
+//! fetched (`simplify::check_url`); one refresh at a time; the CMS's text is never logged.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use lotse_crawler::{CrawlConfig, CrawlError, NoProgress};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::simplify::{self, Lookup, Pending};
+
+/// Largest request body of `POST /api/v1/simplify` (a whole page as HTML).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Largest page the CMS may send, in blocks (headings, paragraphs, list items, tables).
+const MAX_BLOCKS: usize = 400;
+
+/// Text of the CMS to put into Einfache Sprache: `html` or `text`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ContentRequest {
+    /// The page (or its main part) as HTML; navigation and footers are left out as in a crawl.
+    pub html: Option<String>,
+    /// Plain text: blocks separated by blank lines, `# ` headings, `- ` and `1. ` lists.
+    pub text: Option<String>,
+    /// Where the page is (or will be) published: the link to the binding original.
+    pub url: Option<String>,
+    pub title: Option<String>,
+}
+
+/// The publish webhook's body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The page that was published, changed or deleted.
+    pub url: String,
+}
+
+/// What a refresh found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefreshStatus {
+    /// New or changed content was indexed.
+    Updated,
+    /// The page is as it was (or answered 304).
+    Unchanged,
+    /// The page answered 404/410 and was removed from the index.
+    Removed,
+    /// The page has too little text, says noindex, redirects elsewhere or is disallowed.
+    NotIndexed,
+}
+
+/// The answer to a refresh.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RefreshResponse {
+    pub url: String,
+    pub status: RefreshStatus,
+    /// Where its rewrite in Einfache Sprache can be fetched (being written when not ready).
+    pub simplify_url: Option<String>,
+    /// The rewrite is ready already.
+    pub simplified: bool,
+    pub message: String,
+}
+
+fn digest(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+/// The request carries the CMS token.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = state.config.cms.token.as_deref().filter(|t| !t.trim().is_empty()) else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cms_disabled",
+            "Der Zugang für das Redaktionssystem ist nicht eingerichtet ([cms] token).",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    let (a, b) = (digest(given), digest(expected.trim()));
+    let differ = a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    if given.is_empty() || differ != 0 {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Bitte melden Sie sich mit dem Zugangsschlüssel des Redaktionssystems an (Authorization: Bearer …).",
+        ));
+    }
+    Ok(())
+}
+
+fn json_error(e: JsonRejection) -> ApiError {
+    match e {
+        JsonRejection::BytesRejection(_) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            "Der Text ist zu lang.",
+        ),
+        _ => ApiError::bad_request(
+            "invalid_body",
+            "Die Anfrage ist ungültig: erwartet wird JSON mit den beschriebenen Feldern.",
+        ),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "CMS request failed");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch einmal.",
+    )
+}
+
+/// 200 / 202 / 503 for a lookup; 404 for an unknown job.
+fn lookup_response(lookup: Lookup) -> Result<Response, ApiError> {
+    match lookup {
+        Lookup::Ready(page) => Ok(Json(page.as_ref()).into_response()),
+        Lookup::Pending(p) => Ok(accepted(p)),
+        Lookup::Unknown => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_job",
+            "Zu dieser Kennung gibt es keine Übertragung in Einfache Sprache.",
+        )),
+        Lookup::Full => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Im Moment werden sehr viele Seiten übertragen. Bitte versuchen Sie es in einigen Minuten noch einmal.",
+        )
+        .retry_after(60)),
+    }
+}
+
+/// A 202 with `Retry-After` and `Location`.
+pub(crate) fn accepted(p: Pending) -> Response {
+    let retry = p.retry_after;
+    let location = p.status_url.clone();
+    let mut resp = (StatusCode::ACCEPTED, Json(p)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// The CMS's own text in Einfache Sprache.
+///
+/// The same text (and the same model and rules) is rewritten once: sending it again returns
+/// the stored result. Poll the status URL of a 202 until it answers 200.
+#[utoipa::path(
+    post,
+    path = "/api/v1/simplify",
+    tag = "cms",
+    request_body = ContentRequest,
+    security(("cms_token" = [])),
+    responses(
+        (status = 200, description = "The text in Einfache Sprache", body = lotse_simplify::SimplifiedPage),
+        (status = 202, description = "Being rewritten; poll `status_url`", body = Pending),
+        (status = 400, description = "Neither html nor text, or nothing to rewrite", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "No CMS token configured", body = ErrorBody),
+        (status = 413, description = "Too long", body = ErrorBody),
+        (status = 503, description = "Too many pages waiting, or starting", body = ErrorBody)
+    )
+)]
+pub async fn simplify_content(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<ContentRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(req) = body.map_err(json_error)?;
+    let url = req.url.as_deref().map(str::trim).unwrap_or("");
+    let base = if url.is_empty() {
+        url::Url::parse("https://cms.invalid/").map_err(internal)?
+    } else {
+        url::Url::parse(url).ok().filter(|u| matches!(u.scheme(), "http" | "https")).ok_or_else(|| {
+            ApiError::bad_request("invalid_url", "Die Adresse (url) ist ungültig.")
+        })?
+    };
+    let title = req.title.as_deref().unwrap_or("");
+    let page = match (req.html.as_deref(), req.text.as_deref()) {
+        (Some(html), None) => {
+            let mut page = lotse_crawler::extract::extract_html(html, &base).page;
+            page.url = url.to_string();
+            if !title.trim().is_empty() {
+                page.title = title.trim().to_string();
+            }
+            page
+        }
+        (None, Some(text)) => lotse_simplify::input::page_from_text(text, url, title),
+        _ => {
+            return Err(ApiError::bad_request(
+                "html_or_text",
+                "Bitte senden Sie den Inhalt entweder als html oder als text.",
+            ));
+        }
+    };
+    let n_blocks: usize = page
+        .blocks
+        .iter()
+        .map(|b| match b {
+            lotse_core::Block::List { items, .. } => items.len(),
+            _ => 1,
+        })
+        .sum();
+    if page.blocks.iter().all(|b| b.text().trim().is_empty()) {
+        return Err(ApiError::bad_request(
+            "empty_text",
+            "Der Inhalt enthält keinen Text, der übertragen werden kann.",
+        ));
+    }
+    if n_blocks > MAX_BLOCKS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("Der Text ist zu lang (höchstens {MAX_BLOCKS} Absätze und Listenpunkte)."),
+        ));
+    }
+    let svc = state.simplify().ok_or_else(ApiError::starting)?;
+    let (_, lookup) = tokio::task::spawn_blocking(move || svc.lookup_content(page))
+        .await
+        .map_err(internal)?;
+    lookup_response(lookup)
+}
+
+/// Where a rewrite of CMS text stands (the status URL of `POST /api/v1/simplify`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/simplify/jobs/{id}",
+    tag = "cms",
+    params(("id" = String, Path, description = "The job id from the 202's status URL")),
+    security(("cms_token" = [])),
+    responses(
+        (status = 200, description = "The text in Einfache Sprache", body = lotse_simplify::SimplifiedPage),
+        (status = 202, description = "Being rewritten; ask again after Retry-After seconds", body = Pending),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "No CMS token configured", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody)
+    )
+)]
+pub async fn simplify_job(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers)?;
+    let svc = state.simplify().ok_or_else(ApiError::starting)?;
+    let lookup = tokio::task::spawn_blocking(move || svc.job_status(&id))
+        .await
+        .map_err(internal)?;
+    lookup_response(lookup)
+}
+
+/// The CMS's publish webhook: re-fetch one page, re-index it, rewrite it.
+///
+/// Call it after a page was published, changed or deleted. Only pages of the sites in the
+/// index are fetched. Answers when the page is indexed; its rewrite in Einfache Sprache
+/// follows in the background (`simplify_url`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/pages/refresh",
+    tag = "cms",
+    request_body = RefreshRequest,
+    security(("cms_token" = [])),
+    responses(
+        (status = 200, description = "The page was fetched again", body = RefreshResponse),
+        (status = 400, description = "Not a page of the town's website, or it redirects to another site", body = ErrorBody),
+        (status = 401, description = "Missing or wrong token", body = ErrorBody),
+        (status = 403, description = "No CMS token configured", body = ErrorBody),
+        (status = 502, description = "The website did not answer", body = ErrorBody),
+        (status = 503, description = "Another refresh or crawl is running, or starting", body = ErrorBody)
+    )
+)]
+pub async fn refresh_page(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Json<RefreshRequest>, JsonRejection>,
+) -> Result<Json<RefreshResponse>, ApiError> {
+    authorize(&state, &headers)?;
+    let Json(req) = body.map_err(json_error)?;
+    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+    let a = answerer.clone();
+    let sites = tokio::task::spawn_blocking(move || a.index().sites().unwrap_or_default())
+        .await
+        .map_err(internal)?;
+    let url = simplify::check_url(&req.url, &sites)?;
+    let busy = || {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Die Website wird gerade abgerufen. Bitte versuchen Sie es in einer Minute noch einmal.",
+        )
+        .retry_after(30)
+    };
+    let _one_at_a_time = state.refresh_lock.try_lock().map_err(|_| busy())?;
+    let before = page_hash(&answerer, &url).await;
+
+    let mut cfg = CrawlConfig::page(url::Url::parse(&url).map_err(internal)?);
+    if let Ok(contact) = std::env::var("LOTSE_CONTACT_URL") {
+        cfg.contact_url = contact;
+    }
+    let embedder = answerer
+        .embedder()
+        .cloned()
+        .map(|e| Arc::new(lotse_answer::PassageEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>);
+    let a = answerer.clone();
+    let handle = tokio::runtime::Handle::current();
+    let crawled = tokio::task::spawn_blocking(move || {
+        handle.block_on(lotse_crawler::crawl_with_embedder(&cfg, a.index(), &NoProgress, embedder))
+    })
+    .await
+    .map_err(internal)?;
+    let summary = match crawled {
+        Ok(s) => s,
+        Err(CrawlError::Unreachable { reason, .. }) => {
+            tracing::warn!(%url, %reason, "refresh: the page did not answer");
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "unreachable",
+                "Die Seite konnte nicht abgerufen werden. Bitte prüfen Sie, ob sie veröffentlicht ist.",
+            ));
+        }
+        Err(CrawlError::Index(lotse_index::IndexError::Locked { .. })) => return Err(busy()),
+        Err(e) => return Err(internal(e)),
+    };
+    state.refresh_index().await;
+    if summary.skipped.contains_key("redirect_out_of_scope") {
+        tracing::warn!(%url, "refresh: the page redirects to another site; not followed");
+        return Err(ApiError::bad_request(
+            "redirect_elsewhere",
+            "Die Seite leitet auf eine andere Website weiter. Es werden nur Seiten der Website der Gemeinde abgerufen.",
+        ));
+    }
+    let after = page_hash(&answerer, &url).await;
+    let status = if summary.removed > 0 {
+        RefreshStatus::Removed
+    } else if after.is_none() {
+        RefreshStatus::NotIndexed
+    } else if summary.pages_indexed > 0 && before != after {
+        RefreshStatus::Updated
+    } else {
+        RefreshStatus::Unchanged
+    };
+    tracing::info!(%url, ?status, "page refreshed");
+    let (mut simplify_url, mut simplified) = (None, false);
+    if after.is_some()
+        && let Some(svc) = state.simplify()
+    {
+        let status_url = format!(
+            "/api/v1/simplify?url={}",
+            url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+        );
+        let (u, s) = (url.clone(), status_url.clone());
+        let lookup = tokio::task::spawn_blocking(move || svc.lookup(&u, &s))
+            .await
+            .map_err(internal)?;
+        simplified = matches!(lookup, Lookup::Ready(_));
+        simplify_url = Some(status_url);
+    }
+    let message = match status {
+        RefreshStatus::Updated => "Die Seite wurde neu aufgenommen.",
+        RefreshStatus::Unchanged => "Die Seite ist unverändert.",
+        RefreshStatus::Removed => "Die Seite gibt es nicht mehr; sie wurde entfernt.",
+        RefreshStatus::NotIndexed => "Die Seite wird nicht aufgenommen (zu wenig Text, noindex, Weiterleitung oder durch robots.txt ausgeschlossen).",
+    };
+    Ok(Json(RefreshResponse {
+        url,
+        status,
+        simplify_url,
+        simplified,
+        message: message.into(),
+    }))
+}
+
+/// The content hash of the indexed page at `url`, if indexed and public.
+async fn page_hash(answerer: &Arc<lotse_answer::Answerer>, url: &str) -> Option<String> {
+    let (a, u) = (answerer.clone(), url.to_string());
+    tokio::task::spawn_blocking(move || {
+        a.index()
+            .page(&u, &lotse_core::CollectionScope::public_website())
+            .ok()
+            .flatten()
+            .map(|(r, _)| r.content_hash)
+    })
+    .await
+    .ok()
+    .flatten()
+}
