@@ -20,13 +20,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lotse_answer::Answerer;
 use lotse_core::DocKind;
 use lotse_crawler::{CrawlConfig, NoProgress};
 use lotse_index::SearchIndex;
 use lotse_inference::CancelToken;
-use lotse_server::simplify::SimplifyService;
-use lotse_server::{AppState, Config};
+use lotse_server::Config;
 use lotse_simplify::store::Store;
 use lotse_simplify::{Glossary, NoProgress as NoUnits, Simplifier};
 use lotse_testsite::SiteServer;
@@ -53,19 +51,6 @@ fn report(name: &str, ms: &[f64]) {
         percentile(ms, 0.99),
         percentile(ms, 1.0)
     );
-}
-
-async fn serve(answerer: Arc<Answerer>, simplifier: Arc<Simplifier>, store: Arc<Store>) -> String {
-    let mut config = Config::default();
-    config.limits.search_per_second = 0; // the benchmark is one client address
-    let svc = SimplifyService::new(answerer.clone(), simplifier, store, 32, false);
-    let state = AppState::new(config);
-    state.set_answerer(answerer);
-    state.set_simplify(svc);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(lotse_server::serve(listener, state, std::future::pending()));
-    format!("http://{addr}/api/v1/simplify")
 }
 
 async fn click(client: &reqwest::Client, endpoint: &str, url: &str) -> (f64, usize) {
@@ -126,11 +111,13 @@ async fn run() {
         percentile(&sizes, 1.0)
     );
     let urls: Vec<String> = pages.iter().map(|(r, _)| r.url.clone()).collect();
-    let answerer = Arc::new(Answerer::new(index, None, None, Config::default().answer_config()));
+    drop(store);
     let client = reqwest::Client::new();
 
     // 1. first click after a restart: moka empty, from SQLite
-    let endpoint = serve(answerer.clone(), simplifier.clone(), store.clone()).await;
+    let served =
+        common::serve(index, Config::default(), &tmp.path().join("simplify.sqlite"), 32, false).await;
+    let endpoint = format!("http://{}/api/v1/simplify", served.addr);
     click(&client, &endpoint, &urls[0]).await; // connection set up
     let mut cold = Vec::new();
     for u in urls.iter().skip(1) {

@@ -240,7 +240,7 @@ pub async fn simplify_content(
             format!("Der Text ist zu lang (höchstens {MAX_BLOCKS} Absätze und Listenpunkte)."),
         ));
     }
-    let svc = state.simplify().ok_or_else(ApiError::starting)?;
+    let svc = simplify::service(&state)?;
     let (_, lookup) = tokio::task::spawn_blocking(move || svc.lookup_content(page))
         .await
         .map_err(internal)?;
@@ -268,7 +268,7 @@ pub async fn simplify_job(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers)?;
-    let svc = state.simplify().ok_or_else(ApiError::starting)?;
+    let svc = simplify::service(&state)?;
     let lookup = tokio::task::spawn_blocking(move || svc.job_status(&id))
         .await
         .map_err(internal)?;

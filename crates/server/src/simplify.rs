@@ -486,6 +486,18 @@ impl Progress for WorkerProgress<'_> {
     }
 }
 
+/// The running rewrite service: 503 while starting, or when switched off in the settings.
+pub(crate) fn service(state: &AppState) -> Result<Arc<SimplifyService>, ApiError> {
+    if !state.config.simplify.enabled {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "simplify_disabled",
+            "Die Übertragung in Einfache Sprache ist auf dieser Website nicht eingeschaltet.",
+        ));
+    }
+    state.simplify().ok_or_else(ApiError::starting)
+}
+
 /// Query of `GET /api/v1/simplify`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SimplifyQuery {
@@ -574,7 +586,7 @@ pub async fn simplify(
             "Bitte geben Sie die Adresse der Seite an (url).",
         )
     })?;
-    let svc = state.simplify().ok_or_else(ApiError::starting)?;
+    let svc = service(&state)?;
     let svc2 = svc.clone();
     let looked_up = tokio::task::spawn_blocking(move || {
         let url = check_url(&q.url, &svc2.sites())?;

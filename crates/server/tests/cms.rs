@@ -7,14 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use lotse_answer::Answerer;
 use lotse_crawler::{CrawlConfig, NoProgress};
 use lotse_index::SearchIndex;
-use lotse_inference::generate::GenerationService;
-use lotse_server::simplify::SimplifyService;
-use lotse_server::{AppState, Config};
+use lotse_server::Config;
 use lotse_simplify::store::Store;
-use lotse_simplify::{Glossary, Simplifier};
 use lotse_testsite::{Route, ServerOptions, SiteServer};
 use serde_json::{Value, json};
 
@@ -122,23 +118,10 @@ async fn start(token: Option<&str>) -> Env {
     cfg.request_timeout = Duration::from_secs(10);
     let summary = lotse_crawler::crawl(&cfg, &index, &NoProgress).await.unwrap();
     assert_eq!(summary.pages_indexed, 1, "{summary:?}");
-    let index = Arc::new(index);
-    let rewriter = Arc::new(FakeSplittingRewriter::new());
     let mut config = Config::default();
-    config.limits.search_per_second = 0;
     config.cms.token = token.map(str::to_string);
-    let generation = Arc::new(GenerationService::new(rewriter.clone(), 1, 4));
-    let answerer = Arc::new(Answerer::new(index, None, Some(generation), config.answer_config()));
-    let store = Arc::new(Store::open(&dir.path().join("simplify.sqlite")).unwrap());
-    let simplifier = Arc::new(Simplifier::new(rewriter.clone(), Glossary::default_terms()));
-    let svc = SimplifyService::new(answerer.clone(), simplifier, store.clone(), 8, false);
-    svc.start_worker();
-    let state = AppState::new(config);
-    state.set_answerer(answerer);
-    state.set_simplify(svc);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(lotse_server::serve(listener, state, std::future::pending()));
+    let common::Served { addr, rewriter, store } =
+        common::serve(Arc::new(index), config, &dir.path().join("simplify.sqlite"), 8, false).await;
     Env { addr, site, rewriter, store, other_hits, _dir: dir }
 }
 

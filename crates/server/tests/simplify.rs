@@ -6,14 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use lotse_answer::Answerer;
 use lotse_core::{Block, CollectionId, DocKind, Page, PageRecord, Visibility};
 use lotse_index::SearchIndex;
-use lotse_inference::generate::GenerationService;
-use lotse_server::simplify::SimplifyService;
-use lotse_server::{AppState, Config};
+use lotse_server::Config;
 use lotse_simplify::store::Store;
-use lotse_simplify::{Glossary, Simplifier};
 use serde_json::Value;
 
 mod common;
@@ -82,22 +78,8 @@ async fn start(pregenerate: bool) -> Server {
     w.put_site_state("http://town.test", Some("Gemeinde Testdorf"), &serde_json::json!({})).unwrap();
     w.commit().unwrap();
     index.reload().unwrap();
-    let index = Arc::new(index);
-    let rewriter = Arc::new(FakeSplittingRewriter::new());
-    let mut config = Config::default();
-    config.limits.search_per_second = 0;
-    let generation = Arc::new(GenerationService::new(rewriter.clone(), 1, 4));
-    let answerer = Arc::new(Answerer::new(index, None, Some(generation), config.answer_config()));
-    let store = Arc::new(Store::open(&dir.path().join("simplify.sqlite")).unwrap());
-    let simplifier = Arc::new(Simplifier::new(rewriter.clone(), Glossary::default_terms()));
-    let svc = SimplifyService::new(answerer.clone(), simplifier, store.clone(), 4, pregenerate);
-    svc.start_worker();
-    let state = AppState::new(config);
-    state.set_answerer(answerer);
-    state.set_simplify(svc);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(lotse_server::serve(listener, state, std::future::pending()));
+    let common::Served { addr, rewriter, store } =
+        common::serve(Arc::new(index), Config::default(), &dir.path().join("simplify.sqlite"), 4, pregenerate).await;
     Server { addr, rewriter, store, _dir: dir }
 }
 

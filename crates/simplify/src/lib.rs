@@ -109,13 +109,13 @@ impl BlockKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockStatus {
-    /// Rewritten by the model; every unit passed the checks.
+    /// Rewritten by the model; every unit passed the checks and reads easier.
     Simplified,
-    /// Some units rewritten; the others failed their checks and are shown after the
-    /// deterministic pass only (abbreviations written out, facts unchanged).
+    /// Some units rewritten; the others failed their checks or read no easier and are shown
+    /// after the deterministic pass only (abbreviations written out, facts unchanged).
     Partial,
-    /// Short or structural (headings, tables, short items): abbreviations and symbols written
-    /// out, no model rewrite.
+    /// Short or structural (headings, tables, short items), or no candidate read easier:
+    /// abbreviations and symbols written out, no model rewrite.
     RulesOnly,
     /// The rewrite failed the checks twice: the original wording is shown.
     NotSimplified,
@@ -637,6 +637,9 @@ pub fn unit_problem(original: &str, candidate: &str) -> Option<String> {
     }
     if prompt::uses_du(candidate) && !prompt::uses_du(original) {
         return Some("informal address (du)".into());
+    }
+    if prompt::uses_first_person(candidate) && !prompt::uses_first_person(original) {
+        return Some("first person (wir/ich) the original does not use".into());
     }
     let check = facts::check(original, candidate);
     if !check.ok() {

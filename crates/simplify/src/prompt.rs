@@ -92,9 +92,26 @@ pub fn uses_du(text: &str) -> bool {
         .any(|w| matches!(w.to_lowercase().as_str(), "du" | "dich" | "dir" | "dein" | "deine" | "deinen" | "deinem" | "deiner" | "deines" | "euch" | "euer" | "eure"))
 }
 
+/// Whether `text` speaks in the first person ("wir", "ich"): a rewrite must not make the
+/// assistant speak for the town where the original does not.
+pub fn uses_first_person(text: &str) -> bool {
+    text.split(|c: char| !c.is_alphabetic()).any(|w| {
+        matches!(
+            w.to_lowercase().as_str(),
+            "wir" | "uns" | "unser" | "unsere" | "unseren" | "unserem" | "unserer" | "ich" | "mich" | "mir" | "mein" | "meine"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_person_is_found() {
+        assert!(uses_first_person("Ihm ist wichtig, dass wir die Aufgaben übernehmen."));
+        assert!(!uses_first_person("Der Bürgermeister übernimmt die Aufgaben. Wirtschaft ist wichtig."));
+    }
 
     #[test]
     fn clean_drops_prefaces_and_quotes() {
