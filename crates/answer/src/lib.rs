@@ -131,6 +131,10 @@ pub struct Timings {
 /// A checked answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Answer {
+    /// Names this answer for its rating (`POST /api/v1/feedback`); set by the server.
+    #[serde(default)]
+    #[schema(example = "3f2a9c0b1d4e5f60")]
+    pub id: String,
     /// The answer with `[n]` markers, or the refusal with the town's contact.
     pub answer: String,
     pub sources: Vec<Source>,
@@ -565,6 +569,7 @@ impl Answerer {
     /// The refusal for a prepared question: the website does not answer it; the contact.
     pub fn refusal(&self, p: &Prepared) -> Answer {
         Answer {
+            id: String::new(),
             answer: prompt::refusal_text(p.lang, &self.town, &self.config.contact),
             sources: Vec::new(),
             refused: true,
@@ -715,6 +720,7 @@ impl Answerer {
             );
         }
         Answer {
+            id: String::new(),
             answer: text,
             sources,
             refused: false,

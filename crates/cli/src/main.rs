@@ -58,6 +58,21 @@ enum Command {
     Up(UpArgs),
     /// Print the OpenAPI description (what `openapi/openapi.json` holds).
     Openapi,
+    /// Citizens' ratings of answers (thumbs up/down from the widget): a summary, or every
+    /// rating as CSV or JSON.
+    Feedback(FeedbackArgs),
+}
+
+#[derive(clap::Args)]
+struct FeedbackArgs {
+    #[arg(long, default_value = "data", env = "LOTSE_DATA")]
+    data: PathBuf,
+    /// Every rating as CSV (answer_id, helpful, model, refused, cited, at, question).
+    #[arg(long, conflicts_with = "json")]
+    csv: bool,
+    /// Every rating as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -247,6 +262,7 @@ fn run(cli: Cli) -> Result<()> {
             print!("{}", lotse_server::openapi_json());
             Ok(())
         }
+        Command::Feedback(args) => feedback(args),
     }
 }
 
@@ -534,6 +550,56 @@ fn search(args: SearchArgs) -> Result<()> {
                 h.deep_link,
                 h.snippet
             );
+        }
+    }
+    Ok(())
+}
+
+fn feedback(args: FeedbackArgs) -> Result<()> {
+    let path = args.data.join("feedback.sqlite");
+    if !path.exists() {
+        anyhow::bail!("no ratings yet: {} does not exist", path.display());
+    }
+    let store = lotse_server::feedback::FeedbackStore::open(&path)?;
+    let all = store.all()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else if args.csv {
+        let mut w = csv::Writer::from_writer(std::io::stdout());
+        w.write_record(["answer_id", "helpful", "model", "refused", "cited", "at", "question"])?;
+        for r in &all {
+            w.write_record([
+                r.answer_id.as_str(),
+                if r.helpful { "1" } else { "0" },
+                r.model.as_str(),
+                if r.refused { "1" } else { "0" },
+                r.cited.join(" ").as_str(),
+                r.at.to_string().as_str(),
+                r.question.as_deref().unwrap_or(""),
+            ])?;
+        }
+        w.flush()?;
+    } else {
+        let up = all.iter().filter(|r| r.helpful).count();
+        let refused = all.iter().filter(|r| r.refused).count();
+        println!("ratings:       {}", all.len());
+        println!("helpful:       {up} ({:.0} %)", 100.0 * up as f64 / all.len().max(1) as f64);
+        println!("not helpful:   {}", all.len() - up);
+        println!("on refusals:   {refused}");
+        let mut pages: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+        for r in &all {
+            for u in &r.cited {
+                let e = pages.entry(u.as_str()).or_default();
+                if r.helpful { e.0 += 1 } else { e.1 += 1 }
+            }
+        }
+        let mut worst: Vec<_> = pages.into_iter().filter(|(_, (_, down))| *down > 0).collect();
+        worst.sort_by(|a, b| b.1.1.cmp(&a.1.1));
+        if !worst.is_empty() {
+            println!("pages cited in unhelpful answers (down/up):");
+            for (u, (up, down)) in worst.iter().take(10) {
+                println!("  {down}/{up}  {u}");
+            }
         }
     }
     Ok(())

@@ -194,6 +194,16 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
         let state = AppState::new(config.clone());
+        if config.feedback.enabled {
+            std::fs::create_dir_all(&data)
+                .with_context(|| format!("cannot create the data directory {}", data.display()))?;
+            let store = lotse_server::feedback::FeedbackStore::open(&data.join("feedback.sqlite"))
+                .context("cannot open the feedback store")?;
+            state.set_feedback(Arc::new(store));
+        }
+        if !state.widget_built() {
+            tracing::info!("no widget at /widget/lotse.js: build it with scripts/build-widget.sh (or set [widget] dir)");
+        }
         let server = tokio::spawn(lotse_server::serve(
             listener,
             state.clone(),

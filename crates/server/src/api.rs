@@ -68,7 +68,31 @@ pub(crate) async fn start_answer(
 }
 
 /// Record a finished answer: metrics, and the cache (unless it needs a human look).
-pub(crate) async fn finished(state: &Arc<AppState>, key: &str, answer: &Answer) {
+/// The id of an answer: the same question, text and model give the same id.
+fn answer_id(key: &str, answer: &Answer) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for part in [key, answer.model.as_str(), answer.answer.as_str()] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Remember an answer that is handed out, for its rating.
+pub(crate) async fn remember(state: &Arc<AppState>, answer: &Answer) {
+    if !answer.id.is_empty() {
+        state
+            .answer_records
+            .insert(answer.id.clone(), Arc::new(crate::feedback::AnswerRecord::of(answer)))
+            .await;
+    }
+}
+
+/// A new answer is done: give it its id, count it, cache it.
+pub(crate) async fn finished(state: &Arc<AppState>, key: &str, answer: &mut Answer) {
+    answer.id = answer_id(key, answer);
+    remember(state, answer).await;
     let m = &state.metrics;
     m.prompt_tokens
         .fetch_add(answer.timings.prompt_tokens as u64, Ordering::Relaxed);
@@ -93,8 +117,8 @@ pub(crate) async fn wait_answer(
 ) -> Result<Answer, ApiError> {
     while let Some(ev) = run.events.recv().await {
         match ev {
-            AnswerEvent::Done(a) => {
-                finished(state, key, &a).await;
+            AnswerEvent::Done(mut a) => {
+                finished(state, key, &mut a).await;
                 return Ok(*a);
             }
             AnswerEvent::Error(e) => return Err(e.into()),
@@ -153,6 +177,7 @@ pub async fn chat(
     match start_answer(&state, req).await? {
         Started::Cached(a) => {
             let a = from_cache(&a, started);
+            remember(&state, &a).await;
             if stream {
                 Ok(sse(cached_events(a)))
             } else {
@@ -202,8 +227,8 @@ fn live_events(
         let event = match ev {
             AnswerEvent::Sources(s) => json_event("sources", &s),
             AnswerEvent::Token(t) => json_event("token", &TokenEvent { text: t }),
-            AnswerEvent::Done(a) => {
-                finished(&state, &key, &a).await;
+            AnswerEvent::Done(mut a) => {
+                finished(&state, &key, &mut a).await;
                 return Some((Ok(json_event("done", &*a)), None));
             }
             AnswerEvent::Error(e) => {

@@ -43,6 +43,33 @@ pub struct Config {
     pub engine: EngineSettings,
     pub simplify: SimplifySettings,
     pub cms: CmsSettings,
+    pub widget: WidgetSettings,
+    pub feedback: FeedbackSettings,
+}
+
+/// The citizens' widget (`/widget/lotse.js` and its module and WebAssembly).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WidgetSettings {
+    /// The built widget (`scripts/build-widget.sh` writes `widget/dist`). Default:
+    /// `widget/dist` when it exists.
+    pub dir: Option<PathBuf>,
+}
+
+/// Thumbs up/down under answers (`POST /api/v1/feedback`), stored in `feedback.sqlite`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedbackSettings {
+    pub enabled: bool,
+    /// Also keep the question's text with a rating. Off by default: questions can hold
+    /// personal data; switch it on only when the town's privacy notice says so.
+    pub store_question: bool,
+}
+
+impl Default for FeedbackSettings {
+    fn default() -> Self {
+        FeedbackSettings { enabled: true, store_question: false }
+    }
 }
 
 /// The town's CMS: `POST /api/v1/simplify` (its own text) and `POST /api/v1/pages/refresh`
@@ -401,6 +428,8 @@ mod tests {
         assert_eq!(c.simplify.glossary.len(), 1);
         assert!(c.simplify.glossary().is_ok());
         assert!(c.cms.token.is_some());
+        assert_eq!(c.widget.dir.as_deref(), Some(std::path::Path::new("widget/dist")));
+        assert!(c.feedback.enabled && !c.feedback.store_question);
         assert!(!format!("{c:?}").contains(c.cms.token.as_deref().unwrap()), "token not in Debug");
     }
 }

@@ -56,6 +56,15 @@ impl ApiError {
         .retry_after(30)
     }
 
+    /// Something on the server failed (the log says what).
+    pub fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Leider ist ein Fehler aufgetreten. Bitte versuchen Sie es später noch einmal.",
+        )
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }

@@ -16,10 +16,12 @@ pub mod api;
 pub mod cms;
 pub mod config;
 pub mod error;
+pub mod feedback;
 pub mod limit;
 pub mod metrics;
 pub mod openai;
 pub mod simplify;
+pub mod widget;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,6 +53,11 @@ pub struct AppState {
     /// One page refresh (CMS webhook) at a time.
     pub(crate) refresh_lock: tokio::sync::Mutex<()>,
     pub started: Instant,
+    /// The citizens' widget files (`/widget/*`).
+    pub(crate) widget: widget::WidgetAssets,
+    feedback: RwLock<Option<Arc<feedback::FeedbackStore>>>,
+    /// Answers given lately, by id, for their ratings.
+    pub(crate) answer_records: moka::future::Cache<String, Arc<feedback::AnswerRecord>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -68,6 +75,12 @@ impl AppState {
             .time_to_live(Duration::from_secs(config.limits.answer_cache_ttl_secs.max(1)))
             .build();
         let limits = limit::RateLimits::new(&config.limits);
+        let widget = widget::WidgetAssets::from_config(&config);
+        // ratings come minutes after the answer; a day is plenty
+        let answer_records = moka::future::Cache::builder()
+            .max_capacity(config.limits.answer_cache_entries.max(1000) * 4)
+            .time_to_live(Duration::from_secs(24 * 3600))
+            .build();
         Arc::new(AppState {
             config,
             answerer: RwLock::new(None),
@@ -78,6 +91,9 @@ impl AppState {
             content_version: AtomicU64::new(0),
             refresh_lock: tokio::sync::Mutex::new(()),
             started: Instant::now(),
+            widget,
+            feedback: RwLock::new(None),
+            answer_records,
         })
     }
 
@@ -107,6 +123,32 @@ impl AppState {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// Store citizens' ratings of answers (`POST /api/v1/feedback`).
+    pub fn set_feedback(&self, store: Arc<feedback::FeedbackStore>) {
+        *self.feedback.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);
+    }
+
+    /// The rating store, when ratings are on.
+    pub fn feedback(&self) -> Option<Arc<feedback::FeedbackStore>> {
+        if !self.config.feedback.enabled {
+            return None;
+        }
+        self.feedback
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// What the server knows of an answer it gave lately.
+    pub async fn answer_record(&self, id: &str) -> Option<feedback::AnswerRecord> {
+        self.answer_records.get(id).await.map(|r| (*r).clone())
+    }
+
+    /// Whether `/widget/lotse.js` is there to serve.
+    pub fn widget_built(&self) -> bool {
+        self.widget.is_built()
     }
 
     /// The index's content version, for answer-cache keys.
@@ -150,6 +192,7 @@ impl AppState {
         cms::simplify_content,
         cms::simplify_job,
         cms::refresh_page,
+        feedback::feedback,
         api::health,
         api::ready,
         api::metrics,
@@ -177,6 +220,7 @@ impl AppState {
         cms::RefreshRequest,
         cms::RefreshResponse,
         cms::RefreshStatus,
+        feedback::FeedbackRequest,
         api::SearchResponse,
         api::SearchResult,
         api::Health,
@@ -238,10 +282,13 @@ pub fn app(state: Arc<AppState>) -> Router {
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([Method::GET, Method::POST])
             .allow_headers([header::CONTENT_TYPE, header::ACCEPT, header::AUTHORIZATION])
+            // the widget reads when to ask again (429, 202) and where (202)
+            .expose_headers([header::RETRY_AFTER, header::LOCATION])
             .max_age(Duration::from_secs(3600))
     };
-    Router::new()
+    let api = Router::new()
         .route("/api/v1/chat", post(api::chat))
+        .route("/api/v1/feedback", post(feedback::feedback))
         .route("/api/v1/search", get(api::search))
         .route(
             "/api/v1/simplify",
@@ -264,7 +311,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(limits.request_timeout_secs.max(1)),
         ))
-        .layer(cors)
+        .layer(cors);
+    // the widget's files are public and static: any origin may load them, unthrottled
+    let widget = Router::new().route("/widget/{file}", get(widget::asset));
+    api.merge(widget)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }

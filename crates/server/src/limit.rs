@@ -48,7 +48,7 @@ impl RateLimits {
     fn check(&self, path: &str, ip: IpAddr) -> Result<(), u64> {
         let limiter = if path == "/api/v1/chat" || path == "/v1/chat/completions" {
             &self.chat
-        } else if path == "/api/v1/search" || path == "/api/v1/simplify" {
+        } else if path == "/api/v1/search" || path == "/api/v1/simplify" || path == "/api/v1/feedback" {
             &self.search
         } else {
             &None

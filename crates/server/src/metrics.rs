@@ -28,6 +28,8 @@ pub struct Metrics {
     pub refusals: AtomicU64,
     pub rate_limited: AtomicU64,
     pub busy: AtomicU64,
+    pub feedback_helpful: AtomicU64,
+    pub feedback_unhelpful: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -47,6 +49,12 @@ impl Metrics {
         }
         h.sum += seconds;
         h.count += 1;
+    }
+
+    /// Count a rating of an answer.
+    pub fn count_feedback(&self, helpful: bool) {
+        let c = if helpful { &self.feedback_helpful } else { &self.feedback_unhelpful };
+        c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition format. `queue_depth` and `running` come from the generation pool.
@@ -92,6 +100,9 @@ impl Metrics {
         counter(&mut s, "lotse_refusals_total", "Answers that said the website does not answer the question.", &self.refusals);
         counter(&mut s, "lotse_rate_limited_total", "Requests refused with 429.", &self.rate_limited);
         counter(&mut s, "lotse_busy_total", "Requests refused with 503 because the queue was full.", &self.busy);
+        let _ = writeln!(s, "# HELP lotse_feedback_total Ratings of answers by citizens.\n# TYPE lotse_feedback_total counter");
+        let _ = writeln!(s, "lotse_feedback_total{{helpful=\"true\"}} {}", self.feedback_helpful.load(Ordering::Relaxed));
+        let _ = writeln!(s, "lotse_feedback_total{{helpful=\"false\"}} {}", self.feedback_unhelpful.load(Ordering::Relaxed));
         s
     }
 }

@@ -268,8 +268,8 @@ fn stream_chunks(
                     st.streamed.push_str(&t);
                     return Some((Ok(e), Some(st)));
                 }
-                AnswerEvent::Done(a) => {
-                    finished(&st.state, &st.key, &a).await;
+                AnswerEvent::Done(mut a) => {
+                    finished(&st.state, &st.key, &mut a).await;
                     let mut rest = String::new();
                     if st.streamed.trim().is_empty() {
                         rest.push_str(&a.answer);

@@ -576,3 +576,113 @@ fn openapi_file_matches_the_code() {
         assert!(v["paths"][p].is_object(), "{p} missing");
     }
 }
+
+#[tokio::test]
+async fn ratings_are_stored_with_the_answer_id_and_the_question_only_when_switched_on() {
+    for store_question in [false, true] {
+        let mut c = open_config();
+        c.feedback.store_question = store_question;
+        let s = start(c, Duration::ZERO, true).await;
+        let db = s._dir.path().join("feedback.sqlite");
+        let store = Arc::new(lotse_server::feedback::FeedbackStore::open(&db).unwrap());
+        s.state.set_feedback(store.clone());
+        let q = "Wie hoch ist die Hundesteuer für den ersten Hund?";
+        let (status, a, _) = s.chat(json!({"question": q})).await;
+        assert_eq!(status, 200, "{a}");
+        let id = a["id"].as_str().unwrap().to_string();
+        assert_eq!(id.len(), 16, "{a}");
+        // the same answer from the cache keeps its id
+        let (_, again, _) = s.chat(json!({"question": q})).await;
+        assert_eq!(again["id"], id.as_str());
+        let rate = |body: Value| s.client.post(s.url("/api/v1/feedback")).json(&body).send();
+        let r = rate(json!({"answer_id": id, "helpful": true, "question": q})).await.unwrap();
+        assert_eq!(r.status(), 204);
+        let rows = store.all().unwrap();
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].helpful);
+        assert_eq!(rows[0].model, "fake-citing");
+        assert_eq!(rows[0].cited, vec!["http://town.test/ortsrecht/hundesteuer/".to_string()]);
+        assert_eq!(rows[0].question.as_deref(), store_question.then_some(q));
+        // an unknown answer, a malformed rating: clear errors, nothing stored
+        let r = rate(json!({"answer_id": "0000000000000000", "helpful": false})).await.unwrap();
+        assert_eq!(r.status(), 404);
+        let body: Value = r.json().await.unwrap();
+        assert!(message(&body).contains("Antwort"), "{body}");
+        let r = rate(json!({"answer_id": id, "helpful": "ja"})).await.unwrap();
+        assert_eq!(r.status(), 422);
+        let r = s.client.post(s.url("/api/v1/feedback")).header("content-type", "application/json").body("{").send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        assert_eq!(store.all().unwrap().len(), 1);
+        let m = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        assert!(m.contains("lotse_feedback_total{helpful=\"true\"} 1"), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn ratings_switched_off_answer_503() {
+    let mut c = open_config();
+    c.feedback.enabled = false;
+    let s = start(c, Duration::ZERO, true).await;
+    let store = Arc::new(lotse_server::feedback::FeedbackStore::open(&s._dir.path().join("f.sqlite")).unwrap());
+    s.state.set_feedback(store.clone());
+    let r = s.client.post(s.url("/api/v1/feedback")).json(&json!({"answer_id": "x", "helpful": true})).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(store.all().unwrap().is_empty());
+}
+
+/// A server whose `[widget] dir` holds a loader and a WebAssembly file.
+async fn widget_server() -> (Server, tempfile::TempDir) {
+    let dist = tempfile::tempdir().unwrap();
+    std::fs::write(dist.path().join("lotse.js"), "/* loader */ console.log('lotse');\n".repeat(50)).unwrap();
+    std::fs::write(dist.path().join("lotse_widget_bg.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    std::fs::write(dist.path().join("notes.txt"), "not served").unwrap();
+    let mut c = open_config();
+    c.server.cors_origins = vec!["https://www.town.test".into()];
+    c.widget.dir = Some(dist.path().to_path_buf());
+    (start(c, Duration::ZERO, true).await, dist)
+}
+
+#[tokio::test]
+async fn the_widget_is_served_with_caching_headers_to_any_origin() {
+    let (s, _dist) = widget_server().await;
+    assert!(s.state.widget_built());
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let r = raw.get(s.url("/widget/lotse.js")).header("origin", "https://cms.other.test").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert_eq!(h["content-type"], "text/javascript; charset=utf-8");
+    assert_eq!(h["access-control-allow-origin"], "*");
+    assert!(h["cache-control"].to_str().unwrap().contains("max-age="), "{h:?}");
+    assert!(h.get("content-encoding").is_none());
+    let etag = h["etag"].to_str().unwrap().to_string();
+    assert!(r.text().await.unwrap().starts_with("/* loader */"));
+    // gzip when asked for, and smaller
+    let r = raw.get(s.url("/widget/lotse.js")).header("accept-encoding", "gzip").send().await.unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert!(r.bytes().await.unwrap().len() < 1000);
+    // revalidation
+    let r = raw.get(s.url("/widget/lotse.js")).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(r.status(), 304);
+    let r = raw.get(s.url("/widget/lotse_widget_bg.wasm")).send().await.unwrap();
+    assert_eq!(r.headers()["content-type"], "application/wasm");
+    // only the widget's kinds of file, only from its directory
+    for path in ["/widget/notes.txt", "/widget/nothing.js", "/widget/..%2FCargo.toml", "/widget/a/b.js"] {
+        let r = raw.get(s.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn api_errors_expose_retry_after_to_the_widget() {
+    let (s, _dist) = widget_server().await;
+    let r = s
+        .client
+        .post(s.url("/api/v1/chat"))
+        .header("origin", "https://www.town.test")
+        .json(&json!({"question": ""}))
+        .send()
+        .await
+        .unwrap();
+    let expose = r.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
+    assert!(expose.contains("retry-after") && expose.contains("location"), "{expose}");
+}

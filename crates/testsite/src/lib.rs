@@ -94,6 +94,9 @@ pub struct ServerOptions {
     /// Append one `METHOD PATH STATUS USER-AGENT` line per request (`-` for a missing
     /// user agent), like `serve_site.py --log`.
     pub log_file: Option<PathBuf>,
+    /// HTML put before `</body>` of every HTML page, as a CMS template adds a footer snippet
+    /// (the widget's script tag in the browser tests).
+    pub body_end: Option<String>,
 }
 
 /// A canned response (see [`ServerOptions::routes`]).
@@ -214,6 +217,7 @@ impl SiteServer {
             route_hits: Mutex::new(route_hits),
             records: Mutex::new(Vec::new()),
             log_file: opts.log_file,
+            body_end: opts.body_end,
             log_lock: Mutex::new(()),
             shutdown: AtomicBool::new(false),
             conns: Mutex::new(HashMap::new()),
@@ -291,6 +295,7 @@ struct Inner {
     route_hits: Mutex<Vec<u32>>,
     records: Mutex<Vec<RequestRecord>>,
     log_file: Option<PathBuf>,
+    body_end: Option<String>,
     log_lock: Mutex<()>,
     shutdown: AtomicBool,
     conns: Mutex<HashMap<u64, TcpStream>>,
@@ -1074,6 +1079,11 @@ impl Inner {
         {
             data = replace_bytes(&data, base.as_bytes(), self.origin.as_bytes());
         }
+        if ext == "html"
+            && let Some(snippet) = &self.body_end
+        {
+            data = insert_before_body_end(data, snippet.as_bytes());
+        }
         let digest = Sha256::digest(&data);
         let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
         let etag = format!("\"{hex}\"");
@@ -1101,6 +1111,16 @@ impl Inner {
             .with("ETag", etag)
             .with("Last-Modified", mtime)
     }
+}
+
+/// `snippet` before the last `</body>` (any case), or at the end when there is none.
+fn insert_before_body_end(mut data: Vec<u8>, snippet: &[u8]) -> Vec<u8> {
+    let at = data
+        .windows(7)
+        .rposition(|w| w.eq_ignore_ascii_case(b"</body>"))
+        .unwrap_or(data.len());
+    data.splice(at..at, snippet.iter().copied());
+    data
 }
 
 #[cfg(unix)]

@@ -507,3 +507,22 @@ fn start_fails_without_site_json() {
     assert!(SiteServer::start(&dir).is_err());
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn body_end_goes_before_the_closing_body_tag_of_html_pages_only() {
+    let snippet = "<script src=\"http://127.0.0.1:1/widget/lotse.js\" defer></script>";
+    let srv = SiteServer::start_with(
+        BAD_BOLL,
+        ServerOptions {
+            body_end: Some(snippet.to_owned()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let page = get(&srv, "/ortsrecht/").text();
+    let at = page.find(snippet).expect("snippet in the page");
+    assert!(page[at + snippet.len()..].trim_start().to_ascii_lowercase().starts_with("</body>"), "{}", &page[at..]);
+    assert_eq!(page.matches(snippet).count(), 1);
+    assert!(!get(&srv, "/robots.txt").text().contains(snippet));
+    assert!(!get(&srv, "/sitemap.xml").text().contains(snippet));
+}

@@ -1,4 +1,5 @@
-//! `lotse-testsite SITE_DIR [--port N] [--log FILE]`: serve a fixture site until killed.
+//! `lotse-testsite SITE_DIR [--port N] [--log FILE] [--body-end HTML]`: serve a fixture site
+//! until killed; `--body-end` puts HTML before `</body>` of every page (a CMS footer snippet).
 //!
 //! Like `serve_site.py`: the port defaults to 8089 (the sites' `base`); `--port 0` picks a
 //! free one. Prints `serving SITE_DIR on http://127.0.0.1:PORT/` once listening.
@@ -9,12 +10,13 @@ use std::process::ExitCode;
 
 use lotse_testsite::{ServerOptions, SiteServer};
 
-const USAGE: &str = "usage: lotse-testsite SITE_DIR [--port N] [--log FILE]";
+const USAGE: &str = "usage: lotse-testsite SITE_DIR [--port N] [--log FILE] [--body-end HTML]";
 
 fn main() -> ExitCode {
     let mut site: Option<String> = None;
     let mut port: u16 = 8089;
     let mut log: Option<PathBuf> = None;
+    let mut body_end: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
@@ -46,6 +48,13 @@ fn main() -> ExitCode {
                 };
                 log = Some(PathBuf::from(v));
             }
+            "--body-end" => {
+                let Some(v) = inline.or_else(|| args.next()) else {
+                    eprintln!("--body-end needs a value\n{USAGE}");
+                    return ExitCode::from(2);
+                };
+                body_end = Some(v);
+            }
             _ if arg.starts_with('-') && arg != "-" => {
                 eprintln!("unknown option: {arg}\n{USAGE}");
                 return ExitCode::from(2);
@@ -64,6 +73,7 @@ fn main() -> ExitCode {
     let opts = ServerOptions {
         port,
         log_file: log,
+        body_end,
         ..ServerOptions::default()
     };
     let server = match SiteServer::start_with(&site, opts) {
