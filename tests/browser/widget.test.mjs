@@ -170,6 +170,7 @@ try {
     assert.ok(hit, `a source on ${EXPECTED.join(" or ")}; got ${links.join(", ")}`);
     const busy = await page.locator("#lotse-chat [role=log]").getAttribute("aria-busy");
     assert.equal(busy, "false");
+    await page.waitForTimeout(400); // the opening animation
     await page.screenshot({ path: join(OUT, "chat-desktop.png") });
   });
 
@@ -265,6 +266,7 @@ try {
     assert.ok(box.x >= 0 && box.x + box.width <= 360.5, `dialog within 360 px: ${JSON.stringify(box)}`);
     const send = await p.locator("#lotse-chat .send").boundingBox();
     assert.ok(send.x + send.width <= 360.5 && send.y + send.height <= 740.5, `send button on screen: ${JSON.stringify(send)}`);
+    await p.waitForTimeout(400); // the opening animation
     await p.screenshot({ path: join(OUT, "chat-360px.png") });
     await p.locator("#lotse-chat .close").click();
     await p.goto(`${SITE}${BYLAW}`, { waitUntil: "load" });
@@ -283,6 +285,7 @@ try {
       const b = await p.locator(`#lotse-chat ${sel}`).boundingBox();
       assert.ok(b && b.x >= 0 && b.y >= 0 && b.x + b.width <= 640.5 && b.y + b.height <= 450.5, `${sel} on screen: ${JSON.stringify(b)}`);
     }
+    await p.waitForTimeout(400);
     await p.screenshot({ path: join(OUT, "chat-zoom-200.png") });
     await zoom.close();
   });

@@ -213,6 +213,21 @@ pub fn Chat(config: Config) -> impl IntoView {
     let launcher: NodeRef<html::Button> = NodeRef::new();
     let input: NodeRef<html::Input> = NodeRef::new();
     let dialog: NodeRef<html::Div> = NodeRef::new();
+    let scroller: NodeRef<html::Div> = NodeRef::new();
+    // keep the newest text in view while it streams, unless the reader has scrolled up
+    let follow = move || {
+        if let Some(b) = scroller.get_untracked() {
+            let near_end = b.scroll_height() - b.scroll_top() - b.client_height() < 120;
+            if near_end {
+                request_animation_frame(move || b.set_scroll_top(b.scroll_height()));
+            }
+        }
+    };
+    let to_end = move || {
+        if let Some(b) = scroller.get_untracked() {
+            request_animation_frame(move || b.set_scroll_top(b.scroll_height()));
+        }
+    };
     let api = config.api.clone();
     let t = config.text.clone();
 
@@ -278,6 +293,7 @@ pub fn Chat(config: Config) -> impl IntoView {
             feedback_note: RwSignal::new(None),
         };
         exchanges.update(|v| v.push(x));
+        to_end();
         draft.set(String::new());
         if let Some(i) = input.get_untracked() {
             i.set_value("");
@@ -290,10 +306,12 @@ pub fn Chat(config: Config) -> impl IntoView {
                 ChatEvent::Token(t) => {
                     x.phase.set(Phase::Streaming);
                     x.text.update(|s| s.push_str(&t));
+                    follow();
                 }
                 ChatEvent::Done(a) => {
                     x.answer.set(Some(*a));
                     x.phase.set(Phase::Done);
+                    follow();
                 }
             })
             .await;
@@ -353,7 +371,7 @@ pub fn Chat(config: Config) -> impl IntoView {
                             d="M18.3 5.7 12 12l6.3 6.3-1.4 1.4L10.6 13.4 4.3 19.7 2.9 18.3 9.2 12 2.9 5.7 4.3 4.3l6.3 6.3 6.3-6.3z"/></svg>
                     </button>
                 </div>
-                <div class="body">
+                <div class="body" node_ref=scroller>
                     <p class="greeting">{t.greeting.clone()}</p>
                     <p class="privacy" id="lotse-privacy">{t.privacy.clone()}</p>
                     <div class="log" role="log" aria-live="polite" aria-label="Unterhaltung"
