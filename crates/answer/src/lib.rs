@@ -5,8 +5,10 @@
 //! the town's contact, never a guess.
 //!
 //! Invariants:
-//! - Only [`CollectionScope::public_website`] is searched: private collections can never
-//!   reach a citizen's answer through this crate.
+//! - Citizens' entry points ([`Answerer::prepare`], [`Answerer::search`]) search only
+//!   [`CollectionScope::public_website`]: private collections can never reach a citizen's
+//!   answer through this crate. The `*_in` variants take the scope the portal computed for
+//!   a signed-in staff member; nothing here widens a scope.
 //! - Page text is data: passages that try to instruct an assistant are not shown to the model,
 //!   and the final text is checked (foreign URLs, echoed injected text, unsupported markers).
 //! - Every [`Answer`] carries `label: "KI-generiert"` and a hint to check the source.
@@ -410,6 +412,19 @@ impl Answerer {
         }
     }
 
+    /// The same index, embedder and settings with another generator (an external model
+    /// the portal offers); query vectors are shared.
+    pub fn with_generation(&self, generation: Arc<GenerationService>) -> Answerer {
+        Answerer {
+            index: self.index.clone(),
+            embedder: self.embedder.clone(),
+            generation: Some(generation),
+            config: self.config.clone(),
+            town: self.town.clone(),
+            query_vectors: self.query_vectors.clone(),
+        }
+    }
+
     pub fn town(&self) -> &str {
         &self.town
     }
@@ -481,11 +496,30 @@ impl Answerer {
 
     /// Public search (the same retrieval answers use). Blocking.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<lotse_index::Hit>, AnswerError> {
-        let scope = CollectionScope::public_website();
+        self.search_in(query, limit, &CollectionScope::public_website())
+    }
+
+    /// The site filter applies to the public website only; staff collections have no site.
+    fn site_filter(&self, scope: &CollectionScope) -> Option<&str> {
+        if *scope == CollectionScope::public_website() {
+            self.config.site.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// Search in `scope`: the public website for citizens, or the collections a staff member
+    /// may see (the portal decides that; this crate never widens a scope). Blocking.
+    pub fn search_in(
+        &self,
+        query: &str,
+        limit: usize,
+        scope: &CollectionScope,
+    ) -> Result<Vec<lotse_index::Hit>, AnswerError> {
         let qv = self.query_vector(query)?;
-        let mut req = SearchRequest::new(query, &scope);
+        let mut req = SearchRequest::new(query, scope);
         req.limit = limit;
-        req.site = self.config.site.as_deref();
+        req.site = self.site_filter(scope);
         let model = self.embedder.as_ref().map(|e| e.model_id().to_string()).unwrap_or_default();
         let has_vectors = self
             .index
@@ -504,10 +538,15 @@ impl Answerer {
 
     /// Validate, find evidence and decide whether to refuse. Blocking (embedding, search).
     pub fn prepare(&self, req: &AnswerRequest) -> Result<Prepared, AnswerError> {
+        self.prepare_in(req, &CollectionScope::public_website())
+    }
+
+    /// [`Answerer::prepare`] over `scope` (the staff portal's chosen collections).
+    pub fn prepare_in(&self, req: &AnswerRequest, scope: &CollectionScope) -> Result<Prepared, AnswerError> {
         let started = Instant::now();
         let lang = Self::validate(req)?;
         let standalone = prompt::standalone_question(req.question.trim(), &req.history);
-        let hits = self.search(&standalone, 24)?;
+        let hits = self.search_in(&standalone, 24, scope)?;
         let (passages, injected) = evidence::select(
             &hits,
             &standalone,
@@ -516,7 +555,7 @@ impl Answerer {
         );
         let texts: Vec<&str> = passages.iter().map(|p| p.full_text.as_str()).collect();
         let (coverage, content_words) = evidence::coverage(&standalone, &texts, &self.town);
-        let dense = self.best_cosine(&standalone)?;
+        let dense = self.best_cosine(&standalone, scope)?;
         let strength = Strength {
             coverage,
             content_words,
@@ -536,8 +575,8 @@ impl Answerer {
         })
     }
 
-    /// Cosine of the closest public chunk (dense search, top 1), when vectors exist.
-    fn best_cosine(&self, query: &str) -> Result<Option<f32>, AnswerError> {
+    /// Cosine of the closest chunk in scope (dense search, top 1), when vectors exist.
+    fn best_cosine(&self, query: &str, scope: &CollectionScope) -> Result<Option<f32>, AnswerError> {
         let Some(v) = self.query_vector(query)? else {
             return Ok(None);
         };
@@ -553,10 +592,9 @@ impl Answerer {
         {
             return Ok(None);
         }
-        let scope = CollectionScope::public_website();
-        let mut req = SearchRequest::new(query, &scope);
+        let mut req = SearchRequest::new(query, scope);
         req.limit = 1;
-        req.site = self.config.site.as_deref();
+        req.site = self.site_filter(scope);
         req.mode = SearchMode::Dense;
         req.query_vector = Some(QueryVector {
             model_id: &model,

@@ -91,6 +91,12 @@ impl CollectionScope {
 pub enum DocKind {
     Html,
     Pdf,
+    /// A Word document (staff uploads).
+    Docx,
+    /// An OpenDocument text (staff uploads).
+    Odt,
+    /// Plain text or Markdown (staff uploads).
+    Text,
 }
 
 /// One structural block of a document's main content, in reading order.

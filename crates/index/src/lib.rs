@@ -694,10 +694,12 @@ impl SearchIndex {
             heading_path,
             text,
             score,
-            kind: if s(f.doc_kind) == "pdf" {
-                DocKind::Pdf
-            } else {
-                DocKind::Html
+            kind: match s(f.doc_kind).as_str() {
+                "pdf" => DocKind::Pdf,
+                "docx" => DocKind::Docx,
+                "odt" => DocKind::Odt,
+                "text" => DocKind::Text,
+                _ => DocKind::Html,
             },
             site: s(f.site),
             collection: s(f.collection),
@@ -1020,6 +1022,9 @@ impl IndexWriter {
             match record.kind {
                 DocKind::Html => "html",
                 DocKind::Pdf => "pdf",
+                DocKind::Docx => "docx",
+                DocKind::Odt => "odt",
+                DocKind::Text => "text",
             },
         );
         doc.add_text(f.title, &c.page_title);

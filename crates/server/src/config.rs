@@ -45,6 +45,72 @@ pub struct Config {
     pub cms: CmsSettings,
     pub widget: WidgetSettings,
     pub feedback: FeedbackSettings,
+    pub portal: PortalSettings,
+}
+
+/// The staff portal (`/portal`): accounts, private collections, the KI-Kompass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalSettings {
+    pub enabled: bool,
+    /// How long a sign-in lasts, in hours.
+    pub session_hours: u32,
+    /// Mark the session cookie `Secure` (HTTPS only). Browsers also accept it on
+    /// `http://localhost`; switch off only for plain-HTTP tests on other hosts.
+    pub secure_cookie: bool,
+    /// Largest upload, in bytes.
+    pub max_upload_bytes: usize,
+    /// Chats are deleted after this many days without a new message.
+    pub chat_retention_days: u32,
+    /// Keep the text of questions in the audit log (personal data redacted). Off by default.
+    pub audit_content: bool,
+    /// The town's KI-Kompass (Markdown). Default: the built-in text.
+    pub kompass_text: Option<PathBuf>,
+    /// The KI-Seepferdchen check (TOML). Default: the built-in check.
+    pub kompass_check: Option<PathBuf>,
+    /// Which KI-Kompass level unlocks what.
+    pub levels: lotse_portal::auth::LevelRules,
+    /// Failed sign-ins per account (and per client address) before a pause.
+    pub login_attempts: u32,
+    /// External OpenAI-compatible services staff may choose for questions without private
+    /// collections and without personal data.
+    pub external: Vec<ExternalModel>,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        PortalSettings {
+            enabled: true,
+            session_hours: 8,
+            secure_cookie: true,
+            max_upload_bytes: 20 * 1024 * 1024,
+            chat_retention_days: 30,
+            audit_content: false,
+            kompass_text: None,
+            kompass_check: None,
+            levels: lotse_portal::auth::LevelRules::default(),
+            login_attempts: 5,
+            external: Vec::new(),
+        }
+    }
+}
+
+/// An external model for the portal (`[[portal.external]]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalModel {
+    /// Short name used in the API (`model` of a portal chat request).
+    pub name: String,
+    /// What staff see ("GPT-4o (Rechenzentrum)").
+    pub label: String,
+    /// Base URL of the OpenAI-compatible API.
+    pub url: String,
+    pub model: String,
+    /// Environment variable with the API key.
+    pub api_key_env: Option<String>,
+    /// Provider, for the AI register.
+    #[serde(default)]
+    pub provider: Option<String>,
 }
 
 /// The citizens' widget (`/widget/lotse.js` and its module and WebAssembly).

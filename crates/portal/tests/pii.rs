@@ -1,0 +1,63 @@
+//! The PII guard on its test set (`tests/data/pii-sentences.tsv`): sentence-level precision
+//! and recall, and recall per kind. Run with `--nocapture` to see the figures.
+
+use std::collections::BTreeMap;
+
+use lotse_portal::pii::{self, PiiKind};
+
+#[test]
+fn pii_guard_precision_and_recall_on_the_test_set() {
+    let data = include_str!("data/pii-sentences.tsv");
+    let (mut tp, mut fp, mut fneg, mut tn) = (0usize, 0usize, 0usize, 0usize);
+    let mut per_kind: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    let mut misses = Vec::new();
+    let mut n = 0;
+    for line in data.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (labels, sentence) = line.split_once('\t').expect("kinds<TAB>sentence");
+        n += 1;
+        let expected: Vec<PiiKind> = if labels == "-" {
+            Vec::new()
+        } else {
+            labels
+                .split(',')
+                .map(|k| PiiKind::from_key(k).unwrap_or_else(|| panic!("unknown kind {k}")))
+                .collect()
+        };
+        let found = pii::kinds(sentence);
+        match (expected.is_empty(), found.is_empty()) {
+            (false, false) => tp += 1,
+            (false, true) => {
+                fneg += 1;
+                misses.push(format!("missed: {sentence}"));
+            }
+            (true, false) => {
+                fp += 1;
+                misses.push(format!("false alarm {found:?}: {sentence}"));
+            }
+            (true, true) => tn += 1,
+        }
+        for k in &expected {
+            let e = per_kind.entry(k.key()).or_default();
+            e.0 += 1;
+            if found.contains(k) {
+                e.1 += 1;
+            }
+        }
+    }
+    let precision = tp as f64 / (tp + fp).max(1) as f64;
+    let recall = tp as f64 / (tp + fneg).max(1) as f64;
+    println!("PII guard on {n} sentences ({} with personal data, {} without)", tp + fneg, fp + tn);
+    println!("  sentence level: precision {precision:.3}, recall {recall:.3} (tp {tp}, fp {fp}, fn {fneg}, tn {tn})");
+    for (k, (total, hit)) in &per_kind {
+        println!("  {k:<17} recall {hit}/{total}");
+    }
+    for m in &misses {
+        println!("  {m}");
+    }
+    assert!(n >= 100, "the test set must have at least 100 sentences");
+    assert!(precision >= 0.95, "precision {precision:.3} below 0.95");
+    assert!(recall >= 0.95, "recall {recall:.3} below 0.95");
+    let kind_hits: usize = per_kind.values().map(|v| v.1).sum();
+    let kind_total: usize = per_kind.values().map(|v| v.0).sum();
+    assert!(kind_hits as f64 / kind_total as f64 >= 0.9, "per-kind recall {kind_hits}/{kind_total}");
+}
