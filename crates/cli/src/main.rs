@@ -4,6 +4,7 @@
 //! Contract: results go to stdout (JSON with `--json`), logs and progress to stderr, exit code
 //! 0 only on success.
 
+mod admin;
 mod eval;
 mod eval_answers;
 mod models;
@@ -61,6 +62,9 @@ enum Command {
     /// Citizens' ratings of answers (thumbs up/down from the widget): a summary, or every
     /// rating as CSV or JSON.
     Feedback(FeedbackArgs),
+    /// The staff portal: accounts, KI-Kompass levels, API tokens, backups, the AI register.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 #[derive(clap::Args)]
@@ -263,6 +267,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Feedback(args) => feedback(args),
+        Command::Admin(cmd) => admin::run(cmd),
     }
 }
 

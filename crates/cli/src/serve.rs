@@ -201,6 +201,12 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
                 .context("cannot open the feedback store")?;
             state.set_feedback(Arc::new(store));
         }
+        if config.portal.enabled {
+            let portal = lotse_server::portal::open(&config, &data)
+                .map_err(anyhow::Error::msg)
+                .context("cannot open the staff portal ([portal] enabled = false switches it off)")?;
+            state.set_portal(Arc::new(portal));
+        }
         if !state.widget_built() {
             tracing::info!("no widget at /widget/lotse.js: build it with scripts/build-widget.sh (or set [widget] dir)");
         }
@@ -223,6 +229,11 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         match loaded {
             Ok((a, s)) => {
                 tracing::info!(model = %a.model_id(), town = %a.town(), "ready: answering at http://{local}/api/v1/chat");
+                if let Some(p) = state.portal() {
+                    if let Err(e) = lotse_server::portal::seed_register(&p, &a.model_id(), &state.config.portal.responsible) {
+                        tracing::warn!(error = %e, "cannot seed the AI register");
+                    }
+                }
                 state.set_answerer(a);
                 if let Some(s) = s {
                     state.set_simplify(s);

@@ -21,7 +21,7 @@ pub const MAX_RATIO: u64 = 200;
 pub const MAX_ZIP_ENTRIES: usize = 5000;
 
 /// The file types the portal takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FileKind {
     Pdf,

@@ -153,7 +153,7 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 /// A collection as the portal shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Collection {
     pub id: i64,
     pub title: String,
@@ -186,7 +186,7 @@ pub fn document_url(id: i64) -> String {
     format!("/portal/dokumente/{id}")
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Document {
     pub id: i64,
     pub collection_id: i64,
@@ -200,7 +200,7 @@ pub struct Document {
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: i64,
     pub name: String,
@@ -210,7 +210,7 @@ pub struct TokenInfo {
     pub last_used_at: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ChatSummary {
     pub id: i64,
     pub title: String,
@@ -218,7 +218,7 @@ pub struct ChatSummary {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
@@ -227,7 +227,7 @@ pub struct ChatMessage {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Prompt {
     pub id: i64,
     pub title: String,
@@ -276,7 +276,7 @@ pub struct AuditEntry {
     pub content: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     pub id: i64,
     pub at: i64,
@@ -293,7 +293,7 @@ pub struct AuditRecord {
 }
 
 /// Usage per group and model.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Usage {
     pub group: String,
     pub model: String,
@@ -303,7 +303,7 @@ pub struct Usage {
 }
 
 /// One entry of the AI system register (EU AI Act inventory).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegisterEntry {
     /// The use: "Bürger-Chat", "Einfache Sprache", "Mitarbeiterportal".
     pub name: String,

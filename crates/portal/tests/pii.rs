@@ -61,3 +61,42 @@ fn pii_guard_precision_and_recall_on_the_test_set() {
     let kind_total: usize = per_kind.values().map(|v| v.0).sum();
     assert!(kind_hits as f64 / kind_total as f64 >= 0.9, "per-kind recall {kind_hits}/{kind_total}");
 }
+
+/// The held-out set (`tests/data/pii-heldout.tsv`): written by someone who had not read the
+/// detector, labels only (1 = personal data). A fairer figure than the development set, which
+/// the patterns were tuned on.
+#[test]
+fn pii_guard_on_the_held_out_set() {
+    let data = include_str!("data/pii-heldout.tsv");
+    let (mut tp, mut fp, mut fneg, mut tn) = (0usize, 0usize, 0usize, 0usize);
+    let mut misses = Vec::new();
+    for line in data.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (label, sentence) = line.split_once('\t').expect("label<TAB>sentence");
+        let expected = label.trim() == "1";
+        let found = pii::kinds(sentence);
+        match (expected, !found.is_empty()) {
+            (true, true) => tp += 1,
+            (true, false) => {
+                fneg += 1;
+                misses.push(format!("missed: {sentence}"));
+            }
+            (false, true) => {
+                fp += 1;
+                misses.push(format!("false alarm {found:?}: {sentence}"));
+            }
+            (false, false) => tn += 1,
+        }
+    }
+    let n = tp + fp + fneg + tn;
+    let precision = tp as f64 / (tp + fp).max(1) as f64;
+    let recall = tp as f64 / (tp + fneg).max(1) as f64;
+    println!("PII guard on the held-out set: {n} sentences ({} with personal data, {} without)", tp + fneg, fp + tn);
+    println!("  sentence level: precision {precision:.3}, recall {recall:.3} (tp {tp}, fp {fp}, fn {fneg}, tn {tn})");
+    for m in &misses {
+        println!("  {m}");
+    }
+    assert!(n >= 100, "the held-out set must have at least 100 sentences");
+    // recall matters most: a miss sends personal data out; a false alarm only keeps it local
+    assert!(recall >= 0.85, "recall {recall:.3} below 0.85");
+    assert!(precision >= 0.85, "precision {precision:.3} below 0.85");
+}

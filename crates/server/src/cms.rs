@@ -7,7 +7,8 @@
 //!   of an indexed site (robots.txt obeyed, same-site redirects only), re-indexes it and queues
 //!   its new rewrite, so the next click on "Einfache Sprache" finds it ready.
 //!
-//! Invariants: nothing here runs without the configured token (403 when none is configured,
+//! Invariants: nothing here runs without the configured token or a portal API token with the
+//! `simplify` / `refresh` scope (403 when none is configured,
 //! 401 for a wrong one, compared in constant time); only URLs of the index's own sites are
 //! fetched (`simplify::check_url`); one refresh at a time; the CMS's text is never logged.
 
@@ -19,6 +20,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_crawler::{CrawlConfig, CrawlError, NoProgress};
+use lotse_portal::Action;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -83,8 +85,16 @@ fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 
-/// The request carries the CMS token.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The request carries the CMS token, or a portal API token with the action's scope.
+async fn authorize(state: &AppState, headers: &HeaderMap, action: Action<'static>) -> Result<(), ApiError> {
+    if let Some(r) = crate::portal::cms_token(state, headers, action).await {
+        return r;
+    }
+    configured_token(state, headers)
+}
+
+/// The request carries the configured `[cms] token`.
+fn configured_token(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(expected) = state.config.cms.token.as_deref().filter(|t| !t.trim().is_empty()) else {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -191,7 +201,7 @@ pub async fn simplify_content(
     headers: HeaderMap,
     body: Result<Json<ContentRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Action::CmsSimplify).await?;
     let Json(req) = body.map_err(json_error)?;
     let url = req.url.as_deref().map(str::trim).unwrap_or("");
     let base = if url.is_empty() {
@@ -267,7 +277,7 @@ pub async fn simplify_job(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Action::CmsSimplify).await?;
     let svc = simplify::service(&state)?;
     let lookup = tokio::task::spawn_blocking(move || svc.job_status(&id))
         .await
@@ -300,7 +310,7 @@ pub async fn refresh_page(
     headers: HeaderMap,
     body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<Json<RefreshResponse>, ApiError> {
-    authorize(&state, &headers)?;
+    authorize(&state, &headers, Action::CmsRefresh).await?;
     let Json(req) = body.map_err(json_error)?;
     let answerer = state.answerer().ok_or_else(ApiError::starting)?;
     let a = answerer.clone();

@@ -75,6 +75,9 @@ pub struct PortalSettings {
     /// External OpenAI-compatible services staff may choose for questions without private
     /// collections and without personal data.
     pub external: Vec<ExternalModel>,
+    /// Who answers for the AI systems, as the AI register names them ("Fachbereich IT,
+    /// Frau Beispiel"). Entries can be changed in the register afterwards.
+    pub responsible: String,
 }
 
 impl Default for PortalSettings {
@@ -91,6 +94,7 @@ impl Default for PortalSettings {
             levels: lotse_portal::auth::LevelRules::default(),
             login_attempts: 5,
             external: Vec::new(),
+            responsible: "Bitte eintragen ([portal] responsible)".into(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod feedback;
 pub mod limit;
 pub mod metrics;
 pub mod openai;
+pub mod portal;
 pub mod simplify;
 pub mod widget;
 
@@ -34,7 +35,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post, put};
 use lotse_answer::{Answer, Answerer};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
@@ -58,6 +59,7 @@ pub struct AppState {
     feedback: RwLock<Option<Arc<feedback::FeedbackStore>>>,
     /// Answers given lately, by id, for their ratings.
     pub(crate) answer_records: moka::future::Cache<String, Arc<feedback::AnswerRecord>>,
+    portal: RwLock<Option<Arc<portal::Portal>>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -94,6 +96,7 @@ impl AppState {
             widget,
             feedback: RwLock::new(None),
             answer_records,
+            portal: RwLock::new(None),
         })
     }
 
@@ -136,6 +139,22 @@ impl AppState {
             return None;
         }
         self.feedback
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Open the staff portal (`/portal`).
+    pub fn set_portal(&self, p: Arc<portal::Portal>) {
+        *self.portal.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(p);
+    }
+
+    /// The staff portal, when it is set up and switched on.
+    pub fn portal(&self) -> Option<Arc<portal::Portal>> {
+        if !self.config.portal.enabled {
+            return None;
+        }
+        self.portal
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
@@ -198,6 +217,38 @@ impl AppState {
         api::metrics,
         openai::chat_completions,
         openai::models,
+        portal::login,
+        portal::logout,
+        portal::whoami,
+        portal::kompass,
+        portal::kompass_check,
+        portal::collections,
+        portal::create_collection,
+        portal::delete_collection,
+        portal::documents,
+        portal::upload,
+        portal::delete_document,
+        portal::document_page,
+        portal::search,
+        portal::chat,
+        portal::chats,
+        portal::chat_detail,
+        portal::delete_chat,
+        portal::delete_chats,
+        portal::prompts,
+        portal::create_prompt,
+        portal::delete_prompt,
+        portal::models,
+        portal::users,
+        portal::create_user,
+        portal::change_user,
+        portal::tokens,
+        portal::create_token,
+        portal::revoke_token,
+        portal::audit_log,
+        portal::usage,
+        portal::register,
+        portal::put_register,
     ),
     components(schemas(
         lotse_answer::AnswerRequest,
@@ -235,12 +286,45 @@ impl AppState {
         openai::Usage,
         openai::ModelList,
         openai::ModelEntry,
+        portal::LoginRequest,
+        portal::Me,
+        portal::Kompass,
+        portal::KompassAnswers,
+        portal::NewCollection,
+        portal::PortalHit,
+        portal::PortalChatRequest,
+        portal::PortalChatResponse,
+        portal::ChatDetail,
+        portal::NewPrompt,
+        portal::PortalModel,
+        portal::NewUser,
+        portal::UserChange,
+        portal::NewToken,
+        portal::CreatedToken,
+        lotse_portal::auth::Role,
+        lotse_portal::auth::Level,
+        lotse_portal::auth::Scope,
+        lotse_portal::auth::Owner,
+        lotse_portal::auth::UserInfo,
+        lotse_portal::store::Collection,
+        lotse_portal::store::Document,
+        lotse_portal::store::TokenInfo,
+        lotse_portal::store::ChatSummary,
+        lotse_portal::store::ChatMessage,
+        lotse_portal::store::Prompt,
+        lotse_portal::store::AuditRecord,
+        lotse_portal::store::Usage,
+        lotse_portal::store::RegisterEntry,
+        lotse_portal::kompass::PublicCheck,
+        lotse_portal::kompass::PublicQuestion,
+        lotse_portal::kompass::Graded,
     )),
     tags(
         (name = "citizens", description = "Chat, search and Einfache Sprache for the town's website"),
         (name = "cms", description = "For the town's CMS, with its token: its own text in Einfache Sprache, and the publish webhook"),
         (name = "openai", description = "OpenAI-compatible API for Open WebUI, n8n and the like"),
-        (name = "operations", description = "Health, readiness and metrics")
+        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "portal", description = "The staff portal: sign-in (session cookie with X-CSRF-Token, or an API token `Bearer lotse_…`), KI-Kompass, private collections and uploads, cited chat, prompts, audit log, usage and the AI system register")
     ),
     modifiers(&CmsToken)
 )]
@@ -254,6 +338,13 @@ impl utoipa::Modify for CmsToken {
         use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("cms_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme("portal_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "portal_session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(
+                utoipa::openapi::security::ApiKeyValue::new(portal::COOKIE),
+            )),
+        );
     }
 }
 
@@ -312,6 +403,42 @@ pub fn app(state: Arc<AppState>) -> Router {
             Duration::from_secs(limits.request_timeout_secs.max(1)),
         ))
         .layer(cors);
+    // the staff portal: same-origin only (no CORS), uploads up to their own limit
+    let upload_limit = state.config.portal.max_upload_bytes.saturating_add(1024);
+    let portal_routes = Router::new()
+        .route("/portal/api/login", post(portal::login))
+        .route("/portal/api/logout", post(portal::logout))
+        .route("/portal/api/me", get(portal::whoami))
+        .route("/portal/api/kompass", get(portal::kompass).post(portal::kompass_check))
+        .route("/portal/api/collections", get(portal::collections).post(portal::create_collection))
+        .route("/portal/api/collections/{id}", delete(portal::delete_collection))
+        .route("/portal/api/collections/{id}/documents", get(portal::documents))
+        .route(
+            "/portal/api/collections/{id}/documents/{name}",
+            put(portal::upload.layer(DefaultBodyLimit::max(upload_limit))),
+        )
+        .route("/portal/api/documents/{id}", delete(portal::delete_document))
+        .route("/portal/dokumente/{id}", get(portal::document_page))
+        .route("/portal/api/search", get(portal::search))
+        .route("/portal/api/chat", post(portal::chat))
+        .route("/portal/api/chats", get(portal::chats).delete(portal::delete_chats))
+        .route("/portal/api/chats/{id}", get(portal::chat_detail).delete(portal::delete_chat))
+        .route("/portal/api/prompts", get(portal::prompts).post(portal::create_prompt))
+        .route("/portal/api/prompts/{id}", delete(portal::delete_prompt))
+        .route("/portal/api/models", get(portal::models))
+        .route("/portal/api/admin/users", get(portal::users).post(portal::create_user))
+        .route("/portal/api/admin/users/{id}", patch(portal::change_user))
+        .route("/portal/api/admin/tokens", get(portal::tokens).post(portal::create_token))
+        .route("/portal/api/admin/tokens/{id}", delete(portal::revoke_token))
+        .route("/portal/api/admin/audit", get(portal::audit_log))
+        .route("/portal/api/admin/usage", get(portal::usage))
+        .route("/portal/api/register", get(portal::register).put(portal::put_register))
+        .layer(DefaultBodyLimit::max(limits.body_bytes.max(64 * 1024)))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(limits.request_timeout_secs.max(1)),
+        ));
+    let api = api.merge(portal_routes);
     // the widget's files are public and static: any origin may load them, unthrottled
     let widget = Router::new().route("/widget/{file}", get(widget::asset));
     api.merge(widget)
@@ -352,6 +479,9 @@ pub async fn serve(
                 n += 1;
                 if n % 12 == 0 {
                     state.limits.forget_idle();
+                }
+                if n % 720 == 1 {
+                    portal::expire_chats(&state).await;
                 }
             }
         })

@@ -1,0 +1,1741 @@
+//! The staff portal's API under `/portal/api` and its document pages under
+//! `/portal/dokumente/{id}`.
+//!
+//! Invariants:
+//! - Every handler asks [`lotse_portal::auth::authorize`] (through [`Ctx::allow`]) before it
+//!   reads or writes anything; that function is the one place that decides. No session: 401;
+//!   wrong role, group, level or token scope: 403.
+//! - A session is a random token in an `HttpOnly; SameSite=Strict; Secure` cookie (only its
+//!   hash is stored); requests that change something with a cookie carry the session's CSRF
+//!   token in `X-CSRF-Token`. API tokens (`Authorization: Bearer lotse_…`) need no CSRF token
+//!   and act only within their scopes.
+//! - Private collections are searched only in the scope the caller may read; external models
+//!   get no private collection and no question in which the PII guard finds personal data.
+//! - An upload is extracted completely before anything is written; the index is committed
+//!   before the document row is; a failure leaves the old state.
+//! - Logs name no question, no answer and no document content; the audit log stores content
+//!   only when `[portal] audit_content` is on, and then with personal data redacted.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use lotse_answer::{Answer, AnswerEvent, AnswerRequest, Answerer, Turn};
+use lotse_core::{Block, CollectionId, CollectionScope, PageRecord};
+use lotse_inference::generate::GenerationService;
+use lotse_portal::auth::{self, Action, Denied, LevelRules, Owner, Principal, Scope, UserInfo};
+use lotse_portal::kompass::{Check, Graded, PublicCheck};
+use lotse_portal::store::{
+    self, AuditEntry, AuditRecord, ChatMessage, ChatSummary, Collection, Document, Prompt,
+    RegisterEntry, TokenInfo, Usage,
+};
+use lotse_portal::{Store, StoreError, extract, pii};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "lotse_session";
+/// The header that carries the session's CSRF token.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The site name portal documents have in the index (never a crawled site).
+pub const INDEX_SITE: &str = "lotse-portal";
+/// The model name of the local generator in portal requests.
+pub const LOCAL_MODEL: &str = "lokal";
+
+/// An external model staff may choose.
+pub struct External {
+    pub name: String,
+    pub label: String,
+    pub provider: String,
+    pub service: Arc<GenerationService>,
+}
+
+/// The portal's state: its store, the KI-Kompass, the external models and the sign-in
+/// throttle.
+pub struct Portal {
+    pub store: Arc<Store>,
+    pub check: Check,
+    pub kompass_text: String,
+    pub rules: LevelRules,
+    externals: Vec<External>,
+    throttle: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
+
+impl std::fmt::Debug for Portal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Portal").finish_non_exhaustive()
+    }
+}
+
+impl Portal {
+    pub fn new(
+        store: Arc<Store>,
+        check: Check,
+        kompass_text: String,
+        rules: LevelRules,
+        externals: Vec<External>,
+    ) -> Portal {
+        Portal {
+            store,
+            check,
+            kompass_text,
+            rules,
+            externals,
+            throttle: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn external(&self, name: &str) -> Option<&External> {
+        self.externals.iter().find(|e| e.name == name)
+    }
+
+    /// Seconds to wait before `key` may try to sign in again, if it must wait.
+    fn throttled(&self, key: &str, limit: u32) -> Option<u64> {
+        let map = self.throttle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let f = map.get(key)?;
+        if f.count < limit.max(1) {
+            return None;
+        }
+        // 1 minute after `limit` failures, doubling for each further one, at most 15 minutes
+        let extra = (f.count - limit.max(1)).min(4);
+        let pause = Duration::from_secs(60 << extra);
+        let elapsed = f.last.elapsed();
+        (elapsed < pause).then(|| (pause - elapsed).as_secs().max(1))
+    }
+
+    fn failed(&self, key: &str) {
+        let mut map = self.throttle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() > 10_000 {
+            map.retain(|_, f| f.last.elapsed() < Duration::from_secs(3600));
+        }
+        let e = map.entry(key.to_string()).or_insert(Failures { count: 0, last: Instant::now() });
+        e.count += 1;
+        e.last = Instant::now();
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.throttle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(key);
+    }
+}
+
+// ---- errors ------------------------------------------------------------------------------
+
+fn denied(d: Denied) -> ApiError {
+    match d {
+        Denied::Unauthenticated => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Bitte melden Sie sich im Portal an.",
+        ),
+        Denied::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
+    }
+}
+
+fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound(what) => not_found(what),
+        StoreError::Exists(what) => ApiError::new(
+            StatusCode::CONFLICT,
+            "exists",
+            format!("Das gibt es schon ({what})."),
+        ),
+        StoreError::Invalid(why) => {
+            tracing::debug!(why = %why, "invalid portal input");
+            ApiError::bad_request("invalid", format!("Die Eingabe ist ungültig: {why}."))
+        }
+        StoreError::Sql(e) => {
+            tracing::error!(error = %e, "portal store failed");
+            ApiError::internal()
+        }
+    }
+}
+
+fn not_found(what: &str) -> ApiError {
+    let message = match what {
+        "collection" => "Diese Sammlung gibt es nicht.",
+        "document" => "Dieses Dokument gibt es nicht.",
+        "chat" => "Diesen Chat gibt es nicht.",
+        "prompt" => "Diese Vorlage gibt es nicht.",
+        "user" => "Dieses Konto gibt es nicht.",
+        "token" => "Diesen Zugangsschlüssel gibt es nicht.",
+        _ => "Nicht gefunden.",
+    };
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+}
+
+fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(v)| v).map_err(ApiError::from)
+}
+
+fn disabled() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "portal_disabled",
+        "Das Mitarbeiterportal ist nicht eingerichtet.",
+    )
+}
+
+/// Run a blocking store call off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        tracing::error!(error = %e, "portal task failed");
+        ApiError::internal()
+    })?
+}
+
+// ---- who is asking -----------------------------------------------------------------------
+
+/// A request's portal, principal and settings.
+pub struct Ctx {
+    pub portal: Arc<Portal>,
+    pub principal: Principal,
+    /// The session's CSRF token (cookie sessions only).
+    csrf: Option<String>,
+}
+
+impl Ctx {
+    /// Decide `action` for this request's principal.
+    fn allow(&self, action: &Action<'_>) -> Result<(), ApiError> {
+        auth::authorize(&self.principal, action, &self.portal.rules).map_err(denied)
+    }
+    /// The signed-in user (after a successful `allow`).
+    fn user(&self) -> Result<&UserInfo, ApiError> {
+        self.principal.user().ok_or_else(|| denied(Denied::Unauthenticated))
+    }
+    fn store(&self) -> Arc<Store> {
+        self.portal.store.clone()
+    }
+}
+
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().to_string())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether a bearer token is a portal API token (the CMS's configured token is not).
+pub fn is_portal_token(t: &str) -> bool {
+    t.starts_with("lotse_")
+}
+
+/// The principal of a request: an API token, a session cookie, or nobody. Cookie requests
+/// that change something must carry the session's CSRF token.
+pub async fn context(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Ctx, ApiError> {
+    let portal = state.portal().ok_or_else(disabled)?;
+    let store = portal.store.clone();
+    if let Some(t) = bearer(headers).filter(|t| is_portal_token(t)) {
+        let found = blocking(move || store.token(&t).map_err(store_error)).await?;
+        return match found {
+            Some((owner, scopes)) => Ok(Ctx { portal, principal: Principal::Token { owner, scopes }, csrf: None }),
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Dieser Zugangsschlüssel ist ungültig oder wurde widerrufen.",
+            )),
+        };
+    }
+    let Some(token) = cookie_value(headers, COOKIE).filter(|t| !t.is_empty()) else {
+        return Ok(Ctx { portal, principal: Principal::Anonymous, csrf: None });
+    };
+    let found = blocking(move || store.session(&token).map_err(store_error)).await?;
+    let Some((user, csrf)) = found else {
+        return Ok(Ctx { portal, principal: Principal::Anonymous, csrf: None });
+    };
+    let safe = matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let given = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !auth::constant_time_eq(given, &csrf) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf",
+                "Die Anfrage kam nicht aus dem Portal (CSRF-Schutz). Bitte laden Sie die Seite neu.",
+            ));
+        }
+    }
+    Ok(Ctx { portal, principal: Principal::User(user), csrf: Some(csrf) })
+}
+
+async fn ctx(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Ctx, ApiError> {
+    context(state, method, headers).await
+}
+
+// ---- sign-in -----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "m.muster")]
+    pub name: String,
+    pub password: String,
+}
+
+/// The signed-in user and what is unlocked.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Me {
+    pub user: UserInfo,
+    /// Send this in `X-CSRF-Token` with every request that changes something.
+    pub csrf: Option<String>,
+    /// The KI-Kompass check is passed: the chat is open.
+    pub chat: bool,
+    /// External models may be chosen.
+    pub external_models: bool,
+    /// Prompts may be shared with the group.
+    pub share_prompts: bool,
+}
+
+fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>) -> Me {
+    let p = Principal::User(user.clone());
+    let rules = &ctx.portal.rules;
+    Me {
+        chat: auth::authorize(&p, &Action::Chat, rules).is_ok(),
+        external_models: auth::authorize(&p, &Action::ExternalModel, rules).is_ok(),
+        share_prompts: user.level >= rules.share_prompts,
+        user,
+        csrf,
+    }
+}
+
+fn session_cookie(state: &AppState, token: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.config.portal.secure_cookie { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/portal; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("lotse_session=; Max-Age=0"))
+}
+
+/// Sign in with name and password. Sets the session cookie.
+#[utoipa::path(post, path = "/portal/api/login", tag = "portal", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set", body = Me),
+        (status = 401, description = "Wrong name or password", body = ErrorBody),
+        (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
+    ))]
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Result<Json<LoginRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let portal = state.portal().ok_or_else(disabled)?;
+    let req = json_body(body)?;
+    let ip: IpAddr = crate::limit::client_ip(peer.ip(), &headers, &state.config.server.trusted_proxies);
+    let limit = state.config.portal.login_attempts;
+    let name_key = format!("name:{}", req.name.trim().to_lowercase());
+    // an address may try a few accounts, not a dictionary of them
+    let ip_key = format!("ip:{ip}");
+    for (key, n) in [(&name_key, limit), (&ip_key, limit.saturating_mul(4))] {
+        if let Some(wait) = portal.throttled(key, n) {
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "login_throttled",
+                "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie einen Moment und versuchen Sie es dann erneut.",
+            )
+            .retry_after(wait));
+        }
+    }
+    let store = portal.store.clone();
+    let ttl = i64::from(state.config.portal.session_hours.max(1)) * 3600;
+    let name = req.name.clone();
+    let signed_in = blocking(move || {
+        let Some((uid, hash)) = store.password_hash(&name).map_err(store_error)? else {
+            // spend the same time as a real check, so names cannot be probed
+            let _ = auth::verify_password(&req.password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0000000000000000000000000000000000000000000");
+            return Ok(None);
+        };
+        if !auth::verify_password(&req.password, &hash) {
+            return Ok(None);
+        }
+        let Some(user) = store.user(uid).map_err(store_error)? else { return Ok(None) };
+        let (token, csrf) = store.create_session(uid, ttl).map_err(store_error)?;
+        store
+            .audit(&AuditEntry {
+                user_id: Some(uid),
+                user_name: user.name.clone(),
+                groups: user.groups.clone(),
+                action: "login".into(),
+                outcome: "ok".into(),
+                ..AuditEntry::default()
+            })
+            .map_err(store_error)?;
+        Ok(Some((user, token, csrf)))
+    })
+    .await?;
+    let Some((user, token, csrf)) = signed_in else {
+        portal.failed(&name_key);
+        portal.failed(&ip_key);
+        tracing::info!("portal sign-in failed");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "login_failed",
+            "Benutzername oder Passwort ist falsch.",
+        ));
+    };
+    portal.succeeded(&name_key);
+    let ctx = Ctx { portal, principal: Principal::User(user.clone()), csrf: None };
+    let mut resp = Json(me(&ctx, user, Some(csrf))).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &token, ttl));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+/// Sign out: the session ends on the server and the cookie is cleared.
+#[utoipa::path(post, path = "/portal/api/logout", tag = "portal",
+    responses((status = 204, description = "Signed out")))]
+pub async fn logout(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    if let Some(token) = cookie_value(&headers, COOKIE) {
+        let store = c.store();
+        blocking(move || store.delete_session(&token).map_err(store_error)).await?;
+    }
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));
+    Ok(resp)
+}
+
+/// The signed-in user, the CSRF token and what the KI-Kompass level unlocks.
+#[utoipa::path(get, path = "/portal/api/me", tag = "portal",
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+pub async fn whoami(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let user = c.user()?.clone();
+    let csrf = c.csrf.clone();
+    Ok(Json(me(&c, user, csrf)))
+}
+
+// ---- KI-Kompass --------------------------------------------------------------------------
+
+/// The town's KI-Kompass and its check (without the answers).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Kompass {
+    /// The usage policy, Markdown.
+    pub text: String,
+    pub check: PublicCheck,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KompassAnswers {
+    /// For each question, the index of the chosen option.
+    pub answers: Vec<usize>,
+}
+
+#[utoipa::path(get, path = "/portal/api/kompass", tag = "portal",
+    responses((status = 200, body = Kompass), (status = 401, body = ErrorBody)))]
+pub async fn kompass(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Kompass>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::TakeCheck)?;
+    Ok(Json(Kompass {
+        text: c.portal.kompass_text.clone(),
+        check: c.portal.check.public(),
+    }))
+}
+
+/// Hand in the check ("KI-Seepferdchen"); a pass raises the level.
+#[utoipa::path(post, path = "/portal/api/kompass", tag = "portal", request_body = KompassAnswers,
+    responses((status = 200, body = Graded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+pub async fn kompass_check(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Json<KompassAnswers>, JsonRejection>,
+) -> Result<Json<Graded>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::TakeCheck)?;
+    let req = json_body(body)?;
+    let n = c.portal.check.questions.len();
+    if req.answers.len() != n {
+        return Err(ApiError::bad_request(
+            "answers",
+            format!("Bitte beantworten Sie alle {n} Fragen."),
+        ));
+    }
+    let mut graded = c.portal.check.grade(&req.answers);
+    let user = c.user()?.clone();
+    let store = c.store();
+    let level = c.portal.check.level;
+    let g = graded.clone();
+    graded.level = blocking(move || {
+        store
+            .record_attempt(user.id, g.right, g.total, g.passed, level)
+            .map_err(store_error)
+    })
+    .await?;
+    Ok(Json(graded))
+}
+
+// ---- collections and documents -----------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCollection {
+    #[schema(example = "Dienstanweisungen Bauamt")]
+    pub title: String,
+    /// A group (`{"kind": "group", "id": "bauamt"}`) or one person (`{"kind": "user", "id": 7}`).
+    pub owner: Owner,
+}
+
+/// Collections the caller may read (admins: all).
+#[utoipa::path(get, path = "/portal/api/collections", tag = "portal",
+    responses((status = 200, body = [Collection]), (status = 401, body = ErrorBody)))]
+pub async fn collections(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<Collection>>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let store = c.store();
+    let all = blocking(move || store.collections().map_err(store_error)).await?;
+    Ok(Json(
+        all.into_iter()
+            .filter(|col| c.allow(&Action::ReadCollection(&col.owner)).is_ok())
+            .collect(),
+    ))
+}
+
+#[utoipa::path(post, path = "/portal/api/collections", tag = "portal", request_body = NewCollection,
+    responses((status = 201, body = Collection), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_collection(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Json<NewCollection>, JsonRejection>,
+) -> Result<(StatusCode, Json<Collection>), ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let req = json_body(body)?;
+    c.allow(&Action::CreateCollection(&req.owner))?;
+    let uid = c.user()?.id;
+    let store = c.store();
+    let col = blocking(move || store.create_collection(&req.title, &req.owner, Some(uid)).map_err(store_error)).await?;
+    Ok((StatusCode::CREATED, Json(col)))
+}
+
+async fn load_collection(c: &Ctx, id: i64) -> Result<Collection, ApiError> {
+    let store = c.store();
+    blocking(move || store.collection(id).map_err(store_error)?.ok_or_else(|| not_found("collection"))).await
+}
+
+/// Delete a collection with all its documents (from the index first).
+#[utoipa::path(delete, path = "/portal/api/collections/{id}", tag = "portal",
+    params(("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_collection(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let col = load_collection(&c, id).await?;
+    c.allow(&Action::ManageCollection(&col.owner))?;
+    let store = c.store();
+    let docs = blocking(move || store.documents(id).map_err(store_error)).await?;
+    let urls: Vec<String> = docs.iter().map(|d| d.url.clone()).collect();
+    remove_from_index(&state, urls).await?;
+    let store = c.store();
+    blocking(move || store.delete_collection(id).map(|_| ()).map_err(store_error)).await?;
+    audit(&c, "delete_collection", None, false, vec![col.title.clone()], "ok").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/portal/api/collections/{id}/documents", tag = "portal",
+    params(("id" = i64, Path)),
+    responses((status = 200, body = [Document]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn documents(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<Vec<Document>>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let col = load_collection(&c, id).await?;
+    c.allow(&Action::ReadCollection(&col.owner))?;
+    let store = c.store();
+    Ok(Json(blocking(move || store.documents(id).map_err(store_error)).await?))
+}
+
+fn busy() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "index_busy",
+        "Der Suchindex wird gerade aktualisiert. Bitte versuchen Sie es gleich noch einmal.",
+    )
+    .retry_after(10)
+}
+
+async fn remove_from_index(state: &Arc<AppState>, urls: Vec<String>) -> Result<(), ApiError> {
+    if urls.is_empty() {
+        return Ok(());
+    }
+    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+    let _one_at_a_time = state.refresh_lock.lock().await;
+    blocking(move || {
+        let mut w = answerer.index().writer().map_err(|e| {
+            tracing::warn!(error = %e, "cannot open the index writer");
+            busy()
+        })?;
+        for u in &urls {
+            w.remove(u);
+        }
+        w.commit().map_err(|e| {
+            tracing::error!(error = %e, "index commit failed");
+            ApiError::internal()
+        })
+    })
+    .await?;
+    state.refresh_index().await;
+    Ok(())
+}
+
+fn valid_file_name(name: &str) -> bool {
+    !name.trim().is_empty()
+        && name.chars().count() <= 200
+        && !name.contains(['/', '\\', '\0'])
+        && !name.starts_with('.')
+}
+
+/// Upload a document (the request body is the file). The same name again replaces it.
+#[utoipa::path(put, path = "/portal/api/collections/{id}/documents/{name}", tag = "portal",
+    params(("id" = i64, Path), ("name" = String, Path, description = "File name, e.g. `Dienstanweisung.pdf`")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses(
+        (status = 201, description = "Indexed", body = Document),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 413, description = "Larger than `[portal] max_upload_bytes`", body = ErrorBody),
+        (status = 415, description = "Not PDF, DOCX, ODT, text, Markdown or HTML", body = ErrorBody),
+        (status = 422, description = "Damaged, encrypted, empty or a zip bomb", body = ErrorBody),
+    ))]
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    Path((id, name)): Path<(i64, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<(StatusCode, Json<Document>), ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let col = load_collection(&c, id).await?;
+    c.allow(&Action::ManageCollection(&col.owner))?;
+    let max = state.config.portal.max_upload_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("Die Datei ist zu groß. Erlaubt sind höchstens {} MB.", max / (1024 * 1024)),
+        )
+    };
+    let bytes = body.map_err(|_| too_large())?;
+    if bytes.len() > max {
+        return Err(too_large());
+    }
+    if !valid_file_name(&name) {
+        return Err(ApiError::bad_request(
+            "file_name",
+            "Der Dateiname ist ungültig (keine Schrägstriche, höchstens 200 Zeichen).",
+        ));
+    }
+    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+    // 1. extract everything before writing anything
+    let (n2, b2) = (name.clone(), bytes.clone());
+    let (kind, mut page) = blocking(move || {
+        extract::extract(&b2, &n2, "").map_err(|e| {
+            tracing::info!(code = e.code(), "upload refused");
+            let status = if e.is_type_error() { StatusCode::UNSUPPORTED_MEDIA_TYPE } else { StatusCode::UNPROCESSABLE_ENTITY };
+            ApiError::new(status, e.code(), e.message_de())
+        })
+    })
+    .await?;
+    let sha = auth::hex(&Sha256::digest(&bytes));
+    let size = bytes.len() as i64;
+    let title = page.title.clone();
+    let user = c.user()?.clone();
+    // 2. the document's id: the old one when replacing
+    let store = c.store();
+    let (n2, sha2, t2) = (name.clone(), sha.clone(), title.clone());
+    let (doc_id, existing) = blocking(move || {
+        if let Some(d) = store.document_by_name(id, &n2).map_err(store_error)? {
+            return Ok((d.id, Some(d)));
+        }
+        let id = store
+            .put_document(id, &n2, kind.key(), &t2, &sha2, size, Some(user.id))
+            .map_err(store_error)?;
+        Ok((id, None))
+    })
+    .await?;
+    let url = store::document_url(doc_id);
+    page.url = url.clone();
+    // 3. the index, under the one-writer lock; on failure the old state stays
+    let indexed = {
+        let _one_at_a_time = state.refresh_lock.lock().await;
+        let answerer = answerer.clone();
+        let col2 = col.clone();
+        let record = PageRecord {
+            url: url.clone(),
+            site: INDEX_SITE.to_string(),
+            site_name: None,
+            collection: col2.index_id(),
+            visibility: col2.visibility(),
+            kind: page.kind,
+            title: page.title.clone(),
+            aliases: Vec::new(),
+            etag: None,
+            last_modified: None,
+            content_hash: sha.clone(),
+            links: Vec::new(),
+            modified: None,
+            indexed: true,
+            n_chunks: 0,
+            fetched_at: store::now().max(0) as u64,
+        };
+        blocking(move || {
+            let mut w = answerer.index().writer().map_err(|e| {
+                tracing::warn!(error = %e, "cannot open the index writer");
+                busy()
+            })?;
+            let embedder = answerer
+                .embedder()
+                .cloned()
+                .map(|e| Arc::new(lotse_answer::PassageEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>);
+            w.set_embedder(embedder);
+            let result = w.upsert(&record, Some(&page)).and_then(|n| w.commit().map(|_| n));
+            match result {
+                Ok(n) => Ok(n),
+                Err(e) => {
+                    let _ = w.rollback();
+                    tracing::error!(error = %e, "indexing an upload failed");
+                    Err(ApiError::internal())
+                }
+            }
+        })
+        .await
+    };
+    let store = c.store();
+    let n_chunks = match indexed {
+        Ok(n) => n,
+        Err(e) => {
+            if existing.is_none() {
+                let _ = blocking(move || store.delete_document(doc_id).map_err(store_error)).await;
+            }
+            return Err(e);
+        }
+    };
+    state.refresh_index().await;
+    // 4. the row: new metadata and chunk count
+    let (n2, uid) = (name.clone(), c.user()?.id);
+    let doc = blocking(move || {
+        store
+            .put_document(id, &n2, kind.key(), &title, &sha, size, Some(uid))
+            .map_err(store_error)?;
+        store.finish_document(doc_id, n_chunks).map_err(store_error)?;
+        store.document(doc_id).map_err(store_error)?.ok_or_else(|| not_found("document"))
+    })
+    .await?;
+    audit(&c, if existing.is_some() { "replace_document" } else { "upload_document" }, None, false, vec![col.title.clone()], "ok").await;
+    Ok((if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED }, Json(doc)))
+}
+
+/// A document with its collection, when the caller may read it.
+async fn readable_document(c: &Ctx, id: i64) -> Result<(Document, Collection), ApiError> {
+    let store = c.store();
+    let (doc, col) = blocking(move || {
+        let d = store.document(id).map_err(store_error)?.ok_or_else(|| not_found("document"))?;
+        let col = store.collection(d.collection_id).map_err(store_error)?.ok_or_else(|| not_found("collection"))?;
+        Ok((d, col))
+    })
+    .await?;
+    c.allow(&Action::ReadCollection(&col.owner))?;
+    Ok((doc, col))
+}
+
+/// Delete a document: from the index first, then its row.
+#[utoipa::path(delete, path = "/portal/api/documents/{id}", tag = "portal",
+    params(("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_document(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let (doc, col) = readable_document(&c, id).await?;
+    c.allow(&Action::ManageCollection(&col.owner))?;
+    remove_from_index(&state, vec![doc.url.clone()]).await?;
+    let store = c.store();
+    blocking(move || store.delete_document(id).map_err(store_error)).await?;
+    audit(&c, "delete_document", None, false, vec![col.title.clone()], "ok").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+fn html_page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"de\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{t}</title>\
+<style>body{{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem;line-height:1.5;color:#1a1a1a}}table{{border-collapse:collapse}}td,th{{border:1px solid #888;padding:.25rem .5rem}}:target{{background:#fff3b0}}.meta{{color:#444}}</style></head>\
+<body><main>{body}</main></body></html>",
+        t = esc(title)
+    )
+}
+
+fn html_error(e: ApiError) -> Response {
+    let body = format!("<h1>{}</h1><p><a href=\"/portal/\">Zum Portal</a></p>", esc(&e.message));
+    let mut r = (e.status, Html(html_page("Lotse-Portal", &body))).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A document as the portal shows it (and cites it), with section anchors.
+#[utoipa::path(get, path = "/portal/dokumente/{id}", tag = "portal",
+    params(("id" = i64, Path)),
+    responses((status = 200, content_type = "text/html", body = String), (status = 401), (status = 403), (status = 404)))]
+pub async fn document_page(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    let result: Result<String, ApiError> = async {
+        let c = ctx(&state, &method, &headers).await?;
+        c.allow(&Action::Portal)?;
+        let (doc, col) = readable_document(&c, id).await?;
+        let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+        let url = doc.url.clone();
+        let scope = CollectionScope::new([col.index_id()]);
+        let found = blocking(move || {
+            answerer.index().page(&url, &scope).map_err(|e| {
+                tracing::error!(error = %e, "cannot read a document from the index");
+                ApiError::internal()
+            })
+        })
+        .await?;
+        let Some((_, page)) = found else { return Err(not_found("document")) };
+        let mut body = format!(
+            "<p class=\"meta\"><a href=\"/portal/\">Portal</a> · Sammlung „{}“ · Datei {}</p><h1>{}</h1>",
+            esc(&col.title),
+            esc(&doc.file_name),
+            esc(&doc.title)
+        );
+        for b in &page.blocks {
+            match b {
+                Block::Heading { level, text, anchor } => {
+                    let l = (*level).clamp(2, 6);
+                    let id = anchor.as_deref().map(|a| format!(" id=\"{}\"", esc(a))).unwrap_or_default();
+                    body.push_str(&format!("<h{l}{id}>{}</h{l}>", esc(text)));
+                }
+                Block::Paragraph { text } => body.push_str(&format!("<p>{}</p>", esc(text))),
+                Block::List { ordered, items } => {
+                    let t = if *ordered { "ol" } else { "ul" };
+                    body.push_str(&format!("<{t}>"));
+                    for i in items {
+                        body.push_str(&format!("<li>{}</li>", esc(i)));
+                    }
+                    body.push_str(&format!("</{t}>"));
+                }
+                Block::Table { rows } => {
+                    body.push_str("<table>");
+                    for r in rows {
+                        body.push_str("<tr>");
+                        for cell in r {
+                            body.push_str(&format!("<td>{}</td>", esc(cell)));
+                        }
+                        body.push_str("</tr>");
+                    }
+                    body.push_str("</table>");
+                }
+            }
+        }
+        Ok(html_page(&doc.title, &body))
+    }
+    .await;
+    match result {
+        Ok(html) => {
+            let mut r = Html(html).into_response();
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+            r
+        }
+        Err(e) => html_error(e),
+    }
+}
+
+// ---- search and chat ---------------------------------------------------------------------
+
+/// The search scope of a request: the collections (each checked) and the website.
+async fn scope_for(c: &Ctx, ids: &[i64], website: bool) -> Result<(CollectionScope, Vec<Collection>), ApiError> {
+    let mut cols = Vec::new();
+    for id in ids {
+        let col = load_collection(c, *id).await?;
+        c.allow(&Action::ReadCollection(&col.owner))?;
+        cols.push(col);
+    }
+    let mut ids: Vec<CollectionId> = cols.iter().map(Collection::index_id).collect();
+    if website {
+        ids.push(CollectionId::website());
+    }
+    if ids.is_empty() {
+        return Err(ApiError::bad_request(
+            "no_collection",
+            "Bitte wählen Sie mindestens eine Sammlung oder die Website.",
+        ));
+    }
+    Ok((CollectionScope::new(ids), cols))
+}
+
+fn parse_ids(s: Option<&str>) -> Result<Vec<i64>, ApiError> {
+    s.unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse::<i64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| ApiError::bad_request("collections", "Die Sammlungen sind als Liste von Nummern anzugeben."))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SearchParams {
+    pub q: String,
+    /// Collection ids, comma-separated.
+    pub collections: Option<String>,
+    /// Also the public website.
+    #[serde(default)]
+    pub website: bool,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortalHit {
+    pub url: String,
+    pub title: String,
+    pub heading: String,
+    pub deep_link: String,
+    pub snippet: String,
+    pub score: f32,
+}
+
+/// Search the chosen collections (and the website).
+#[utoipa::path(get, path = "/portal/api/search", tag = "portal", params(SearchParams),
+    responses((status = 200, body = [PortalHit]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn search(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    Query(q): Query<SearchParams>,
+) -> Result<Json<Vec<PortalHit>>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Chat)?;
+    let ids = parse_ids(q.collections.as_deref())?;
+    let (scope, _) = scope_for(&c, &ids, q.website).await?;
+    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+    let limit = q.limit.unwrap_or(10).clamp(1, 50);
+    let query = q.q.clone();
+    if query.trim().is_empty() {
+        return Err(ApiError::bad_request("empty_query", "Bitte geben Sie einen Suchbegriff ein."));
+    }
+    let hits = blocking(move || answerer.search_in(&query, limit, &scope).map_err(ApiError::from)).await?;
+    Ok(Json(
+        hits.into_iter()
+            .map(|h| PortalHit {
+                deep_link: h.deep_link,
+                url: h.url,
+                title: h.title,
+                heading: h.heading,
+                snippet: h.snippet,
+                score: h.score,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortalChatRequest {
+    #[schema(example = "Welche Fristen gelten für die Bauvoranfrage?")]
+    pub question: String,
+    /// Collection ids to answer from.
+    #[serde(default)]
+    pub collections: Vec<i64>,
+    /// Also the public website.
+    #[serde(default)]
+    pub website: bool,
+    /// `lokal` (default) or the name of a configured external model.
+    pub model: Option<String>,
+    /// Continue this chat (its earlier turns are the history).
+    pub chat_id: Option<i64>,
+    /// Answer language; detected from the question when absent.
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortalChatResponse {
+    pub chat_id: i64,
+    pub answer: Answer,
+}
+
+fn blocked(code: &'static str, message: String) -> ApiError {
+    ApiError::new(StatusCode::FORBIDDEN, code, message)
+}
+
+/// A cited answer from the chosen collections (and the website), stored in the user's
+/// history. External models are refused for private collections and for questions with
+/// personal data; the reason is in the error message.
+#[utoipa::path(post, path = "/portal/api/chat", tag = "portal", request_body = PortalChatRequest,
+    responses(
+        (status = 200, body = PortalChatResponse),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "No access, level too low, or an external model refused (`external_private`, `external_pii`)", body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+pub async fn chat(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Json<PortalChatRequest>, JsonRejection>,
+) -> Result<Json<PortalChatResponse>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Chat)?;
+    let req = json_body(body)?;
+    let user = c.user()?.clone();
+    let (scope, cols) = scope_for(&c, &req.collections, req.website).await?;
+    let col_names: Vec<String> = cols.iter().map(|x| x.title.clone()).collect();
+    // the earlier turns of the chat
+    let store = c.store();
+    let (uid, chat_id) = (user.id, req.chat_id);
+    let history: Vec<ChatMessage> = blocking(move || match chat_id {
+        None => Ok(Vec::new()),
+        Some(id) => match store.chat_owner(id).map_err(store_error)? {
+            Some(owner) if owner == uid => store.messages(id).map_err(store_error),
+            _ => Err(not_found("chat")),
+        },
+    })
+    .await?;
+    let turns: Vec<Turn> = history
+        .iter()
+        .rev()
+        .take(6)
+        .rev()
+        .filter_map(|m| {
+            let speaker = match m.role.as_str() {
+                "user" => lotse_answer::Speaker::User,
+                "assistant" => lotse_answer::Speaker::Assistant,
+                _ => return None,
+            };
+            Some(Turn { role: speaker, content: m.content.clone() })
+        })
+        .collect();
+    let base = state.answerer().ok_or_else(ApiError::starting)?;
+    let model_name = req.model.clone().filter(|m| !m.is_empty() && m != LOCAL_MODEL);
+    let answerer: Arc<Answerer> = match &model_name {
+        None => base,
+        Some(name) => {
+            let Some(ext) = c.portal.external(name) else {
+                return Err(ApiError::bad_request("unknown_model", "Dieses Modell ist nicht eingerichtet."));
+            };
+            c.allow(&Action::ExternalModel)?;
+            if !cols.is_empty() {
+                audit(&c, "chat", Some(name.clone()), true, col_names.clone(), "blocked_private").await;
+                return Err(blocked(
+                    "external_private",
+                    format!(
+                        "Interne Sammlungen dürfen nicht an externe KI-Dienste gehen. Bitte wählen Sie das lokale Modell oder nur die Website ({}).",
+                        ext.label
+                    ),
+                ));
+            }
+            let mut all = req.question.clone();
+            for t in &turns {
+                all.push('\n');
+                all.push_str(&t.content);
+            }
+            let kinds = pii::kinds(&all);
+            if !kinds.is_empty() {
+                audit(&c, "chat", Some(name.clone()), true, col_names.clone(), "blocked_pii").await;
+                return Err(blocked("external_pii", pii::refusal_de(&kinds)));
+            }
+            Arc::new(base.with_generation(ext.service.clone()))
+        }
+    };
+    let areq = AnswerRequest { question: req.question.clone(), history: turns, lang: req.lang.clone() };
+    Answerer::validate(&areq)?;
+    let a2 = answerer.clone();
+    let prepared = blocking(move || a2.prepare_in(&areq, &scope).map_err(ApiError::from)).await?;
+    let mut run = answerer.start(prepared)?;
+    let mut answer = None;
+    while let Some(ev) = run.events.recv().await {
+        match ev {
+            AnswerEvent::Done(a) => {
+                answer = Some(*a);
+                break;
+            }
+            AnswerEvent::Error(e) => return Err(e.into()),
+            _ => {}
+        }
+    }
+    let mut answer = answer.ok_or_else(ApiError::internal)?;
+    answer.id = format!("p{}", auth::random_token("").chars().take(16).collect::<String>());
+    // the history
+    let store = c.store();
+    let (q, a) = (req.question.clone(), answer.clone());
+    let model_id = if a.model.is_empty() { None } else { Some(a.model.clone()) };
+    let chat_id = blocking(move || {
+        let id = match chat_id {
+            Some(id) => id,
+            None => store.create_chat(uid, &q).map_err(store_error)?,
+        };
+        let t = store::now();
+        store
+            .add_message(id, &ChatMessage { role: "user".into(), content: q, sources: serde_json::Value::Null, model: None, at: t })
+            .map_err(store_error)?;
+        store
+            .add_message(
+                id,
+                &ChatMessage {
+                    role: "assistant".into(),
+                    content: a.answer.clone(),
+                    sources: serde_json::to_value(&a.sources).unwrap_or_default(),
+                    model: model_id,
+                    at: t,
+                },
+            )
+            .map_err(store_error)?;
+        Ok(id)
+    })
+    .await?;
+    let outcome = if answer.refused { "refused" } else { "answered" };
+    let content = state.config.portal.audit_content.then(|| pii::redact(&req.question));
+    audit_full(
+        &c,
+        AuditEntry {
+            action: "chat".into(),
+            model: Some(model_name.clone().unwrap_or_else(|| answer.model.clone())),
+            external: model_name.is_some(),
+            collections: col_names,
+            prompt_tokens: answer.timings.prompt_tokens as i64,
+            completion_tokens: answer.timings.completion_tokens as i64,
+            outcome: outcome.into(),
+            content,
+            ..AuditEntry::default()
+        },
+    )
+    .await;
+    Ok(Json(PortalChatResponse { chat_id, answer }))
+}
+
+async fn audit(c: &Ctx, action: &str, model: Option<String>, external: bool, collections: Vec<String>, outcome: &str) {
+    audit_full(
+        c,
+        AuditEntry {
+            action: action.into(),
+            model,
+            external,
+            collections,
+            outcome: outcome.into(),
+            ..AuditEntry::default()
+        },
+    )
+    .await;
+}
+
+/// Write an audit entry for the request's user; a failure is logged, not shown.
+async fn audit_full(c: &Ctx, mut e: AuditEntry) {
+    if let Some(u) = c.principal.user() {
+        e.user_id = Some(u.id);
+        e.user_name = u.name.clone();
+        e.groups = u.groups.clone();
+    }
+    if matches!(c.principal, Principal::Token { .. }) {
+        e.action = format!("{} (token)", e.action);
+    }
+    let store = c.store();
+    let r = blocking(move || store.audit(&e).map_err(store_error)).await;
+    if r.is_err() {
+        tracing::error!("cannot write the audit log");
+    }
+}
+
+// ---- chat history ------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChatDetail {
+    pub id: i64,
+    pub messages: Vec<ChatMessage>,
+}
+
+#[utoipa::path(get, path = "/portal/api/chats", tag = "portal",
+    responses((status = 200, body = [ChatSummary]), (status = 401, body = ErrorBody)))]
+pub async fn chats(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<ChatSummary>>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Chat)?;
+    let (store, uid) = (c.store(), c.user()?.id);
+    Ok(Json(blocking(move || store.chats(uid).map_err(store_error)).await?))
+}
+
+async fn own_chat(c: &Ctx, id: i64) -> Result<(), ApiError> {
+    let (store, uid) = (c.store(), c.user()?.id);
+    blocking(move || match store.chat_owner(id).map_err(store_error)? {
+        Some(o) if o == uid => Ok(()),
+        // another user's chat is "not found", not "forbidden": its existence is not shown
+        _ => Err(not_found("chat")),
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/portal/api/chats/{id}", tag = "portal", params(("id" = i64, Path)),
+    responses((status = 200, body = ChatDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn chat_detail(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<ChatDetail>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Chat)?;
+    own_chat(&c, id).await?;
+    let store = c.store();
+    let messages = blocking(move || store.messages(id).map_err(store_error)).await?;
+    Ok(Json(ChatDetail { id, messages }))
+}
+
+#[utoipa::path(delete, path = "/portal/api/chats/{id}", tag = "portal", params(("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_chat(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    own_chat(&c, id).await?;
+    let store = c.store();
+    blocking(move || store.delete_chat(id).map_err(store_error)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete the whole history of the signed-in user.
+#[utoipa::path(delete, path = "/portal/api/chats", tag = "portal",
+    responses((status = 204), (status = 401, body = ErrorBody)))]
+pub async fn delete_chats(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let (store, uid) = (c.store(), c.user()?.id);
+    blocking(move || store.delete_chats_of(uid).map(|_| ()).map_err(store_error)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- prompts -----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPrompt {
+    pub title: String,
+    /// The text, with `{variables}`.
+    pub body: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Share with this group (needs the level for sharing); absent: your own.
+    pub group: Option<String>,
+}
+
+#[utoipa::path(get, path = "/portal/api/prompts", tag = "portal",
+    responses((status = 200, body = [Prompt]), (status = 401, body = ErrorBody)))]
+pub async fn prompts(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<Prompt>>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let (store, user) = (c.store(), c.user()?.clone());
+    let all = blocking(move || store.prompts_for(&user).map_err(store_error)).await?;
+    Ok(Json(all.into_iter().filter(|p| c.allow(&Action::UsePrompt(p.group.as_deref())).is_ok()).collect()))
+}
+
+#[utoipa::path(post, path = "/portal/api/prompts", tag = "portal", request_body = NewPrompt,
+    responses((status = 201, body = Prompt), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_prompt(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Json<NewPrompt>, JsonRejection>,
+) -> Result<(StatusCode, Json<Prompt>), ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let req = json_body(body)?;
+    if let Some(g) = &req.group {
+        c.allow(&Action::SharePrompt(g))?;
+    }
+    if pii::contains_pii(&req.body) {
+        return Err(ApiError::bad_request(
+            "prompt_pii",
+            "Die Vorlage enthält personenbezogene Daten. Bitte ersetzen Sie diese durch {Platzhalter}.",
+        ));
+    }
+    let (store, uid) = (c.store(), c.user()?.id);
+    let p = blocking(move || {
+        let id = store.create_prompt(&req.title, &req.body, &req.tags, req.group.as_deref(), uid).map_err(store_error)?;
+        store.prompt(id).map_err(store_error)?.map(|(p, _)| p).ok_or_else(|| not_found("prompt"))
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(p)))
+}
+
+#[utoipa::path(delete, path = "/portal/api/prompts/{id}", tag = "portal", params(("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_prompt(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let store = c.store();
+    let (p, owner) = blocking(move || store.prompt(id).map_err(store_error)?.ok_or_else(|| not_found("prompt"))).await?;
+    let user = c.user()?;
+    let own = owner == Some(user.id);
+    if !own {
+        // a shared prompt: the group's editors and admins may remove it
+        let g = p.group.clone().unwrap_or_default();
+        c.allow(&Action::ManageCollection(&Owner::Group(g)))?;
+    }
+    let store = c.store();
+    blocking(move || store.delete_prompt(id).map_err(store_error)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+// ---- models ------------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PortalModel {
+    /// The `model` of a chat request.
+    pub name: String,
+    pub label: String,
+    /// Runs outside the town's hardware: no private collections, no personal data.
+    pub external: bool,
+    /// The signed-in user may choose it.
+    pub allowed: bool,
+}
+
+#[utoipa::path(get, path = "/portal/api/models", tag = "portal",
+    responses((status = 200, body = [PortalModel]), (status = 401, body = ErrorBody)))]
+pub async fn models(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<PortalModel>>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::Portal)?;
+    let local = state.answerer().map(|a| a.model_id()).unwrap_or_default();
+    let mut out = vec![PortalModel {
+        name: LOCAL_MODEL.into(),
+        label: if local.is_empty() { "Lokales Modell".into() } else { format!("Lokales Modell ({local})") },
+        external: false,
+        allowed: c.allow(&Action::Chat).is_ok(),
+    }];
+    let ext_ok = c.allow(&Action::ExternalModel).is_ok();
+    for e in &c.portal.externals {
+        out.push(PortalModel { name: e.name.clone(), label: e.label.clone(), external: true, allowed: ext_ok });
+    }
+    Ok(Json(out))
+}
+
+// ---- administration ----------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    pub display_name: Option<String>,
+    /// At least 10 characters.
+    pub password: String,
+    pub role: auth::Role,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    pub level: Option<auth::Level>,
+    pub role: Option<auth::Role>,
+    pub groups: Option<Vec<String>>,
+    /// Lock the account (its sessions end).
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[utoipa::path(get, path = "/portal/api/admin/users", tag = "portal",
+    responses((status = 200, body = [UserInfo]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn users(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<UserInfo>>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ManageUsers)?;
+    let store = c.store();
+    Ok(Json(blocking(move || store.users().map_err(store_error)).await?))
+}
+
+#[utoipa::path(post, path = "/portal/api/admin/users", tag = "portal", request_body = NewUser,
+    responses((status = 201, body = UserInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn create_user(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Json<NewUser>, JsonRejection>,
+) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ManageUsers)?;
+    let req = json_body(body)?;
+    let store = c.store();
+    let u = blocking(move || {
+        let hash = auth::hash_password(&req.password).map_err(|e| {
+            ApiError::bad_request("password", format!("Das Passwort ist zu schwach: mindestens {} Zeichen. ({e})", auth::MIN_PASSWORD_CHARS))
+        })?;
+        let display = req.display_name.clone().unwrap_or_else(|| req.name.clone());
+        let id = store.create_user(&req.name, &display, Some(&hash), req.role, &req.groups).map_err(store_error)?;
+        store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))
+    })
+    .await?;
+    audit(&c, "create_user", None, false, Vec::new(), "ok").await;
+    Ok((StatusCode::CREATED, Json(u)))
+}
+
+/// Change a user's KI-Kompass level, role or groups, or lock the account.
+#[utoipa::path(patch, path = "/portal/api/admin/users/{id}", tag = "portal", params(("id" = i64, Path)), request_body = UserChange,
+    responses((status = 200, body = UserInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn change_user(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Result<Json<UserChange>, JsonRejection>,
+) -> Result<Json<UserInfo>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ManageUsers)?;
+    let req = json_body(body)?;
+    let store = c.store();
+    let u = blocking(move || {
+        let u = store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))?;
+        if req.disabled {
+            store.disable_user(id).map_err(store_error)?;
+            return Ok(u);
+        }
+        if let Some(l) = req.level {
+            store.set_level(id, l).map_err(store_error)?;
+        }
+        if req.role.is_some() || req.groups.is_some() {
+            let role = req.role.unwrap_or(u.role);
+            let groups = req.groups.clone().unwrap_or(u.groups.clone());
+            store.set_role_and_groups(id, role, &groups).map_err(store_error)?;
+        }
+        store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))
+    })
+    .await?;
+    audit(&c, "change_user", None, false, Vec::new(), "ok").await;
+    Ok(Json(u))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What it is for ("CMS", "n8n").
+    pub name: String,
+    /// The user it acts for (default: yourself).
+    pub user_id: Option<i64>,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedToken {
+    /// Shown once: keep it in the CMS's configuration.
+    pub token: String,
+}
+
+#[utoipa::path(get, path = "/portal/api/admin/tokens", tag = "portal",
+    responses((status = 200, body = [TokenInfo]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn tokens(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<TokenInfo>>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ManageUsers)?;
+    let store = c.store();
+    Ok(Json(blocking(move || store.tokens().map_err(store_error)).await?))
+}
+
+#[utoipa::path(post, path = "/portal/api/admin/tokens", tag = "portal", request_body = NewToken,
+    responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn create_token(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Json<NewToken>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ManageUsers)?;
+    let req = json_body(body)?;
+    let (store, me_id) = (c.store(), c.user()?.id);
+    let token = blocking(move || {
+        let uid = req.user_id.unwrap_or(me_id);
+        store.user(uid).map_err(store_error)?.ok_or_else(|| not_found("user"))?;
+        store.create_token(uid, &req.name, &req.scopes).map_err(store_error)
+    })
+    .await?;
+    audit(&c, "create_token", None, false, Vec::new(), "ok").await;
+    Ok((StatusCode::CREATED, Json(CreatedToken { token })))
+}
+
+#[utoipa::path(delete, path = "/portal/api/admin/tokens/{id}", tag = "portal", params(("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_token(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ManageUsers)?;
+    let store = c.store();
+    blocking(move || store.revoke_token(id).map_err(store_error)).await?;
+    audit(&c, "revoke_token", None, false, Vec::new(), "ok").await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ExportParams {
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+    /// Unix time: entries from then on (default: the last 90 days).
+    pub since: Option<i64>,
+}
+
+fn csv_response(name: &str, body: String) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
+        r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+fn want_csv(p: &ExportParams) -> Result<bool, ApiError> {
+    match p.format.as_deref() {
+        None | Some("json") => Ok(false),
+        Some("csv") => Ok(true),
+        Some(_) => Err(ApiError::bad_request("format", "Als Format gibt es „json“ und „csv“.")),
+    }
+}
+
+fn since(p: &ExportParams) -> i64 {
+    p.since.unwrap_or_else(|| store::now() - 90 * 86_400)
+}
+
+/// The audit log: who, when, which model, which collections, token counts.
+#[utoipa::path(get, path = "/portal/api/admin/audit", tag = "portal", params(ExportParams),
+    responses((status = 200, body = [AuditRecord]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn audit_log(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Query(p): Query<ExportParams>) -> Result<Response, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ViewAudit)?;
+    let csv = want_csv(&p)?;
+    let (store, from) = (c.store(), since(&p));
+    let rows = blocking(move || store.audit_log(from, 100_000).map_err(store_error)).await?;
+    if !csv {
+        return Ok(Json(rows).into_response());
+    }
+    let header = ["id", "at", "user", "groups", "action", "model", "external", "collections", "prompt_tokens", "completion_tokens", "outcome", "content"];
+    let data: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(), r.at.to_string(), r.user, r.groups, r.action, r.model.unwrap_or_default(),
+                r.external.to_string(), r.collections, r.prompt_tokens.to_string(), r.completion_tokens.to_string(),
+                r.outcome, r.content.unwrap_or_default(),
+            ]
+        })
+        .collect();
+    Ok(csv_response("lotse-audit.csv", store::to_csv(&header, &data)))
+}
+
+/// Requests and tokens per group and model.
+#[utoipa::path(get, path = "/portal/api/admin/usage", tag = "portal", params(ExportParams),
+    responses((status = 200, body = [Usage]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn usage(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Query(p): Query<ExportParams>) -> Result<Response, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ViewAudit)?;
+    let csv = want_csv(&p)?;
+    let (store, from) = (c.store(), since(&p));
+    let rows = blocking(move || store.usage(from).map_err(store_error)).await?;
+    if !csv {
+        return Ok(Json(rows).into_response());
+    }
+    let data: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|u| vec![u.group, u.model, u.requests.to_string(), u.prompt_tokens.to_string(), u.completion_tokens.to_string()])
+        .collect();
+    Ok(csv_response("lotse-usage.csv", store::to_csv(&["group", "model", "requests", "prompt_tokens", "completion_tokens"], &data)))
+}
+
+/// The AI system register (EU AI Act inventory): each model and use.
+#[utoipa::path(get, path = "/portal/api/register", tag = "portal", params(ExportParams),
+    responses((status = 200, body = [RegisterEntry]), (status = 401, body = ErrorBody)))]
+pub async fn register(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Query(p): Query<ExportParams>) -> Result<Response, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ViewRegister)?;
+    let csv = want_csv(&p)?;
+    let store = c.store();
+    let rows = blocking(move || store.register().map_err(store_error)).await?;
+    if !csv {
+        return Ok(Json(rows).into_response());
+    }
+    let data: Vec<Vec<String>> = rows
+        .into_iter()
+        .map(|e| vec![e.name, e.model, e.purpose, e.provider, e.risk_class, e.responsible, e.updated_at.to_string()])
+        .collect();
+    Ok(csv_response(
+        "lotse-ki-register.csv",
+        store::to_csv(&["name", "model", "purpose", "provider", "risk_class", "responsible", "updated_at"], &data),
+    ))
+}
+
+/// Add or change a register entry (by `name`).
+#[utoipa::path(put, path = "/portal/api/register", tag = "portal", request_body = RegisterEntry,
+    responses((status = 200, body = RegisterEntry), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn put_register(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    body: Result<Json<RegisterEntry>, JsonRejection>,
+) -> Result<Json<RegisterEntry>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ManageRegister)?;
+    let e = json_body(body)?;
+    if e.name.trim().is_empty() || e.responsible.trim().is_empty() {
+        return Err(ApiError::bad_request("register", "Bitte geben Sie die Anwendung und die verantwortliche Person an."));
+    }
+    let store = c.store();
+    let e2 = e.clone();
+    blocking(move || store.put_register(&e2).map_err(store_error)).await?;
+    audit(&c, "put_register", None, false, Vec::new(), "ok").await;
+    Ok(Json(e))
+}
+
+// ---- the CMS -----------------------------------------------------------------------------
+
+/// Whether a bearer token is a portal token with `action`'s scope (for the CMS routes):
+/// `None` when the request carries no portal token.
+pub async fn cms_token(state: &AppState, headers: &HeaderMap, action: Action<'static>) -> Option<Result<(), ApiError>> {
+    let token = bearer(headers).filter(|t| is_portal_token(t))?;
+    let portal = state.portal()?;
+    let store = portal.store.clone();
+    let found = match blocking(move || store.token(&token).map_err(store_error)).await {
+        Ok(f) => f,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(match found {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Dieser Zugangsschlüssel ist ungültig oder wurde widerrufen.",
+        )),
+        Some((owner, scopes)) => {
+            auth::authorize(&Principal::Token { owner, scopes }, &action, &portal.rules).map_err(denied)
+        }
+    })
+}
+
+/// Hourly: chats past their retention are deleted.
+pub async fn expire_chats(state: &AppState) {
+    let Some(portal) = state.portal() else { return };
+    let days = state.config.portal.chat_retention_days;
+    if days == 0 {
+        return;
+    }
+    let store = portal.store.clone();
+    match blocking(move || store.expire_chats(days).map_err(store_error)).await {
+        Ok(n) if n > 0 => tracing::info!(chats = n, "expired chats deleted"),
+        Ok(_) => {}
+        Err(_) => tracing::warn!("cannot expire chats"),
+    }
+}
+
+/// Open the portal of a server: `portal.sqlite` in `data`, the KI-Kompass of the
+/// configuration and its external models.
+pub fn open(config: &crate::Config, data: &std::path::Path) -> Result<Portal, String> {
+    let p = &config.portal;
+    std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
+    let store = Store::open(&data.join("portal.sqlite")).map_err(|e| e.to_string())?;
+    let check = Check::load(p.kompass_check.as_deref()).map_err(|e| e.to_string())?;
+    let text = lotse_portal::kompass::load_text(p.kompass_text.as_deref()).map_err(|e| e.to_string())?;
+    let mut externals = Vec::new();
+    for e in &p.external {
+        let rc = lotse_inference::remote::RemoteConfig {
+            base_url: e.url.clone(),
+            model: e.model.clone(),
+            api_key_env: e.api_key_env.clone(),
+            external: true,
+            context_len: 8192,
+            timeout_secs: 120,
+        };
+        let g = lotse_inference::remote::RemoteGenerator::new(&rc)
+            .map_err(|err| format!("external model {}: {err}", e.name))?;
+        externals.push(External {
+            name: e.name.clone(),
+            label: e.label.clone(),
+            provider: e.provider.clone().unwrap_or_else(|| e.url.clone()),
+            service: Arc::new(GenerationService::new(Arc::new(g), 2, config.limits.queue)),
+        });
+    }
+    Ok(Portal::new(Arc::new(store), check, text, p.levels.clone(), externals))
+}
+
+/// Seed the AI system register with this installation's uses (entries an admin changed
+/// stay as they are).
+pub fn seed_register(portal: &Portal, local_model: &str, responsible: &str) -> Result<(), StoreError> {
+    let entry = |name: &str, model: &str, purpose: &str, provider: &str, risk: &str| RegisterEntry {
+        name: name.into(),
+        model: model.into(),
+        purpose: purpose.into(),
+        provider: provider.into(),
+        risk_class: risk.into(),
+        responsible: responsible.into(),
+        updated_at: 0,
+    };
+    let own = "Eigener Server der Verwaltung (Lotse, lokales Modell)";
+    portal.store.seed_register(&entry(
+        "Bürger-Chat",
+        local_model,
+        "Beantwortet Fragen von Bürgerinnen und Bürgern aus den Seiten der Website, mit Quellen; gekennzeichnet als KI-generiert.",
+        own,
+        "begrenzt (Transparenzpflichten)",
+    ))?;
+    portal.store.seed_register(&entry(
+        "Einfache Sprache",
+        local_model,
+        "Schreibt Seiten der Website in Einfache Sprache um; das Original bleibt verbindlich.",
+        own,
+        "begrenzt (Transparenzpflichten)",
+    ))?;
+    portal.store.seed_register(&entry(
+        "Mitarbeiterportal",
+        local_model,
+        "Beantwortet Fragen von Beschäftigten aus internen Sammlungen, mit Quellen; Menschen bleiben verantwortlich.",
+        own,
+        "minimal",
+    ))?;
+    for e in &portal.externals {
+        portal.store.seed_register(&entry(
+            &format!("Mitarbeiterportal: {}", e.label),
+            &e.name,
+            "Externer KI-Dienst für Fragen ohne interne Dokumente und ohne personenbezogene Daten.",
+            &e.provider,
+            "minimal",
+        ))?;
+    }
+    Ok(())
+}
