@@ -23,6 +23,12 @@ rm -rf "$out.tmp" && mkdir -p "$out.tmp"
 wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
   --out-dir "$out.tmp" --out-name lotse_widget \
   "${CARGO_TARGET_DIR:-widget/target}/wasm32-unknown-unknown/release/lotse_widget.wasm"
+# the staff portal's page (/portal/): the same crate with the `portal` feature, a module of
+# its own so that citizens never download it
+cargo build --release --locked --target wasm32-unknown-unknown --manifest-path widget/Cargo.toml --features portal
+wasm-bindgen --target web --no-typescript --remove-name-section --remove-producers-section \
+  --out-dir "$out.tmp" --out-name lotse_portal \
+  "${CARGO_TARGET_DIR:-widget/target}/wasm32-unknown-unknown/release/lotse_widget.wasm"
 # the loader asks for the module with a version, so that a new build is fetched at once
 version=$(cat "$out.tmp/lotse_widget.js" "$out.tmp/lotse_widget_bg.wasm" | sha256sum | cut -c1-12)
 sed "s/__LOTSE_VERSION__/$version/" widget/loader/lotse.js > "$out.tmp/lotse.js"
@@ -34,6 +40,10 @@ for f in lotse.js lotse_widget.js lotse_widget_bg.wasm; do
   printf '%-22s %8d bytes  %8d gzip\n' "$f" "$raw" "$gz"
 done
 printf '%-22s %8s        %8d gzip (budget 358400)\n' "total" "" "$total"
+for f in lotse_portal.js lotse_portal_bg.wasm; do
+  raw=$(wc -c < "$out/$f"); gz=$(gzip -9 -c "$out/$f" | wc -c)
+  printf '%-22s %8d bytes  %8d gzip (staff portal)\n' "$f" "$raw" "$gz"
+done
 if [ "$total" -gt 358400 ]; then
   echo "error: the widget is over its size budget" >&2
   exit 1

@@ -123,7 +123,7 @@ fn online() -> bool {
     web_sys::window().is_none_or(|w| w.navigator().on_line())
 }
 
-fn network_failure() -> Failure {
+pub(crate) fn network_failure() -> Failure {
     if online() {
         Failure::Unreachable
     } else {
@@ -157,14 +157,14 @@ async fn send(url: &str, method: &str, body: Option<String>, accept: &str) -> Re
     resp.dyn_into::<Response>().map_err(|_| Failure::Unreachable)
 }
 
-async fn text_of(resp: &Response) -> Result<String, Failure> {
+pub(crate) async fn text_of(resp: &Response) -> Result<String, Failure> {
     let promise = resp.text().map_err(|_| network_failure())?;
     let v = JsFuture::from(promise).await.map_err(|_| network_failure())?;
     Ok(v.as_string().unwrap_or_default())
 }
 
 /// Turn an error response into a [`Failure`], with the server's German message.
-async fn failure_of(resp: &Response) -> Failure {
+pub(crate) async fn failure_of(resp: &Response) -> Failure {
     let status = resp.status();
     let body = text_of(resp).await.unwrap_or_default();
     let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {

@@ -8,6 +8,8 @@
 mod api;
 mod chat;
 mod config;
+#[cfg(feature = "portal")]
+mod portal;
 mod simplify;
 mod style;
 

@@ -217,6 +217,7 @@ impl AppState {
         api::metrics,
         openai::chat_completions,
         openai::models,
+        portal::page,
         portal::login,
         portal::logout,
         portal::whoami,
@@ -406,6 +407,8 @@ pub fn app(state: Arc<AppState>) -> Router {
     // the staff portal: same-origin only (no CORS), uploads up to their own limit
     let upload_limit = state.config.portal.max_upload_bytes.saturating_add(1024);
     let portal_routes = Router::new()
+        .route("/portal/", get(portal::page))
+        .route("/portal", get(|| async { axum::response::Redirect::permanent("/portal/") }))
         .route("/portal/api/login", post(portal::login))
         .route("/portal/api/logout", post(portal::logout))
         .route("/portal/api/me", get(portal::whoami))

@@ -89,6 +89,11 @@ impl WidgetAssets {
         }
     }
 
+    /// Whether `/widget/{name}` is there to serve.
+    pub fn has(&self, name: &str) -> bool {
+        self.files.contains_key(name)
+    }
+
     /// Whether the loader is there.
     pub fn is_built(&self) -> bool {
         self.files.contains_key("lotse.js")

@@ -1,0 +1,635 @@
+//! The staff portal's page (`/portal/`): sign-in, the KI-Kompass check, collections with
+//! uploads, and the cited chat over collections and the website. Built as a module of its own
+//! (`lotse_portal.js`, cargo feature `portal`), so citizens never download it; it shares the
+//! widget's request and error handling (`api`).
+//!
+//! Every request goes to the same origin with the session cookie; requests that change
+//! something carry the session's CSRF token.
+
+use leptos::ev;
+use leptos::html;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Headers, HtmlElement, Request, RequestCredentials, RequestInit, Response};
+
+use crate::api::{self, Failure, Source};
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct User {
+    id: i64,
+    name: String,
+    display_name: String,
+    role: String,
+    level: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Me {
+    user: User,
+    csrf: Option<String>,
+    chat: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Question {
+    text: String,
+    options: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct PublicCheck {
+    questions: Vec<Question>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Kompass {
+    text: String,
+    check: PublicCheck,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Graded {
+    passed: bool,
+    right: usize,
+    total: usize,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Collection {
+    id: i64,
+    title: String,
+    #[serde(default)]
+    documents: i64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Document {
+    title: String,
+    n_chunks: i64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Model {
+    name: String,
+    label: String,
+    external: bool,
+    allowed: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Answer {
+    answer: String,
+    #[serde(default)]
+    sources: Vec<Source>,
+    #[serde(default)]
+    refused: bool,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    hint: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct ChatResponse {
+    chat_id: i64,
+    answer: Answer,
+}
+
+#[derive(Clone, Debug)]
+struct Exchange {
+    id: usize,
+    question: String,
+    answer: RwSignal<Option<Answer>>,
+    error: RwSignal<Option<String>>,
+}
+
+async fn request(method: &str, path: &str, body: Option<JsValue>, json: bool, csrf: Option<String>) -> Result<String, Failure> {
+    let window = web_sys::window().ok_or(Failure::Unreachable)?;
+    let headers = Headers::new().map_err(|_| Failure::Unreachable)?;
+    let _ = headers.set("Accept", "application/json");
+    if json {
+        let _ = headers.set("Content-Type", "application/json");
+    }
+    if let Some(c) = csrf {
+        let _ = headers.set("X-CSRF-Token", &c);
+    }
+    let init = RequestInit::new();
+    init.set_method(method);
+    init.set_credentials(RequestCredentials::SameOrigin);
+    init.set_headers(&headers);
+    if let Some(b) = body {
+        init.set_body(&b);
+    }
+    let req = Request::new_with_str_and_init(path, &init).map_err(|_| Failure::Unreachable)?;
+    let resp: Response = JsFuture::from(window.fetch_with_request(&req))
+        .await
+        .map_err(|_| api::network_failure())?
+        .dyn_into()
+        .map_err(|_| Failure::Unreachable)?;
+    if !resp.ok() {
+        return Err(api::failure_of(&resp).await);
+    }
+    api::text_of(&resp).await
+}
+
+fn parse<T: DeserializeOwned>(text: &str) -> Result<T, Failure> {
+    serde_json::from_str(text).map_err(|_| Failure::Server {
+        status: 200,
+        code: "bad_response".into(),
+        message: "Die Antwort des Servers war unverständlich. Bitte laden Sie die Seite neu.".into(),
+    })
+}
+
+async fn get<T: DeserializeOwned>(path: &str) -> Result<T, Failure> {
+    parse(&request("GET", path, None, false, None).await?)
+}
+
+async fn send<T: DeserializeOwned>(method: &str, path: &str, body: &impl Serialize, csrf: Option<String>) -> Result<T, Failure> {
+    let body = serde_json::to_string(body).unwrap_or_default();
+    parse(&request(method, path, Some(JsValue::from_str(&body)), true, csrf).await?)
+}
+
+fn is_unauthenticated(f: &Failure) -> bool {
+    matches!(f, Failure::Server { status: 401, .. })
+}
+
+fn level_label(level: &str) -> &'static str {
+    match level {
+        "seepferdchen" => "KI-Seepferdchen",
+        "bronze" => "Bronze",
+        "silber" => "Silber",
+        "gold" => "Gold",
+        _ => "noch ohne KI-Kompass",
+    }
+}
+
+/// The KI-Kompass text (Markdown): headings, lists and paragraphs.
+fn markdown(text: &str) -> Vec<AnyView> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n").map(str::trim).filter(|b| !b.is_empty()) {
+        if let Some(h) = block.strip_prefix("## ") {
+            out.push(view! { <h3>{h.to_string()}</h3> }.into_any());
+        } else if let Some(h) = block.strip_prefix("# ") {
+            out.push(view! { <h2>{h.to_string()}</h2> }.into_any());
+        } else if block.lines().all(|l| l.trim_start().starts_with("- ") || l.trim_start().starts_with("* ")) {
+            let items: Vec<String> = block.lines().map(|l| l.trim_start()[2..].replace("**", "")).collect();
+            out.push(view! { <ul>{items.into_iter().map(|i| view! { <li>{i}</li> }).collect_view()}</ul> }.into_any());
+        } else {
+            let p = block.split_whitespace().collect::<Vec<_>>().join(" ").replace("**", "");
+            out.push(view! { <p>{p}</p> }.into_any());
+        }
+    }
+    out
+}
+
+#[component]
+fn Login(me: RwSignal<Option<Me>>) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let submit = move |e: ev::SubmitEvent| {
+        e.prevent_default();
+        busy.set(true);
+        error.set(None);
+        let body = json!({"name": name.get_untracked().trim(), "password": password.get_untracked()});
+        spawn_local(async move {
+            match send::<Me>("POST", "/portal/api/login", &body, None).await {
+                Ok(m) => me.set(Some(m)),
+                Err(f) => error.set(Some(f.message())),
+            }
+            busy.set(false);
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="login-h">
+            <h2 id="login-h">"Anmelden"</h2>
+            <p>"Melden Sie sich mit Ihrem Konto der Verwaltung an."</p>
+            <form on:submit=submit>
+                <label for="login-name">"Benutzername"</label>
+                <input id="login-name" name="username" autocomplete="username" required
+                    on:input=move |e| name.set(event_target_value(&e))/>
+                <label for="login-password">"Passwort"</label>
+                <input id="login-password" name="password" type="password" autocomplete="current-password" required
+                    on:input=move |e| password.set(event_target_value(&e))/>
+                <button type="submit" prop:disabled=move || busy.get()>"Anmelden"</button>
+            </form>
+            <p class="error" role="alert">{move || error.get()}</p>
+        </section>
+    }
+}
+
+#[component]
+fn KompassCheck(me: RwSignal<Option<Me>>) -> impl IntoView {
+    let kompass = RwSignal::new(None::<Kompass>);
+    let answers = RwSignal::new(Vec::<Option<usize>>::new());
+    let result = RwSignal::new(None::<Graded>);
+    let error = RwSignal::new(None::<String>);
+    spawn_local(async move {
+        match get::<Kompass>("/portal/api/kompass").await {
+            Ok(k) => {
+                answers.set(vec![None; k.check.questions.len()]);
+                kompass.set(Some(k));
+            }
+            Err(f) => error.set(Some(f.message())),
+        }
+    });
+    let submit = move |e: ev::SubmitEvent| {
+        e.prevent_default();
+        let a = answers.get_untracked();
+        if a.iter().any(Option::is_none) {
+            error.set(Some("Bitte beantworten Sie alle Fragen.".into()));
+            return;
+        }
+        error.set(None);
+        let body = json!({"answers": a.iter().map(|x| x.unwrap_or(0)).collect::<Vec<_>>()});
+        let csrf = me.get_untracked().and_then(|m| m.csrf);
+        spawn_local(async move {
+            match send::<Graded>("POST", "/portal/api/kompass", &body, csrf).await {
+                Ok(g) => result.set(Some(g)),
+                Err(f) => error.set(Some(f.message())),
+            }
+        });
+    };
+    let go_on = move |_| {
+        spawn_local(async move {
+            if let Ok(m) = get::<Me>("/portal/api/me").await {
+                me.set(Some(m));
+            }
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="kompass-h">
+            <h2 id="kompass-h">"KI-Kompass: Ihr KI-Seepferdchen"</h2>
+            <p>"Bevor Sie den KI-Chat nutzen, lesen Sie bitte die Regeln der Verwaltung für KI und beantworten Sie die Fragen dazu."</p>
+            {move || kompass.get().map(|k| {
+                let questions = k.check.questions.clone();
+                view! {
+                    <div class="kompass-text">{markdown(&k.text)}</div>
+                    <form on:submit=submit>
+                        {questions.into_iter().enumerate().map(|(qi, q)| view! {
+                            <fieldset>
+                                <legend>{format!("{}. {}", qi + 1, q.text)}</legend>
+                                {q.options.into_iter().enumerate().map(|(oi, o)| {
+                                    let id = format!("frage-{qi}-{oi}");
+                                    view! {
+                                        <div class="option">
+                                            <input type="radio" id=id.clone() name=format!("frage-{qi}")
+                                                on:change=move |_| answers.update(|a| if let Some(x) = a.get_mut(qi) { *x = Some(oi) })/>
+                                            <label for=id>{o}</label>
+                                        </div>
+                                    }
+                                }).collect_view()}
+                            </fieldset>
+                        }).collect_view()}
+                        <button type="submit">"Antworten abgeben"</button>
+                    </form>
+                }
+            })}
+            <div aria-live="polite">
+                {move || result.get().map(|g| if g.passed {
+                    view! {
+                        <div class="ok">
+                            <p>{format!("Bestanden: {} von {} Antworten richtig. Sie haben jetzt das KI-Seepferdchen.", g.right, g.total)}</p>
+                            <button type="button" on:click=go_on>"Weiter zum KI-Chat"</button>
+                        </div>
+                    }.into_any()
+                } else {
+                    view! {
+                        <p class="error">{format!("Noch nicht bestanden: {} von {} Antworten richtig. Lesen Sie die Regeln noch einmal und versuchen Sie es erneut.", g.right, g.total)}</p>
+                    }.into_any()
+                })}
+            </div>
+            <p class="error" role="alert">{move || error.get()}</p>
+        </section>
+    }
+}
+
+#[component]
+fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
+    let csrf = me.csrf.clone();
+    let collections = RwSignal::new(Vec::<Collection>::new());
+    let chosen = RwSignal::new(Vec::<i64>::new());
+    let website = RwSignal::new(true);
+    let models = RwSignal::new(Vec::<Model>::new());
+    let model = RwSignal::new("lokal".to_string());
+    let notice = RwSignal::new(None::<String>);
+    let upload_error = RwSignal::new(None::<String>);
+    let exchanges = RwSignal::new(Vec::<Exchange>::new());
+    let chat_id = RwSignal::new(None::<i64>);
+    let draft = RwSignal::new(String::new());
+    let asking = RwSignal::new(false);
+    let next_id = StoredValue::new(0usize);
+    let can_manage = me.user.role != "staff";
+    let groups = me.user.groups.clone();
+    let user_id = me.user.id;
+    let csrf_v = StoredValue::new(csrf);
+
+    let reload = move || {
+        spawn_local(async move {
+            match get::<Vec<Collection>>("/portal/api/collections").await {
+                Ok(c) => collections.set(c),
+                Err(f) if is_unauthenticated(&f) => on_signed_out.run(()),
+                Err(_) => {}
+            }
+        })
+    };
+    reload();
+    spawn_local(async move {
+        if let Ok(m) = get::<Vec<Model>>("/portal/api/models").await {
+            models.set(m);
+        }
+    });
+
+    // a new collection
+    let new_title = RwSignal::new(String::new());
+    let new_owner = RwSignal::new(groups.first().cloned().unwrap_or_else(|| "ich".into()));
+    let create = move |e: ev::SubmitEvent| {
+        e.prevent_default();
+        let title = new_title.get_untracked();
+        let owner = new_owner.get_untracked();
+        let owner = if owner == "ich" { json!({"kind": "user", "id": user_id}) } else { json!({"kind": "group", "id": owner}) };
+        let csrf = csrf_v.get_value();
+        spawn_local(async move {
+            match send::<Collection>("POST", "/portal/api/collections", &json!({"title": title, "owner": owner}), csrf).await {
+                Ok(c) => {
+                    notice.set(Some(format!("Die Sammlung „{}“ wurde angelegt.", c.title)));
+                    new_title.set(String::new());
+                    reload();
+                }
+                Err(f) => upload_error.set(Some(f.message())),
+            }
+        });
+    };
+
+    // an upload
+    let file_input: NodeRef<html::Input> = NodeRef::new();
+    let target = RwSignal::new(None::<i64>);
+    let uploading = RwSignal::new(false);
+    let upload = move |e: ev::SubmitEvent| {
+        e.prevent_default();
+        upload_error.set(None);
+        notice.set(None);
+        let Some(input) = file_input.get_untracked() else { return };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else {
+            upload_error.set(Some("Bitte wählen Sie eine Datei aus.".into()));
+            return;
+        };
+        let Some(coll) = target.get_untracked().or_else(|| collections.get_untracked().first().map(|c| c.id)) else {
+            upload_error.set(Some("Bitte legen Sie zuerst eine Sammlung an.".into()));
+            return;
+        };
+        let name = file.name();
+        let path = format!(
+            "/portal/api/collections/{coll}/documents/{}",
+            String::from(js_sys::encode_uri_component(&name))
+        );
+        let csrf = csrf_v.get_value();
+        uploading.set(true);
+        spawn_local(async move {
+            let body: JsValue = file.into();
+            match request("PUT", &path, Some(body), false, csrf).await.and_then(|t| parse::<Document>(&t)) {
+                Ok(d) => {
+                    notice.set(Some(format!("„{}“ wurde aufgenommen ({} Abschnitte) und ist jetzt durchsuchbar.", d.title, d.n_chunks)));
+                    input.set_value("");
+                    reload();
+                }
+                Err(f) => upload_error.set(Some(f.message())),
+            }
+            uploading.set(false);
+        });
+    };
+
+    // the chat
+    let ask = move || {
+        let q = draft.get_untracked().trim().to_string();
+        if q.is_empty() || asking.get_untracked() {
+            return;
+        }
+        let id = next_id.get_value();
+        next_id.set_value(id + 1);
+        let x = Exchange { id, question: q.clone(), answer: RwSignal::new(None), error: RwSignal::new(None) };
+        exchanges.update(|v| v.push(x.clone()));
+        draft.set(String::new());
+        asking.set(true);
+        let body = json!({
+            "question": q,
+            "collections": chosen.get_untracked(),
+            "website": website.get_untracked(),
+            "model": model.get_untracked(),
+            "chat_id": chat_id.get_untracked(),
+        });
+        let csrf = csrf_v.get_value();
+        spawn_local(async move {
+            match send::<ChatResponse>("POST", "/portal/api/chat", &body, csrf).await {
+                Ok(r) => {
+                    chat_id.set(Some(r.chat_id));
+                    x.answer.set(Some(r.answer));
+                }
+                Err(f) => x.error.set(Some(f.message())),
+            }
+            asking.set(false);
+        });
+    };
+    let new_chat = move |_| {
+        chat_id.set(None);
+        exchanges.set(Vec::new());
+    };
+    let delete_history = move |_| {
+        let csrf = csrf_v.get_value();
+        spawn_local(async move {
+            match request("DELETE", "/portal/api/chats", None, false, csrf).await {
+                Ok(_) => {
+                    chat_id.set(None);
+                    exchanges.set(Vec::new());
+                    notice.set(Some("Ihr Chat-Verlauf wurde gelöscht.".into()));
+                }
+                Err(f) => notice.set(Some(f.message())),
+            }
+        });
+    };
+    let toggle = move |id: i64, on: bool| {
+        chosen.update(|c| {
+            c.retain(|x| *x != id);
+            if on {
+                c.push(id);
+            }
+        })
+    };
+    let group_options = groups.clone();
+
+    view! {
+        <div class="workspace">
+            <section class="card" aria-labelledby="chat-h">
+                <h2 id="chat-h">"KI-Chat"</h2>
+                <fieldset>
+                    <legend>"Antworten aus"</legend>
+                    <div class="option">
+                        <input type="checkbox" id="quelle-website" prop:checked=move || website.get()
+                            on:change=move |e| website.set(event_target_checked(&e))/>
+                        <label for="quelle-website">"der Website der Verwaltung"</label>
+                    </div>
+                    <For each=move || collections.get() key=|c| (c.id, c.documents) let:c>
+                        {
+                            let id = format!("sammlung-{}", c.id);
+                            let cid = c.id;
+                            view! {
+                                <div class="option">
+                                    <input type="checkbox" id=id.clone() prop:checked=move || chosen.get().contains(&cid)
+                                        on:change=move |e| toggle(cid, event_target_checked(&e))/>
+                                    <label for=id>{format!("{} ({} Dokumente)", c.title, c.documents)}</label>
+                                </div>
+                            }
+                        }
+                    </For>
+                </fieldset>
+                <label for="modell">"Modell"</label>
+                <select id="modell" on:change=move |e| model.set(event_target_value(&e))>
+                    <For each=move || models.get() key=|m| m.name.clone() let:m>
+                        <option value=m.name.clone() prop:disabled=!m.allowed selected=m.name == "lokal">
+                            {if m.external { format!("{} (extern: keine internen Dokumente, keine personenbezogenen Daten)", m.label) } else { m.label.clone() }}
+                        </option>
+                    </For>
+                </select>
+                <div class="log" aria-live="polite">
+                    <For each=move || exchanges.get() key=|x| x.id let:x>
+                        <div class="exchange">
+                            <p class="question"><span class="sr-only">"Ihre Frage: "</span>{x.question.clone()}</p>
+                            {move || x.error.get().map(|e| view! { <p class="error" role="alert">{e}</p> })}
+                            {move || match x.answer.get() {
+                                None if x.error.get().is_none() => view! { <p class="waiting">"Die Antwort wird erstellt …"</p> }.into_any(),
+                                None => ().into_any(),
+                                Some(a) => {
+                                    let cited: Vec<Source> = a.sources.iter().filter(|s| s.cited).cloned().collect();
+                                    view! {
+                                        <article class="answer" class:refused=a.refused>
+                                            <p class="label">{if a.label.is_empty() { "KI-generiert".to_string() } else { a.label.clone() }}</p>
+                                            <p class="text">{a.answer.clone()}</p>
+                                            <Show when={let n = cited.len(); move || n > 0}>
+                                                <h3 class="sources-h">"Quellen"</h3>
+                                                <ol class="sources">
+                                                    {cited.iter().map(|s| view! {
+                                                        <li><a href=s.deep_link.clone() target="_blank" rel="noopener">
+                                                            {format!("[{}] {}", s.n, s.title)}
+                                                            {(!s.heading.is_empty() && s.heading != s.title).then(|| format!(" – {}", s.heading))}
+                                                        </a></li>
+                                                    }).collect_view()}
+                                                </ol>
+                                            </Show>
+                                            <p class="hint">{a.hint.clone()}</p>
+                                        </article>
+                                    }.into_any()
+                                }
+                            }}
+                        </div>
+                    </For>
+                </div>
+                <form class="ask" on:submit=move |e: ev::SubmitEvent| { e.prevent_default(); ask(); }>
+                    <label for="frage">"Ihre Frage"</label>
+                    <textarea id="frage" rows="3" maxlength="1000" prop:value=move || draft.get()
+                        on:input=move |e| draft.set(event_target_value(&e))></textarea>
+                    <div class="buttons">
+                        <button type="submit" prop:disabled=move || asking.get()>"Fragen"</button>
+                        <button type="button" class="secondary" on:click=new_chat>"Neuer Chat"</button>
+                        <button type="button" class="secondary" on:click=delete_history>"Verlauf löschen"</button>
+                    </div>
+                </form>
+                <p class="policy">"Bitte geben Sie keine personenbezogenen Daten ein. Prüfen Sie jede Antwort an ihrer Quelle: Sie bleiben für die Entscheidung verantwortlich."</p>
+            </section>
+            <Show when=move || can_manage>
+                <section class="card" aria-labelledby="docs-h">
+                    <h2 id="docs-h">"Sammlungen und Dokumente"</h2>
+                    <form on:submit=create>
+                        <label for="sammlung-titel">"Neue Sammlung"</label>
+                        <input id="sammlung-titel" required prop:value=move || new_title.get()
+                            on:input=move |e| new_title.set(event_target_value(&e))/>
+                        <label for="sammlung-fuer">"Sichtbar für"</label>
+                        <select id="sammlung-fuer" on:change=move |e| new_owner.set(event_target_value(&e))>
+                            {group_options.iter().map(|g| view! { <option value=g.clone()>{format!("Gruppe {g}")}</option> }).collect_view()}
+                            <option value="ich">"nur mich"</option>
+                        </select>
+                        <button type="submit">"Sammlung anlegen"</button>
+                    </form>
+                    <form on:submit=upload>
+                        <label for="ziel">"Sammlung"</label>
+                        <select id="ziel" on:change=move |e| target.set(event_target_value(&e).parse().ok())>
+                            <For each=move || collections.get() key=|c| (c.id, c.documents) let:c>
+                                <option value=c.id.to_string()>{c.title.clone()}</option>
+                            </For>
+                        </select>
+                        <label for="datei">"Dokument (PDF, DOCX, ODT, TXT, Markdown oder HTML)"</label>
+                        <input id="datei" type="file" node_ref=file_input
+                            accept=".pdf,.docx,.odt,.txt,.md,.markdown,.html,.htm"/>
+                        <button type="submit" prop:disabled=move || uploading.get()>
+                            {move || if uploading.get() { "Wird hochgeladen …" } else { "Hochladen" }}
+                        </button>
+                    </form>
+                    <p class="error" role="alert">{move || upload_error.get()}</p>
+                </section>
+            </Show>
+            <p class="notice" role="status">{move || notice.get()}</p>
+        </div>
+    }
+}
+
+#[component]
+fn Portal() -> impl IntoView {
+    let me = RwSignal::new(None::<Me>);
+    let loading = RwSignal::new(true);
+    spawn_local(async move {
+        if let Ok(m) = get::<Me>("/portal/api/me").await {
+            me.set(Some(m));
+        }
+        loading.set(false);
+    });
+    let signed_out = Callback::new(move |_| me.set(None));
+    let logout = move |_| {
+        let csrf = me.get_untracked().and_then(|m| m.csrf);
+        spawn_local(async move {
+            let _ = request("POST", "/portal/api/logout", Some(JsValue::from_str("{}")), true, csrf).await;
+            me.set(None);
+        });
+    };
+    view! {
+        <header class="top">
+            <p class="brand">"Lotse · KI-Portal der Verwaltung"</p>
+            {move || me.get().map(|m| view! {
+                <p class="who">
+                    {format!("{} · {}", m.user.display_name, level_label(&m.user.level))}
+                    <button type="button" class="secondary" on:click=logout>"Abmelden"</button>
+                </p>
+            })}
+        </header>
+        <main id="inhalt">
+            <h1 class="sr-only">"KI-Portal"</h1>
+            {move || {
+                if loading.get() {
+                    return view! { <p>"Wird geladen …"</p> }.into_any();
+                }
+                match me.get() {
+                    None => view! { <Login me=me/> }.into_any(),
+                    Some(m) if !m.chat => view! { <KompassCheck me=me/> }.into_any(),
+                    Some(m) => view! { <Workspace me=m on_signed_out=signed_out/> }.into_any(),
+                }
+            }}
+        </main>
+    }
+}
+
+/// Mount the portal into `#lotse-portal` (the page `/portal/` has it).
+#[wasm_bindgen]
+pub fn mount_portal() {
+    let Some(doc) = web_sys::window().and_then(|w| w.document()) else { return };
+    let Some(el) = doc.get_element_by_id("lotse-portal") else { return };
+    let Ok(el) = el.dyn_into::<HtmlElement>() else { return };
+    el.set_inner_html("");
+    mount_to(el, || view! { <Portal/> }).forget();
+}
