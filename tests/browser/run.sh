@@ -71,6 +71,10 @@ TOML
 
 echo "crawling $site into a fresh index (with embeddings)" >&2
 "$bin/lotse" crawl "$site/" --data "$work/data" --delay-ms 0 --concurrency 4 > "$artifacts/crawl.log" 2>&1
+# a staff account for the portal test (an editor of one group, before the KI-Kompass check)
+portal_password="portal-test-$(date +%s)-passwort"
+LOTSE_ADMIN_PASSWORD="$portal_password" "$bin/lotse" admin create-user --name m.muster \
+  --display-name "Maria Muster" --role editor --groups bauamt --data "$work/data" >/dev/null
 echo "starting lotse serve on $api" >&2
 "$bin/lotse" serve --config "$work/lotse.toml" > "$artifacts/serve.log" 2>&1 &
 pids+=($!)
@@ -90,4 +94,7 @@ export LOTSE_SITE="$site" LOTSE_API="$api" LOTSE_ARTIFACTS="$artifacts" CHROMIUM
 export LOTSE_QUESTION="Wie kann ein Sportler oder Verein in Bad Boll geehrt werden?"
 export LOTSE_EXPECTED="/ortsrecht/bbo-richtlinie-ehrungen/,/ortsrecht/bbo-richtlinie-ehrungen.pdf"
 export LOTSE_BYLAW="/ortsrecht/bbo-satzung-weitere-verkaufssonntage/"
-node tests/browser/widget.test.mjs
+status=0
+node tests/browser/widget.test.mjs || status=$?
+LOTSE_PORTAL_USER=m.muster LOTSE_PORTAL_PASSWORD="$portal_password" node tests/browser/portal.test.mjs || status=$((status + $?))
+exit "$status"
