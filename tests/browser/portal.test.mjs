@@ -100,7 +100,6 @@ try {
     assert.ok(CORRECT.length >= 3, "the check has questions");
     await page.locator("#frage-0-0").waitFor({ timeout: 10000 });
     assert.deepEqual(await axeSerious(page, "portal-kompass"), []);
-    CORRECT.forEach(() => {});
     for (const [qi, c] of CORRECT.entries()) await page.check(`#frage-${qi}-${c}`);
     await page.getByRole("button", { name: "Antworten abgeben" }).click();
     await page.getByText("Bestanden").waitFor({ timeout: 10000 });

@@ -273,7 +273,7 @@ fn KompassCheck(me: RwSignal<Option<Me>>) -> impl IntoView {
             {move || kompass.get().map(|k| {
                 let questions = k.check.questions.clone();
                 view! {
-                    <div class="kompass-text">{markdown(&k.text)}</div>
+                    <div class="kompass-text" tabindex="0" role="region" aria-label="Der KI-Kompass der Verwaltung">{markdown(&k.text)}</div>
                     <form on:submit=submit>
                         {questions.into_iter().enumerate().map(|(qi, q)| view! {
                             <fieldset>
