@@ -774,9 +774,16 @@ impl Answerer {
 
     /// Answer and wait for the whole result.
     pub async fn answer(self: &Arc<Self>, req: &AnswerRequest) -> Result<Answer, AnswerError> {
+        self.answer_in(req, &CollectionScope::public_website()).await
+    }
+
+    /// Answer from the collections of `scope` (the caller has checked that the asker may read
+    /// them) and wait for the whole result.
+    pub async fn answer_in(self: &Arc<Self>, req: &AnswerRequest, scope: &CollectionScope) -> Result<Answer, AnswerError> {
         let this = self.clone();
         let req = req.clone();
-        let p = tokio::task::spawn_blocking(move || this.prepare(&req))
+        let scope = scope.clone();
+        let p = tokio::task::spawn_blocking(move || this.prepare_in(&req, &scope))
             .await
             .map_err(|e| AnswerError::Model(e.to_string()))??;
         let mut run = self.start(p)?;

@@ -368,14 +368,7 @@ fn text_page(text: &str, markdown: bool, stem: &str) -> Page {
             _ => None,
         })
         .unwrap_or_else(|| stem.to_string());
-    Page {
-        url: String::new(),
-        title,
-        kind: DocKind::Text,
-        lang: None,
-        modified: None,
-        blocks,
-    }
+    untitled_page(title, blocks)
 }
 
 /// Markdown emphasis and links to plain text: `**a**` -> `a`, `[t](u)` -> `t`.
@@ -464,14 +457,7 @@ fn office(bytes: &[u8], entry: &str, dialect: Dialect, stem: &str) -> Result<Pag
             })
         })
         .unwrap_or_else(|| stem.to_string());
-    Ok(Page {
-        url: String::new(),
-        title,
-        kind: DocKind::Text,
-        lang: None,
-        modified: None,
-        blocks,
-    })
+    Ok(untitled_page(title, blocks))
 }
 
 fn meta_title(xml: &[u8]) -> Option<String> {
@@ -729,5 +715,17 @@ mod tests {
         assert_eq!(word_heading_level("Heading2"), Some(2));
         assert_eq!(word_heading_level("berschrift1"), Some(1));
         assert_eq!(word_heading_level("Standard"), None);
+    }
+}
+
+/// A page of extracted blocks; `extract` sets its URL and kind.
+fn untitled_page(title: String, blocks: Vec<Block>) -> Page {
+    Page {
+        url: String::new(),
+        title,
+        kind: DocKind::Text,
+        lang: None,
+        modified: None,
+        blocks,
     }
 }

@@ -27,7 +27,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use lotse_answer::{Answer, AnswerEvent, AnswerRequest, Answerer, Turn};
+use lotse_answer::{Answer, AnswerRequest, Answerer, Turn};
 use lotse_core::{Block, CollectionId, CollectionScope, PageRecord};
 use lotse_inference::generate::GenerationService;
 use lotse_portal::auth::{self, Action, Denied, LevelRules, Owner, Principal, Scope, UserInfo};
@@ -255,7 +255,7 @@ pub fn is_portal_token(t: &str) -> bool {
 
 /// The principal of a request: an API token, a session cookie, or nobody. Cookie requests
 /// that change something must carry the session's CSRF token.
-pub async fn context(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Ctx, ApiError> {
+pub async fn ctx(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Ctx, ApiError> {
     let portal = state.portal().ok_or_else(disabled)?;
     let store = portal.store.clone();
     if let Some(t) = bearer(headers).filter(|t| is_portal_token(t)) {
@@ -290,9 +290,6 @@ pub async fn context(state: &AppState, method: &Method, headers: &HeaderMap) -> 
     Ok(Ctx { portal, principal: Principal::User(user), csrf: Some(csrf) })
 }
 
-async fn ctx(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Ctx, ApiError> {
-    context(state, method, headers).await
-}
 
 // ---- sign-in -----------------------------------------------------------------------------
 
@@ -1095,21 +1092,7 @@ pub async fn chat(
     };
     let areq = AnswerRequest { question: req.question.clone(), history: turns, lang: req.lang.clone() };
     Answerer::validate(&areq)?;
-    let a2 = answerer.clone();
-    let prepared = blocking(move || a2.prepare_in(&areq, &scope).map_err(ApiError::from)).await?;
-    let mut run = answerer.start(prepared)?;
-    let mut answer = None;
-    while let Some(ev) = run.events.recv().await {
-        match ev {
-            AnswerEvent::Done(a) => {
-                answer = Some(*a);
-                break;
-            }
-            AnswerEvent::Error(e) => return Err(e.into()),
-            _ => {}
-        }
-    }
-    let mut answer = answer.ok_or_else(ApiError::internal)?;
+    let mut answer = answerer.answer_in(&areq, &scope).await?;
     answer.id = format!("p{}", auth::random_token("").chars().take(16).collect::<String>());
     // the history
     let store = c.store();
