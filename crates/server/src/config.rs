@@ -483,7 +483,8 @@ mod tests {
             .lines()
             .map(|l| {
                 let t = l.trim_start_matches("# ");
-                if t.contains(" = ") && l.starts_with("# ") { t.split("  #").next().unwrap_or(t).to_string() } else { l.to_string() }
+                let setting = t.contains(" = ") || t.starts_with('[');
+                if setting && l.starts_with("# ") { t.split("  #").next().unwrap_or(t).to_string() } else { l.to_string() }
             })
             .collect::<Vec<_>>()
             .join("\n");
@@ -501,5 +502,7 @@ mod tests {
         assert_eq!(c.widget.dir.as_deref(), Some(std::path::Path::new("widget/dist")));
         assert!(c.feedback.enabled && !c.feedback.store_question);
         assert!(!format!("{c:?}").contains(c.cms.token.as_deref().unwrap()), "token not in Debug");
+        assert_eq!(c.portal.external.len(), 1);
+        assert_eq!(c.portal.responsible, "Fachbereich IT");
     }
 }
