@@ -2,10 +2,15 @@
 # Runs every test: the workspace's unit and integration tests (a real tantivy index, crawls of
 # the fixture sites over 127.0.0.1, the CLI contract, the real models), then the widget's
 # browser tests in headless chromium (tests/browser/run.sh; screenshots and axe reports in
-# test-artifacts/browser/). LOTSE_SKIP_BROWSER=1 leaves the browser tests out.
+# test-artifacts/browser/), then the portal's tests once more against PostgreSQL
+# (scripts/test-postgres.sh: a throw-away cluster on 127.0.0.1; skipped without PostgreSQL).
+# LOTSE_SKIP_BROWSER=1 leaves the browser tests out, LOTSE_SKIP_POSTGRES=1 the PostgreSQL run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo test --workspace --locked "$@"
 if [ "${LOTSE_SKIP_BROWSER:-0}" != 1 ]; then
   bash tests/browser/run.sh
+fi
+if [ "${LOTSE_SKIP_POSTGRES:-0}" != 1 ]; then
+  bash scripts/test-postgres.sh
 fi

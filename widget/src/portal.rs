@@ -36,6 +36,30 @@ struct Me {
     user: User,
     csrf: Option<String>,
     chat: bool,
+    #[serde(default)]
+    share_prompts: bool,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct OidcOption {
+    label: String,
+    url: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct LoginOptions {
+    oidc: Option<OidcOption>,
+}
+
+/// A prompt of the library.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct Prompt {
+    id: i64,
+    title: String,
+    body: String,
+    group: Option<String>,
+    #[serde(default)]
+    variables: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -196,6 +220,12 @@ fn Login(me: RwSignal<Option<Me>>) -> impl IntoView {
     let password = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    let oidc = RwSignal::new(None::<OidcOption>);
+    spawn_local(async move {
+        if let Ok(o) = get::<LoginOptions>("/portal/api/login-options").await {
+            oidc.set(o.oidc);
+        }
+    });
     let submit = move |e: ev::SubmitEvent| {
         e.prevent_default();
         busy.set(true);
@@ -213,6 +243,10 @@ fn Login(me: RwSignal<Option<Me>>) -> impl IntoView {
         <section class="card" aria-labelledby="login-h">
             <h2 id="login-h">"Anmelden"</h2>
             <p>"Melden Sie sich mit Ihrem Konto der Verwaltung an."</p>
+            {move || oidc.get().map(|o| view! {
+                <p><a class="button" href=o.url.clone()>{o.label.clone()}</a></p>
+                <p>"Oder mit Benutzername und Passwort:"</p>
+            })}
             <form on:submit=submit>
                 <label for="login-name">"Benutzername"</label>
                 <input id="login-name" name="username" autocomplete="username" required
@@ -329,6 +363,7 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
     let asking = RwSignal::new(false);
     let next_id = StoredValue::new(0usize);
     let can_manage = me.user.role != "staff";
+    let share_prompts = me.share_prompts;
     let groups = me.user.groups.clone();
     let user_id = me.user.id;
     let csrf_v = StoredValue::new(csrf);
@@ -348,6 +383,65 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
             models.set(m);
         }
     });
+
+    // the prompt library: pick a prompt, fill in its {variables}, take it into the question
+    let prompts = RwSignal::new(Vec::<Prompt>::new());
+    let picked = RwSignal::new(None::<Prompt>);
+    let vars = RwSignal::new(Vec::<(String, RwSignal<String>)>::new());
+    let reload_prompts = move || {
+        spawn_local(async move {
+            if let Ok(p) = get::<Vec<Prompt>>("/portal/api/prompts").await {
+                prompts.set(p);
+            }
+        })
+    };
+    reload_prompts();
+    let pick = move |id: String| {
+        let p = id.parse::<i64>().ok().and_then(|id| prompts.get_untracked().into_iter().find(|p| p.id == id));
+        vars.set(p.iter().flat_map(|p| p.variables.iter().map(|v| (v.clone(), RwSignal::new(String::new())))).collect());
+        if let Some(p) = &p
+            && p.variables.is_empty()
+        {
+            draft.set(p.body.clone());
+        }
+        picked.set(p);
+    };
+    let take_prompt = move |_| {
+        let Some(p) = picked.get_untracked() else { return };
+        let mut text = p.body.clone();
+        for (name, value) in vars.get_untracked() {
+            text = text.replace(&format!("{{{name}}}"), value.get_untracked().trim());
+        }
+        draft.set(text);
+    };
+    let prompt_title = RwSignal::new(String::new());
+    let prompt_group = RwSignal::new(String::new());
+    let save_prompt = move |e: ev::SubmitEvent| {
+        e.prevent_default();
+        let body = draft.get_untracked();
+        if body.trim().is_empty() {
+            notice.set(Some("Schreiben Sie zuerst den Text der Vorlage in das Feld „Ihre Frage“.".into()));
+            return;
+        }
+        let group = prompt_group.get_untracked();
+        let req = json!({
+            "title": prompt_title.get_untracked().trim(),
+            "body": body,
+            "group": if group.is_empty() { None } else { Some(group) },
+        });
+        let csrf = csrf_v.get_value();
+        spawn_local(async move {
+            match send::<serde_json::Value>("POST", "/portal/api/prompts", &req, csrf).await {
+                Ok(_) => {
+                    notice.set(Some(format!("Die Vorlage „{}“ wurde gespeichert.", prompt_title.get_untracked().trim())));
+                    prompt_title.set(String::new());
+                    reload_prompts();
+                }
+                Err(f) => notice.set(Some(f.message())),
+            }
+        });
+    };
+    let prompt_groups = groups.clone();
 
     // a new collection
     let new_title = RwSignal::new(String::new());
@@ -532,6 +626,30 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
                         </div>
                     </For>
                 </div>
+                <div class="prompts">
+                    <label for="vorlage">"Vorlage"</label>
+                    <select id="vorlage" on:change=move |e| pick(event_target_value(&e))>
+                        <option value="">"– keine Vorlage –"</option>
+                        <For each=move || prompts.get() key=|p| p.id let:p>
+                            <option value=p.id.to_string()>
+                                {match &p.group { Some(g) => format!("{} (Gruppe {g})", p.title), None => p.title.clone() }}
+                            </option>
+                        </For>
+                    </select>
+                    <Show when=move || !vars.get().is_empty()>
+                        <fieldset>
+                            <legend>"Angaben für die Vorlage"</legend>
+                            {move || vars.get().into_iter().map(|(name, value)| {
+                                let id = format!("vorlage-{name}");
+                                view! {
+                                    <label for=id.clone()>{name.clone()}</label>
+                                    <input id=id prop:value=move || value.get() on:input=move |e| value.set(event_target_value(&e))/>
+                                }
+                            }).collect_view()}
+                            <button type="button" class="secondary" on:click=take_prompt>"In die Frage übernehmen"</button>
+                        </fieldset>
+                    </Show>
+                </div>
                 <form class="ask" on:submit=move |e: ev::SubmitEvent| { e.prevent_default(); ask(); }>
                     <label for="frage">"Ihre Frage"</label>
                     <textarea id="frage" rows="3" maxlength="1000" prop:value=move || draft.get()
@@ -542,6 +660,21 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
                         <button type="button" class="secondary" on:click=delete_history>"Verlauf löschen"</button>
                     </div>
                 </form>
+                <details class="save-prompt">
+                    <summary>"Frage als Vorlage speichern"</summary>
+                    <form on:submit=save_prompt>
+                        <label for="vorlage-titel">"Titel der Vorlage"</label>
+                        <input id="vorlage-titel" required maxlength="200" prop:value=move || prompt_title.get()
+                            on:input=move |e| prompt_title.set(event_target_value(&e))/>
+                        <p class="hint">"Platzhalter in geschweiften Klammern, z. B. {thema}, füllen Sie beim Verwenden aus."</p>
+                        <label for="vorlage-fuer">"Sichtbar für"</label>
+                        <select id="vorlage-fuer" on:change=move |e| prompt_group.set(event_target_value(&e))>
+                            <option value="">"nur mich"</option>
+                            {prompt_groups.iter().filter(|_| share_prompts).map(|g| view! { <option value=g.clone()>{format!("Gruppe {g}")}</option> }).collect_view()}
+                        </select>
+                        <button type="submit" class="secondary">"Vorlage speichern"</button>
+                    </form>
+                </details>
                 <p class="policy">"Bitte geben Sie keine personenbezogenen Daten ein. Prüfen Sie jede Antwort an ihrer Quelle: Sie bleiben für die Entscheidung verantwortlich."</p>
             </section>
             <Show when=move || can_manage>

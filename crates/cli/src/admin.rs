@@ -72,10 +72,16 @@ pub struct DataArg {
     /// Data directory (holds portal.sqlite).
     #[arg(long, default_value = "data", env = "LOTSE_DATA")]
     data: PathBuf,
+    /// The portal's PostgreSQL database instead of portal.sqlite (as `[portal] database`).
+    #[arg(long, env = "LOTSE__PORTAL__DATABASE")]
+    database: Option<String>,
 }
 
 impl DataArg {
     fn open(&self) -> Result<Store> {
+        if let Some(url) = &self.database {
+            return Store::connect(url).context("cannot open the portal database");
+        }
         std::fs::create_dir_all(&self.data)
             .with_context(|| format!("cannot create {}", self.data.display()))?;
         let path = self.data.join("portal.sqlite");

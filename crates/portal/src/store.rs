@@ -1,23 +1,34 @@
-//! The portal's records in SQLite: users, groups, sessions, API tokens, collections,
-//! documents, chats, prompts, the audit log and the AI system register.
+//! The portal's records: users, groups, sessions, API tokens, collections, documents, chats,
+//! prompts, the audit log and the AI system register.
 //!
-//! One file (`data/portal.sqlite`), WAL mode, schema migrations by `PRAGMA user_version`
-//! (each step in one transaction), foreign keys on. [`Store::backup`] writes a consistent
-//! snapshot with `VACUUM INTO` while the server keeps running.
+//! Design decision: one code path for both databases. The store speaks SQL through sqlx's
+//! `AnyPool`: SQLite by default (one file, `data/portal.sqlite`, WAL mode, foreign keys on),
+//! PostgreSQL for larger installations (`[portal] database = "postgres://…"`). The SQL is the
+//! common subset of both (`$n` parameters, `ON CONFLICT`, `RETURNING`, `BIGINT` columns);
+//! the schema's few differences (row ids, case-insensitive names) are rewritten per backend
+//! in [`ddl`]. Names are stored lowercase, so lookups are case-insensitive on both.
+//!
+//! The API is synchronous (handlers call it from blocking tasks, the CLI from `main`): the
+//! store owns a small runtime for its connections and waits on it ([`Store::run`]).
+//!
+//! Schema migrations are numbered; `lotse_schema` holds the version, each step runs in one
+//! transaction. [`Store::backup`] writes a consistent SQLite snapshot with `VACUUM INTO`
+//! while the server keeps running (PostgreSQL: `pg_dump`).
 
+use std::future::Future;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::auth::{self, Level, Owner, Role, Scope, UserInfo};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("portal store: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] sqlx::Error),
     #[error("{0} not found")]
     NotFound(&'static str),
     #[error("{0} already exists")]
@@ -317,10 +328,50 @@ pub struct RegisterEntry {
     pub updated_at: i64,
 }
 
-/// The store. Cheap to share behind an `Arc`; calls are short and serialised.
-#[derive(Debug)]
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A migration's SQL for `backend`: SQLite takes it as written; PostgreSQL gets `BIGSERIAL`
+/// row ids, `BIGINT` integers and no `COLLATE NOCASE` (names are stored lowercase).
+pub fn ddl(sql: &str, backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => sql.to_string(),
+        Backend::Postgres => sql
+            .replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY")
+            .replace("INTEGER", "BIGINT")
+            .replace(" COLLATE NOCASE", ""),
+    }
+}
+
+/// The store. Cheap to share behind an `Arc`; SQLite calls are serialised on one connection.
 pub struct Store {
-    conn: Mutex<Connection>,
+    pool: AnyPool,
+    backend: Backend,
+    /// Drives the pool's connections; `None` only while dropping.
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let pool = self.pool.clone();
+        let _ = self.run(async move {
+            pool.close().await;
+            Ok(())
+        });
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 fn owner_from(kind: &str, id: String) -> Owner {
@@ -343,52 +394,227 @@ pub fn valid_group(g: &str) -> bool {
     (1..=64).contains(&g.len()) && g.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// Account names are case-insensitive: stored and looked up lowercase.
+fn account_name(name: &str) -> String {
+    name.trim().to_lowercase()
+}
+
+fn unique_violation(e: sqlx::Error, what: &'static str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Exists(what),
+        _ => StoreError::Sql(e),
+    }
+}
+
+fn not_found_if_none(n: u64, what: &'static str) -> Result<()> {
+    if n == 0 { Err(StoreError::NotFound(what)) } else { Ok(()) }
+}
+
+/// The SQLite URL of a file (`%`, `?` and `#` escaped), created when missing.
+fn sqlite_url(path: &Path) -> String {
+    let p = path.to_string_lossy().replace('%', "%25").replace('?', "%3F").replace('#', "%23");
+    format!("sqlite://{p}?mode=rwc")
+}
+
+fn collection_row(r: &AnyRow) -> sqlx::Result<Collection> {
+    Ok(Collection {
+        id: r.try_get(0)?,
+        title: r.try_get(1)?,
+        owner: owner_from(&r.try_get::<String, _>(2)?, r.try_get(3)?),
+        created_at: r.try_get(4)?,
+        documents: r.try_get(5)?,
+    })
+}
+
+fn document_row(r: &AnyRow) -> sqlx::Result<Document> {
+    let id: i64 = r.try_get(0)?;
+    Ok(Document {
+        id,
+        collection_id: r.try_get(1)?,
+        file_name: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        title: r.try_get(4)?,
+        sha256: r.try_get(5)?,
+        bytes: r.try_get(6)?,
+        n_chunks: r.try_get(7)?,
+        uploaded_at: r.try_get(8)?,
+        url: document_url(id),
+    })
+}
+
+fn prompt_row(r: &AnyRow) -> sqlx::Result<(Prompt, Option<i64>)> {
+    let body: String = r.try_get(2)?;
+    let tags: String = r.try_get(3)?;
+    Ok((
+        Prompt {
+            id: r.try_get(0)?,
+            title: r.try_get(1)?,
+            variables: prompt_variables(&body),
+            body,
+            tags: tags.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
+            group: r.try_get(4)?,
+            owner: r.try_get(6)?,
+        },
+        r.try_get(5)?,
+    ))
+}
+
+fn rows<T>(rows: Vec<AnyRow>, f: impl Fn(&AnyRow) -> sqlx::Result<T>) -> Result<Vec<T>> {
+    Ok(rows.iter().map(f).collect::<sqlx::Result<Vec<T>>>()?)
+}
+
+const COLLECTION_SELECT: &str = "SELECT c.id, c.title, c.owner_kind, c.owner_id, c.created_at, (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id) FROM collections c";
+const DOCUMENT_SELECT: &str =
+    "SELECT id, collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_at FROM documents";
+const PROMPT_SELECT: &str = "SELECT p.id, p.title, p.body, p.tags, p.group_name, p.owner_id, u.name FROM prompts p LEFT JOIN users u ON u.id = p.owner_id";
+
+/// The user `id` (enabled accounts only), read on `conn`.
+async fn user_row(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Option<UserInfo>> {
+    let row = sqlx::query("SELECT id, name, display_name, role, level FROM users WHERE id = $1 AND disabled = 0")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let groups: Vec<String> = sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<sqlx::Result<_>>()?;
+    let role: String = row.try_get(3)?;
+    let level: String = row.try_get(4)?;
+    Ok(Some(UserInfo {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        display_name: row.try_get(2)?,
+        role: Role::parse(&role).unwrap_or(Role::Staff),
+        level: Level::parse(&level).unwrap_or(Level::None),
+        groups,
+    }))
+}
+
 impl Store {
-    /// Open (and create or migrate) the store at `path`.
+    /// Open (and create or migrate) the SQLite store at `path`.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "busy_timeout", 5000)?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let store = Store { conn: Mutex::new(conn) };
+        Self::connect(&sqlite_url(path))
+    }
+
+    /// Open (and create or migrate) the store at a database URL: `sqlite://PATH` or
+    /// `postgres://USER:PASSWORD@HOST/DB`.
+    pub fn connect(url: &str) -> Result<Store> {
+        let backend = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            return Err(StoreError::Invalid("the portal database must be a sqlite:// or postgres:// URL".into()));
+        };
+        sqlx::any::install_default_drivers();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("lotse-store")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("store runtime: {e}")))?;
+        let options = match backend {
+            // one connection: writes are serialised as SQLite does anyway, and a transaction
+            // that reads before it writes never meets a second writer
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        sqlx::raw_sql("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON").execute(conn).await?;
+                        Ok(())
+                    })
+                }),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8),
+        };
+        let url = url.to_string();
+        let pool = std::thread::scope(|s| {
+            s.spawn(|| rt.block_on(options.connect(&url)))
+                .join()
+                .unwrap_or_else(|_| Err(sqlx::Error::PoolClosed))
+        })?;
+        let store = Store { pool, backend, rt: Some(rt) };
+        if backend == Backend::Sqlite {
+            // WAL is a property of the file: set once, kept
+            store.run(async { Ok(sqlx::raw_sql("PRAGMA journal_mode = WAL").execute(&store.pool).await.map(|_| ())?) })?;
+        }
         store.migrate()?;
         Ok(store)
     }
 
-    fn db(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Wait for `fut` on the store's runtime. Inside another runtime (a request handler, a
+    /// test) it waits on a scoped thread, since a runtime cannot block within another.
+    fn run<T: Send>(&self, fut: impl Future<Output = Result<T>> + Send) -> Result<T> {
+        let Some(rt) = self.rt.as_ref() else {
+            return Err(StoreError::Invalid("the store is closed".into()));
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return rt.block_on(fut);
+        }
+        std::thread::scope(|s| {
+            s.spawn(|| rt.block_on(fut))
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::Invalid("a store call panicked".into())))
+        })
     }
 
     fn migrate(&self) -> Result<()> {
-        let mut c = self.db();
-        let version: i64 = c.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
-            let tx = c.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            tx.commit()?;
-            tracing::info!(version = i + 1, "portal store migrated");
-        }
-        Ok(())
+        let backend = self.backend;
+        self.run(async {
+            let mut c = self.pool.acquire().await?;
+            sqlx::raw_sql("CREATE TABLE IF NOT EXISTS lotse_schema (version BIGINT NOT NULL)").execute(&mut *c).await?;
+            let mut version: Option<i64> =
+                sqlx::query("SELECT version FROM lotse_schema").fetch_optional(&mut *c).await?.map(|r| r.try_get(0)).transpose()?;
+            if version.is_none() {
+                // stores made before `lotse_schema` kept their version in SQLite's user_version
+                let v = match backend {
+                    Backend::Sqlite => sqlx::query("PRAGMA user_version").fetch_one(&mut *c).await?.try_get(0)?,
+                    Backend::Postgres => 0,
+                };
+                sqlx::query("INSERT INTO lotse_schema (version) VALUES ($1)").bind(v).execute(&mut *c).await?;
+                version = Some(v);
+            }
+            let version = version.unwrap_or(0).max(0) as usize;
+            drop(c);
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+                let mut tx = self.pool.begin().await?;
+                sqlx::raw_sql(AssertSqlSafe(ddl(sql, backend))).execute(&mut *tx).await?;
+                sqlx::query("UPDATE lotse_schema SET version = $1").bind((i + 1) as i64).execute(&mut *tx).await?;
+                tx.commit().await?;
+                tracing::info!(version = i + 1, "portal store migrated");
+            }
+            Ok(())
+        })
     }
 
     /// The schema version.
     pub fn schema_version(&self) -> Result<i64> {
-        Ok(self.db().query_row("PRAGMA user_version", [], |r| r.get(0))?)
+        self.run(async { Ok(sqlx::query("SELECT version FROM lotse_schema").fetch_one(&self.pool).await?.try_get(0)?) })
     }
 
-    /// Write a consistent copy of the whole store to `dest` (which must not exist).
+    /// Write a consistent copy of the whole store to `dest` (which must not exist). SQLite
+    /// only; PostgreSQL installations back up with `pg_dump`.
     pub fn backup(&self, dest: &Path) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            return Err(StoreError::Invalid("the portal database is PostgreSQL: back it up with pg_dump".into()));
+        }
         if dest.exists() {
             return Err(StoreError::Exists("backup file"));
         }
         let d = dest.to_string_lossy().to_string();
-        self.db().execute("VACUUM INTO ?1", params![d])?;
-        Ok(())
+        self.run(async { Ok(sqlx::query("VACUUM INTO $1").bind(d).execute(&self.pool).await.map(|_| ())?) })
     }
 
     // ---- users -------------------------------------------------------------------------
@@ -401,32 +627,37 @@ impl Store {
         role: Role,
         groups: &[String],
     ) -> Result<i64> {
-        let name = name.trim();
+        let name = account_name(name);
         if name.is_empty() || name.len() > 128 || name.chars().any(char::is_whitespace) {
             return Err(StoreError::Invalid("user name must be 1-128 characters without spaces".into()));
         }
         if let Some(g) = groups.iter().find(|g| !valid_group(g)) {
             return Err(StoreError::Invalid(format!("invalid group name {g:?}")));
         }
-        let mut c = self.db();
-        let tx = c.transaction()?;
-        let r = tx.execute(
-            "INSERT INTO users (name, display_name, password_hash, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, display_name, password_hash, role.key(), now()],
-        );
-        match r {
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                return Err(StoreError::Exists("user"));
+        self.run(async {
+            let mut tx = self.pool.begin().await?;
+            let id: i64 = sqlx::query(
+                "INSERT INTO users (name, display_name, password_hash, role, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(&name)
+            .bind(display_name)
+            .bind(password_hash)
+            .bind(role.key())
+            .bind(now())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| unique_violation(e, "user"))?
+            .try_get(0)?;
+            for g in groups {
+                sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(g.as_str())
+                    .execute(&mut *tx)
+                    .await?;
             }
-            Err(e) => return Err(e.into()),
-            Ok(_) => {}
-        }
-        let id = tx.last_insert_rowid();
-        for g in groups {
-            tx.execute("INSERT OR IGNORE INTO user_groups (user_id, group_name) VALUES (?1, ?2)", params![id, g])?;
-        }
-        tx.commit()?;
-        Ok(id)
+            tx.commit().await?;
+            Ok(id)
+        })
     }
 
     /// A user signing in with OpenID Connect: found by subject, created on first login, with
@@ -439,168 +670,195 @@ impl Store {
         role: Role,
         groups: &[String],
     ) -> Result<i64> {
-        let mut c = self.db();
-        let tx = c.transaction()?;
-        let existing: Option<i64> = tx
-            .query_row("SELECT id FROM users WHERE oidc_subject = ?1", params![subject], |r| r.get(0))
-            .optional()?;
-        let id = match existing {
-            Some(id) => {
-                tx.execute(
-                    "UPDATE users SET display_name = ?1, role = ?2 WHERE id = ?3",
-                    params![display_name, role.key(), id],
-                )?;
-                id
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO users (name, display_name, oidc_subject, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![name, display_name, subject, role.key(), now()],
+        let name = account_name(name);
+        self.run(async {
+            let mut tx = self.pool.begin().await?;
+            let existing: Option<i64> = sqlx::query("SELECT id FROM users WHERE oidc_subject = $1")
+                .bind(subject)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            let id = match existing {
+                Some(id) => {
+                    sqlx::query("UPDATE users SET display_name = $1, role = $2 WHERE id = $3")
+                        .bind(display_name)
+                        .bind(role.key())
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    id
+                }
+                None => sqlx::query(
+                    "INSERT INTO users (name, display_name, oidc_subject, role, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 )
-                .map_err(|e| match e {
-                    rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation => {
-                        StoreError::Exists("user")
-                    }
-                    e => e.into(),
-                })?;
-                tx.last_insert_rowid()
+                .bind(&name)
+                .bind(display_name)
+                .bind(subject)
+                .bind(role.key())
+                .bind(now())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(|e| unique_violation(e, "user"))?
+                .try_get(0)?,
+            };
+            sqlx::query("DELETE FROM user_groups WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
+            for g in groups.iter().filter(|g| valid_group(g)) {
+                sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(g.as_str())
+                    .execute(&mut *tx)
+                    .await?;
             }
-        };
-        tx.execute("DELETE FROM user_groups WHERE user_id = ?1", params![id])?;
-        for g in groups.iter().filter(|g| valid_group(g)) {
-            tx.execute("INSERT OR IGNORE INTO user_groups (user_id, group_name) VALUES (?1, ?2)", params![id, g])?;
-        }
-        tx.commit()?;
-        Ok(id)
-    }
-
-    fn user_row(c: &Connection, id: i64) -> Result<Option<UserInfo>> {
-        let row = c
-            .query_row(
-                "SELECT id, name, display_name, role, level FROM users WHERE id = ?1 AND disabled = 0",
-                params![id],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, String>(4)?,
-                    ))
-                },
-            )
-            .optional()?;
-        let Some((id, name, display_name, role, level)) = row else {
-            return Ok(None);
-        };
-        let mut st = c.prepare("SELECT group_name FROM user_groups WHERE user_id = ?1 ORDER BY group_name")?;
-        let groups = st.query_map(params![id], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(Some(UserInfo {
-            id,
-            name,
-            display_name,
-            role: Role::parse(&role).unwrap_or(Role::Staff),
-            level: Level::parse(&level).unwrap_or(Level::None),
-            groups,
-        }))
+            tx.commit().await?;
+            Ok(id)
+        })
     }
 
     pub fn user(&self, id: i64) -> Result<Option<UserInfo>> {
-        Self::user_row(&self.db(), id)
+        self.run(async {
+            let mut c = self.pool.acquire().await?;
+            user_row(&mut c, id).await
+        })
     }
 
     pub fn user_by_name(&self, name: &str) -> Result<Option<UserInfo>> {
-        let c = self.db();
-        let id: Option<i64> = c
-            .query_row("SELECT id FROM users WHERE name = ?1", params![name.trim()], |r| r.get(0))
-            .optional()?;
-        match id {
-            Some(id) => Self::user_row(&c, id),
-            None => Ok(None),
-        }
+        let name = account_name(name);
+        self.run(async {
+            let mut c = self.pool.acquire().await?;
+            let id: Option<i64> = sqlx::query("SELECT id FROM users WHERE name = $1")
+                .bind(&name)
+                .fetch_optional(&mut *c)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?;
+            match id {
+                Some(id) => user_row(&mut c, id).await,
+                None => Ok(None),
+            }
+        })
     }
 
     /// The password hash of an enabled local account.
     pub fn password_hash(&self, name: &str) -> Result<Option<(i64, String)>> {
-        Ok(self
-            .db()
-            .query_row(
-                "SELECT id, password_hash FROM users WHERE name = ?1 AND disabled = 0 AND password_hash IS NOT NULL",
-                params![name.trim()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+        let name = account_name(name);
+        self.run(async {
+            let row = sqlx::query(
+                "SELECT id, password_hash FROM users WHERE name = $1 AND disabled = 0 AND password_hash IS NOT NULL",
             )
-            .optional()?)
+            .bind(&name)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(row.map(|r| Ok::<_, sqlx::Error>((r.try_get(0)?, r.try_get(1)?))).transpose()?)
+        })
     }
 
     pub fn set_password(&self, user_id: i64, hash: &str) -> Result<()> {
-        let n = self.db().execute("UPDATE users SET password_hash = ?1 WHERE id = ?2", params![hash, user_id])?;
-        if n == 0 { Err(StoreError::NotFound("user")) } else { Ok(()) }
+        self.run(async {
+            let n = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(hash)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            not_found_if_none(n, "user")
+        })
     }
 
     pub fn users(&self) -> Result<Vec<UserInfo>> {
-        let c = self.db();
-        let ids: Vec<i64> = c
-            .prepare("SELECT id FROM users WHERE disabled = 0 ORDER BY name")?
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        let mut out = Vec::new();
-        for id in ids {
-            if let Some(u) = Self::user_row(&c, id)? {
-                out.push(u);
+        self.run(async {
+            let mut c = self.pool.acquire().await?;
+            let ids: Vec<i64> = sqlx::query("SELECT id FROM users WHERE disabled = 0 ORDER BY name")
+                .fetch_all(&mut *c)
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<sqlx::Result<_>>()?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(u) = user_row(&mut c, id).await? {
+                    out.push(u);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     pub fn set_level(&self, user_id: i64, level: Level) -> Result<()> {
-        let n = self.db().execute("UPDATE users SET level = ?1 WHERE id = ?2", params![level.key(), user_id])?;
-        if n == 0 { Err(StoreError::NotFound("user")) } else { Ok(()) }
+        self.run(async {
+            let n = sqlx::query("UPDATE users SET level = $1 WHERE id = $2")
+                .bind(level.key())
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            not_found_if_none(n, "user")
+        })
     }
 
     pub fn set_role_and_groups(&self, user_id: i64, role: Role, groups: &[String]) -> Result<()> {
         if let Some(g) = groups.iter().find(|g| !valid_group(g)) {
             return Err(StoreError::Invalid(format!("invalid group name {g:?}")));
         }
-        let mut c = self.db();
-        let tx = c.transaction()?;
-        if tx.execute("UPDATE users SET role = ?1 WHERE id = ?2", params![role.key(), user_id])? == 0 {
-            return Err(StoreError::NotFound("user"));
-        }
-        tx.execute("DELETE FROM user_groups WHERE user_id = ?1", params![user_id])?;
-        for g in groups {
-            tx.execute("INSERT INTO user_groups (user_id, group_name) VALUES (?1, ?2)", params![user_id, g])?;
-        }
-        tx.commit()?;
-        Ok(())
+        self.run(async {
+            let mut tx = self.pool.begin().await?;
+            let n = sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                .bind(role.key())
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            not_found_if_none(n, "user")?;
+            sqlx::query("DELETE FROM user_groups WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            for g in groups {
+                sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(user_id)
+                    .bind(g.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Disable an account and end its sessions and tokens (its records stay for the audit).
     pub fn disable_user(&self, user_id: i64) -> Result<()> {
-        let mut c = self.db();
-        let tx = c.transaction()?;
-        if tx.execute("UPDATE users SET disabled = 1 WHERE id = ?1", params![user_id])? == 0 {
-            return Err(StoreError::NotFound("user"));
-        }
-        tx.execute("DELETE FROM sessions WHERE user_id = ?1", params![user_id])?;
-        tx.execute("DELETE FROM api_tokens WHERE user_id = ?1", params![user_id])?;
-        tx.commit()?;
-        Ok(())
+        self.run(async {
+            let mut tx = self.pool.begin().await?;
+            let n = sqlx::query("UPDATE users SET disabled = 1 WHERE id = $1").bind(user_id).execute(&mut *tx).await?.rows_affected();
+            not_found_if_none(n, "user")?;
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM api_tokens WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Record a KI-Kompass attempt; a pass raises the level to `level` (never lowers it).
     pub fn record_attempt(&self, user_id: i64, right: usize, total: usize, passed: bool, level: Level) -> Result<Level> {
-        let mut c = self.db();
-        let tx = c.transaction()?;
-        tx.execute(
-            "INSERT INTO kompass_attempts (user_id, at, right_answers, total, passed) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![user_id, now(), right as i64, total as i64, passed],
-        )?;
-        let current: String = tx.query_row("SELECT level FROM users WHERE id = ?1", params![user_id], |r| r.get(0))?;
-        let current = Level::parse(&current).unwrap_or(Level::None);
-        let new = if passed && level > current { level } else { current };
-        tx.execute("UPDATE users SET level = ?1 WHERE id = ?2", params![new.key(), user_id])?;
-        tx.commit()?;
-        Ok(new)
+        self.run(async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("INSERT INTO kompass_attempts (user_id, at, right_answers, total, passed) VALUES ($1, $2, $3, $4, $5)")
+                .bind(user_id)
+                .bind(now())
+                .bind(right as i64)
+                .bind(total as i64)
+                .bind(i64::from(passed))
+                .execute(&mut *tx)
+                .await?;
+            let current: String = sqlx::query("SELECT level FROM users WHERE id = $1")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or(StoreError::NotFound("user"))?
+                .try_get(0)?;
+            let current = Level::parse(&current).unwrap_or(Level::None);
+            let new = if passed && level > current { level } else { current };
+            sqlx::query("UPDATE users SET level = $1 WHERE id = $2").bind(new.key()).bind(user_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(new)
+        })
     }
 
     // ---- sessions and tokens -----------------------------------------------------------
@@ -610,34 +868,43 @@ impl Store {
         let token = auth::random_token("");
         let csrf = auth::random_token("");
         let t = now();
-        let c = self.db();
-        c.execute("DELETE FROM sessions WHERE expires_at < ?1", params![t])?;
-        c.execute(
-            "INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![auth::token_hash(&token), user_id, csrf, t, t + ttl_secs],
-        )?;
+        self.run(async {
+            sqlx::query("DELETE FROM sessions WHERE expires_at < $1").bind(t).execute(&self.pool).await?;
+            sqlx::query("INSERT INTO sessions (token_hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(auth::token_hash(&token))
+                .bind(user_id)
+                .bind(csrf.as_str())
+                .bind(t)
+                .bind(t + ttl_secs)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })?;
         Ok((token, csrf))
     }
 
     /// The user and CSRF token of a live session.
     pub fn session(&self, token: &str) -> Result<Option<(UserInfo, String)>> {
-        let c = self.db();
-        let row: Option<(i64, String)> = c
-            .query_row(
-                "SELECT user_id, csrf FROM sessions WHERE token_hash = ?1 AND expires_at >= ?2",
-                params![auth::token_hash(token), now()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match row {
-            Some((uid, csrf)) => Ok(Self::user_row(&c, uid)?.map(|u| (u, csrf))),
-            None => Ok(None),
-        }
+        let h = auth::token_hash(token);
+        self.run(async {
+            let mut c = self.pool.acquire().await?;
+            let row = sqlx::query("SELECT user_id, csrf FROM sessions WHERE token_hash = $1 AND expires_at >= $2")
+                .bind(h)
+                .bind(now())
+                .fetch_optional(&mut *c)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let (uid, csrf): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+            Ok(user_row(&mut c, uid).await?.map(|u| (u, csrf)))
+        })
     }
 
     pub fn delete_session(&self, token: &str) -> Result<()> {
-        self.db().execute("DELETE FROM sessions WHERE token_hash = ?1", params![auth::token_hash(token)])?;
-        Ok(())
+        let h = auth::token_hash(token);
+        self.run(async {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1").bind(h).execute(&self.pool).await?;
+            Ok(())
+        })
     }
 
     /// A new API token for `user_id`; the token is shown once and stored as a hash.
@@ -647,51 +914,66 @@ impl Store {
         }
         let token = auth::random_token("lotse_");
         let s: Vec<&str> = scopes.iter().map(|s| s.key()).collect();
-        self.db().execute(
-            "INSERT INTO api_tokens (token_hash, name, user_id, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![auth::token_hash(&token), name, user_id, s.join(","), now()],
-        )?;
+        self.run(async {
+            sqlx::query("INSERT INTO api_tokens (token_hash, name, user_id, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(auth::token_hash(&token))
+                .bind(name)
+                .bind(user_id)
+                .bind(s.join(","))
+                .bind(now())
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })?;
         Ok(token)
     }
 
     /// The owner and scopes of a token.
     pub fn token(&self, token: &str) -> Result<Option<(UserInfo, Vec<Scope>)>> {
-        let c = self.db();
         let h = auth::token_hash(token);
-        let row: Option<(i64, String)> = c
-            .query_row("SELECT user_id, scopes FROM api_tokens WHERE token_hash = ?1", params![h], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        let Some((uid, scopes)) = row else { return Ok(None) };
-        c.execute("UPDATE api_tokens SET last_used_at = ?1 WHERE token_hash = ?2", params![now(), h])?;
-        let scopes = scopes.split(',').filter_map(Scope::parse).collect();
-        Ok(Self::user_row(&c, uid)?.map(|u| (u, scopes)))
+        self.run(async {
+            let mut c = self.pool.acquire().await?;
+            let row = sqlx::query("SELECT user_id, scopes FROM api_tokens WHERE token_hash = $1")
+                .bind(h.as_str())
+                .fetch_optional(&mut *c)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let (uid, scopes): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
+                .bind(now())
+                .bind(h.as_str())
+                .execute(&mut *c)
+                .await?;
+            let scopes = scopes.split(',').filter_map(Scope::parse).collect();
+            Ok(user_row(&mut c, uid).await?.map(|u| (u, scopes)))
+        })
     }
 
     pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
-        let c = self.db();
-        let mut st = c.prepare(
-            "SELECT t.id, t.name, u.name, t.scopes, t.created_at, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id",
-        )?;
-        let rows = st
-            .query_map([], |r| {
+        self.run(async {
+            let r = sqlx::query(
+                "SELECT t.id, t.name, u.name, t.scopes, t.created_at, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows(r, |r| {
                 Ok(TokenInfo {
-                    id: r.get(0)?,
-                    name: r.get(1)?,
-                    user: r.get(2)?,
-                    scopes: r.get::<_, String>(3)?.split(',').filter_map(Scope::parse).collect(),
-                    created_at: r.get(4)?,
-                    last_used_at: r.get(5)?,
+                    id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    user: r.try_get(2)?,
+                    scopes: r.try_get::<String, _>(3)?.split(',').filter_map(Scope::parse).collect(),
+                    created_at: r.try_get(4)?,
+                    last_used_at: r.try_get(5)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            })
+        })
     }
 
     pub fn revoke_token(&self, id: i64) -> Result<()> {
-        let n = self.db().execute("DELETE FROM api_tokens WHERE id = ?1", params![id])?;
-        if n == 0 { Err(StoreError::NotFound("token")) } else { Ok(()) }
+        self.run(async {
+            let n = sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(id).execute(&self.pool).await?.rows_affected();
+            not_found_if_none(n, "token")
+        })
     }
 
     // ---- collections and documents -----------------------------------------------------
@@ -707,103 +989,82 @@ impl Store {
             return Err(StoreError::Invalid(format!("invalid group name {g:?}")));
         }
         let (kind, id) = owner_cols(owner);
-        let c = self.db();
-        c.execute(
-            "INSERT INTO collections (title, owner_kind, owner_id, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![title, kind, id, created_by, now()],
-        )?;
-        let cid = c.last_insert_rowid();
-        drop(c);
+        let cid: i64 = self.run(async {
+            Ok(sqlx::query(
+                "INSERT INTO collections (title, owner_kind, owner_id, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(title)
+            .bind(kind)
+            .bind(id.as_str())
+            .bind(created_by)
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+        })?;
         self.collection(cid)?.ok_or(StoreError::NotFound("collection"))
     }
 
-    fn collection_row(r: &Row<'_>) -> rusqlite::Result<Collection> {
-        Ok(Collection {
-            id: r.get(0)?,
-            title: r.get(1)?,
-            owner: owner_from(&r.get::<_, String>(2)?, r.get(3)?),
-            created_at: r.get(4)?,
-            documents: r.get(5)?,
-        })
-    }
-
-    const COLLECTION_SELECT: &str = "SELECT c.id, c.title, c.owner_kind, c.owner_id, c.created_at, (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id) FROM collections c";
-
     pub fn collection(&self, id: i64) -> Result<Option<Collection>> {
-        Ok(self
-            .db()
-            .query_row(&format!("{} WHERE c.id = ?1", Self::COLLECTION_SELECT), params![id], Self::collection_row)
-            .optional()?)
+        self.run(async {
+            let r = sqlx::query(AssertSqlSafe(format!("{COLLECTION_SELECT} WHERE c.id = $1")))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(r.as_ref().map(collection_row).transpose()?)
+        })
     }
 
     /// All collections (the caller filters with `authorize`).
     pub fn collections(&self) -> Result<Vec<Collection>> {
-        let c = self.db();
-        let mut st = c.prepare(&format!("{} ORDER BY c.title, c.id", Self::COLLECTION_SELECT))?;
-        let rows = st.query_map([], Self::collection_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.run(async {
+            let r = sqlx::query(AssertSqlSafe(format!("{COLLECTION_SELECT} ORDER BY c.title, c.id"))).fetch_all(&self.pool).await?;
+            rows(r, collection_row)
+        })
     }
 
     /// Delete a collection's row (its documents go with it); returns the document ids, whose
     /// index entries the caller removes.
     pub fn delete_collection(&self, id: i64) -> Result<Vec<i64>> {
-        let mut c = self.db();
-        let tx = c.transaction()?;
-        let docs: Vec<i64> = tx
-            .prepare("SELECT id FROM documents WHERE collection_id = ?1")?
-            .query_map(params![id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
-        if tx.execute("DELETE FROM collections WHERE id = ?1", params![id])? == 0 {
-            return Err(StoreError::NotFound("collection"));
-        }
-        tx.commit()?;
-        Ok(docs)
-    }
-
-    fn document_row(r: &Row<'_>) -> rusqlite::Result<Document> {
-        let id: i64 = r.get(0)?;
-        Ok(Document {
-            id,
-            collection_id: r.get(1)?,
-            file_name: r.get(2)?,
-            kind: r.get(3)?,
-            title: r.get(4)?,
-            sha256: r.get(5)?,
-            bytes: r.get(6)?,
-            n_chunks: r.get(7)?,
-            uploaded_at: r.get(8)?,
-            url: document_url(id),
+        self.run(async {
+            let mut tx = self.pool.begin().await?;
+            let docs = sqlx::query("SELECT id FROM documents WHERE collection_id = $1").bind(id).fetch_all(&mut *tx).await?;
+            let docs = rows(docs, |r| r.try_get(0))?;
+            let n = sqlx::query("DELETE FROM collections WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
+            not_found_if_none(n, "collection")?;
+            tx.commit().await?;
+            Ok(docs)
         })
     }
 
-    const DOCUMENT_SELECT: &str =
-        "SELECT id, collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_at FROM documents";
-
     pub fn documents(&self, collection_id: i64) -> Result<Vec<Document>> {
-        let c = self.db();
-        let mut st = c.prepare(&format!("{} WHERE collection_id = ?1 ORDER BY file_name", Self::DOCUMENT_SELECT))?;
-        let rows = st.query_map(params![collection_id], Self::document_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+        self.run(async {
+            let r = sqlx::query(AssertSqlSafe(format!("{DOCUMENT_SELECT} WHERE collection_id = $1 ORDER BY file_name")))
+                .bind(collection_id)
+                .fetch_all(&self.pool)
+                .await?;
+            rows(r, document_row)
+        })
     }
 
     pub fn document(&self, id: i64) -> Result<Option<Document>> {
-        Ok(self
-            .db()
-            .query_row(&format!("{} WHERE id = ?1", Self::DOCUMENT_SELECT), params![id], Self::document_row)
-            .optional()?)
+        self.run(async {
+            let r = sqlx::query(AssertSqlSafe(format!("{DOCUMENT_SELECT} WHERE id = $1"))).bind(id).fetch_optional(&self.pool).await?;
+            Ok(r.as_ref().map(document_row).transpose()?)
+        })
     }
 
     /// The document of this name in the collection, if any (an upload of the same name
     /// replaces it).
     pub fn document_by_name(&self, collection_id: i64, file_name: &str) -> Result<Option<Document>> {
-        Ok(self
-            .db()
-            .query_row(
-                &format!("{} WHERE collection_id = ?1 AND file_name = ?2", Self::DOCUMENT_SELECT),
-                params![collection_id, file_name],
-                Self::document_row,
-            )
-            .optional()?)
+        self.run(async {
+            let r = sqlx::query(AssertSqlSafe(format!("{DOCUMENT_SELECT} WHERE collection_id = $1 AND file_name = $2")))
+                .bind(collection_id)
+                .bind(file_name)
+                .fetch_optional(&self.pool)
+                .await?;
+            Ok(r.as_ref().map(document_row).transpose()?)
+        })
     }
 
     /// Reserve a document id before indexing (the row is completed by [`Store::finish_document`]
@@ -819,29 +1080,44 @@ impl Store {
         bytes: i64,
         uploaded_by: Option<i64>,
     ) -> Result<i64> {
-        let c = self.db();
-        c.execute(
-            "INSERT INTO documents (collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_by, uploaded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8)
-             ON CONFLICT (collection_id, file_name) DO UPDATE SET kind = excluded.kind, title = excluded.title,
-               sha256 = excluded.sha256, bytes = excluded.bytes, uploaded_by = excluded.uploaded_by, uploaded_at = excluded.uploaded_at",
-            params![collection_id, file_name, kind, title, sha256, bytes, uploaded_by, now()],
-        )?;
-        Ok(c.query_row(
-            "SELECT id FROM documents WHERE collection_id = ?1 AND file_name = ?2",
-            params![collection_id, file_name],
-            |r| r.get(0),
-        )?)
+        self.run(async {
+            Ok(sqlx::query(
+                "INSERT INTO documents (collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_by, uploaded_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)
+                 ON CONFLICT (collection_id, file_name) DO UPDATE SET kind = excluded.kind, title = excluded.title,
+                   sha256 = excluded.sha256, bytes = excluded.bytes, uploaded_by = excluded.uploaded_by, uploaded_at = excluded.uploaded_at
+                 RETURNING id",
+            )
+            .bind(collection_id)
+            .bind(file_name)
+            .bind(kind)
+            .bind(title)
+            .bind(sha256)
+            .bind(bytes)
+            .bind(uploaded_by)
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+        })
     }
 
     pub fn finish_document(&self, id: i64, n_chunks: u32) -> Result<()> {
-        self.db().execute("UPDATE documents SET n_chunks = ?1 WHERE id = ?2", params![n_chunks as i64, id])?;
-        Ok(())
+        self.run(async {
+            sqlx::query("UPDATE documents SET n_chunks = $1 WHERE id = $2")
+                .bind(i64::from(n_chunks))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
     }
 
     pub fn delete_document(&self, id: i64) -> Result<()> {
-        let n = self.db().execute("DELETE FROM documents WHERE id = ?1", params![id])?;
-        if n == 0 { Err(StoreError::NotFound("document")) } else { Ok(()) }
+        self.run(async {
+            let n = sqlx::query("DELETE FROM documents WHERE id = $1").bind(id).execute(&self.pool).await?.rows_affected();
+            not_found_if_none(n, "document")
+        })
     }
 
     // ---- chats --------------------------------------------------------------------------
@@ -849,78 +1125,98 @@ impl Store {
     pub fn create_chat(&self, user_id: i64, title: &str) -> Result<i64> {
         let t = now();
         let title: String = title.chars().take(80).collect();
-        let c = self.db();
-        c.execute(
-            "INSERT INTO chats (user_id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-            params![user_id, title, t],
-        )?;
-        Ok(c.last_insert_rowid())
+        self.run(async {
+            Ok(sqlx::query("INSERT INTO chats (user_id, title, created_at, updated_at) VALUES ($1, $2, $3, $4) RETURNING id")
+                .bind(user_id)
+                .bind(title.as_str())
+                .bind(t)
+                .bind(t)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?)
+        })
     }
 
     /// Whether the chat belongs to the user.
     pub fn chat_owner(&self, chat_id: i64) -> Result<Option<i64>> {
-        Ok(self
-            .db()
-            .query_row("SELECT user_id FROM chats WHERE id = ?1", params![chat_id], |r| r.get(0))
-            .optional()?)
+        self.run(async {
+            let r = sqlx::query("SELECT user_id FROM chats WHERE id = $1").bind(chat_id).fetch_optional(&self.pool).await?;
+            Ok(r.map(|r| r.try_get(0)).transpose()?)
+        })
     }
 
     pub fn add_message(&self, chat_id: i64, m: &ChatMessage) -> Result<()> {
-        let c = self.db();
-        c.execute(
-            "INSERT INTO chat_messages (chat_id, role, content, sources, model, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![chat_id, m.role, m.content, m.sources.to_string(), m.model, m.at],
-        )?;
-        c.execute("UPDATE chats SET updated_at = ?1 WHERE id = ?2", params![m.at, chat_id])?;
-        Ok(())
+        self.run(async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("INSERT INTO chat_messages (chat_id, role, content, sources, model, at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(chat_id)
+                .bind(m.role.as_str())
+                .bind(m.content.as_str())
+                .bind(m.sources.to_string())
+                .bind(m.model.as_deref())
+                .bind(m.at)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE chats SET updated_at = $1 WHERE id = $2").bind(m.at).bind(chat_id).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     pub fn chats(&self, user_id: i64) -> Result<Vec<ChatSummary>> {
-        let c = self.db();
-        let mut st = c.prepare("SELECT id, title, created_at, updated_at FROM chats WHERE user_id = ?1 ORDER BY updated_at DESC, id DESC")?;
-        let rows = st
-            .query_map(params![user_id], |r| {
+        self.run(async {
+            let r = sqlx::query("SELECT id, title, created_at, updated_at FROM chats WHERE user_id = $1 ORDER BY updated_at DESC, id DESC")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+            rows(r, |r| {
                 Ok(ChatSummary {
-                    id: r.get(0)?,
-                    title: r.get(1)?,
-                    created_at: r.get(2)?,
-                    updated_at: r.get(3)?,
+                    id: r.try_get(0)?,
+                    title: r.try_get(1)?,
+                    created_at: r.try_get(2)?,
+                    updated_at: r.try_get(3)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            })
+        })
     }
 
     pub fn messages(&self, chat_id: i64) -> Result<Vec<ChatMessage>> {
-        let c = self.db();
-        let mut st = c.prepare("SELECT role, content, sources, model, at FROM chat_messages WHERE chat_id = ?1 ORDER BY id")?;
-        let rows = st
-            .query_map(params![chat_id], |r| {
+        self.run(async {
+            let r = sqlx::query("SELECT role, content, sources, model, at FROM chat_messages WHERE chat_id = $1 ORDER BY id")
+                .bind(chat_id)
+                .fetch_all(&self.pool)
+                .await?;
+            rows(r, |r| {
                 Ok(ChatMessage {
-                    role: r.get(0)?,
-                    content: r.get(1)?,
-                    sources: serde_json::from_str(&r.get::<_, String>(2)?).unwrap_or(serde_json::Value::Null),
-                    model: r.get(3)?,
-                    at: r.get(4)?,
+                    role: r.try_get(0)?,
+                    content: r.try_get(1)?,
+                    sources: serde_json::from_str(&r.try_get::<String, _>(2)?).unwrap_or(serde_json::Value::Null),
+                    model: r.try_get(3)?,
+                    at: r.try_get(4)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            })
+        })
     }
 
     pub fn delete_chat(&self, chat_id: i64) -> Result<()> {
-        self.db().execute("DELETE FROM chats WHERE id = ?1", params![chat_id])?;
-        Ok(())
+        self.run(async {
+            sqlx::query("DELETE FROM chats WHERE id = $1").bind(chat_id).execute(&self.pool).await?;
+            Ok(())
+        })
     }
 
     pub fn delete_chats_of(&self, user_id: i64) -> Result<usize> {
-        Ok(self.db().execute("DELETE FROM chats WHERE user_id = ?1", params![user_id])?)
+        self.run(async {
+            Ok(sqlx::query("DELETE FROM chats WHERE user_id = $1").bind(user_id).execute(&self.pool).await?.rows_affected() as usize)
+        })
     }
 
     /// Delete chats not touched for `days` days; returns how many.
     pub fn expire_chats(&self, days: u32) -> Result<usize> {
         let cutoff = now() - i64::from(days) * 86_400;
-        Ok(self.db().execute("DELETE FROM chats WHERE updated_at < ?1", params![cutoff])?)
+        self.run(async {
+            Ok(sqlx::query("DELETE FROM chats WHERE updated_at < $1").bind(cutoff).execute(&self.pool).await?.rows_affected() as usize)
+        })
     }
 
     // ---- prompts ------------------------------------------------------------------------
@@ -932,128 +1228,124 @@ impl Store {
         if body.chars().count() > 8000 || title.chars().count() > 200 {
             return Err(StoreError::Invalid("prompt too long".into()));
         }
-        let c = self.db();
-        c.execute(
-            "INSERT INTO prompts (title, body, tags, group_name, owner_id, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![title.trim(), body, tags.join(","), group, owner, now()],
-        )?;
-        Ok(c.last_insert_rowid())
+        self.run(async {
+            Ok(sqlx::query(
+                "INSERT INTO prompts (title, body, tags, group_name, owner_id, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(title.trim())
+            .bind(body)
+            .bind(tags.join(","))
+            .bind(group)
+            .bind(owner)
+            .bind(now())
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+        })
     }
-
-    fn prompt_row(r: &Row<'_>) -> rusqlite::Result<(Prompt, Option<i64>)> {
-        let body: String = r.get(2)?;
-        let tags: String = r.get(3)?;
-        Ok((
-            Prompt {
-                id: r.get(0)?,
-                title: r.get(1)?,
-                variables: prompt_variables(&body),
-                body,
-                tags: tags.split(',').filter(|t| !t.is_empty()).map(str::to_string).collect(),
-                group: r.get(4)?,
-                owner: r.get(6)?,
-            },
-            r.get(5)?,
-        ))
-    }
-
-    const PROMPT_SELECT: &str = "SELECT p.id, p.title, p.body, p.tags, p.group_name, p.owner_id, u.name FROM prompts p LEFT JOIN users u ON u.id = p.owner_id";
 
     /// Prompts a user may use: their own and their groups'.
     pub fn prompts_for(&self, user: &UserInfo) -> Result<Vec<Prompt>> {
-        let c = self.db();
-        let mut st = c.prepare(&format!("{} ORDER BY p.title", Self::PROMPT_SELECT))?;
-        let rows = st
-            .query_map([], Self::prompt_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?
+        let all = self.run(async {
+            let r = sqlx::query(AssertSqlSafe(format!("{PROMPT_SELECT} ORDER BY p.title"))).fetch_all(&self.pool).await?;
+            rows(r, prompt_row)
+        })?;
+        Ok(all
             .into_iter()
             .filter(|(p, owner)| match &p.group {
                 Some(g) => user.groups.contains(g),
                 None => *owner == Some(user.id),
             })
             .map(|(p, _)| p)
-            .collect();
-        Ok(rows)
+            .collect())
     }
 
     /// A prompt with its owner id.
     pub fn prompt(&self, id: i64) -> Result<Option<(Prompt, Option<i64>)>> {
-        Ok(self
-            .db()
-            .query_row(&format!("{} WHERE p.id = ?1", Self::PROMPT_SELECT), params![id], Self::prompt_row)
-            .optional()?)
+        self.run(async {
+            let r = sqlx::query(AssertSqlSafe(format!("{PROMPT_SELECT} WHERE p.id = $1"))).bind(id).fetch_optional(&self.pool).await?;
+            Ok(r.as_ref().map(prompt_row).transpose()?)
+        })
     }
 
     pub fn delete_prompt(&self, id: i64) -> Result<()> {
-        let n = self.db().execute("DELETE FROM prompts WHERE id = ?1", params![id])?;
-        if n == 0 { Err(StoreError::NotFound("prompt")) } else { Ok(()) }
+        self.run(async {
+            let n = sqlx::query("DELETE FROM prompts WHERE id = $1").bind(id).execute(&self.pool).await?.rows_affected();
+            not_found_if_none(n, "prompt")
+        })
     }
 
     // ---- audit --------------------------------------------------------------------------
 
     pub fn audit(&self, e: &AuditEntry) -> Result<()> {
-        self.db().execute(
-            "INSERT INTO audit (at, user_id, user_name, groups, action, model, external, collections, prompt_tokens, completion_tokens, outcome, content)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            params![
-                now(),
-                e.user_id,
-                e.user_name,
-                e.groups.join(","),
-                e.action,
-                e.model,
-                e.external,
-                e.collections.join(","),
-                e.prompt_tokens,
-                e.completion_tokens,
-                if e.outcome.is_empty() { "ok" } else { e.outcome.as_str() },
-                e.content
-            ],
-        )?;
-        Ok(())
+        self.run(async {
+            sqlx::query(
+                "INSERT INTO audit (at, user_id, user_name, groups, action, model, external, collections, prompt_tokens, completion_tokens, outcome, content)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(now())
+            .bind(e.user_id)
+            .bind(e.user_name.as_str())
+            .bind(e.groups.join(","))
+            .bind(e.action.as_str())
+            .bind(e.model.as_deref())
+            .bind(i64::from(e.external))
+            .bind(e.collections.join(","))
+            .bind(e.prompt_tokens)
+            .bind(e.completion_tokens)
+            .bind(if e.outcome.is_empty() { "ok" } else { e.outcome.as_str() })
+            .bind(e.content.as_deref())
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Audit records since `since` (Unix time), newest first, at most `limit`.
     pub fn audit_log(&self, since: i64, limit: usize) -> Result<Vec<AuditRecord>> {
-        let c = self.db();
-        let mut st = c.prepare(
-            "SELECT id, at, user_name, groups, action, model, external, collections, prompt_tokens, completion_tokens, outcome, content
-             FROM audit WHERE at >= ?1 ORDER BY id DESC LIMIT ?2",
-        )?;
-        let rows = st
-            .query_map(params![since, limit as i64], |r| {
+        self.run(async {
+            let r = sqlx::query(
+                "SELECT id, at, user_name, groups, action, model, external, collections, prompt_tokens, completion_tokens, outcome, content
+                 FROM audit WHERE at >= $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(since)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            rows(r, |r| {
                 Ok(AuditRecord {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    user: r.get(2)?,
-                    groups: r.get(3)?,
-                    action: r.get(4)?,
-                    model: r.get(5)?,
-                    external: r.get(6)?,
-                    collections: r.get(7)?,
-                    prompt_tokens: r.get(8)?,
-                    completion_tokens: r.get(9)?,
-                    outcome: r.get(10)?,
-                    content: r.get(11)?,
+                    id: r.try_get(0)?,
+                    at: r.try_get(1)?,
+                    user: r.try_get(2)?,
+                    groups: r.try_get(3)?,
+                    action: r.try_get(4)?,
+                    model: r.try_get(5)?,
+                    external: r.try_get::<i64, _>(6)? != 0,
+                    collections: r.try_get(7)?,
+                    prompt_tokens: r.try_get(8)?,
+                    completion_tokens: r.try_get(9)?,
+                    outcome: r.try_get(10)?,
+                    content: r.try_get(11)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            })
+        })
     }
 
     /// Requests and tokens per group and model since `since` (chat requests only). A user in
     /// two groups counts for both; users without a group count under "-".
     pub fn usage(&self, since: i64) -> Result<Vec<Usage>> {
-        let c = self.db();
-        let mut st = c.prepare(
-            "SELECT groups, COALESCE(model, ''), COUNT(*), SUM(prompt_tokens), SUM(completion_tokens)
-             FROM audit WHERE at >= ?1 AND action = 'chat' GROUP BY groups, model",
-        )?;
-        let rows: Vec<(String, String, i64, i64, i64)> = st
-            .query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-            .collect::<rusqlite::Result<_>>()?;
+        let counted: Vec<(String, String, i64, i64, i64)> = self.run(async {
+            let r = sqlx::query(
+                "SELECT groups, COALESCE(model, ''), COUNT(*), CAST(SUM(prompt_tokens) AS BIGINT), CAST(SUM(completion_tokens) AS BIGINT)
+                 FROM audit WHERE at >= $1 AND action = 'chat' GROUP BY groups, model",
+            )
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+            rows(r, |r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?)))
+        })?;
         let mut map: std::collections::BTreeMap<(String, String), Usage> = Default::default();
-        for (groups, model, n, p, comp) in rows {
+        for (groups, model, n, p, comp) in counted {
             let gs: Vec<String> = if groups.is_empty() {
                 vec!["-".into()]
             } else {
@@ -1084,49 +1376,108 @@ impl Store {
                 return Err(StoreError::Invalid(format!("{field} is required")));
             }
         }
-        self.db().execute(
-            "INSERT INTO ai_register (name, model, purpose, provider, risk_class, responsible, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (name) DO UPDATE SET model = excluded.model, purpose = excluded.purpose, provider = excluded.provider,
-               risk_class = excluded.risk_class, responsible = excluded.responsible, updated_at = excluded.updated_at",
-            params![e.name.trim(), e.model, e.purpose, e.provider, e.risk_class, e.responsible, now()],
-        )?;
-        Ok(())
+        self.run(async {
+            sqlx::query(
+                "INSERT INTO ai_register (name, model, purpose, provider, risk_class, responsible, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (name) DO UPDATE SET model = excluded.model, purpose = excluded.purpose, provider = excluded.provider,
+                   risk_class = excluded.risk_class, responsible = excluded.responsible, updated_at = excluded.updated_at",
+            )
+            .bind(e.name.trim())
+            .bind(e.model.as_str())
+            .bind(e.purpose.as_str())
+            .bind(e.provider.as_str())
+            .bind(e.risk_class.as_str())
+            .bind(e.responsible.as_str())
+            .bind(now())
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// Add the entry only if there is none of this name (start-up seeding keeps edits).
     pub fn seed_register(&self, e: &RegisterEntry) -> Result<()> {
-        let exists: Option<i64> = self
-            .db()
-            .query_row("SELECT id FROM ai_register WHERE name = ?1", params![e.name], |r| r.get(0))
-            .optional()?;
-        if exists.is_none() {
+        let exists = self.run(async {
+            Ok(sqlx::query("SELECT id FROM ai_register WHERE name = $1").bind(e.name.as_str()).fetch_optional(&self.pool).await?.is_some())
+        })?;
+        if !exists {
             self.put_register(e)?;
         }
         Ok(())
     }
 
     pub fn register(&self) -> Result<Vec<RegisterEntry>> {
-        let c = self.db();
-        let mut st = c.prepare("SELECT name, model, purpose, provider, risk_class, responsible, updated_at FROM ai_register ORDER BY name")?;
-        let rows = st
-            .query_map([], |r| {
+        self.run(async {
+            let r = sqlx::query("SELECT name, model, purpose, provider, risk_class, responsible, updated_at FROM ai_register ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+            rows(r, |r| {
                 Ok(RegisterEntry {
-                    name: r.get(0)?,
-                    model: r.get(1)?,
-                    purpose: r.get(2)?,
-                    provider: r.get(3)?,
-                    risk_class: r.get(4)?,
-                    responsible: r.get(5)?,
-                    updated_at: r.get(6)?,
+                    name: r.try_get(0)?,
+                    model: r.try_get(1)?,
+                    purpose: r.try_get(2)?,
+                    provider: r.try_get(3)?,
+                    risk_class: r.try_get(4)?,
+                    responsible: r.try_get(5)?,
+                    updated_at: r.try_get(6)?,
                 })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
+            })
+        })
     }
 
     pub fn delete_register(&self, name: &str) -> Result<()> {
-        let n = self.db().execute("DELETE FROM ai_register WHERE name = ?1", params![name])?;
-        if n == 0 { Err(StoreError::NotFound("register entry")) } else { Ok(()) }
+        self.run(async {
+            let n = sqlx::query("DELETE FROM ai_register WHERE name = $1").bind(name).execute(&self.pool).await?.rows_affected();
+            not_found_if_none(n, "register entry")
+        })
+    }
+}
+
+/// Stores for tests: SQLite in a directory, or, when `LOTSE_TEST_POSTGRES` names a
+/// PostgreSQL server (`postgres://USER:PASSWORD@127.0.0.1/postgres`), a fresh database of its
+/// own there, so that the same tests run against both backends (`.ci/run` does both).
+pub mod testing {
+    use super::*;
+
+    /// The environment variable naming the PostgreSQL server for tests.
+    pub const POSTGRES_ENV: &str = "LOTSE_TEST_POSTGRES";
+
+    /// A new, empty store for one test.
+    pub fn open(dir: &Path) -> Store {
+        match std::env::var(POSTGRES_ENV) {
+            Ok(server) if !server.trim().is_empty() => {
+                let url = fresh_database(server.trim()).expect("a fresh PostgreSQL test database");
+                Store::connect(&url).expect("the PostgreSQL test store")
+            }
+            _ => Store::open(&dir.join("portal.sqlite")).expect("the SQLite test store"),
+        }
+    }
+
+    /// Create a database with a random name on `server`; returns its URL.
+    pub fn fresh_database(server: &str) -> Result<String> {
+        let name = format!("lotse_test_{}", &auth::random_token("")[..16]);
+        let mut url = url::Url::parse(server).map_err(|e| StoreError::Invalid(format!("{POSTGRES_ENV}: {e}")))?;
+        sqlx::any::install_default_drivers();
+        let create = async {
+            use sqlx::Connection;
+            let mut c = sqlx::AnyConnection::connect(server).await?;
+            sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut c).await?;
+            c.close().await
+        };
+        // a runtime of its own, on a thread of its own: callers may be inside a runtime
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| StoreError::Invalid(format!("runtime: {e}")))?;
+                Ok::<_, StoreError>(rt.block_on(create)?)
+            })
+            .join()
+            .unwrap_or(Err(StoreError::Invalid("database creation panicked".into())))
+        })?;
+        url.set_path(&format!("/{name}"));
+        Ok(url.to_string())
     }
 }
 
@@ -1154,7 +1505,7 @@ mod tests {
 
     fn store() -> (tempfile::TempDir, Store) {
         let d = tempfile::tempdir().unwrap();
-        let s = Store::open(&d.path().join("portal.sqlite")).unwrap();
+        let s = testing::open(d.path());
         (d, s)
     }
 
@@ -1195,7 +1546,9 @@ mod tests {
 
     #[test]
     fn backup_is_a_consistent_copy() {
-        let (d, s) = store();
+        // SQLite's VACUUM INTO (PostgreSQL is backed up with pg_dump)
+        let d = tempfile::tempdir().unwrap();
+        let s = Store::open(&d.path().join("portal.sqlite")).unwrap();
         s.create_user("c", "C", None, Role::Admin, &[]).unwrap();
         let b = d.path().join("backup.sqlite");
         s.backup(&b).unwrap();

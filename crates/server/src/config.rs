@@ -78,6 +78,52 @@ pub struct PortalSettings {
     /// Who answers for the AI systems, as the AI register names them ("Fachbereich IT,
     /// Frau Beispiel"). Entries can be changed in the register afterwards.
     pub responsible: String,
+    /// Where the portal's records live: a `postgres://USER:PASSWORD@HOST/DB` URL for larger
+    /// installations. Default: the SQLite file `portal.sqlite` in the data directory.
+    pub database: Option<String>,
+    /// Sign-in with the town's identity provider (OpenID Connect), beside local accounts.
+    pub oidc: Option<OidcSettings>,
+}
+
+/// OpenID Connect sign-in (`[portal.oidc]`): Keycloak, ADFS, Entra ID and the like.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcSettings {
+    /// The issuer URL (its `/.well-known/openid-configuration` is read).
+    pub issuer: String,
+    pub client_id: String,
+    /// Environment variable with the client secret (confidential clients).
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// This server's callback as registered at the provider:
+    /// `https://HOST/portal/api/oidc/callback`.
+    pub redirect_url: String,
+    /// The claim with the account's groups.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+    /// Members of these groups are portal admins.
+    #[serde(default)]
+    pub admin_groups: Vec<String>,
+    /// Members of these groups are editors (manage collections).
+    #[serde(default)]
+    pub editor_groups: Vec<String>,
+    /// The sign-in button's text.
+    #[serde(default = "default_oidc_label")]
+    pub label: String,
+    #[serde(default = "default_oidc_scopes")]
+    pub scopes: Vec<String>,
+}
+
+fn default_groups_claim() -> String {
+    "groups".into()
+}
+
+fn default_oidc_label() -> String {
+    "Mit dem Dienstkonto anmelden".into()
+}
+
+fn default_oidc_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
 }
 
 impl Default for PortalSettings {
@@ -95,6 +141,8 @@ impl Default for PortalSettings {
             login_attempts: 5,
             external: Vec::new(),
             responsible: "Bitte eintragen ([portal] responsible)".into(),
+            database: None,
+            oidc: None,
         }
     }
 }
@@ -504,5 +552,7 @@ mod tests {
         assert!(!format!("{c:?}").contains(c.cms.token.as_deref().unwrap()), "token not in Debug");
         assert_eq!(c.portal.external.len(), 1);
         assert_eq!(c.portal.responsible, "Fachbereich IT");
+        assert!(c.portal.database.as_deref().is_some_and(|d| d.starts_with("postgres://")));
+        assert_eq!(c.portal.oidc.as_ref().map(|o| o.editor_groups.len()), Some(1));
     }
 }

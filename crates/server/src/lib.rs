@@ -19,6 +19,7 @@ pub mod error;
 pub mod feedback;
 pub mod limit;
 pub mod metrics;
+pub mod oidc;
 pub mod openai;
 pub mod portal;
 pub mod simplify;
@@ -221,6 +222,9 @@ impl AppState {
         portal::login,
         portal::logout,
         portal::whoami,
+        portal::login_options,
+        portal::oidc_login,
+        portal::oidc_callback,
         portal::kompass,
         portal::kompass_check,
         portal::collections,
@@ -289,6 +293,8 @@ impl AppState {
         openai::ModelEntry,
         portal::LoginRequest,
         portal::Me,
+        portal::LoginOptions,
+        portal::OidcOption,
         portal::Kompass,
         portal::KompassAnswers,
         portal::NewCollection,
@@ -412,6 +418,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/portal/api/login", post(portal::login))
         .route("/portal/api/logout", post(portal::logout))
         .route("/portal/api/me", get(portal::whoami))
+        .route("/portal/api/login-options", get(portal::login_options))
+        .route("/portal/api/oidc/login", get(portal::oidc_login))
+        .route("/portal/api/oidc/callback", get(portal::oidc_callback))
         .route("/portal/api/kompass", get(portal::kompass).post(portal::kompass_check))
         .route("/portal/api/collections", get(portal::collections).post(portal::create_collection))
         .route("/portal/api/collections/{id}", delete(portal::delete_collection))

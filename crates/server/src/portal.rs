@@ -69,6 +69,8 @@ pub struct Portal {
     pub rules: LevelRules,
     externals: Vec<External>,
     throttle: Mutex<HashMap<String, Failures>>,
+    /// Sign-in with the town's identity provider, when configured.
+    oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 #[derive(Clone, Copy)]
@@ -98,7 +100,14 @@ impl Portal {
             rules,
             externals,
             throttle: Mutex::new(HashMap::new()),
+            oidc: None,
         }
+    }
+
+    /// Offer sign-in with an identity provider beside local accounts.
+    pub fn with_oidc(mut self, oidc: crate::oidc::Oidc) -> Portal {
+        self.oidc = Some(Arc::new(oidc));
+        self
     }
 
     fn external(&self, name: &str) -> Option<&External> {
@@ -434,6 +443,200 @@ pub async fn whoami(State(state): State<Arc<AppState>>, method: Method, headers:
     let user = c.user()?.clone();
     let csrf = c.csrf.clone();
     Ok(Json(me(&c, user, csrf)))
+}
+
+// ---- OpenID Connect ----------------------------------------------------------------------
+
+/// How staff can sign in.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LoginOptions {
+    /// Name and password (local accounts).
+    pub password: bool,
+    /// Sign-in with the town's identity provider.
+    pub oidc: Option<OidcOption>,
+}
+
+/// The identity provider's sign-in button.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OidcOption {
+    pub label: String,
+    /// Open this address in the browser (a full page navigation).
+    pub url: String,
+}
+
+/// How staff can sign in: with name and password, and with the town's identity provider when
+/// one is configured.
+#[utoipa::path(get, path = "/portal/api/login-options", tag = "portal",
+    responses((status = 200, body = LoginOptions)))]
+pub async fn login_options(State(state): State<Arc<AppState>>) -> Result<Json<LoginOptions>, ApiError> {
+    let portal = state.portal().ok_or_else(disabled)?;
+    Ok(Json(LoginOptions {
+        password: true,
+        oidc: portal.oidc.as_ref().map(|o| OidcOption { label: o.settings.label.clone(), url: "/portal/api/oidc/login".into() }),
+    }))
+}
+
+fn oidc_off() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "oidc_disabled",
+        "Die Anmeldung mit dem Dienstkonto ist nicht eingerichtet. Bitte melden Sie sich mit Benutzername und Passwort an.",
+    )
+}
+
+fn oidc_unreachable() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "oidc_unreachable",
+        "Der Anmeldedienst ist gerade nicht erreichbar. Bitte versuchen Sie es in einigen Minuten noch einmal.",
+    )
+}
+
+fn state_cookie(state: &AppState, value: &str, max_age: i64) -> HeaderValue {
+    let secure = if state.config.portal.secure_cookie { "; Secure" } else { "" };
+    // Lax: the provider's redirect back is a cross-site top-level navigation
+    HeaderValue::from_str(&format!(
+        "{}={value}; HttpOnly; SameSite=Lax; Path=/portal/api/oidc; Max-Age={max_age}{secure}",
+        crate::oidc::STATE_COOKIE
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("lotse_oidc=; Max-Age=0"))
+}
+
+/// Start signing in with the identity provider: redirects there (authorisation code flow
+/// with PKCE) and sets a short-lived cookie that binds the sign-in to this browser.
+#[utoipa::path(get, path = "/portal/api/oidc/login", tag = "portal",
+    responses(
+        (status = 303, description = "To the identity provider's sign-in page"),
+        (status = 404, description = "No identity provider is configured", content_type = "text/html", body = String),
+        (status = 502, description = "The identity provider is unreachable", content_type = "text/html", body = String),
+    ))]
+pub async fn oidc_login(State(state): State<Arc<AppState>>) -> Response {
+    let Some(portal) = state.portal() else { return html_error(disabled()) };
+    let Some(oidc) = portal.oidc.clone() else { return html_error(oidc_off()) };
+    match oidc.start().await {
+        Ok(start) => {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            let h = r.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&start.redirect) {
+                h.insert(header::LOCATION, v);
+            }
+            h.insert(header::SET_COOKIE, state_cookie(&state, &start.state, crate::oidc::PENDING_TTL.as_secs() as i64));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "OIDC sign-in could not start");
+            html_error(oidc_unreachable())
+        }
+    }
+}
+
+/// The identity provider's answer.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct OidcCallback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    /// Set when the provider refused or the user cancelled.
+    pub error: Option<String>,
+}
+
+/// The identity provider sends the browser back here. On success the account is created or
+/// updated from the token's claims (role and groups), a session starts and the browser goes
+/// to the portal.
+#[utoipa::path(get, path = "/portal/api/oidc/callback", tag = "portal", params(OidcCallback),
+    responses(
+        (status = 303, description = "Signed in; to the portal, with the session cookie"),
+        (status = 400, description = "Unknown, expired or foreign sign-in", content_type = "text/html", body = String),
+        (status = 401, description = "The provider refused, or the token failed a check", content_type = "text/html", body = String),
+        (status = 403, description = "The account is disabled", content_type = "text/html", body = String),
+        (status = 502, description = "The identity provider is unreachable", content_type = "text/html", body = String),
+    ))]
+pub async fn oidc_callback(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(q): Query<OidcCallback>,
+) -> Response {
+    use crate::oidc::OidcError;
+    let Some(portal) = state.portal() else { return html_error(disabled()) };
+    let Some(oidc) = portal.oidc.clone() else { return html_error(oidc_off()) };
+    let refused = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "oidc_refused",
+            "Die Anmeldung wurde nicht bestätigt. Bitte versuchen Sie es noch einmal oder wenden Sie sich an die IT.",
+        )
+    };
+    if q.error.is_some() {
+        tracing::info!("OIDC sign-in refused or cancelled at the provider");
+        return html_error(refused());
+    }
+    let (Some(code), Some(st)) = (q.code.as_deref(), q.state.as_deref()) else {
+        return html_error(ApiError::bad_request("oidc_incomplete", "Die Antwort des Anmeldedienstes ist unvollständig. Bitte melden Sie sich erneut an."));
+    };
+    let identity = match oidc.finish(st, cookie_value(&headers, crate::oidc::STATE_COOKIE).as_deref(), code).await {
+        Ok(i) => i,
+        Err(OidcError::State) => {
+            tracing::info!("OIDC callback with an unknown, expired or foreign state");
+            return html_error(ApiError::bad_request(
+                "oidc_state",
+                "Diese Anmeldung ist abgelaufen oder wurde in einem anderen Browser begonnen. Bitte melden Sie sich erneut an.",
+            ));
+        }
+        Err(e @ (OidcError::Provider(_) | OidcError::Config(_))) => {
+            tracing::warn!(error = %e, "OIDC sign-in failed at the provider");
+            return html_error(oidc_unreachable());
+        }
+        Err(e @ (OidcError::Token(_) | OidcError::Refused(_))) => {
+            tracing::warn!(error = %e, "OIDC sign-in rejected");
+            return html_error(refused());
+        }
+    };
+    let store = portal.store.clone();
+    let ttl = i64::from(state.config.portal.session_hours.max(1)) * 3600;
+    let signed_in = blocking(move || {
+        let id = store
+            .upsert_oidc_user(&identity.subject, &identity.name, &identity.display_name, identity.role, &identity.groups)
+            .map_err(store_error)?;
+        let Some(user) = store.user(id).map_err(store_error)? else { return Ok(None) };
+        let (token, _csrf) = store.create_session(id, ttl).map_err(store_error)?;
+        store
+            .audit(&AuditEntry {
+                user_id: Some(id),
+                user_name: user.name.clone(),
+                groups: user.groups.clone(),
+                action: "login".into(),
+                outcome: "oidc".into(),
+                ..AuditEntry::default()
+            })
+            .map_err(store_error)?;
+        Ok(Some(token))
+    })
+    .await;
+    let token = match signed_in {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return html_error(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "Ihr Konto ist im Portal gesperrt. Bitte wenden Sie sich an die IT.",
+            ));
+        }
+        Err(e) if e.status == StatusCode::CONFLICT => {
+            return html_error(ApiError::new(
+                StatusCode::CONFLICT,
+                "account_exists",
+                "Es gibt schon ein Portal-Konto mit Ihrem Benutzernamen. Bitte wenden Sie sich an die IT.",
+            ));
+        }
+        Err(e) => return html_error(e),
+    };
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    let h = r.headers_mut();
+    h.insert(header::LOCATION, HeaderValue::from_static("/portal/"));
+    h.append(header::SET_COOKIE, session_cookie(&state, &token, ttl));
+    h.append(header::SET_COOKIE, state_cookie(&state, "", 0));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 // ---- KI-Kompass --------------------------------------------------------------------------
@@ -1624,6 +1827,8 @@ label{display:block;font-weight:600;margin:.75rem 0 .25rem}
 input[type=text],input:not([type]),input[type=password],select,textarea{width:100%;padding:.5rem;font:inherit;border:1px solid #6b7280;border-radius:.25rem;background:#fff;color:#1a1a1a}
 button{font:inherit;margin-top:.75rem;padding:.5rem 1rem;border-radius:.25rem;border:1px solid #0b4f8a;background:#0b4f8a;color:#fff;cursor:pointer}
 button.secondary{background:#fff;color:#0b4f8a}
+a.button{display:inline-block;padding:.5rem 1rem;border-radius:.25rem;background:#0b4f8a;color:#fff;text-decoration:none;font-weight:600}
+.prompts{margin:.5rem 0}.save-prompt{margin:.75rem 0}.save-prompt summary{cursor:pointer;color:#0b4f8a;font-weight:600}
 .top button.secondary{margin:0 0 0 .75rem;padding:.25rem .75rem}
 button:disabled{opacity:.6;cursor:wait}
 :focus-visible{outline:3px solid #f2a900;outline-offset:2px}
@@ -1711,7 +1916,11 @@ pub async fn expire_chats(state: &AppState) {
 pub fn open(config: &crate::Config, data: &std::path::Path) -> Result<Portal, String> {
     let p = &config.portal;
     std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    let store = Store::open(&data.join("portal.sqlite")).map_err(|e| e.to_string())?;
+    let store = match &p.database {
+        Some(url) => Store::connect(url),
+        None => Store::open(&data.join("portal.sqlite")),
+    }
+    .map_err(|e| format!("portal database: {e}"))?;
     let check = Check::load(p.kompass_check.as_deref()).map_err(|e| e.to_string())?;
     let text = lotse_portal::kompass::load_text(p.kompass_text.as_deref()).map_err(|e| e.to_string())?;
     let mut externals = Vec::new();
@@ -1733,7 +1942,11 @@ pub fn open(config: &crate::Config, data: &std::path::Path) -> Result<Portal, St
             service: Arc::new(GenerationService::new(Arc::new(g), 2, config.limits.queue)),
         });
     }
-    Ok(Portal::new(Arc::new(store), check, text, p.levels.clone(), externals))
+    let portal = Portal::new(Arc::new(store), check, text, p.levels.clone(), externals);
+    Ok(match &p.oidc {
+        Some(o) => portal.with_oidc(crate::oidc::Oidc::new(o.clone()).map_err(|e| e.to_string())?),
+        None => portal,
+    })
 }
 
 /// Seed the AI system register with this installation's uses (entries an admin changed

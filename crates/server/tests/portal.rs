@@ -226,7 +226,8 @@ async fn start() -> Server {
         Some(Arc::new(GenerationService::new(local, 1, 8))),
         AnswerConfig { ..config.answer_config() },
     ));
-    let store = Arc::new(Store::open(&dir.path().join("portal.sqlite")).unwrap());
+    // SQLite, or PostgreSQL when LOTSE_TEST_POSTGRES names a server (.ci/run does both)
+    let store = Arc::new(lotse_portal::store::testing::open(dir.path()));
     let hash = auth::hash_password(PASSWORD).unwrap();
     for (name, role, groups, level) in [
         ("admin", Role::Admin, vec![], Level::Gold),
