@@ -14,6 +14,7 @@ const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 const API = process.env.LOTSE_API;
 const USER = process.env.LOTSE_PORTAL_USER;
+const ADMIN = process.env.LOTSE_PORTAL_ADMIN;
 const PASSWORD = process.env.LOTSE_PORTAL_PASSWORD;
 const OUT = process.env.LOTSE_ARTIFACTS || "test-artifacts/browser";
 const ANSWER_TIMEOUT = 15 * 60 * 1000;
@@ -141,11 +142,53 @@ try {
     assert.deepEqual(await axeSerious(page, "portal-chat"), []);
   });
 
+  await check("portal: save a prompt with a placeholder and use it", async () => {
+    await page.fill("#frage", "Fasse die Regeln zu {thema} in drei Sätzen zusammen.");
+    await page.locator("summary", { hasText: "Frage als Vorlage speichern" }).click();
+    await page.fill("#vorlage-titel", "Zusammenfassung");
+    await page.getByRole("button", { name: "Vorlage speichern" }).click();
+    await page.getByText("wurde gespeichert").waitFor({ timeout: 10000 });
+    await page.fill("#frage", "");
+    await page.locator("#vorlage option", { hasText: "Zusammenfassung" }).waitFor({ state: "attached", timeout: 10000 });
+    await page.selectOption("#vorlage", { label: "Zusammenfassung" });
+    await page.fill("#vorlage-thema", "Hunde im Rathaus");
+    await page.getByRole("button", { name: "In die Frage übernehmen" }).click();
+    assert.equal(await page.inputValue("#frage"), "Fasse die Regeln zu Hunde im Rathaus in drei Sätzen zusammen.");
+    assert.deepEqual(await axeSerious(page, "portal-prompts"), []);
+  });
+
   await check("portal: the cited document opens at its section", async () => {
     assert.ok(docHref, "a cited document");
     await page.goto(`${API}${docHref}`, { waitUntil: "load" });
     assert.match(await page.locator("main").innerText(), /Zustimmung der Amtsleitung/);
     await page.screenshot({ path: join(OUT, "portal-document.png") });
+  });
+
+  await check("portal: an admin sets a level and sees usage, the register and the exports", async () => {
+    assert.ok(ADMIN, "LOTSE_PORTAL_ADMIN names the admin account");
+    const actx = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: "de-DE" });
+    const admin = await actx.newPage();
+    admin.on("pageerror", (e) => errors.push(String(e)));
+    await admin.goto(`${API}/portal/`, { waitUntil: "load" });
+    await admin.locator("#login-name").waitFor({ state: "visible", timeout: 30000 });
+    await admin.fill("#login-name", ADMIN);
+    await admin.fill("#login-password", PASSWORD);
+    await admin.getByRole("button", { name: "Anmelden" }).click();
+    await admin.locator("#admin-h").waitFor({ timeout: 15000 });
+    const level = admin.getByLabel("Stufe von Maria Muster");
+    await level.waitFor({ timeout: 10000 });
+    await level.selectOption("gold");
+    await admin.getByText("Maria Muster: Stufe Gold.").waitFor({ timeout: 10000 });
+    // the editor's question above is counted for the group
+    await admin.locator("td", { hasText: "bauamt" }).first().waitFor({ timeout: 10000 });
+    await admin.locator("td", { hasText: "Mitarbeiterportal" }).first().waitFor({ timeout: 10000 });
+    const csv = await admin.request.get(`${API}/portal/api/register?format=csv`);
+    assert.equal(csv.status(), 200);
+    assert.match(csv.headers()["content-type"], /text\/csv/);
+    assert.match(await csv.text(), /Bürger-Chat/);
+    await admin.screenshot({ path: join(OUT, "portal-admin.png"), fullPage: true });
+    assert.deepEqual(await axeSerious(admin, "portal-admin"), []);
+    await actx.close();
   });
 
   await check("portal: no script errors", async () => {

@@ -75,6 +75,9 @@ echo "crawling $site into a fresh index (with embeddings)" >&2
 portal_password="portal-test-$(date +%s)-passwort"
 LOTSE_ADMIN_PASSWORD="$portal_password" "$bin/lotse" admin create-user --name m.muster \
   --display-name "Maria Muster" --role editor --groups bauamt --data "$work/data" >/dev/null
+# and an admin for the administration section
+LOTSE_ADMIN_PASSWORD="$portal_password" "$bin/lotse" admin create-user --name it.admin \
+  --display-name "IT Verwaltung" --role admin --data "$work/data" >/dev/null
 echo "starting lotse serve on $api" >&2
 "$bin/lotse" serve --config "$work/lotse.toml" > "$artifacts/serve.log" 2>&1 &
 pids+=($!)
@@ -96,5 +99,5 @@ export LOTSE_EXPECTED="/ortsrecht/bbo-richtlinie-ehrungen/,/ortsrecht/bbo-richtl
 export LOTSE_BYLAW="/ortsrecht/bbo-satzung-weitere-verkaufssonntage/"
 status=0
 node tests/browser/widget.test.mjs || status=$?
-LOTSE_PORTAL_USER=m.muster LOTSE_PORTAL_PASSWORD="$portal_password" node tests/browser/portal.test.mjs || status=$((status + $?))
+LOTSE_PORTAL_USER=m.muster LOTSE_PORTAL_ADMIN=it.admin LOTSE_PORTAL_PASSWORD="$portal_password" node tests/browser/portal.test.mjs || status=$((status + $?))
 exit "$status"

@@ -136,6 +136,16 @@ try {
   });
 
   await check("axe: no serious or critical violation with the chat open", async () => {
+    // the dialog fades in: measure contrast once its transitions have finished, not halfway
+    await page.evaluate(() =>
+      Promise.all(
+        document
+          .querySelector("#lotse-chat")
+          .shadowRoot.getAnimations()
+          .filter((a) => a.effect?.getComputedTiming().endTime !== Infinity) // not the busy spinners
+          .map((a) => a.finished.catch(() => {})),
+      ),
+    );
     const v = await axeViolations(page, "home-open");
     assert.deepEqual(v.map((x) => `${x.id}: ${x.help}`), []);
   });

@@ -63,6 +63,25 @@ struct Prompt {
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
+struct UsageRow {
+    group: String,
+    model: String,
+    requests: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct RegisterRow {
+    name: String,
+    model: String,
+    purpose: String,
+    provider: String,
+    risk_class: String,
+    responsible: String,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
 struct Question {
     text: String,
     options: Vec<String>,
@@ -363,6 +382,8 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
     let asking = RwSignal::new(false);
     let next_id = StoredValue::new(0usize);
     let can_manage = me.user.role != "staff";
+    let is_admin = me.user.role == "admin";
+    let admin_csrf = me.csrf.clone();
     let share_prompts = me.share_prompts;
     let groups = me.user.groups.clone();
     let user_id = me.user.id;
@@ -708,8 +729,111 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
                     <p class="error" role="alert">{move || upload_error.get()}</p>
                 </section>
             </Show>
+            <Show when=move || is_admin>
+                <Admin csrf=admin_csrf.clone()/>
+            </Show>
             <p class="notice" role="status">{move || notice.get()}</p>
         </div>
+    }
+}
+
+/// For admins: accounts and their KI-Kompass levels, usage per group and model, the AI system
+/// register, and the exports (CSV and JSON) of audit log, usage and register.
+#[component]
+fn Admin(csrf: Option<String>) -> impl IntoView {
+    let users = RwSignal::new(Vec::<User>::new());
+    let usage = RwSignal::new(Vec::<UsageRow>::new());
+    let register = RwSignal::new(Vec::<RegisterRow>::new());
+    let status = RwSignal::new(None::<String>);
+    let csrf_v = StoredValue::new(csrf);
+    let reload = move || {
+        spawn_local(async move {
+            if let Ok(u) = get::<Vec<User>>("/portal/api/admin/users").await {
+                users.set(u);
+            }
+            if let Ok(u) = get::<Vec<UsageRow>>("/portal/api/admin/usage").await {
+                usage.set(u);
+            }
+            if let Ok(r) = get::<Vec<RegisterRow>>("/portal/api/register").await {
+                register.set(r);
+            }
+        })
+    };
+    reload();
+    let set_level = move |id: i64, name: String, level: String| {
+        let csrf = csrf_v.get_value();
+        spawn_local(async move {
+            match send::<User>("PATCH", &format!("/portal/api/admin/users/{id}"), &json!({"level": level}), csrf).await {
+                Ok(u) => {
+                    status.set(Some(format!("{}: Stufe {}.", name, level_label(&u.level))));
+                    reload();
+                }
+                Err(f) => status.set(Some(f.message())),
+            }
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="admin-h">
+            <h2 id="admin-h">"Verwaltung"</h2>
+            <h3>"Konten und KI-Kompass-Stufen"</h3>
+            <table>
+                <caption class="sr-only">"Konten"</caption>
+                <thead><tr><th scope="col">"Konto"</th><th scope="col">"Rolle"</th><th scope="col">"Gruppen"</th><th scope="col">"Stufe"</th></tr></thead>
+                <tbody>
+                    <For each=move || users.get() key=|u| (u.id, u.level.clone()) let:u>
+                        {
+                            let id = format!("stufe-{}", u.id);
+                            let (uid, name) = (u.id, u.display_name.clone());
+                            let current = u.level.clone();
+                            view! {
+                                <tr>
+                                    <td>{format!("{} ({})", u.display_name, u.name)}</td>
+                                    <td>{u.role.clone()}</td>
+                                    <td>{u.groups.join(", ")}</td>
+                                    <td>
+                                        <label for=id.clone() class="sr-only">{format!("Stufe von {}", u.display_name)}</label>
+                                        <select id=id on:change=move |e| set_level(uid, name.clone(), event_target_value(&e))>
+                                            {["none", "seepferdchen", "bronze", "silber", "gold"].iter().map(|l| view! {
+                                                <option value=*l selected=*l == current.as_str()>{level_label(l)}</option>
+                                            }).collect_view()}
+                                        </select>
+                                    </td>
+                                </tr>
+                            }
+                        }
+                    </For>
+                </tbody>
+            </table>
+            <p class="notice" role="status">{move || status.get()}</p>
+            <h3>"Nutzung der letzten 90 Tage"</h3>
+            <table>
+                <caption class="sr-only">"Nutzung nach Gruppe und Modell"</caption>
+                <thead><tr><th scope="col">"Gruppe"</th><th scope="col">"Modell"</th><th scope="col">"Anfragen"</th><th scope="col">"Tokens (Eingabe/Ausgabe)"</th></tr></thead>
+                <tbody>
+                    <For each=move || usage.get() key=|u| (u.group.clone(), u.model.clone(), u.requests) let:u>
+                        <tr><td>{u.group.clone()}</td><td>{u.model.clone()}</td><td>{u.requests}</td>
+                            <td>{format!("{} / {}", u.prompt_tokens, u.completion_tokens)}</td></tr>
+                    </For>
+                </tbody>
+            </table>
+            <h3>"KI-Register"</h3>
+            <table>
+                <caption class="sr-only">"Register der KI-Systeme"</caption>
+                <thead><tr><th scope="col">"Einsatz"</th><th scope="col">"Modell"</th><th scope="col">"Zweck"</th><th scope="col">"Anbieter"</th><th scope="col">"Risikoklasse"</th><th scope="col">"Verantwortlich"</th></tr></thead>
+                <tbody>
+                    <For each=move || register.get() key=|r| r.name.clone() let:r>
+                        <tr><td>{r.name.clone()}</td><td>{r.model.clone()}</td><td>{r.purpose.clone()}</td>
+                            <td>{r.provider.clone()}</td><td>{r.risk_class.clone()}</td><td>{r.responsible.clone()}</td></tr>
+                    </For>
+                </tbody>
+            </table>
+            <h3>"Exporte"</h3>
+            <ul class="exports">
+                <li><a href="/portal/api/admin/audit?format=csv">"Audit-Protokoll (CSV)"</a>" · "<a href="/portal/api/admin/audit">"JSON"</a></li>
+                <li><a href="/portal/api/admin/usage?format=csv">"Nutzung (CSV)"</a>" · "<a href="/portal/api/admin/usage">"JSON"</a></li>
+                <li><a href="/portal/api/register?format=csv">"KI-Register (CSV)"</a>" · "<a href="/portal/api/register">"JSON"</a></li>
+            </ul>
+        </section>
     }
 }
 

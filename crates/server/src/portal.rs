@@ -1828,6 +1828,8 @@ input[type=text],input:not([type]),input[type=password],select,textarea{width:10
 button{font:inherit;margin-top:.75rem;padding:.5rem 1rem;border-radius:.25rem;border:1px solid #0b4f8a;background:#0b4f8a;color:#fff;cursor:pointer}
 button.secondary{background:#fff;color:#0b4f8a}
 a.button{display:inline-block;padding:.5rem 1rem;border-radius:.25rem;background:#0b4f8a;color:#fff;text-decoration:none;font-weight:600}
+table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text-align:left;vertical-align:top}
+td select{width:auto}.exports a{color:#0b4f8a}
 .prompts{margin:.5rem 0}.save-prompt{margin:.75rem 0}.save-prompt summary{cursor:pointer;color:#0b4f8a;font-weight:600}
 .top button.secondary{margin:0 0 0 .75rem;padding:.25rem .75rem}
 button:disabled{opacity:.6;cursor:wait}

@@ -344,6 +344,14 @@ fn docx_bomb() -> Vec<u8> {
 
 // ---- tests ---------------------------------------------------------------------------------
 
+/// A matcher for an OpenAPI path template (`/a/{id}/b`): each `{…}` is one path segment.
+fn template_matcher(template: &str) -> impl Fn(&str) -> bool + '_ {
+    move |path: &str| {
+        let (t, p): (Vec<&str>, Vec<&str>) = (template.split('/').collect(), path.split('/').collect());
+        t.len() == p.len() && t.iter().zip(&p).all(|(a, b)| (a.starts_with('{') && !b.is_empty()) || a == b)
+    }
+}
+
 #[tokio::test]
 async fn every_route_needs_a_session_and_the_right_role() {
     let s = start().await;
@@ -392,6 +400,22 @@ async fn every_route_needs_a_session_and_the_right_role() {
         (Method::GET, "/portal/api/register".into(), None, None),
         (Method::PUT, "/portal/api/register".into(), Some(json!({"name": "X", "model": "m", "purpose": "p", "provider": "p", "risk_class": "minimal", "responsible": "r"})), Some(&bob)),
     ];
+    // the list is complete: every portal route of the OpenAPI document is in it, or is one of
+    // the routes that serve people before they sign in
+    const BEFORE_SIGN_IN: &[&str] = &["/portal/", "/portal/api/login", "/portal/api/login-options", "/portal/api/oidc/login", "/portal/api/oidc/callback"];
+    let spec: Value = serde_json::from_str(&lotse_server::openapi_json()).unwrap();
+    for (template, ops) in spec["paths"].as_object().unwrap() {
+        if !template.starts_with("/portal") || BEFORE_SIGN_IN.contains(&template.as_str()) {
+            continue;
+        }
+        let pattern = template_matcher(template);
+        for m in ops.as_object().unwrap().keys() {
+            let covered = routes.iter().any(|(method, path, _, _)| {
+                method.as_str().eq_ignore_ascii_case(m) && pattern(path.split('?').next().unwrap_or(path))
+            });
+            assert!(covered, "{m} {template} has no authorisation check in this test");
+        }
+    }
     for (method, path, body, forbidden) in &routes {
         let r = if method == Method::PUT && path.contains("/documents/") {
             s.upload(&ANON, a_coll, "x.txt", b"Text".to_vec()).await
