@@ -103,7 +103,7 @@ try {
     assert.deepEqual(await axeSerious(page, "portal-kompass"), []);
     for (const [qi, c] of CORRECT.entries()) await page.check(`#frage-${qi}-${c}`);
     await page.getByRole("button", { name: "Antworten abgeben" }).click();
-    await page.getByText("Bestanden").waitFor({ timeout: 10000 });
+    await page.getByText(/^Bestanden:/).waitFor({ timeout: 10000 });
     await page.getByRole("button", { name: "Weiter zum KI-Chat" }).click();
     await page.locator("#chat-h").waitFor({ timeout: 10000 });
   });

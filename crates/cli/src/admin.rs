@@ -112,7 +112,7 @@ pub fn run(cmd: AdminCommand) -> Result<()> {
                 // the admin who sets the portal up is trained by definition
                 store.set_level(id, Level::Gold)?;
             }
-            println!("created user {name} (id {id}, {})", role.key());
+            println!("created user {} (id {id}, {})", name.trim().to_lowercase(), role.key());
         }
         AdminCommand::SetLevel { name, level, data } => {
             let level = Level::parse(&level).with_context(|| format!("unknown level {level:?}"))?;
