@@ -468,6 +468,19 @@ const DOCUMENT_SELECT: &str =
     "SELECT id, collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_at FROM documents";
 const PROMPT_SELECT: &str = "SELECT p.id, p.title, p.body, p.tags, p.group_name, p.owner_id, u.name FROM prompts p LEFT JOIN users u ON u.id = p.owner_id";
 
+/// Replace the groups of `user_id`, inside the caller's transaction.
+async fn replace_groups(conn: &mut sqlx::AnyConnection, user_id: i64, groups: &[String]) -> Result<()> {
+    sqlx::query("DELETE FROM user_groups WHERE user_id = $1").bind(user_id).execute(&mut *conn).await?;
+    for g in groups {
+        sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(user_id)
+            .bind(g.as_str())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The user `id` (enabled accounts only), read on `conn`.
 async fn user_row(conn: &mut sqlx::AnyConnection, id: i64) -> Result<Option<UserInfo>> {
     let row = sqlx::query("SELECT id, name, display_name, role, level FROM users WHERE id = $1 AND disabled = 0")
@@ -648,13 +661,7 @@ impl Store {
             .await
             .map_err(|e| unique_violation(e, "user"))?
             .try_get(0)?;
-            for g in groups {
-                sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(g.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            replace_groups(&mut tx, id, groups).await?;
             tx.commit().await?;
             Ok(id)
         })
@@ -702,14 +709,8 @@ impl Store {
                 .map_err(|e| unique_violation(e, "user"))?
                 .try_get(0)?,
             };
-            sqlx::query("DELETE FROM user_groups WHERE user_id = $1").bind(id).execute(&mut *tx).await?;
-            for g in groups.iter().filter(|g| valid_group(g)) {
-                sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(id)
-                    .bind(g.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            let valid: Vec<String> = groups.iter().filter(|g| valid_group(g)).cloned().collect();
+            replace_groups(&mut tx, id, &valid).await?;
             tx.commit().await?;
             Ok(id)
         })
@@ -809,14 +810,7 @@ impl Store {
                 .await?
                 .rows_affected();
             not_found_if_none(n, "user")?;
-            sqlx::query("DELETE FROM user_groups WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-            for g in groups {
-                sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(user_id)
-                    .bind(g.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            replace_groups(&mut tx, user_id, groups).await?;
             tx.commit().await?;
             Ok(())
         })
