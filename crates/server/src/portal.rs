@@ -344,6 +344,23 @@ fn session_cookie(state: &AppState, token: &str, max_age: i64) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("lotse_session=; Max-Age=0"))
 }
 
+/// A new session for a signed-in user, audited as a login with `outcome` ("ok" for a
+/// password, "oidc"). Returns (cookie token, CSRF token).
+fn start_session(store: &Store, user: &UserInfo, ttl: i64, outcome: &str) -> Result<(String, String), ApiError> {
+    let session = store.create_session(user.id, ttl).map_err(store_error)?;
+    store
+        .audit(&AuditEntry {
+            user_id: Some(user.id),
+            user_name: user.name.clone(),
+            groups: user.groups.clone(),
+            action: "login".into(),
+            outcome: outcome.into(),
+            ..AuditEntry::default()
+        })
+        .map_err(store_error)?;
+    Ok(session)
+}
+
 /// Sign in with name and password. Sets the session cookie.
 #[utoipa::path(post, path = "/portal/api/login", tag = "portal", request_body = LoginRequest,
     responses(
@@ -387,17 +404,7 @@ pub async fn login(
             return Ok(None);
         }
         let Some(user) = store.user(uid).map_err(store_error)? else { return Ok(None) };
-        let (token, csrf) = store.create_session(uid, ttl).map_err(store_error)?;
-        store
-            .audit(&AuditEntry {
-                user_id: Some(uid),
-                user_name: user.name.clone(),
-                groups: user.groups.clone(),
-                action: "login".into(),
-                outcome: "ok".into(),
-                ..AuditEntry::default()
-            })
-            .map_err(store_error)?;
+        let (token, csrf) = start_session(&store, &user, ttl, "ok")?;
         Ok(Some((user, token, csrf)))
     })
     .await?;
@@ -598,17 +605,7 @@ pub async fn oidc_callback(
             .upsert_oidc_user(&identity.subject, &identity.name, &identity.display_name, identity.role, &identity.groups)
             .map_err(store_error)?;
         let Some(user) = store.user(id).map_err(store_error)? else { return Ok(None) };
-        let (token, _csrf) = store.create_session(id, ttl).map_err(store_error)?;
-        store
-            .audit(&AuditEntry {
-                user_id: Some(id),
-                user_name: user.name.clone(),
-                groups: user.groups.clone(),
-                action: "login".into(),
-                outcome: "oidc".into(),
-                ..AuditEntry::default()
-            })
-            .map_err(store_error)?;
+        let (token, _csrf) = start_session(&store, &user, ttl, "oidc")?;
         Ok(Some(token))
     })
     .await;
