@@ -220,7 +220,11 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         let loaded = tokio::task::spawn_blocking(move || {
             let (a, g) = build(&config, &data, &models, &engine, true)?;
             let s = match g {
-                Some(g) if config.simplify.enabled => Some(build_simplify(&config, &data, &a, g)?),
+                Some(g) if config.simplify.enabled => {
+                    // rewrites give way to citizens' and staff answers at the next token
+                    let g = a.generation().map_or(g, |service| service.yielding());
+                    Some(build_simplify(&config, &data, &a, g)?)
+                }
                 _ => None,
             };
             Ok::<_, anyhow::Error>((a, s))

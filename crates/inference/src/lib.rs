@@ -102,6 +102,11 @@ pub struct GenerationParams {
     pub seed: u64,
     /// Generation stops before any of these strings; they are not part of the output.
     pub stop: Vec<String>,
+    /// Prompt tokens per forward pass for this generation; the generator's own setting when
+    /// unset. Shorter passes let a cancellation take effect sooner (background work that gives
+    /// way to citizens' answers uses them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefill_chunk: Option<usize>,
 }
 
 impl Default for GenerationParams {
@@ -112,6 +117,7 @@ impl Default for GenerationParams {
             top_p: 0.9,
             seed: 42,
             stop: Vec::new(),
+            prefill_chunk: None,
         }
     }
 }

@@ -401,13 +401,15 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Read
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let (depth, running) = state
+    let pool = state
         .answerer()
-        .and_then(|a| a.generation().map(|g| (g.queue_depth(), g.running())))
-        .unwrap_or((0, 0));
-    let body = state
-        .metrics
-        .render(depth, running, state.answers.entry_count());
+        .and_then(|a| a.generation().map(|g| crate::metrics::Pool {
+            queue_depth: g.queue_depth(),
+            running: g.running(),
+            preempted: g.preempted(),
+        }))
+        .unwrap_or_default();
+    let body = state.metrics.render(&pool, state.answers.entry_count());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,

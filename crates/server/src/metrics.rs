@@ -16,6 +16,14 @@ struct Histogram {
     count: u64,
 }
 
+/// The generation pool's figures at the time of a scrape.
+#[derive(Debug, Default)]
+pub struct Pool {
+    pub queue_depth: usize,
+    pub running: usize,
+    pub preempted: usize,
+}
+
 /// The server's metrics.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -57,8 +65,8 @@ impl Metrics {
         c.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The text exposition format. `queue_depth` and `running` come from the generation pool.
-    pub fn render(&self, queue_depth: usize, running: usize, cache_entries: u64) -> String {
+    /// The text exposition format.
+    pub fn render(&self, pool: &Pool, cache_entries: u64) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# HELP lotse_requests_total HTTP requests by route and status.");
         let _ = writeln!(s, "# TYPE lotse_requests_total counter");
@@ -89,8 +97,13 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         };
-        gauge(&mut s, "lotse_generation_queue_depth", "Answers waiting for the model.", queue_depth as u64);
-        gauge(&mut s, "lotse_generation_running", "Answers being generated.", running as u64);
+        gauge(&mut s, "lotse_generation_queue_depth", "Answers waiting for the model.", pool.queue_depth as u64);
+        gauge(&mut s, "lotse_generation_running", "Answers being generated.", pool.running as u64);
+        let _ = writeln!(
+            s,
+            "# HELP lotse_background_preempted_total Background rewrites stopped to let an answer run first.\n# TYPE lotse_background_preempted_total counter\nlotse_background_preempted_total {}",
+            pool.preempted
+        );
         gauge(&mut s, "lotse_answer_cache_entries", "Answers in the cache.", cache_entries);
         let _ = writeln!(s, "# HELP lotse_tokens_total Tokens processed by the generator.\n# TYPE lotse_tokens_total counter");
         let _ = writeln!(s, "lotse_tokens_total{{kind=\"prompt\"}} {}", self.prompt_tokens.load(Ordering::Relaxed));

@@ -8,7 +8,9 @@
 //!   never fetched here (a URL of another host, another scheme or an address outside the
 //!   sites is a 400 before anything else happens).
 //! - The worker yields to citizens' chats: before each model call it waits until the
-//!   answer queue is empty and no answer is being generated.
+//!   answer queue is empty and no answer is being generated; `lotse serve` also gives it the
+//!   generation service's yielding generator, which stops a running rewrite when an answer
+//!   arrives and runs it again afterwards.
 //! - A page's rewrite is keyed by its content hash, model and rules version, so a re-crawl
 //!   that changes the page makes the old rewrite unreachable and the worker writes a new one.
 
@@ -464,7 +466,7 @@ impl SimplifyService {
     fn chat_busy(&self) -> bool {
         self.answerer
             .generation()
-            .is_some_and(|g| g.queue_depth() > 0 || g.running() > 0)
+            .is_some_and(|g| g.busy())
     }
 }
 

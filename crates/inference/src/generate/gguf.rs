@@ -626,7 +626,8 @@ impl Generator for LocalGenerator {
         let mut pos = backend.resume(&fitted.tokens);
         tracing::debug!(prompt_tokens, reused = pos, "prompt prefix from the k/v cache");
         let mut logits = None;
-        for chunk in fitted.tokens[pos..].chunks(backend.prefill_chunk(self.prefill_chunk)) {
+        let chunk_len = params.prefill_chunk.unwrap_or(self.prefill_chunk).max(1);
+        for chunk in fitted.tokens[pos..].chunks(backend.prefill_chunk(chunk_len)) {
             if cancel.is_cancelled() {
                 generation.stop_reason = StopReason::Cancelled;
                 return Ok(generation);

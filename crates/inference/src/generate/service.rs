@@ -5,6 +5,10 @@
 //! so overload is refused early. A generation stops at the next token when its
 //! [`CancelToken`] is cancelled or when its event receiver is dropped (a disconnected client);
 //! a watchdog thread notices dropped receivers during long prompt processing too.
+//!
+//! Background work (Einfache-Sprache pre-generation) uses [`GenerationService::yielding`]: a
+//! generator over the same model that gives way to the service's generations, so that a
+//! citizen's answer never waits for a page rewrite.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,13 +21,16 @@ use tokio::sync::mpsc;
 
 use crate::{
     CancelToken, ChatMessage, Generation, GenerationParams, Generator, InferenceError, ModelInfo,
-    Result,
+    Result, StopReason,
 };
 
 /// Events per generation that may wait for a slow reader before the worker blocks.
 const EVENT_BUFFER: usize = 256;
 /// How often the watchdog looks for dropped receivers.
 const WATCH_INTERVAL: Duration = Duration::from_millis(50);
+/// Prompt tokens per forward pass of a background generation: an answer that arrives during
+/// its prompt waits for at most one such pass (about 0.5 s for the default model on 2 cores).
+const BACKGROUND_PREFILL_CHUNK: usize = 48;
 
 /// What a running generation reports, in order: any number of `Token`s, then one `Done` or
 /// one `Error`.
@@ -55,6 +62,9 @@ type Running = Arc<Mutex<Vec<Option<(mpsc::Sender<GenerationEvent>, CancelToken)
 /// A bounded queue in front of worker threads sharing one generator.
 pub struct GenerationService {
     info: ModelInfo,
+    generator: Arc<dyn Generator>,
+    /// Background generations stopped to let a generation of the service run first.
+    preempted: AtomicUsize,
     jobs: SyncSender<Job>,
     queued: Arc<AtomicUsize>,
     running: Running,
@@ -111,6 +121,8 @@ impl GenerationService {
         }
         GenerationService {
             info: generator.info().clone(),
+            generator,
+            preempted: AtomicUsize::new(0),
             jobs,
             queued,
             running,
@@ -159,6 +171,96 @@ impl GenerationService {
     pub fn running(&self) -> usize {
         lock(&self.running).iter().flatten().count()
     }
+
+    /// Whether generations are queued or running.
+    pub fn busy(&self) -> bool {
+        self.queue_depth() > 0 || self.running() > 0
+    }
+
+    /// How often a background generation was stopped so that one of the service's ran first.
+    pub fn preempted(&self) -> usize {
+        self.preempted.load(Ordering::SeqCst)
+    }
+
+    /// The same model for background work that gives way to this service's generations (see
+    /// [`Yielding`]).
+    pub fn yielding(self: &Arc<Self>) -> Arc<dyn Generator> {
+        Arc::new(Yielding {
+            service: self.clone(),
+        })
+    }
+}
+
+/// A generator for background work that gives way to a [`GenerationService`]: it starts only
+/// while the service is idle; a generation submitted to the service while it runs stops it at
+/// the next prompt pass (at most [`BACKGROUND_PREFILL_CHUNK`] tokens) or token, and it starts
+/// again from the beginning once the service is idle. Its tokens reach `on_token` only from
+/// the attempt that completes, so a caller sees one uninterrupted generation, later.
+pub struct Yielding {
+    service: Arc<GenerationService>,
+}
+
+impl Generator for Yielding {
+    fn info(&self) -> &ModelInfo {
+        &self.service.info
+    }
+
+    fn generate(
+        &self,
+        messages: &[ChatMessage],
+        params: &GenerationParams,
+        cancel: &CancelToken,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation> {
+        let mut params = params.clone();
+        params.prefill_chunk.get_or_insert(BACKGROUND_PREFILL_CHUNK);
+        loop {
+            while self.service.busy() {
+                if cancel.is_cancelled() {
+                    return Ok(Generation {
+                        text: String::new(),
+                        prompt_tokens: 0,
+                        completion_tokens: 0,
+                        stop_reason: StopReason::Cancelled,
+                        prompt_truncated: false,
+                    });
+                }
+                thread::sleep(WATCH_INTERVAL);
+            }
+            let attempt = CancelToken::new();
+            let finished = AtomicBool::new(false);
+            let mut pieces: Vec<String> = Vec::new();
+            let result = thread::scope(|scope| {
+                scope.spawn(|| {
+                    while !finished.load(Ordering::SeqCst) {
+                        if cancel.is_cancelled() || self.service.busy() {
+                            attempt.cancel();
+                            return;
+                        }
+                        thread::sleep(WATCH_INTERVAL / 5);
+                    }
+                });
+                let r = self.service.generator.generate(messages, &params, &attempt, &mut |t| {
+                    pieces.push(t.to_string())
+                });
+                finished.store(true, Ordering::SeqCst);
+                r
+            });
+            match result {
+                Ok(g) if g.stop_reason == StopReason::Cancelled && !cancel.is_cancelled() => {
+                    self.service.preempted.fetch_add(1, Ordering::SeqCst);
+                    tracing::debug!("a background generation gave way to an answer; it runs again later");
+                }
+                Ok(g) => {
+                    for p in &pieces {
+                        on_token(p);
+                    }
+                    return Ok(g);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 impl Drop for GenerationService {
@@ -189,11 +291,13 @@ fn worker(
         let Ok(job) = job else {
             return; // the service is gone
         };
-        queued.fetch_sub(1, Ordering::SeqCst);
         if job.cancel.is_cancelled() || job.events.is_closed() {
+            queued.fetch_sub(1, Ordering::SeqCst);
             continue;
         }
+        // running before no longer queued: `busy` never reads false in between
         lock(&running)[slot] = Some((job.events.clone(), job.cancel.clone()));
+        queued.fetch_sub(1, Ordering::SeqCst);
         run_job(generator.as_ref(), &job);
         lock(&running)[slot] = None;
     }

@@ -127,6 +127,7 @@ fn sampling_is_reproducible_per_seed() {
         top_p: 0.95,
         seed,
         stop: vec![],
+        prefill_chunk: None,
     };
     let first = run(&g, &question(), &params(1)).0;
     assert_eq!(first, run(&g, &question(), &params(1)).0);
@@ -618,6 +619,101 @@ fn dropping_the_receiver_cancels_the_generation() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Fake generator that ticks like `FakeGeneratorTicking` and counts its calls and the prompt
+/// pass sizes it was asked for.
+struct FakeGeneratorCounting {
+    info: ModelInfo,
+    limit: usize,
+    calls: AtomicUsize,
+    chunks: Mutex<Vec<Option<usize>>>,
+}
+
+impl Generator for FakeGeneratorCounting {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+    fn generate(
+        &self,
+        _: &[ChatMessage],
+        params: &GenerationParams,
+        cancel: &CancelToken,
+        on_token: &mut dyn FnMut(&str),
+    ) -> Result<Generation> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.chunks.lock().unwrap().push(params.prefill_chunk);
+        let mut text = String::new();
+        for i in 0..self.limit {
+            if cancel.is_cancelled() {
+                return Ok(done(&text, i, StopReason::Cancelled));
+            }
+            let piece = format!("t{i} ");
+            on_token(&piece);
+            text += &piece;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Ok(done(&text, self.limit, StopReason::MaxTokens))
+    }
+}
+
+#[test]
+fn background_generation_gives_way_to_the_service_and_runs_again() {
+    let fake = Arc::new(FakeGeneratorCounting {
+        info: fake_info(),
+        limit: 150,
+        calls: AtomicUsize::new(0),
+        chunks: Mutex::new(Vec::new()),
+    });
+    let service = Arc::new(GenerationService::new(fake.clone(), 1, 4));
+    let background = service.yielding();
+    let full: String = (0..150).map(|i| format!("t{i} ")).collect();
+    let (bg_done, fg_done) = std::thread::scope(|scope| {
+        let bg = scope.spawn(|| {
+            let mut pieces = Vec::new();
+            let g = background
+                .generate(&question(), &greedy(150), &CancelToken::new(), &mut |t| {
+                    pieces.push(t.to_string())
+                })
+                .unwrap();
+            (g, pieces, Instant::now())
+        });
+        let t = Instant::now();
+        while fake.calls.load(Ordering::SeqCst) == 0 {
+            assert!(t.elapsed() < Duration::from_secs(5), "background never started");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(20)); // a few background tokens
+        let mut handle = service.submit(question(), greedy(150)).unwrap();
+        let fg = loop {
+            match handle.events.blocking_recv() {
+                Some(GenerationEvent::Token(_)) => continue,
+                Some(GenerationEvent::Done(g)) => break g,
+                other => panic!("expected Done, got {other:?}"),
+            }
+        };
+        let fg_at = Instant::now();
+        assert_eq!(fg.stop_reason, StopReason::MaxTokens, "the answer ran to its end");
+        (bg.join().unwrap(), fg_at)
+    });
+    let (g, pieces, bg_at) = bg_done;
+    assert!(fg_done < bg_at, "the service's generation finished first");
+    assert_eq!(service.preempted(), 1);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 3, "background, answer, background again");
+    assert_eq!(g.stop_reason, StopReason::MaxTokens);
+    assert_eq!(g.text, full);
+    assert_eq!(pieces.concat(), full, "only the completed attempt's tokens are passed on");
+    let chunks = fake.chunks.lock().unwrap().clone();
+    assert_eq!(chunks[0], chunks[2]);
+    assert!(chunks[0].is_some_and(|c| c < 512), "short prompt passes in the background: {chunks:?}");
+    assert_eq!(chunks[1], None, "answers keep the generator's own passes");
+
+    // a cancelled background generation stops and is not run again
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let g = background.generate(&question(), &greedy(150), &cancel, &mut |_| {}).unwrap();
+    assert_eq!(g.stop_reason, StopReason::Cancelled);
+    assert_eq!(service.preempted(), 1);
 }
 
 /// Fake generator that panics, for the worker's panic guard.
