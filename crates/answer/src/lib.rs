@@ -516,6 +516,9 @@ impl Answerer {
         limit: usize,
         scope: &CollectionScope,
     ) -> Result<Vec<lotse_index::Hit>, AnswerError> {
+        if let Some(g) = &self.generation {
+            g.note_activity(); // background rewrites pause while people search
+        }
         let qv = self.query_vector(query)?;
         let mut req = SearchRequest::new(query, scope);
         req.limit = limit;

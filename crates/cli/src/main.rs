@@ -422,7 +422,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         top_p: args.top_p,
         seed: args.seed,
         stop: args.stop,
-        prefill_chunk: None,
+        background: false,
     };
     let started = std::time::Instant::now();
     let mut first = None;

@@ -102,11 +102,11 @@ pub struct GenerationParams {
     pub seed: u64,
     /// Generation stops before any of these strings; they are not part of the output.
     pub stop: Vec<String>,
-    /// Prompt tokens per forward pass for this generation; the generator's own setting when
-    /// unset. Shorter passes let a cancellation take effect sooner (background work that gives
-    /// way to citizens' answers uses them).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefill_chunk: Option<usize>,
+    /// Background work (set by [`generate::Yielding`]): a local model runs its prompt in
+    /// short passes, so that a cancellation takes effect soon, and keeps its K/V cache apart
+    /// from the answers' one, so that the prefix answers share stays cached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub background: bool,
 }
 
 impl Default for GenerationParams {
@@ -117,7 +117,7 @@ impl Default for GenerationParams {
             top_p: 0.9,
             seed: 42,
             stop: Vec::new(),
-            prefill_chunk: None,
+            background: false,
         }
     }
 }

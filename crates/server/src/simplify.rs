@@ -462,11 +462,11 @@ impl SimplifyService {
         }
     }
 
-    /// Whether citizens' answers are waiting for or using the model.
+    /// Whether citizens' answers are waiting for or using the model, or searches are coming in.
     fn chat_busy(&self) -> bool {
         self.answerer
             .generation()
-            .is_some_and(|g| g.busy())
+            .is_some_and(|g| g.gives_way())
     }
 }
 

@@ -27,7 +27,7 @@ use candle_transformers::models::{
 use tokenizers::Tokenizer;
 
 use super::fit::{FittedPrompt, PromptCodec, fit_prompt};
-use super::qwen2::{Qwen2, Qwen2Config};
+use super::qwen2::{KvSlot, Qwen2, Qwen2Config};
 use super::stream::{StopMatcher, TextStream};
 use super::template::ChatTemplate;
 use crate::{
@@ -45,6 +45,9 @@ const END_OF_TURN_TOKENS: [&str; 4] =
 /// Warm-up prompt length: long enough for candle's prompt-sized kernels (and their repacked
 /// weights) to be set up at load rather than on the first request.
 const WARM_UP_TOKENS: usize = 40;
+/// Prompt tokens per forward pass of a background generation: an answer that arrives during
+/// its prompt waits for at most one such pass (about 0.5 s for the default model on 2 cores).
+const BACKGROUND_PREFILL_CHUNK: usize = 48;
 
 /// How to load a GGUF model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,9 +116,12 @@ impl Backend {
 
     /// Prepare for `prompt` and return the position to run it from: Lotse's Qwen2 keeps the
     /// K/V of the prefix it shares with the previous sequence; the candle backends start over.
-    fn resume(&mut self, prompt: &[u32]) -> usize {
+    fn resume(&mut self, prompt: &[u32], background: bool) -> usize {
         match self {
-            Backend::Qwen2(m) => m.reuse_prefix(prompt),
+            Backend::Qwen2(m) => {
+                m.select(if background { KvSlot::Background } else { KvSlot::Foreground });
+                m.reuse_prefix(prompt)
+            }
             _ => {
                 self.reset();
                 0
@@ -514,6 +520,17 @@ impl LocalGenerator {
         }
     }
 
+    /// Tokens cached for answers (`background == false`) or for background work.
+    #[cfg(test)]
+    pub(crate) fn cached_tokens_in(&self, background: bool) -> usize {
+        match &*self.lock() {
+            Backend::Qwen2(m) => {
+                m.cached_tokens_in(if background { KvSlot::Background } else { KvSlot::Foreground })
+            }
+            _ => 0,
+        }
+    }
+
     /// Fit `messages` and `max_tokens` into the context (the prompt-too-long policy).
     pub(crate) fn fit(&self, messages: &[ChatMessage], max_tokens: usize) -> Result<FittedPrompt> {
         fit_prompt(self, messages, max_tokens, self.info.context_len)
@@ -623,10 +640,14 @@ impl Generator for LocalGenerator {
         let mut stops = StopMatcher::new(&params.stop);
 
         let mut backend = self.lock();
-        let mut pos = backend.resume(&fitted.tokens);
+        let mut pos = backend.resume(&fitted.tokens, params.background);
         tracing::debug!(prompt_tokens, reused = pos, "prompt prefix from the k/v cache");
         let mut logits = None;
-        let chunk_len = params.prefill_chunk.unwrap_or(self.prefill_chunk).max(1);
+        let chunk_len = if params.background {
+            BACKGROUND_PREFILL_CHUNK.min(self.prefill_chunk)
+        } else {
+            self.prefill_chunk
+        };
         for chunk in fitted.tokens[pos..].chunks(backend.prefill_chunk(chunk_len)) {
             if cancel.is_cancelled() {
                 generation.stop_reason = StopReason::Cancelled;

@@ -159,6 +159,18 @@ pub(crate) struct Qwen2 {
     device: Device,
     /// The tokens whose K/V the layers' caches hold, in order.
     cached: Vec<u32>,
+    /// The other sequence's caches (one per layer) and tokens: answers and background work
+    /// each keep their own, so a page rewrite does not evict the prefix answers share.
+    other: (Vec<KvCache>, Vec<u32>),
+    /// Which sequence the layers' caches belong to now.
+    slot: KvSlot,
+}
+
+/// Whose K/V cache a generation uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KvSlot {
+    Foreground,
+    Background,
 }
 
 fn tensor<R: Read + Seek>(
@@ -264,20 +276,53 @@ impl Qwen2 {
             max_positions,
             device: device.clone(),
             cached: Vec::new(),
+            other: (Vec::new(), Vec::new()),
+            slot: KvSlot::Foreground,
         })
     }
 
-    /// Forget the K/V cache (the next forward starts at position 0).
+    /// Switch the layers' caches to `slot`'s sequence (an O(1) swap; the other sequence's
+    /// cache is kept for its next generation).
+    pub(crate) fn select(&mut self, slot: KvSlot) {
+        if slot == self.slot {
+            return;
+        }
+        let (caches, tokens) = &mut self.other;
+        if caches.is_empty() {
+            *caches = self
+                .layers
+                .iter()
+                .map(|l| KvCache::new(l.cache.h_kv, l.cache.d, 512.min(self.max_positions)))
+                .collect();
+            tokens.clear();
+        }
+        for (layer, cache) in self.layers.iter_mut().zip(caches.iter_mut()) {
+            std::mem::swap(&mut layer.cache, cache);
+        }
+        std::mem::swap(&mut self.cached, tokens);
+        self.slot = slot;
+    }
+
+    /// Forget the K/V caches of both sequences (the next forward starts at position 0).
     pub(crate) fn clear_kv_cache(&mut self) {
         for layer in &mut self.layers {
             layer.cache.truncate(0);
         }
         self.cached.clear();
+        for cache in &mut self.other.0 {
+            cache.truncate(0);
+        }
+        self.other.1.clear();
     }
 
     #[cfg(test)]
     pub(crate) fn cached_tokens(&self) -> usize {
         self.cached.len()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn cached_tokens_in(&self, slot: KvSlot) -> usize {
+        if slot == self.slot { self.cached.len() } else { self.other.1.len() }
     }
 
     /// Prepare the cache for `prompt`: keep the longest prefix it shares with the tokens

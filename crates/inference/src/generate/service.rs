@@ -11,11 +11,11 @@
 //! citizen's answer never waits for a page rewrite.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver as JobReceiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -28,9 +28,8 @@ use crate::{
 const EVENT_BUFFER: usize = 256;
 /// How often the watchdog looks for dropped receivers.
 const WATCH_INTERVAL: Duration = Duration::from_millis(50);
-/// Prompt tokens per forward pass of a background generation: an answer that arrives during
-/// its prompt waits for at most one such pass (about 0.5 s for the default model on 2 cores).
-const BACKGROUND_PREFILL_CHUNK: usize = 48;
+/// Background work waits until no interactive request (a search) came for this long.
+const QUIET_AFTER_ACTIVITY: Duration = Duration::from_millis(1000);
 
 /// What a running generation reports, in order: any number of `Token`s, then one `Done` or
 /// one `Error`.
@@ -65,6 +64,9 @@ pub struct GenerationService {
     generator: Arc<dyn Generator>,
     /// Background generations stopped to let a generation of the service run first.
     preempted: AtomicUsize,
+    /// When the last interactive request came, in ms after `epoch` (0: never).
+    last_activity_ms: AtomicU64,
+    epoch: Instant,
     jobs: SyncSender<Job>,
     queued: Arc<AtomicUsize>,
     running: Running,
@@ -123,6 +125,8 @@ impl GenerationService {
             info: generator.info().clone(),
             generator,
             preempted: AtomicUsize::new(0),
+            last_activity_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
             jobs,
             queued,
             running,
@@ -177,6 +181,23 @@ impl GenerationService {
         self.queue_depth() > 0 || self.running() > 0
     }
 
+    /// An interactive request (a search) was served: background generations pause until
+    /// things have been quiet for a second, so that they do not take the CPU from citizens.
+    pub fn note_activity(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.last_activity_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Whether background work should wait: generations are queued or running, or an
+    /// interactive request came less than a second ago.
+    pub fn gives_way(&self) -> bool {
+        let last = self.last_activity_ms.load(Ordering::Relaxed);
+        self.busy()
+            || (last > 0
+                && self.epoch.elapsed().as_millis() as u64 + 1
+                    < last + QUIET_AFTER_ACTIVITY.as_millis() as u64)
+    }
+
     /// How often a background generation was stopped so that one of the service's ran first.
     pub fn preempted(&self) -> usize {
         self.preempted.load(Ordering::SeqCst)
@@ -192,8 +213,9 @@ impl GenerationService {
 }
 
 /// A generator for background work that gives way to a [`GenerationService`]: it starts only
-/// while the service is idle; a generation submitted to the service while it runs stops it at
-/// the next prompt pass (at most [`BACKGROUND_PREFILL_CHUNK`] tokens) or token, and it starts
+/// while the service is idle and no search came for a second
+/// ([`GenerationService::gives_way`]); a generation submitted to the service (or a search)
+/// while it runs stops it at the next prompt pass (at most [`BACKGROUND_PREFILL_CHUNK`] tokens) or token, and it starts
 /// again from the beginning once the service is idle. Its tokens reach `on_token` only from
 /// the attempt that completes, so a caller sees one uninterrupted generation, later.
 pub struct Yielding {
@@ -213,9 +235,9 @@ impl Generator for Yielding {
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation> {
         let mut params = params.clone();
-        params.prefill_chunk.get_or_insert(BACKGROUND_PREFILL_CHUNK);
+        params.background = true;
         loop {
-            while self.service.busy() {
+            while self.service.gives_way() {
                 if cancel.is_cancelled() {
                     return Ok(Generation {
                         text: String::new(),
@@ -233,7 +255,7 @@ impl Generator for Yielding {
             let result = thread::scope(|scope| {
                 scope.spawn(|| {
                     while !finished.load(Ordering::SeqCst) {
-                        if cancel.is_cancelled() || self.service.busy() {
+                        if cancel.is_cancelled() || self.service.gives_way() {
                             attempt.cancel();
                             return;
                         }

@@ -127,7 +127,7 @@ fn sampling_is_reproducible_per_seed() {
         top_p: 0.95,
         seed,
         stop: vec![],
-        prefill_chunk: None,
+        background: false,
     };
     let first = run(&g, &question(), &params(1)).0;
     assert_eq!(first, run(&g, &question(), &params(1)).0);
@@ -370,6 +370,21 @@ fn a_prompt_prefix_shared_with_the_previous_one_is_reused_and_changes_nothing() 
     warm.generate(&second, &greedy(16), &cancel, &mut |_| {}).unwrap();
     let (after_cancel, _) = run(&warm, &second, &greedy(16));
     assert_eq!(after_cancel.text, fresh.text);
+
+    // background work keeps its own cache (and runs its prompt in short passes): the answers'
+    // prefix survives it, and both give the same text as a fresh model
+    let answers = warm.cached_tokens_in(false);
+    assert!(answers > 0);
+    let long = vec![ChatMessage::user(long_text(60))];
+    let background = GenerationParams { background: true, ..greedy(6) };
+    let (b1, _) = run(&warm, &long, &background);
+    let (b2, _) = run(&cold, &long, &greedy(6));
+    assert!(b1.prompt_tokens > 48, "the prompt needs several background passes");
+    assert_eq!(b1.text, b2.text);
+    assert_eq!(warm.cached_tokens_in(false), answers, "the answers' cache is untouched");
+    assert_eq!(warm.cached_tokens_in(true), b1.prompt_tokens + b1.completion_tokens - 1);
+    let (after_background, _) = run(&warm, &second, &greedy(16));
+    assert_eq!(after_background.text, fresh.text);
 }
 
 #[test]
@@ -621,13 +636,13 @@ fn dropping_the_receiver_cancels_the_generation() {
     }
 }
 
-/// Fake generator that ticks like `FakeGeneratorTicking` and counts its calls and the prompt
-/// pass sizes it was asked for.
+/// Fake generator that ticks like `FakeGeneratorTicking` and records its calls and whether
+/// each was background work.
 struct FakeGeneratorCounting {
     info: ModelInfo,
     limit: usize,
     calls: AtomicUsize,
-    chunks: Mutex<Vec<Option<usize>>>,
+    chunks: Mutex<Vec<bool>>,
 }
 
 impl Generator for FakeGeneratorCounting {
@@ -642,7 +657,7 @@ impl Generator for FakeGeneratorCounting {
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation> {
         self.calls.fetch_add(1, Ordering::SeqCst);
-        self.chunks.lock().unwrap().push(params.prefill_chunk);
+        self.chunks.lock().unwrap().push(params.background);
         let mut text = String::new();
         for i in 0..self.limit {
             if cancel.is_cancelled() {
@@ -703,10 +718,8 @@ fn background_generation_gives_way_to_the_service_and_runs_again() {
     assert_eq!(g.stop_reason, StopReason::MaxTokens);
     assert_eq!(g.text, full);
     assert_eq!(pieces.concat(), full, "only the completed attempt's tokens are passed on");
-    let chunks = fake.chunks.lock().unwrap().clone();
-    assert_eq!(chunks[0], chunks[2]);
-    assert!(chunks[0].is_some_and(|c| c < 512), "short prompt passes in the background: {chunks:?}");
-    assert_eq!(chunks[1], None, "answers keep the generator's own passes");
+    let kinds = fake.chunks.lock().unwrap().clone();
+    assert_eq!(kinds, [true, false, true], "only the rewrite runs as background work");
 
     // a cancelled background generation stops and is not run again
     let cancel = CancelToken::new();
@@ -714,6 +727,12 @@ fn background_generation_gives_way_to_the_service_and_runs_again() {
     let g = background.generate(&question(), &greedy(150), &cancel, &mut |_| {}).unwrap();
     assert_eq!(g.stop_reason, StopReason::Cancelled);
     assert_eq!(service.preempted(), 1);
+
+    // a search pauses background work for a second
+    service.note_activity();
+    assert!(service.gives_way());
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(!service.gives_way());
 }
 
 /// Fake generator that panics, for the worker's panic guard.
