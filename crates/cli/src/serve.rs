@@ -221,8 +221,13 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             let (a, g) = build(&config, &data, &models, &engine, true)?;
             let s = match g {
                 Some(g) if config.simplify.enabled => {
-                    // rewrites give way to citizens' and staff answers at the next token
-                    let g = a.generation().map_or(g, |service| service.yielding());
+                    // a local model runs one generation at a time: rewrites give way to
+                    // citizens' and staff answers at the next token (a remote engine runs
+                    // several at once and needs no such priority)
+                    let g = match a.generation() {
+                        Some(service) if engine.engine == EngineKind::Local => service.yielding(),
+                        _ => g,
+                    };
                     Some(build_simplify(&config, &data, &a, g)?)
                 }
                 _ => None,
