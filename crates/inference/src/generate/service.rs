@@ -215,9 +215,10 @@ impl GenerationService {
 /// A generator for background work that gives way to a [`GenerationService`]: it starts only
 /// while the service is idle and no search came for a second
 /// ([`GenerationService::gives_way`]); a generation submitted to the service (or a search)
-/// while it runs stops it at the next prompt pass (at most [`BACKGROUND_PREFILL_CHUNK`] tokens) or token, and it starts
-/// again from the beginning once the service is idle. Its tokens reach `on_token` only from
-/// the attempt that completes, so a caller sees one uninterrupted generation, later.
+/// while it runs stops it at the next prompt pass (a local model runs background prompts in
+/// passes of 48 tokens) or token, and it starts again from the beginning once the service is
+/// idle. Its tokens reach `on_token` only from the attempt that completes, so a caller sees
+/// one uninterrupted generation, later.
 pub struct Yielding {
     service: Arc<GenerationService>,
 }
