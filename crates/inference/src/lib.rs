@@ -91,6 +91,12 @@ impl ChatMessage {
             content: content.into(),
         }
     }
+    pub fn assistant(content: impl Into<String>) -> ChatMessage {
+        ChatMessage {
+            role: Role::Assistant,
+            content: content.into(),
+        }
+    }
 }
 
 /// Sampling and stopping. `temperature == 0` means greedy decoding.

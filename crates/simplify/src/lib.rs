@@ -47,7 +47,7 @@ pub const LABEL: &str =
 
 /// Version of the rules, prompt and checks: part of every cache key, so a change here
 /// rewrites the pages again.
-pub const RULES_VERSION: u32 = 2;
+pub const RULES_VERSION: u32 = 3;
 
 /// Units shorter than this many words get the deterministic pass only.
 const MIN_MODEL_WORDS: usize = 8;
@@ -640,6 +640,9 @@ pub fn unit_problem(original: &str, candidate: &str) -> Option<String> {
     }
     if prompt::uses_first_person(candidate) && !prompt::uses_first_person(original) {
         return Some("first person (wir/ich) the original does not use".into());
+    }
+    if prompt::copies_example(original, candidate) {
+        return Some("repeats a worked example of the prompt".into());
     }
     let check = facts::check(original, candidate);
     if !check.ok() {

@@ -5,18 +5,54 @@ use lotse_inference::ChatMessage;
 
 const RULES: &str = "Schreiben Sie den folgenden Text in Einfacher Sprache.\n\
 Regeln:\n\
-- Schreiben Sie kurze Sätze mit höchstens 12 Wörtern. Jeder Satz sagt nur eine Sache.\n\
+- Schreiben Sie kurze Sätze mit höchstens 10 Wörtern. Jeder Satz sagt nur eine Sache.\n\
 - Schreiben Sie aktiv. Sprechen Sie die Leser mit „Sie“ an.\n\
-- Ersetzen oder erklären Sie schwere Wörter.\n\
+- Nehmen Sie kurze, bekannte Wörter. Ersetzen oder erklären Sie schwere Wörter.\n\
 - Übernehmen Sie alle Zahlen, Beträge, Daten, Uhrzeiten, Fristen, Telefonnummern, \
 E-Mail-Adressen, Internetadressen und Paragrafen genau. Schreiben Sie keine neuen Zahlen.\n\
 - Lassen Sie nichts Wichtiges weg. Erfinden Sie nichts dazu.\n\
 - Geben Sie nur den neuen Text aus, ohne Überschrift und ohne Erklärung.\n";
 
-/// The messages for one unit. `strict` is the retry after a first attempt that lost a fact or
-/// read no easier: it asks for split sentences and names `keep`, the unit's facts.
+/// Worked examples shown to the model before each unit (original, rewrite), in the style of a
+/// town's statutes and notices. Own wording, about no real town: a rewrite that repeats one of
+/// their sentences is rejected ([`copies_example`]). They come first and never change, so the
+/// engine's prompt cache computes them once.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "Die Erlaubnis ist spätestens zwei Wochen vor Beginn der Veranstaltung schriftlich bei \
+der Gemeindeverwaltung zu beantragen. Dem Antrag sind die zur Prüfung erforderlichen \
+Unterlagen beizufügen.",
+        "Sie brauchen eine Erlaubnis. Stellen Sie dafür einen Antrag bei der Gemeinde. \
+Der Antrag muss schriftlich sein. Er muss spätestens zwei Wochen vor der Veranstaltung da sein. \
+Legen Sie alle nötigen Unterlagen bei.",
+    ),
+    (
+        "Die Benutzungsgebühr beträgt 25 Euro je angefangene Stunde und wird mit der Bekanntgabe \
+des Gebührenbescheids an den Gebührenschuldner fällig.",
+        "Für die Nutzung zahlen Sie eine Gebühr. Sie beträgt 25 Euro für jede angefangene Stunde. \
+Sie bekommen darüber einen Bescheid. Dann müssen Sie die Gebühr zahlen.",
+    ),
+    (
+        "Ordnungswidrig im Sinne von Paragraf 142 der Gemeindeordnung handelt, wer vorsätzlich \
+oder fahrlässig entgegen Paragraf 4 Absatz 1 Abfälle außerhalb der dafür bestimmten Behälter \
+ablagert.",
+        "Werfen Sie Abfall nur in die richtigen Behälter. So steht es in Paragraf 4 Absatz 1. \
+Wer das nicht tut, begeht eine Ordnungswidrigkeit. Das gilt auch, wenn es aus Versehen passiert. \
+Das regelt Paragraf 142 der Gemeindeordnung.",
+    ),
+];
+
+/// The messages for one unit: the rules, the worked examples as earlier turns, then the unit.
+/// `strict` is the retry after a first attempt that lost a fact or read no easier: it asks
+/// for split sentences and names `keep`, the unit's facts.
 pub fn messages(text: &str, strict: bool, keep: &[String]) -> Vec<ChatMessage> {
-    let mut user = String::from(RULES);
+    let mut out = Vec::with_capacity(EXAMPLES.len() * 2 + 1);
+    for (i, (original, rewrite)) in EXAMPLES.iter().enumerate() {
+        let intro = if i == 0 { RULES } else { "Schreiben Sie auch diesen Text in Einfacher Sprache.\n" };
+        out.push(ChatMessage::user(format!("{intro}\nText:\n{original}\n")));
+        out.push(ChatMessage::assistant(*rewrite));
+    }
+    let mut user = String::from("Schreiben Sie auch diesen Text in Einfacher Sprache. Beachten Sie die Regeln.\n");
     if strict {
         user.push_str("- Wichtig: Teilen Sie jeden langen Satz in zwei oder drei kurze Sätze.\n");
     }
@@ -29,7 +65,22 @@ pub fn messages(text: &str, strict: bool, keep: &[String]) -> Vec<ChatMessage> {
     user.push_str("\nText:\n");
     user.push_str(text.trim());
     user.push('\n');
-    vec![ChatMessage::user(user)]
+    out.push(ChatMessage::user(user));
+    out
+}
+
+/// Whether `candidate` repeats a sentence of a worked example that `original` does not have
+/// (a small model sometimes answers with the example instead of the text).
+pub fn copies_example(original: &str, candidate: &str) -> bool {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let original = norm(original);
+    let ours: Vec<String> = crate::text::sentences(candidate).iter().map(|s| norm(s)).collect();
+    EXAMPLES
+        .iter()
+        .flat_map(|(_, r)| crate::text::sentences(r))
+        .map(|s| norm(&s))
+        .filter(|s| s.split(' ').count() >= 4 && !original.contains(s.as_str()))
+        .any(|s| ours.contains(&s))
 }
 
 /// Lines a model puts before or after the text ("Hier ist der Text in Einfacher Sprache:").
@@ -135,10 +186,38 @@ mod tests {
     #[test]
     fn retry_names_the_facts() {
         let m = messages("Die Steuer beträgt 20 Euro.", true, &["20 Euro".into()]);
-        assert!(m[0].content.contains("genau so im Text stehen: 20 Euro"));
-        assert!(m[0].content.contains("kurze Sätze"));
-        assert!(m[0].content.ends_with("Die Steuer beträgt 20 Euro.\n"));
+        let last = &m.last().unwrap().content;
+        assert!(last.contains("genau so im Text stehen: 20 Euro"));
+        assert!(last.contains("kurze Sätze"));
+        assert!(last.ends_with("Die Steuer beträgt 20 Euro.\n"));
         let first = messages("Die Steuer beträgt 20 Euro.", false, &["20 Euro".into()]);
-        assert!(!first[0].content.contains("Wichtig:"));
+        assert!(!first.last().unwrap().content.contains("Wichtig:"));
+        // the rules and examples are the same for every unit (one cached prompt prefix)
+        assert_eq!(m[..m.len() - 1], first[..first.len() - 1]);
+        assert!(m[0].content.starts_with(RULES));
+    }
+
+    #[test]
+    fn the_examples_keep_their_facts_and_read_easier() {
+        for (original, rewrite) in EXAMPLES {
+            let c = crate::facts::check(original, rewrite);
+            assert!(c.ok(), "{original}: {c:?}");
+            let gain = crate::readability::readability(rewrite).flesch_amstad
+                - crate::readability::readability(original).flesch_amstad;
+            assert!(gain > 15.0, "{original}: gain {gain:.1}");
+            // the other checks a rewrite must pass
+            let ratio = rewrite.chars().count() as f64 / original.chars().count() as f64;
+            assert!((0.4..=2.5).contains(&ratio), "{original}: length ratio {ratio:.2}");
+            assert!(!uses_du(rewrite) && !uses_first_person(rewrite), "{rewrite}");
+        }
+    }
+
+    #[test]
+    fn a_copied_example_is_found() {
+        let copy = format!("Die Steuer beträgt 20 Euro. {}", EXAMPLES[0].1);
+        assert!(copies_example("Die Steuer beträgt 20 Euro.", &copy));
+        assert!(!copies_example("Die Steuer beträgt 20 Euro.", "Die Steuer kostet 20 Euro. Sie zahlen sie jedes Jahr."));
+        // a sentence the original itself has is no copy
+        assert!(!copies_example(EXAMPLES[0].1, EXAMPLES[0].1));
     }
 }
