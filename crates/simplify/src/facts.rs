@@ -47,16 +47,51 @@ fn re(p: &str) -> Regex {
 }
 
 const MONTHS: &[(&str, u32)] = &[
-    ("januar", 1), ("jänner", 1), ("jan", 1), ("februar", 2), ("feb", 2), ("märz", 3),
-    ("mär", 3), ("april", 4), ("apr", 4), ("mai", 5), ("juni", 6), ("jun", 6), ("juli", 7),
-    ("jul", 7), ("august", 8), ("aug", 8), ("september", 9), ("sept", 9), ("sep", 9),
-    ("oktober", 10), ("okt", 10), ("november", 11), ("nov", 11), ("dezember", 12), ("dez", 12),
+    ("januar", 1),
+    ("jänner", 1),
+    ("jan", 1),
+    ("februar", 2),
+    ("feb", 2),
+    ("märz", 3),
+    ("mär", 3),
+    ("april", 4),
+    ("apr", 4),
+    ("mai", 5),
+    ("juni", 6),
+    ("jun", 6),
+    ("juli", 7),
+    ("jul", 7),
+    ("august", 8),
+    ("aug", 8),
+    ("september", 9),
+    ("sept", 9),
+    ("sep", 9),
+    ("oktober", 10),
+    ("okt", 10),
+    ("november", 11),
+    ("nov", 11),
+    ("dezember", 12),
+    ("dez", 12),
 ];
 
 const NUMBER_WORDS: &[(&str, u32)] = &[
-    ("zwei", 2), ("drei", 3), ("vier", 4), ("fünf", 5), ("sechs", 6), ("sieben", 7),
-    ("acht", 8), ("neun", 9), ("zehn", 10), ("elf", 11), ("zwölf", 12), ("zwanzig", 20),
-    ("dreißig", 30), ("vierzig", 40), ("fünfzig", 50), ("hundert", 100), ("tausend", 1000),
+    ("zwei", 2),
+    ("drei", 3),
+    ("vier", 4),
+    ("fünf", 5),
+    ("sechs", 6),
+    ("sieben", 7),
+    ("acht", 8),
+    ("neun", 9),
+    ("zehn", 10),
+    ("elf", 11),
+    ("zwölf", 12),
+    ("zwanzig", 20),
+    ("dreißig", 30),
+    ("vierzig", 40),
+    ("fünfzig", 50),
+    ("hundert", 100),
+    ("tausend", 1000),
 ];
 
 /// Whether `word` names a month ("Januar", "Jan.").
@@ -72,27 +107,31 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?:\+\d{2}[ ]?(?:\(0\)[ ]?)?\d{2,5}|\(0\d{2,5}\)|\b0\d{2,5})(?:[ /-]?\d{1,8}){1,4}\b")
 });
 static PARAGRAPH: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)(?:§§?|\bparagra(?:f|ph)(?:en|s)?)[ \u{a0}]*(\d+)[ ]?([a-z])?\b(?:[ ,]*(?:abs\.?|absatz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:s\.|satz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:nr\.?|nummer)[ \u{a0}]*(\d+))?")
+    re(
+        r"(?i)(?:§§?|\bparagra(?:f|ph)(?:en|s)?)[ \u{a0}]*(\d+)[ ]?([a-z])?\b(?:[ ,]*(?:abs\.?|absatz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:s\.|satz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:nr\.?|nummer)[ \u{a0}]*(\d+))?",
+    )
 });
 static DATE_NUMERIC: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(\d{1,2})\.[ ]?(\d{1,2})\.(?:[ ]?(\d{4}|\d{2})\b)?"));
 static DATE_ISO: LazyLock<Regex> = LazyLock::new(|| re(r"\b(\d{4})-(\d{2})-(\d{2})\b"));
 static DATE_NAMED: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(\d{1,2})\.[ \u{a0}]?(januar|jänner|februar|märz|april|mai|juni|juli|august|september|oktober|november|dezember|jan\.|feb\.|mär\.|apr\.|jun\.|jul\.|aug\.|sept?\.|okt\.|nov\.|dez\.)(?:[ \u{a0}]?(\d{4}))?")
+    re(
+        r"(?i)\b(\d{1,2})\.[ \u{a0}]?(januar|jänner|februar|märz|april|mai|juni|juli|august|september|oktober|november|dezember|jan\.|feb\.|mär\.|apr\.|jun\.|jul\.|aug\.|sept?\.|okt\.|nov\.|dez\.)(?:[ \u{a0}]?(\d{4}))?",
+    )
 });
-static TIME: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(\d{1,2})(?:[:.](\d{2}))?[ \u{a0}]?uhr\b|\b(\d{1,2}):(\d{2})\b")
-});
+static TIME: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\b(\d{1,2})(?:[:.](\d{2}))?[ \u{a0}]?uhr\b|\b(\d{1,2}):(\d{2})\b"));
 static PERCENT: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\b(\d+(?:,\d+)?)[ \u{a0}]?(?:%|prozent\b)"));
 static AMOUNT_AFTER: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(\d{1,3}(?:\.\d{3})+|\d+)(?:,(\d{1,2}|-{1,2}|–))?[ \u{a0}]?(€|eur\b|euro\b|cent\b|ct\b)")
+    re(
+        r"(?i)\b(\d{1,3}(?:\.\d{3})+|\d+)(?:,(\d{1,2}|-{1,2}|–))?[ \u{a0}]?(€|eur\b|euro\b|cent\b|ct\b)",
+    )
 });
 static AMOUNT_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
     re(r"(?i)(?:€|\beur\b|\beuro\b)[ \u{a0}]?(\d{1,3}(?:\.\d{3})+|\d+)(?:,(\d{1,2}|-{1,2}|–))?")
 });
-static NUMBER: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:,\d+)?"));
+static NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:,\d+)?"));
 static WORD: LazyLock<Regex> = LazyLock::new(|| re(r"\p{L}+"));
 
 /// A number's canonical form: no thousands separators, decimal point, no trailing zeros.
@@ -100,9 +139,10 @@ fn canon_number(int: &str, frac: Option<&str>) -> String {
     let int = int.replace('.', "");
     let int = int.trim_start_matches('0');
     let int = if int.is_empty() { "0" } else { int };
-    match frac.map(|f| f.trim_end_matches('0')).filter(|f| {
-        !f.is_empty() && f.chars().all(|c| c.is_ascii_digit())
-    }) {
+    match frac
+        .map(|f| f.trim_end_matches('0'))
+        .filter(|f| !f.is_empty() && f.chars().all(|c| c.is_ascii_digit()))
+    {
         Some(f) => format!("{int}.{f}"),
         None => int.to_string(),
     }
@@ -126,28 +166,35 @@ fn blank(text: &mut String, range: std::ops::Range<usize>) {
 pub fn facts(text: &str) -> Vec<Fact> {
     let mut rest = text.to_string();
     let mut out = Vec::new();
-    let mut take = |rest: &mut String,
-                    pattern: &Regex,
-                    kind: FactKind,
-                    build: &dyn Fn(&regex::Captures<'_>) -> Option<(String, Vec<String>)>| {
-        let found: Vec<(std::ops::Range<usize>, String, Option<(String, Vec<String>)>)> = pattern
-            .captures_iter(rest)
-            .map(|c| {
-                let m = c.get(0).map(|m| m.range()).unwrap_or(0..0);
-                (m.clone(), rest[m].to_string(), build(&c))
-            })
-            .collect();
-        for (range, raw, built) in found {
-            let Some((canonical, values)) = built else { continue };
-            blank(rest, range);
-            out.push(Fact {
-                kind,
-                canonical,
-                text: raw,
-                values,
-            });
-        }
-    };
+    let mut take =
+        |rest: &mut String,
+         pattern: &Regex,
+         kind: FactKind,
+         build: &dyn Fn(&regex::Captures<'_>) -> Option<(String, Vec<String>)>| {
+            let found: Vec<(
+                std::ops::Range<usize>,
+                String,
+                Option<(String, Vec<String>)>,
+            )> = pattern
+                .captures_iter(rest)
+                .map(|c| {
+                    let m = c.get(0).map(|m| m.range()).unwrap_or(0..0);
+                    (m.clone(), rest[m].to_string(), build(&c))
+                })
+                .collect();
+            for (range, raw, built) in found {
+                let Some((canonical, values)) = built else {
+                    continue;
+                };
+                blank(rest, range);
+                out.push(Fact {
+                    kind,
+                    canonical,
+                    text: raw,
+                    values,
+                });
+            }
+        };
     take(&mut rest, &URL, FactKind::Url, &|c| {
         let u = c[0].trim_end_matches(['.', ',', ';', ':', ')', '!', '?']);
         let lower = u.to_lowercase();
@@ -254,15 +301,30 @@ pub fn facts(text: &str) -> Vec<Fact> {
         let cents_unit = c
             .get(3)
             .is_some_and(|u| matches!(u.as_str().to_lowercase().as_str(), "cent" | "ct"));
-        let frac = c.get(2).map(|f| f.as_str()).filter(|f| f.chars().all(|ch| ch.is_ascii_digit()));
-        let frac = frac.map(|f| if f.len() == 1 { format!("{f}0") } else { f.to_string() });
+        let frac = c
+            .get(2)
+            .map(|f| f.as_str())
+            .filter(|f| f.chars().all(|ch| ch.is_ascii_digit()));
+        let frac = frac.map(|f| {
+            if f.len() == 1 {
+                format!("{f}0")
+            } else {
+                f.to_string()
+            }
+        });
         let v = if cents_unit {
             let cents: u64 = c[1].replace('.', "").parse().ok()?;
-            canon_number(&(cents / 100).to_string(), Some(&format!("{:02}", cents % 100)))
+            canon_number(
+                &(cents / 100).to_string(),
+                Some(&format!("{:02}", cents % 100)),
+            )
         } else {
             canon_number(&c[1], frac.as_deref())
         };
-        Some((format!("amount:{v}"), vec![canon_number(&c[1], frac.as_deref())]))
+        Some((
+            format!("amount:{v}"),
+            vec![canon_number(&c[1], frac.as_deref())],
+        ))
     };
     take(&mut rest, &AMOUNT_AFTER, FactKind::Amount, &amount);
     take(&mut rest, &AMOUNT_BEFORE, FactKind::Amount, &|c| {
@@ -309,7 +371,8 @@ impl FactCheck {
 /// Compare the facts of `original` and `rewrite`.
 pub fn check(original: &str, rewrite: &str) -> FactCheck {
     let (a, b) = (facts(original), facts(rewrite));
-    let canon = |fs: &[Fact]| -> BTreeSet<String> { fs.iter().map(|f| f.canonical.clone()).collect() };
+    let canon =
+        |fs: &[Fact]| -> BTreeSet<String> { fs.iter().map(|f| f.canonical.clone()).collect() };
     let values = |fs: &[Fact]| -> BTreeSet<String> {
         fs.iter().flat_map(|f| f.values.iter().cloned()).collect()
     };
@@ -375,15 +438,30 @@ mod tests {
     #[test]
     fn formats_may_change_values_may_not() {
         assert!(check("Die Gebühr beträgt 165,00 €.", "Sie zahlen 165 Euro.").ok());
-        assert!(check("nach § 3 Abs. 2 der Satzung", "nach Paragraf 3 Absatz 2 der Regel").ok());
-        assert!(check("nach § 3 Abs 2 Nr 1 EigBG", "nach Paragraf 3 Absatz 2 Nummer 1 EigBG").ok());
+        assert!(
+            check(
+                "nach § 3 Abs. 2 der Satzung",
+                "nach Paragraf 3 Absatz 2 der Regel"
+            )
+            .ok()
+        );
+        assert!(
+            check(
+                "nach § 3 Abs 2 Nr 1 EigBG",
+                "nach Paragraf 3 Absatz 2 Nummer 1 EigBG"
+            )
+            .ok()
+        );
         assert!(check("am 01.07.2025", "am 1. Juli 2025").ok());
         assert!(check("innerhalb von zwei Wochen", "in 2 Wochen").ok());
         assert!(check("von 8 bis 12 Uhr", "von 8 Uhr bis 12 Uhr").ok());
         assert!(check("für ein Jahr", "für 1 Jahr").ok());
         assert!(check("Tel. (07164) 808-0", "Telefon: 07164 8080").ok());
 
-        let bad = check("Die Steuer beträgt 900,00 € im Jahr.", "Sie zahlen 1900 Euro im Jahr.");
+        let bad = check(
+            "Die Steuer beträgt 900,00 € im Jahr.",
+            "Sie zahlen 1900 Euro im Jahr.",
+        );
         assert_eq!(bad.missing, vec!["900,00 €"]);
         assert_eq!(bad.invented, vec!["1900 Euro"]);
         let lost = check("Frist: 14 Tage, Gebühr 20 €.", "Sie zahlen 20 Euro.");

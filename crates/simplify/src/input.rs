@@ -12,31 +12,55 @@ pub fn page_from_text(text: &str, url: &str, title: &str) -> Page {
     let mut blocks = Vec::new();
     let normalized = text.replace("\r\n", "\n").replace('\r', "\n");
     for chunk in normalized.split("\n\n") {
-        let lines: Vec<&str> = chunk.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let lines: Vec<&str> = chunk
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         if lines.is_empty() {
             continue;
         }
         let mut para: Vec<&str> = Vec::new();
         let flush = |para: &mut Vec<&str>, blocks: &mut Vec<Block>| {
             if !para.is_empty() {
-                blocks.push(Block::Paragraph { text: para.join(" ") });
+                blocks.push(Block::Paragraph {
+                    text: para.join(" "),
+                });
                 para.clear();
             }
         };
         if lines.iter().all(|l| bullet(l).is_some()) {
-            let items = lines.iter().filter_map(|l| bullet(l)).map(str::to_owned).collect();
-            blocks.push(Block::List { ordered: false, items });
+            let items = lines
+                .iter()
+                .filter_map(|l| bullet(l))
+                .map(str::to_owned)
+                .collect();
+            blocks.push(Block::List {
+                ordered: false,
+                items,
+            });
             continue;
         }
         if lines.len() >= 2 && lines.iter().all(|l| numbered(l).is_some()) {
-            let items = lines.iter().filter_map(|l| numbered(l)).map(str::to_owned).collect();
-            blocks.push(Block::List { ordered: true, items });
+            let items = lines
+                .iter()
+                .filter_map(|l| numbered(l))
+                .map(str::to_owned)
+                .collect();
+            blocks.push(Block::List {
+                ordered: true,
+                items,
+            });
             continue;
         }
         for l in lines {
             if let Some((level, heading)) = heading(l) {
                 flush(&mut para, &mut blocks);
-                blocks.push(Block::Heading { level, text: heading.to_owned(), anchor: None });
+                blocks.push(Block::Heading {
+                    level,
+                    text: heading.to_owned(),
+                    anchor: None,
+                });
             } else {
                 para.push(l);
             }
@@ -83,7 +107,11 @@ fn numbered(line: &str) -> Option<&str> {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         // "1. Juli ..." is a date, not an item
-        .filter(|s| !s.split_whitespace().next().is_some_and(crate::facts::is_month))
+        .filter(|s| {
+            !s.split_whitespace()
+                .next()
+                .is_some_and(crate::facts::is_month)
+        })
 }
 
 fn heading(line: &str) -> Option<(u8, &str)> {
@@ -108,17 +136,35 @@ mod tests {
         );
         assert_eq!(p.title, "Hundesteuer");
         assert_eq!(p.blocks.len(), 6, "{:?}", p.blocks);
-        assert!(matches!(&p.blocks[0], Block::Heading { level: 1, text, .. } if text == "Hundesteuer"));
-        assert!(matches!(&p.blocks[1], Block::Paragraph { text } if text == "Die Steuer wird gem. § 5 jährlich erhoben. Sie ist am 1. Juli fällig."));
-        assert!(matches!(&p.blocks[2], Block::List { ordered: false, items } if items == &["Ersthund: 108 €", "Zweithund: 216 €"]));
+        assert!(
+            matches!(&p.blocks[0], Block::Heading { level: 1, text, .. } if text == "Hundesteuer")
+        );
+        assert!(
+            matches!(&p.blocks[1], Block::Paragraph { text } if text == "Die Steuer wird gem. § 5 jährlich erhoben. Sie ist am 1. Juli fällig.")
+        );
+        assert!(
+            matches!(&p.blocks[2], Block::List { ordered: false, items } if items == &["Ersthund: 108 €", "Zweithund: 216 €"])
+        );
         assert!(matches!(&p.blocks[3], Block::List { ordered: true, items } if items.len() == 2));
         assert!(matches!(&p.blocks[4], Block::Heading { level: 2, .. }));
         assert!(matches!(&p.blocks[5], Block::Paragraph { text } if text == "Rathaus, Zimmer 3"));
         // a date at the start of a line, or a single numbered line, is not a list
-        let p = page_from_text("1. Juli ist der Stichtag.\n2. August der nächste.", "", "Titel");
-        assert!(matches!(&p.blocks[0], Block::Paragraph { .. }), "{:?}", p.blocks);
+        let p = page_from_text(
+            "1. Juli ist der Stichtag.\n2. August der nächste.",
+            "",
+            "Titel",
+        );
+        assert!(
+            matches!(&p.blocks[0], Block::Paragraph { .. }),
+            "{:?}",
+            p.blocks
+        );
         let p = page_from_text("3. Der Antrag ist schriftlich zu stellen.", "", "Titel");
-        assert!(matches!(&p.blocks[0], Block::Paragraph { .. }), "{:?}", p.blocks);
+        assert!(
+            matches!(&p.blocks[0], Block::Paragraph { .. }),
+            "{:?}",
+            p.blocks
+        );
         assert!(page_from_text(" \n\n \r\n", "", "").blocks.is_empty());
     }
 }

@@ -190,22 +190,36 @@ impl SimplifiedPage {
     /// heading levels, list items and table shape (the "nothing lost or reordered" rule).
     pub fn keeps_structure_of(&self, page: &Page) -> bool {
         page.blocks.len() == self.blocks.len()
-            && page.blocks.iter().zip(&self.blocks).enumerate().all(|(i, (a, r))| {
-                r.index == i
-                    && &r.original == a
-                    && match (a, &r.simplified) {
-                        (Block::Heading { level: x, .. }, Block::Heading { level: y, .. }) => x == y,
-                        (Block::Paragraph { .. }, Block::Paragraph { .. }) => true,
-                        (
-                            Block::List { items: x, ordered: o1 },
-                            Block::List { items: y, ordered: o2 },
-                        ) => x.len() == y.len() && o1 == o2,
-                        (Block::Table { rows: x }, Block::Table { rows: y }) => {
-                            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| a.len() == b.len())
+            && page
+                .blocks
+                .iter()
+                .zip(&self.blocks)
+                .enumerate()
+                .all(|(i, (a, r))| {
+                    r.index == i
+                        && &r.original == a
+                        && match (a, &r.simplified) {
+                            (Block::Heading { level: x, .. }, Block::Heading { level: y, .. }) => {
+                                x == y
+                            }
+                            (Block::Paragraph { .. }, Block::Paragraph { .. }) => true,
+                            (
+                                Block::List {
+                                    items: x,
+                                    ordered: o1,
+                                },
+                                Block::List {
+                                    items: y,
+                                    ordered: o2,
+                                },
+                            ) => x.len() == y.len() && o1 == o2,
+                            (Block::Table { rows: x }, Block::Table { rows: y }) => {
+                                x.len() == y.len()
+                                    && x.iter().zip(y).all(|(a, b)| a.len() == b.len())
+                            }
+                            _ => false,
                         }
-                        _ => false,
-                    }
-            })
+                })
     }
 
     /// Blocks shown as rewritten whose facts differ from their original (must be none).
@@ -310,7 +324,11 @@ impl Simplifier {
 
     /// The cache key of a page with this content hash.
     pub fn cache_key(&self, content_hash: &str) -> String {
-        sha256_hex(&format!("{content_hash}\u{1}{}\u{1}{}", self.model(), self.rules_version))
+        sha256_hex(&format!(
+            "{content_hash}\u{1}{}\u{1}{}",
+            self.model(),
+            self.rules_version
+        ))
     }
 
     /// Units the model would rewrite for `page` (for progress and planning).
@@ -725,9 +743,15 @@ mod tests {
 
     #[test]
     fn enumerators_are_structure_but_dates_are_not() {
-        assert_eq!(split_enumerator("(2) Die Steuer"), ("(2) ".into(), "Die Steuer".into()));
+        assert_eq!(
+            split_enumerator("(2) Die Steuer"),
+            ("(2) ".into(), "Die Steuer".into())
+        );
         assert_eq!(split_enumerator("a) Hunde"), ("a) ".into(), "Hunde".into()));
-        assert_eq!(split_enumerator("3. Die Gebühr"), ("3. ".into(), "Die Gebühr".into()));
+        assert_eq!(
+            split_enumerator("3. Die Gebühr"),
+            ("3. ".into(), "Die Gebühr".into())
+        );
         assert_eq!(split_enumerator("1. Januar 2025 beginnt").0, "");
         assert_eq!(split_enumerator("Die Steuer (1)").0, "");
     }
@@ -747,7 +771,10 @@ mod tests {
             _: &mut dyn FnMut(&str),
         ) -> lotse_inference::Result<lotse_inference::Generation> {
             let user = &m.last().map(|m| m.content.clone()).unwrap_or_default();
-            let unit = user.rsplit_once("\nText:\n").map(|(_, t)| t.trim()).unwrap_or("");
+            let unit = user
+                .rsplit_once("\nText:\n")
+                .map(|(_, t)| t.trim())
+                .unwrap_or("");
             Ok(lotse_inference::Generation {
                 text: unit.to_string(),
                 prompt_tokens: 1,
@@ -765,7 +792,10 @@ mod tests {
             external: false,
             context_len: 4096,
         };
-        let s = Simplifier::new(Arc::new(FakeCopyingRewriter(info)), Glossary::new(vec![]).unwrap());
+        let s = Simplifier::new(
+            Arc::new(FakeCopyingRewriter(info)),
+            Glossary::new(vec![]).unwrap(),
+        );
         let page = Page {
             url: "http://town.test/a/".into(),
             title: "A".into(),
@@ -776,7 +806,9 @@ mod tests {
                 text: "Die Steuer wird gem. § 3 Abs 2 der Satzung jährlich zum 1. Juli erhoben und ist sofort fällig.".into(),
             }],
         };
-        let out = s.simplify(&page, "h", &CancelToken::new(), &NoProgress).unwrap();
+        let out = s
+            .simplify(&page, "h", &CancelToken::new(), &NoProgress)
+            .unwrap();
         let b = &out.blocks[0];
         assert_eq!(b.status, BlockStatus::RulesOnly, "{b:?}");
         assert_eq!(out.summary.units, 1);
@@ -786,7 +818,11 @@ mod tests {
             b.simplified.text(),
             "Die Steuer wird gemäß Paragraf 3 Absatz 2 der Satzung jährlich zum 1. Juli erhoben und ist sofort fällig."
         );
-        assert!(b.problems.is_empty(), "not simpler is no failure: {:?}", b.problems);
+        assert!(
+            b.problems.is_empty(),
+            "not simpler is no failure: {:?}",
+            b.problems
+        );
     }
 
     #[test]

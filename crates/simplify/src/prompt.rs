@@ -48,11 +48,17 @@ Das regelt Paragraf 142 der Gemeindeordnung.",
 pub fn messages(text: &str, strict: bool, keep: &[String]) -> Vec<ChatMessage> {
     let mut out = Vec::with_capacity(EXAMPLES.len() * 2 + 1);
     for (i, (original, rewrite)) in EXAMPLES.iter().enumerate() {
-        let intro = if i == 0 { RULES } else { "Schreiben Sie auch diesen Text in Einfacher Sprache.\n" };
+        let intro = if i == 0 {
+            RULES
+        } else {
+            "Schreiben Sie auch diesen Text in Einfacher Sprache.\n"
+        };
         out.push(ChatMessage::user(format!("{intro}\nText:\n{original}\n")));
         out.push(ChatMessage::assistant(*rewrite));
     }
-    let mut user = String::from("Schreiben Sie auch diesen Text in Einfacher Sprache. Beachten Sie die Regeln.\n");
+    let mut user = String::from(
+        "Schreiben Sie auch diesen Text in Einfacher Sprache. Beachten Sie die Regeln.\n",
+    );
     if strict {
         user.push_str("- Wichtig: Teilen Sie jeden langen Satz in zwei oder drei kurze Sätze.\n");
     }
@@ -72,9 +78,17 @@ pub fn messages(text: &str, strict: bool, keep: &[String]) -> Vec<ChatMessage> {
 /// Whether `candidate` repeats a sentence of a worked example that `original` does not have
 /// (a small model sometimes answers with the example instead of the text).
 pub fn copies_example(original: &str, candidate: &str) -> bool {
-    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    };
     let original = norm(original);
-    let ours: Vec<String> = crate::text::sentences(candidate).iter().map(|s| norm(s)).collect();
+    let ours: Vec<String> = crate::text::sentences(candidate)
+        .iter()
+        .map(|s| norm(s))
+        .collect();
     EXAMPLES
         .iter()
         .flat_map(|(_, r)| crate::text::sentences(r))
@@ -139,8 +153,22 @@ pub fn clean(reply: &str) -> String {
 
 /// Informal address ("du", "dein") that the Sie-Form rule forbids.
 pub fn uses_du(text: &str) -> bool {
-    text.split(|c: char| !c.is_alphabetic())
-        .any(|w| matches!(w.to_lowercase().as_str(), "du" | "dich" | "dir" | "dein" | "deine" | "deinen" | "deinem" | "deiner" | "deines" | "euch" | "euer" | "eure"))
+    text.split(|c: char| !c.is_alphabetic()).any(|w| {
+        matches!(
+            w.to_lowercase().as_str(),
+            "du" | "dich"
+                | "dir"
+                | "dein"
+                | "deine"
+                | "deinen"
+                | "deinem"
+                | "deiner"
+                | "deines"
+                | "euch"
+                | "euer"
+                | "eure"
+        )
+    })
 }
 
 /// Whether `text` speaks in the first person ("wir", "ich"): a rewrite must not make the
@@ -149,7 +177,18 @@ pub fn uses_first_person(text: &str) -> bool {
     text.split(|c: char| !c.is_alphabetic()).any(|w| {
         matches!(
             w.to_lowercase().as_str(),
-            "wir" | "uns" | "unser" | "unsere" | "unseren" | "unserem" | "unserer" | "ich" | "mich" | "mir" | "mein" | "meine"
+            "wir"
+                | "uns"
+                | "unser"
+                | "unsere"
+                | "unseren"
+                | "unserem"
+                | "unserer"
+                | "ich"
+                | "mich"
+                | "mir"
+                | "mein"
+                | "meine"
         )
     })
 }
@@ -160,8 +199,12 @@ mod tests {
 
     #[test]
     fn first_person_is_found() {
-        assert!(uses_first_person("Ihm ist wichtig, dass wir die Aufgaben übernehmen."));
-        assert!(!uses_first_person("Der Bürgermeister übernimmt die Aufgaben. Wirtschaft ist wichtig."));
+        assert!(uses_first_person(
+            "Ihm ist wichtig, dass wir die Aufgaben übernehmen."
+        ));
+        assert!(!uses_first_person(
+            "Der Bürgermeister übernimmt die Aufgaben. Wirtschaft ist wichtig."
+        ));
     }
 
     #[test]
@@ -170,7 +213,10 @@ mod tests {
             clean("Hier ist der Text in Einfacher Sprache:\n\n„Sie zahlen 20 Euro.“\n"),
             "Sie zahlen 20 Euro."
         );
-        assert_eq!(clean("**Sie** zahlen.\nDas Amt hilft."), "Sie zahlen.\nDas Amt hilft.");
+        assert_eq!(
+            clean("**Sie** zahlen.\nDas Amt hilft."),
+            "Sie zahlen.\nDas Amt hilft."
+        );
         assert_eq!(
             clean("Sie sind Gesamtschuldner. Es gibt keine weiteren Informationen oder Zahlen."),
             "Sie sind Gesamtschuldner."
@@ -207,8 +253,14 @@ mod tests {
             assert!(gain > 15.0, "{original}: gain {gain:.1}");
             // the other checks a rewrite must pass
             let ratio = rewrite.chars().count() as f64 / original.chars().count() as f64;
-            assert!((0.4..=2.5).contains(&ratio), "{original}: length ratio {ratio:.2}");
-            assert!(!uses_du(rewrite) && !uses_first_person(rewrite), "{rewrite}");
+            assert!(
+                (0.4..=2.5).contains(&ratio),
+                "{original}: length ratio {ratio:.2}"
+            );
+            assert!(
+                !uses_du(rewrite) && !uses_first_person(rewrite),
+                "{rewrite}"
+            );
         }
     }
 
@@ -216,7 +268,10 @@ mod tests {
     fn a_copied_example_is_found() {
         let copy = format!("Die Steuer beträgt 20 Euro. {}", EXAMPLES[0].1);
         assert!(copies_example("Die Steuer beträgt 20 Euro.", &copy));
-        assert!(!copies_example("Die Steuer beträgt 20 Euro.", "Die Steuer kostet 20 Euro. Sie zahlen sie jedes Jahr."));
+        assert!(!copies_example(
+            "Die Steuer beträgt 20 Euro.",
+            "Die Steuer kostet 20 Euro. Sie zahlen sie jedes Jahr."
+        ));
         // a sentence the original itself has is no copy
         assert!(!copies_example(EXAMPLES[0].1, EXAMPLES[0].1));
     }

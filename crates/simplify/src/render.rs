@@ -63,7 +63,11 @@ pub fn html(page: &SimplifiedPage) -> String {
                 let body = if b.status == BlockStatus::NotSimplified {
                     escape(text)
                 } else {
-                    lines(text).iter().map(|l| escape(l)).collect::<Vec<_>>().join("<br>\n")
+                    lines(text)
+                        .iter()
+                        .map(|l| escape(l))
+                        .collect::<Vec<_>>()
+                        .join("<br>\n")
                 };
                 inner.push_str(&format!("<p>{body}</p>"));
             }

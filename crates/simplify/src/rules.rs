@@ -74,8 +74,7 @@ static SECTIONS: LazyLock<Regex> = LazyLock::new(|| re(r"§§\s?"));
 static SECTION: LazyLock<Regex> = LazyLock::new(|| re(r"§\s?"));
 static ARTICLE: LazyLock<Regex> = LazyLock::new(|| re(r"\bArt\.\s?(\d)"));
 /// "Abs 2", "Nr 3" without their period, before a number.
-static NUMBERED_WITHOUT_PERIOD: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(Abs|Nr|Ziff)\s?(\d)"));
+static NUMBERED_WITHOUT_PERIOD: LazyLock<Regex> = LazyLock::new(|| re(r"\b(Abs|Nr|Ziff)\s?(\d)"));
 static AMOUNT: LazyLock<Regex> = LazyLock::new(|| {
     re(r"\b(\d{1,3}(?:\.\d{3})+|\d+)(?:,(00|-{1,2}|–)|,(\d{2}))?[ \u{a0}]?(?:€|EUR\b)")
 });
@@ -137,7 +136,9 @@ pub fn expand(text: &str) -> String {
         .into_owned();
     t = PERCENT.replace_all(&t, "$1 Prozent").into_owned();
     // "usw." that ended a sentence still ends it
-    t = SENTENCE_END_ABBREVIATION.replace_all(&t, "$1.$2").into_owned();
+    t = SENTENCE_END_ABBREVIATION
+        .replace_all(&t, "$1.$2")
+        .into_owned();
     split_semicolons(&t)
 }
 
@@ -146,7 +147,9 @@ fn split_semicolons(text: &str) -> String {
     let mut out = String::new();
     let mut last = 0;
     for c in SEMICOLON.captures_iter(text) {
-        let (Some(m), Some(letter)) = (c.get(0), c.get(1)) else { continue };
+        let (Some(m), Some(letter)) = (c.get(0), c.get(1)) else {
+            continue;
+        };
         let before = &text[last..m.start()];
         let after_start = letter.start();
         let after_sentence = text[after_start..]
@@ -186,15 +189,30 @@ pub struct Glossary {
 pub const DEFAULT_GLOSSARY: &[(&str, &str)] = &[
     ("Satzung", "eine Regel, die der Gemeinderat beschlossen hat"),
     ("Bescheid", "ein Brief vom Amt mit einer Entscheidung"),
-    ("Widerspruch", "Sie sagen dem Amt schriftlich, dass Sie mit der Entscheidung nicht einverstanden sind"),
+    (
+        "Widerspruch",
+        "Sie sagen dem Amt schriftlich, dass Sie mit der Entscheidung nicht einverstanden sind",
+    ),
     ("Hauptwohnsitz", "die Wohnung, in der Sie meistens leben"),
-    ("Nebenwohnsitz", "eine weitere Wohnung, in der Sie manchmal leben"),
-    ("Veranlagung", "das Amt berechnet, wie viel Sie zahlen müssen"),
-    ("Ordnungswidrigkeit", "ein Verstoß gegen eine Regel, für den man eine Strafe zahlen muss"),
+    (
+        "Nebenwohnsitz",
+        "eine weitere Wohnung, in der Sie manchmal leben",
+    ),
+    (
+        "Veranlagung",
+        "das Amt berechnet, wie viel Sie zahlen müssen",
+    ),
+    (
+        "Ordnungswidrigkeit",
+        "ein Verstoß gegen eine Regel, für den man eine Strafe zahlen muss",
+    ),
     ("Fälligkeit", "der Tag, bis zu dem Sie zahlen müssen"),
     ("Kalenderjahr", "das Jahr von Januar bis Dezember"),
     ("Steuerschuldner", "die Person, die die Steuer zahlen muss"),
-    ("Gebührenschuldner", "die Person, die die Gebühr zahlen muss"),
+    (
+        "Gebührenschuldner",
+        "die Person, die die Gebühr zahlen muss",
+    ),
     ("Ermäßigung", "Sie müssen weniger zahlen"),
     ("Erlaubnis", "das Amt sagt, dass Sie etwas dürfen"),
     ("Vollstreckung", "das Amt holt sich das Geld mit Zwang"),
@@ -233,7 +251,9 @@ impl Glossary {
                 })
                 .collect(),
         )
-        .unwrap_or(Glossary { entries: Vec::new() })
+        .unwrap_or(Glossary {
+            entries: Vec::new(),
+        })
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &GlossaryEntry> {
@@ -268,16 +288,30 @@ mod tests {
     #[test]
     fn abbreviations_and_symbols_are_written_out() {
         assert_eq!(
-            expand("Die Steuer wird gem. § 3 Abs. 2 i. d. R. jährlich erhoben, z.B. 165,00 € je Hund."),
+            expand(
+                "Die Steuer wird gem. § 3 Abs. 2 i. d. R. jährlich erhoben, z.B. 165,00 € je Hund."
+            ),
             "Die Steuer wird gemäß Paragraf 3 Absatz 2 in der Regel jährlich erhoben, zum Beispiel 165 Euro je Hund."
         );
-        assert_eq!(expand("Geöffnet Mo.–Fr. 8 bis 12 Uhr"), "Geöffnet Montag bis Freitag 8 bis 12 Uhr");
-        assert_eq!(expand("Ermäßigung 50 % nach §§ 4"), "Ermäßigung 50 Prozent nach Paragrafen 4");
+        assert_eq!(
+            expand("Geöffnet Mo.–Fr. 8 bis 12 Uhr"),
+            "Geöffnet Montag bis Freitag 8 bis 12 Uhr"
+        );
+        assert_eq!(
+            expand("Ermäßigung 50 % nach §§ 4"),
+            "Ermäßigung 50 Prozent nach Paragrafen 4"
+        );
         assert_eq!(expand("Kosten: 12,50 €"), "Kosten: 12,50 Euro");
-        assert_eq!(expand("Hunde, Katzen usw. Alle Tiere."), "Hunde, Katzen und so weiter. Alle Tiere.");
+        assert_eq!(
+            expand("Hunde, Katzen usw. Alle Tiere."),
+            "Hunde, Katzen und so weiter. Alle Tiere."
+        );
         // no expansion inside words
         assert_eq!(expand("Die Absicht ist klar."), "Die Absicht ist klar.");
-        assert_eq!(expand("nach § 3 Abs 2 Nr 1 EigBG"), "nach Paragraf 3 Absatz 2 Nummer 1 EigBG");
+        assert_eq!(
+            expand("nach § 3 Abs 2 Nr 1 EigBG"),
+            "nach Paragraf 3 Absatz 2 Nummer 1 EigBG"
+        );
         assert_eq!(expand("Absatz 2 und Nummern"), "Absatz 2 und Nummern");
     }
 
@@ -287,7 +321,10 @@ mod tests {
             expand("Die Steuer wird jährlich erhoben; sie ist am 1. Juli fällig."),
             "Die Steuer wird jährlich erhoben. Sie ist am 1. Juli fällig."
         );
-        assert_eq!(expand("Hunde; Katzen und Pferde"), "Hunde; Katzen und Pferde");
+        assert_eq!(
+            expand("Hunde; Katzen und Pferde"),
+            "Hunde; Katzen und Pferde"
+        );
     }
 
     #[test]
@@ -314,6 +351,12 @@ mod tests {
         assert_eq!(explained, vec!["Satzung"]);
         assert!(texts[0].contains("Satzung (eine Regel"), "{}", texts[0]);
         assert!(!texts[1].contains('('));
-        assert!(Glossary::new(vec![GlossaryEntry { term: "Frist".into(), explanation: "2 Wochen".into() }]).is_err());
+        assert!(
+            Glossary::new(vec![GlossaryEntry {
+                term: "Frist".into(),
+                explanation: "2 Wochen".into()
+            }])
+            .is_err()
+        );
     }
 }

@@ -25,7 +25,11 @@ fn ngrams(tokens: &[String], n: usize) -> HashMap<Vec<String>, f64> {
 }
 
 fn f1(p: f64, r: f64) -> f64 {
-    if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+    if p + r == 0.0 {
+        0.0
+    } else {
+        2.0 * p * r / (p + r)
+    }
 }
 
 /// Ratio with the "nothing to do" convention.

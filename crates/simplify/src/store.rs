@@ -20,7 +20,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -38,7 +40,8 @@ impl Store {
             })?;
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(err)?;
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
@@ -68,14 +71,18 @@ impl Store {
     }
 
     fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The result stored under `key`.
     pub fn get(&self, key: &str) -> Result<Option<SimplifiedPage>> {
         let json: Option<String> = self
             .conn()
-            .query_row("SELECT result FROM rewrites WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT result FROM rewrites WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()
             .map_err(|e| self.err(e))?;
         match json {
@@ -88,7 +95,9 @@ impl Store {
     pub fn contains(&self, key: &str) -> Result<bool> {
         let n: i64 = self
             .conn()
-            .query_row("SELECT COUNT(*) FROM rewrites WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT COUNT(*) FROM rewrites WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .map_err(|e| self.err(e))?;
         Ok(n > 0)
     }
@@ -104,8 +113,11 @@ impl Store {
         let json = serde_json::to_string(page).map_err(|e| self.err(e))?;
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(|e| self.err(e))?;
-        tx.execute("DELETE FROM rewrites WHERE url = ?1 AND key <> ?2", params![slot, key])
-            .map_err(|e| self.err(e))?;
+        tx.execute(
+            "DELETE FROM rewrites WHERE url = ?1 AND key <> ?2",
+            params![slot, key],
+        )
+        .map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT OR REPLACE INTO rewrites (key, url, content_hash, model, rules_version, created_at, result)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

@@ -9,11 +9,11 @@
 /// Abbreviations after which a period does not end a sentence (lowercase, without the
 /// final period).
 const NON_FINAL: &[&str] = &[
-    "abs", "art", "bzw", "ca", "d", "dr", "evtl", "gem", "ggf", "h", "i", "inkl", "max",
-    "min", "mind", "nr", "o", "prof", "r", "s", "sog", "std", "str", "tel", "u", "usw", "v",
-    "vgl", "z", "zzgl", "zb", "bspw", "lt", "e", "g", "a", "m", "etc", "ff", "hr", "fr",
-    "st", "tsd", "mio", "mrd", "jan", "feb", "mär", "apr", "jun", "jul", "aug", "sep",
-    "sept", "okt", "nov", "dez", "mo", "di", "mi", "do", "sa", "so", "abschn", "bes",
+    "abs", "art", "bzw", "ca", "d", "dr", "evtl", "gem", "ggf", "h", "i", "inkl", "max", "min",
+    "mind", "nr", "o", "prof", "r", "s", "sog", "std", "str", "tel", "u", "usw", "v", "vgl", "z",
+    "zzgl", "zb", "bspw", "lt", "e", "g", "a", "m", "etc", "ff", "hr", "fr", "st", "tsd", "mio",
+    "mrd", "jan", "feb", "mär", "apr", "jun", "jul", "aug", "sep", "sept", "okt", "nov", "dez",
+    "mo", "di", "mi", "do", "sa", "so", "abschn", "bes",
 ];
 
 /// Split a text into sentences (trimmed, non-empty).
@@ -28,7 +28,12 @@ pub fn sentences(text: &str) -> Vec<String> {
             if matches!(c, '.' | '!' | '?') {
                 // take closing quotes and brackets and repeated marks with the sentence
                 let mut end = i + 1;
-                while end < chars.len() && matches!(chars[end], '.' | '!' | '?' | '"' | '“' | '”' | '«' | '»' | ')' | '\'') {
+                while end < chars.len()
+                    && matches!(
+                        chars[end],
+                        '.' | '!' | '?' | '"' | '“' | '”' | '«' | '»' | ')' | '\''
+                    )
+                {
                     end += 1;
                 }
                 let next_is_space = end >= chars.len() || chars[end].is_whitespace();
@@ -81,7 +86,9 @@ fn ends_sentence(before: &[char], after: &[char]) -> bool {
     if word.chars().count() == 1 && word.chars().all(char::is_uppercase) {
         return false;
     }
-    next.is_uppercase() || next.is_ascii_digit() || matches!(next, '"' | '„' | '“' | '(' | '-' | '–')
+    next.is_uppercase()
+        || next.is_ascii_digit()
+        || matches!(next, '"' | '„' | '“' | '(' | '-' | '–')
 }
 
 /// Words of a text: runs of letters, digits and inner hyphens/apostrophes/periods in
@@ -94,13 +101,15 @@ pub fn words(text: &str) -> Vec<&str> {
 }
 
 fn is_vowel(c: char) -> bool {
-    matches!(c, 'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'ä' | 'ö' | 'ü' | 'é' | 'è' | 'à')
+    matches!(
+        c,
+        'a' | 'e' | 'i' | 'o' | 'u' | 'y' | 'ä' | 'ö' | 'ü' | 'é' | 'è' | 'à'
+    )
 }
 
 /// Two-letter vowel groups that are one syllable in German.
 const ONE_SYLLABLE_PAIRS: &[&str] = &[
-    "ai", "au", "ay", "ei", "eu", "ey", "äu", "ie", "aa", "ee", "oo", "ou", "ui", "oi", "öu",
-    "uu",
+    "ai", "au", "ay", "ei", "eu", "ey", "äu", "ie", "aa", "ee", "oo", "ou", "ui", "oi", "öu", "uu",
 ];
 
 /// Estimated syllables of one word (at least 1). Digits count as one syllable per number.

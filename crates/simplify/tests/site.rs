@@ -20,13 +20,19 @@ use lotse_testsite::SiteServer;
 use url::Url;
 
 fn fixtures() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures")).to_owned()
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures"
+    ))
+    .to_owned()
 }
 
 /// The text the prompt asks to rewrite.
 fn unit_of(messages: &[ChatMessage]) -> String {
     let user = &messages.last().unwrap().content;
-    user.rsplit_once("\nText:\n").map(|(_, t)| t.trim().to_string()).unwrap_or_default()
+    user.rsplit_once("\nText:\n")
+        .map(|(_, t)| t.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Splits sentences at commas: keeps every fact, shortens sentences.
@@ -35,18 +41,34 @@ struct FakeSplittingRewriter(ModelInfo);
 struct FakeNumberChangingRewriter(ModelInfo);
 
 fn info(id: &str) -> ModelInfo {
-    ModelInfo { id: id.into(), external: false, context_len: 4096 }
+    ModelInfo {
+        id: id.into(),
+        external: false,
+        context_len: 4096,
+    }
 }
 
 fn generation(text: String) -> Generation {
-    Generation { text, prompt_tokens: 10, completion_tokens: 10, stop_reason: StopReason::Eos, prompt_truncated: false }
+    Generation {
+        text,
+        prompt_tokens: 10,
+        completion_tokens: 10,
+        stop_reason: StopReason::Eos,
+        prompt_truncated: false,
+    }
 }
 
 impl Generator for FakeSplittingRewriter {
     fn info(&self) -> &ModelInfo {
         &self.0
     }
-    fn generate(&self, m: &[ChatMessage], _: &GenerationParams, _: &CancelToken, _: &mut dyn FnMut(&str)) -> lotse_inference::Result<Generation> {
+    fn generate(
+        &self,
+        m: &[ChatMessage],
+        _: &GenerationParams,
+        _: &CancelToken,
+        _: &mut dyn FnMut(&str),
+    ) -> lotse_inference::Result<Generation> {
         let out = unit_of(m).replace(", ", ".\n");
         // capitalise the start of each new line
         let out: Vec<String> = out
@@ -59,7 +81,10 @@ impl Generator for FakeSplittingRewriter {
                 }
             })
             .collect();
-        Ok(generation(format!("Hier ist der Text in Einfacher Sprache:\n{}", out.join("\n"))))
+        Ok(generation(format!(
+            "Hier ist der Text in Einfacher Sprache:\n{}",
+            out.join("\n")
+        )))
     }
 }
 
@@ -67,7 +92,13 @@ impl Generator for FakeNumberChangingRewriter {
     fn info(&self) -> &ModelInfo {
         &self.0
     }
-    fn generate(&self, m: &[ChatMessage], _: &GenerationParams, _: &CancelToken, _: &mut dyn FnMut(&str)) -> lotse_inference::Result<Generation> {
+    fn generate(
+        &self,
+        m: &[ChatMessage],
+        _: &GenerationParams,
+        _: &CancelToken,
+        _: &mut dyn FnMut(&str),
+    ) -> lotse_inference::Result<Generation> {
         Ok(generation(unit_of(m).replace('1', "7")))
     }
 }
@@ -78,7 +109,11 @@ fn crawl_bad_boll(dir: &Path) -> (SiteServer, SearchIndex) {
     let mut cfg = CrawlConfig::new(Url::parse(&format!("{}/", site.origin())).unwrap());
     cfg.delay = Duration::ZERO;
     cfg.concurrency = 4;
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(crawl(&cfg, &index, &NoCrawlProgress)).unwrap();
     (site, index)
 }
@@ -93,29 +128,61 @@ fn every_page_keeps_structure_and_facts_whatever_the_model_does() {
         .iter()
         .filter(|r| r.indexed && r.kind == DocKind::Html && r.n_chunks > 0)
         .map(|r| {
-            let (rec, page) = index.page(&r.url, &scope).unwrap().expect("indexed page has content");
+            let (rec, page) = index
+                .page(&r.url, &scope)
+                .unwrap()
+                .expect("indexed page has content");
             (rec.content_hash, page)
         })
         .collect();
     assert!(pages.len() >= 30, "only {} HTML pages", pages.len());
 
-    let faithful = Simplifier::new(Arc::new(FakeSplittingRewriter(info("fake-splitting"))), Glossary::default_terms());
-    let lying = Simplifier::new(Arc::new(FakeNumberChangingRewriter(info("fake-number-changing"))), Glossary::default_terms());
+    let faithful = Simplifier::new(
+        Arc::new(FakeSplittingRewriter(info("fake-splitting"))),
+        Glossary::default_terms(),
+    );
+    let lying = Simplifier::new(
+        Arc::new(FakeNumberChangingRewriter(info("fake-number-changing"))),
+        Glossary::default_terms(),
+    );
     let (mut gain, mut simplified, mut not_simplified, mut with_digits) = (0.0, 0, 0, 0);
     for (hash, page) in &pages {
-        let good = faithful.simplify(page, hash, &CancelToken::new(), &NoProgress).unwrap();
-        let bad = lying.simplify(page, hash, &CancelToken::new(), &NoProgress).unwrap();
+        let good = faithful
+            .simplify(page, hash, &CancelToken::new(), &NoProgress)
+            .unwrap();
+        let bad = lying
+            .simplify(page, hash, &CancelToken::new(), &NoProgress)
+            .unwrap();
         for r in [&good, &bad] {
-            assert!(r.keeps_structure_of(page), "{}: blocks lost or reordered", page.url);
-            assert!(r.fact_violations().is_empty(), "{}: {:?}", page.url, r.fact_violations());
+            assert!(
+                r.keeps_structure_of(page),
+                "{}: blocks lost or reordered",
+                page.url
+            );
+            assert!(
+                r.fact_violations().is_empty(),
+                "{}: {:?}",
+                page.url,
+                r.fact_violations()
+            );
             assert_eq!(r.label, LABEL);
-            assert!(r.html.contains("KI-generiert") && r.html.contains(&format!("href=\"{}\"", page.url)));
+            assert!(
+                r.html.contains("KI-generiert")
+                    && r.html.contains(&format!("href=\"{}\"", page.url))
+            );
             for b in &r.blocks {
                 match b.status {
                     BlockStatus::NotSimplified => assert_eq!(b.simplified, b.original),
                     _ => {
                         let c = facts::check(&b.original.text(), &b.simplified.text());
-                        assert!(c.ok(), "{} block {}: {c:?}\n{}\n->\n{}", page.url, b.index, b.original.text(), b.simplified.text());
+                        assert!(
+                            c.ok(),
+                            "{} block {}: {c:?}\n{}\n->\n{}",
+                            page.url,
+                            b.index,
+                            b.original.text(),
+                            b.simplified.text()
+                        );
                     }
                 }
             }
@@ -141,16 +208,26 @@ fn every_page_keeps_structure_and_facts_whatever_the_model_does() {
         }
     }
     assert!(simplified > 50, "{simplified}");
-    assert!(with_digits > 10 && not_simplified >= 10, "{with_digits} {not_simplified}");
+    assert!(
+        with_digits > 10 && not_simplified >= 10,
+        "{with_digits} {not_simplified}"
+    );
     // splitting at commas shortens sentences: the pipeline measures a gain
-    assert!(gain / pages.len() as f64 > 0.5, "{}", gain / pages.len() as f64);
+    assert!(
+        gain / pages.len() as f64 > 0.5,
+        "{}",
+        gain / pages.len() as f64
+    );
 }
 
 #[test]
 fn the_store_replaces_a_changed_page_and_survives_reopening() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("simplify.sqlite");
-    let s = Simplifier::new(Arc::new(FakeSplittingRewriter(info("fake-splitting"))), Glossary::default_terms());
+    let s = Simplifier::new(
+        Arc::new(FakeSplittingRewriter(info("fake-splitting"))),
+        Glossary::default_terms(),
+    );
     let page = |text: &str| Page {
         url: "http://127.0.0.1:1/hund/".into(),
         title: "Hund".into(),
@@ -159,22 +236,56 @@ fn the_store_replaces_a_changed_page_and_survives_reopening() {
         modified: None,
         blocks: vec![Block::Paragraph { text: text.into() }],
     };
-    let v1 = s.simplify(&page("Die Steuer beträgt 108 Euro im Jahr, sie ist am 1. Juli fällig."), "h1", &CancelToken::new(), &NoProgress).unwrap();
-    let v2 = s.simplify(&page("Die Steuer beträgt 120 Euro im Jahr, sie ist am 1. Juli fällig."), "h2", &CancelToken::new(), &NoProgress).unwrap();
+    let v1 = s
+        .simplify(
+            &page("Die Steuer beträgt 108 Euro im Jahr, sie ist am 1. Juli fällig."),
+            "h1",
+            &CancelToken::new(),
+            &NoProgress,
+        )
+        .unwrap();
+    let v2 = s
+        .simplify(
+            &page("Die Steuer beträgt 120 Euro im Jahr, sie ist am 1. Juli fällig."),
+            "h2",
+            &CancelToken::new(),
+            &NoProgress,
+        )
+        .unwrap();
     {
         let store = Store::open(&path).unwrap();
         store.put(&s.cache_key("h1"), &v1).unwrap();
-        assert_eq!(store.get(&s.cache_key("h1")).unwrap().map(|p| p.text), Some(v1.text.clone()));
+        assert_eq!(
+            store.get(&s.cache_key("h1")).unwrap().map(|p| p.text),
+            Some(v1.text.clone())
+        );
         store.put(&s.cache_key("h2"), &v2).unwrap();
-        assert_eq!(store.get(&s.cache_key("h1")).unwrap(), None, "the old rewrite is replaced");
+        assert_eq!(
+            store.get(&s.cache_key("h1")).unwrap(),
+            None,
+            "the old rewrite is replaced"
+        );
     }
     let store = Store::open(&path).unwrap();
     let back = store.get(&s.cache_key("h2")).unwrap().unwrap();
-    assert_eq!((back.text, back.blocks, back.content_hash), (v2.text, v2.blocks, v2.content_hash));
-    assert_eq!(store.urls().unwrap(), vec!["http://127.0.0.1:1/hund/".to_string()]);
+    assert_eq!(
+        (back.text, back.blocks, back.content_hash),
+        (v2.text, v2.blocks, v2.content_hash)
+    );
+    assert_eq!(
+        store.urls().unwrap(),
+        vec!["http://127.0.0.1:1/hund/".to_string()]
+    );
     assert_ne!(s.cache_key("h1"), s.cache_key("h2"));
     // a damaged file is an error naming it, not a panic
-    std::fs::write(tmp.path().join("broken.sqlite"), b"this is not a database, just some text that is long enough").unwrap();
-    let e = Store::open(&tmp.path().join("broken.sqlite")).map(|_| ()).unwrap_err().to_string();
+    std::fs::write(
+        tmp.path().join("broken.sqlite"),
+        b"this is not a database, just some text that is long enough",
+    )
+    .unwrap();
+    let e = Store::open(&tmp.path().join("broken.sqlite"))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("broken.sqlite"), "{e}");
 }

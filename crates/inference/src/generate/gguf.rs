@@ -119,7 +119,11 @@ impl Backend {
     fn resume(&mut self, prompt: &[u32], background: bool) -> usize {
         match self {
             Backend::Qwen2(m) => {
-                m.select(if background { KvSlot::Background } else { KvSlot::Foreground });
+                m.select(if background {
+                    KvSlot::Background
+                } else {
+                    KvSlot::Foreground
+                });
                 m.reuse_prefix(prompt)
             }
             _ => {
@@ -524,9 +528,11 @@ impl LocalGenerator {
     #[cfg(test)]
     pub(crate) fn cached_tokens_in(&self, background: bool) -> usize {
         match &*self.lock() {
-            Backend::Qwen2(m) => {
-                m.cached_tokens_in(if background { KvSlot::Background } else { KvSlot::Foreground })
-            }
+            Backend::Qwen2(m) => m.cached_tokens_in(if background {
+                KvSlot::Background
+            } else {
+                KvSlot::Foreground
+            }),
             _ => 0,
         }
     }
@@ -641,7 +647,11 @@ impl Generator for LocalGenerator {
 
         let mut backend = self.lock();
         let mut pos = backend.resume(&fitted.tokens, params.background);
-        tracing::debug!(prompt_tokens, reused = pos, "prompt prefix from the k/v cache");
+        tracing::debug!(
+            prompt_tokens,
+            reused = pos,
+            "prompt prefix from the k/v cache"
+        );
         let mut logits = None;
         let chunk_len = if params.background {
             BACKGROUND_PREFILL_CHUNK.min(self.prefill_chunk)

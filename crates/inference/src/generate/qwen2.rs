@@ -322,7 +322,11 @@ impl Qwen2 {
 
     #[cfg(test)]
     pub(crate) fn cached_tokens_in(&self, slot: KvSlot) -> usize {
-        if slot == self.slot { self.cached.len() } else { self.other.1.len() }
+        if slot == self.slot {
+            self.cached.len()
+        } else {
+            self.other.1.len()
+        }
     }
 
     /// Prepare the cache for `prompt`: keep the longest prefix it shares with the tokens

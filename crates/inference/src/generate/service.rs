@@ -263,16 +263,21 @@ impl Generator for Yielding {
                         thread::sleep(WATCH_INTERVAL / 5);
                     }
                 });
-                let r = self.service.generator.generate(messages, &params, &attempt, &mut |t| {
-                    pieces.push(t.to_string())
-                });
+                let r = self
+                    .service
+                    .generator
+                    .generate(messages, &params, &attempt, &mut |t| {
+                        pieces.push(t.to_string())
+                    });
                 finished.store(true, Ordering::SeqCst);
                 r
             });
             match result {
                 Ok(g) if g.stop_reason == StopReason::Cancelled && !cancel.is_cancelled() => {
                     self.service.preempted.fetch_add(1, Ordering::SeqCst);
-                    tracing::debug!("a background generation gave way to an answer; it runs again later");
+                    tracing::debug!(
+                        "a background generation gave way to an answer; it runs again later"
+                    );
                 }
                 Ok(g) => {
                     for p in &pieces {

@@ -343,7 +343,10 @@ fn a_prompt_prefix_shared_with_the_previous_one_is_reused_and_changes_nothing() 
     let warm = LocalGenerator::load(&path, LoadOptions::default()).unwrap();
     let cold = LocalGenerator::load(&path, LoadOptions::default()).unwrap();
     let rules = ChatMessage::system("Sie beantworten Fragen nur mit den Quellen. Kurz, Sie-Form.");
-    let first = vec![rules.clone(), ChatMessage::user("Wie melde ich meinen Hund an?")];
+    let first = vec![
+        rules.clone(),
+        ChatMessage::user("Wie melde ich meinen Hund an?"),
+    ];
     let second = vec![rules, ChatMessage::user("Was kostet ein Parkausweis?")];
 
     let (a, _) = run(&warm, &first, &greedy(8));
@@ -367,7 +370,8 @@ fn a_prompt_prefix_shared_with_the_previous_one_is_reused_and_changes_nothing() 
     assert_eq!(o1.text, o2.text);
     let cancel = CancelToken::new();
     cancel.cancel();
-    warm.generate(&second, &greedy(16), &cancel, &mut |_| {}).unwrap();
+    warm.generate(&second, &greedy(16), &cancel, &mut |_| {})
+        .unwrap();
     let (after_cancel, _) = run(&warm, &second, &greedy(16));
     assert_eq!(after_cancel.text, fresh.text);
 
@@ -376,13 +380,26 @@ fn a_prompt_prefix_shared_with_the_previous_one_is_reused_and_changes_nothing() 
     let answers = warm.cached_tokens_in(false);
     assert!(answers > 0);
     let long = vec![ChatMessage::user(long_text(60))];
-    let background = GenerationParams { background: true, ..greedy(6) };
+    let background = GenerationParams {
+        background: true,
+        ..greedy(6)
+    };
     let (b1, _) = run(&warm, &long, &background);
     let (b2, _) = run(&cold, &long, &greedy(6));
-    assert!(b1.prompt_tokens > 48, "the prompt needs several background passes");
+    assert!(
+        b1.prompt_tokens > 48,
+        "the prompt needs several background passes"
+    );
     assert_eq!(b1.text, b2.text);
-    assert_eq!(warm.cached_tokens_in(false), answers, "the answers' cache is untouched");
-    assert_eq!(warm.cached_tokens_in(true), b1.prompt_tokens + b1.completion_tokens - 1);
+    assert_eq!(
+        warm.cached_tokens_in(false),
+        answers,
+        "the answers' cache is untouched"
+    );
+    assert_eq!(
+        warm.cached_tokens_in(true),
+        b1.prompt_tokens + b1.completion_tokens - 1
+    );
     let (after_background, _) = run(&warm, &second, &greedy(16));
     assert_eq!(after_background.text, fresh.text);
 }
@@ -695,7 +712,10 @@ fn background_generation_gives_way_to_the_service_and_runs_again() {
         });
         let t = Instant::now();
         while fake.calls.load(Ordering::SeqCst) == 0 {
-            assert!(t.elapsed() < Duration::from_secs(5), "background never started");
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "background never started"
+            );
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(Duration::from_millis(20)); // a few background tokens
@@ -708,23 +728,41 @@ fn background_generation_gives_way_to_the_service_and_runs_again() {
             }
         };
         let fg_at = Instant::now();
-        assert_eq!(fg.stop_reason, StopReason::MaxTokens, "the answer ran to its end");
+        assert_eq!(
+            fg.stop_reason,
+            StopReason::MaxTokens,
+            "the answer ran to its end"
+        );
         (bg.join().unwrap(), fg_at)
     });
     let (g, pieces, bg_at) = bg_done;
     assert!(fg_done < bg_at, "the service's generation finished first");
     assert_eq!(service.preempted(), 1);
-    assert_eq!(fake.calls.load(Ordering::SeqCst), 3, "background, answer, background again");
+    assert_eq!(
+        fake.calls.load(Ordering::SeqCst),
+        3,
+        "background, answer, background again"
+    );
     assert_eq!(g.stop_reason, StopReason::MaxTokens);
     assert_eq!(g.text, full);
-    assert_eq!(pieces.concat(), full, "only the completed attempt's tokens are passed on");
+    assert_eq!(
+        pieces.concat(),
+        full,
+        "only the completed attempt's tokens are passed on"
+    );
     let kinds = fake.chunks.lock().unwrap().clone();
-    assert_eq!(kinds, [true, false, true], "only the rewrite runs as background work");
+    assert_eq!(
+        kinds,
+        [true, false, true],
+        "only the rewrite runs as background work"
+    );
 
     // a cancelled background generation stops and is not run again
     let cancel = CancelToken::new();
     cancel.cancel();
-    let g = background.generate(&question(), &greedy(150), &cancel, &mut |_| {}).unwrap();
+    let g = background
+        .generate(&question(), &greedy(150), &cancel, &mut |_| {})
+        .unwrap();
     assert_eq!(g.stop_reason, StopReason::Cancelled);
     assert_eq!(service.preempted(), 1);
 
