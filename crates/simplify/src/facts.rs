@@ -133,6 +133,13 @@ static AMOUNT_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| re(r"\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+(?:,\d+)?"));
 static WORD: LazyLock<Regex> = LazyLock::new(|| re(r"\p{L}+"));
+/// A reference by Roman numeral ("Ziffer II", "Abschnitt IV", "Anlage I"): the model drops
+/// these as easily as a § reference.
+static ROMAN_REF: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"\b(?:Ziffer|Ziff\.|Abschnitt|Abschn\.|Teil|Kapitel|Anlage|Anhang|Nr\.|Nummer|Buchstabe)[ \u{a0}]+([IVX]{1,6})\b",
+    )
+});
 
 /// A number's canonical form: no thousands separators, decimal point, no trailing zeros.
 fn canon_number(int: &str, frac: Option<&str>) -> String {
@@ -331,6 +338,9 @@ pub fn facts(text: &str) -> Vec<Fact> {
         let v = canon_number(&c[1], c.get(2).map(|f| f.as_str()));
         Some((format!("amount:{v}"), vec![v]))
     });
+    take(&mut rest, &ROMAN_REF, FactKind::Paragraph, &|c| {
+        Some((format!("ref:{}", &c[1]), Vec::new()))
+    });
     take(&mut rest, &NUMBER, FactKind::Number, &|c| {
         let (int, frac) = match c[0].rsplit_once(',') {
             Some((i, f)) => (i.to_string(), Some(f.to_string())),
@@ -467,5 +477,20 @@ mod tests {
         let lost = check("Frist: 14 Tage, Gebühr 20 €.", "Sie zahlen 20 Euro.");
         assert_eq!(lost.missing, vec!["14"]);
         assert!(check("Es gilt Satz 1.", "Es gilt Satz 2.").invented == vec!["2"]);
+    }
+
+    #[test]
+    fn roman_references_are_facts() {
+        let o = "bei denen die Voraussetzungen nach Ziffer I oder Ziffer II vorliegen";
+        assert_eq!(
+            check(o, "die die Bedingungen erfüllen").missing,
+            vec!["Ziffer I", "Ziffer II"]
+        );
+        assert!(check(o, "wenn die Regeln aus Ziffer I oder Ziffer II gelten").ok());
+        assert!(
+            check("Abschnitt IV gilt.", "Teil IV gilt.").ok(),
+            "the numeral is the fact"
+        );
+        assert!(!check("Abschnitt IV gilt.", "Abschnitt V gilt.").ok());
     }
 }

@@ -47,7 +47,7 @@ pub const LABEL: &str =
 
 /// Version of the rules, prompt and checks: part of every cache key, so a change here
 /// rewrites the pages again.
-pub const RULES_VERSION: u32 = 3;
+pub const RULES_VERSION: u32 = 4;
 
 /// Units shorter than this many words get the deterministic pass only.
 const MIN_MODEL_WORDS: usize = 8;
@@ -55,10 +55,12 @@ const MIN_MODEL_WORDS: usize = 8;
 /// of its own).
 const MAX_UNIT_WORDS: usize = 30;
 
-/// A paragraph's enumerator ("(1)", "2.", "a)"): structure, kept as it is and not given to
-/// the model (which tends to drop it).
+/// A paragraph's enumerator ("(1)", "2.", "1.1", "2.3.1.", "a)", "IV."): structure, kept as
+/// it is and not given to the model (which tends to drop it).
 static ENUMERATOR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"^\s*(\(\d{1,3}[a-z]?\)|\d{1,3}[a-z]?\.|[a-z]\))\s+")
+    regex::Regex::new(
+        r"^\s*(\(\d{1,3}[a-z]?\)|\d{1,3}(?:\.\d{1,3})*[a-z]?\.|\d{1,3}(?:\.\d{1,3})+[a-z]?|[a-z]\)|[IVX]{1,5}\.)\s+",
+    )
         .unwrap_or_else(|e| panic!("enumerator pattern: {e}"))
 });
 
@@ -679,7 +681,8 @@ fn split_enumerator(text: &str) -> (String, String) {
         return (String::new(), text.to_string());
     };
     let (head, rest) = text.split_at(m.end());
-    if head.trim_end().ends_with('.') {
+    // "1.1" or "2." could also start a date or a sum: only before a capitalised word
+    if head.trim_end().ends_with('.') || head.trim().contains('.') {
         let next = rest.split_whitespace().next().unwrap_or("");
         let month = facts::is_month(next);
         if month || !next.chars().next().is_some_and(char::is_uppercase) {
@@ -754,6 +757,13 @@ mod tests {
         );
         assert_eq!(split_enumerator("1. Januar 2025 beginnt").0, "");
         assert_eq!(split_enumerator("Die Steuer (1)").0, "");
+        assert_eq!(
+            split_enumerator("1.1 Die Gemeinde"),
+            ("1.1 ".into(), "Die Gemeinde".into())
+        );
+        assert_eq!(split_enumerator("2.3.1. Anträge").0, "2.3.1. ");
+        assert_eq!(split_enumerator("IV. Verfahren").0, "IV. ");
+        assert_eq!(split_enumerator("1.1 2025 beginnt").0, "");
     }
 
     /// Returns the text it was asked to rewrite, unchanged.
