@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,9 @@ pub struct LoadOptions {
     /// forward pass (which keeps the embedding quantized and uses flash attention). For
     /// comparison and measurement.
     pub candle_qwen2: bool,
+    /// Greedy decoding checks up to this many tokens drafted from the prompt in one forward
+    /// pass ([`super::lookup`]; Lotse's own Qwen2 forward only). 0 decodes one token a pass.
+    pub draft_tokens: usize,
 }
 
 impl Default for LoadOptions {
@@ -77,9 +81,13 @@ impl Default for LoadOptions {
             warm_up: true,
             model_id: None,
             candle_qwen2: false,
+            draft_tokens: DEFAULT_DRAFT_TOKENS,
         }
     }
 }
+
+/// Drafted tokens checked per pass by default (measured: see ARCHITECTURE.md).
+pub const DEFAULT_DRAFT_TOKENS: usize = 3;
 
 /// The network behind the generator, by `general.architecture`.
 enum Backend {
@@ -102,6 +110,22 @@ impl Backend {
             Backend::Gemma3(m) => m.forward(&input()?, pos)?,
         };
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?)
+    }
+
+    /// Logits `(tokens.len(), vocab)` of every one of `tokens`, for backends that can check
+    /// drafted tokens (Lotse's Qwen2); `None` for the others.
+    fn forward_all(&mut self, tokens: &[u32], pos: usize) -> Option<Result<Tensor>> {
+        match self {
+            Backend::Qwen2(m) => Some(m.forward_all(tokens, pos)),
+            _ => None,
+        }
+    }
+
+    /// Keep the K/V of the first `len` positions (after rejected drafts; Qwen2 only).
+    fn truncate(&mut self, len: usize) {
+        if let Backend::Qwen2(m) = self {
+            m.truncate(len);
+        }
     }
 
     /// Largest prompt piece per forward pass. candle's Gemma 3 cannot continue a prompt in
@@ -161,6 +185,10 @@ pub struct LocalGenerator {
     template: ChatTemplate,
     eos_ids: Vec<u32>,
     prefill_chunk: usize,
+    draft_tokens: usize,
+    /// Tokens drafted from the prompt and those of them the model confirmed, since load.
+    drafted: AtomicUsize,
+    accepted: AtomicUsize,
     load_time: Duration,
     backend: Mutex<Backend>,
 }
@@ -415,6 +443,9 @@ impl LocalGenerator {
             template,
             eos_ids,
             prefill_chunk: opts.prefill_chunk.max(1),
+            draft_tokens: opts.draft_tokens,
+            drafted: AtomicUsize::new(0),
+            accepted: AtomicUsize::new(0),
             load_time: Duration::ZERO,
             backend: Mutex::new(backend),
         };
@@ -480,6 +511,14 @@ impl LocalGenerator {
     /// `text` as tokens (no special tokens added).
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
         self.encode_text(text)
+    }
+
+    /// Tokens drafted from prompts since load, and how many of them the model confirmed.
+    pub fn draft_stats(&self) -> (usize, usize) {
+        (
+            self.drafted.load(Ordering::Relaxed),
+            self.accepted.load(Ordering::Relaxed),
+        )
     }
 
     /// `ids` as text (special tokens included).
@@ -670,23 +709,74 @@ impl Generator for LocalGenerator {
             return Err(InferenceError::Tokenizer("the prompt has no tokens".into()));
         };
 
-        let stop_reason = loop {
-            if cancel.is_cancelled() {
-                break StopReason::Cancelled;
-            }
-            let next = sampler.sample(&logits)?;
+        // greedy decoding checks tokens drafted from the prompt (same output, fewer passes)
+        let greedy = matches!(sampling(params), Sampling::ArgMax);
+        let max_draft = if greedy { self.draft_tokens } else { 0 };
+        let mut history: Vec<u32> = if max_draft > 0 {
+            fitted.tokens.clone()
+        } else {
+            Vec::new()
+        };
+        // a token the model chose: false to go on, or why generation ends
+        let mut take = |next: u32, generation: &mut Generation| -> Result<Option<StopReason>> {
             if self.eos_ids.contains(&next) {
-                break StopReason::Eos;
+                return Ok(Some(StopReason::Eos));
             }
             generation.completion_tokens += 1;
             let piece = stream.push(next, &decode)?;
             let out = stops.push(&piece);
-            emit(&out.emit, &mut generation);
+            emit(&out.emit, generation);
             if out.stopped {
-                break StopReason::StopSequence;
+                return Ok(Some(StopReason::StopSequence));
             }
             if generation.completion_tokens >= fitted.max_tokens {
-                break StopReason::MaxTokens;
+                return Ok(Some(StopReason::MaxTokens));
+            }
+            Ok(None)
+        };
+        let stop_reason = 'decode: loop {
+            if cancel.is_cancelled() {
+                break StopReason::Cancelled;
+            }
+            let next = sampler.sample(&logits)?;
+            if let Some(reason) = take(next, &mut generation)? {
+                break reason;
+            }
+            if max_draft > 0 {
+                history.push(next);
+                let draft = super::lookup::draft(
+                    &history,
+                    max_draft.min(fitted.max_tokens - generation.completion_tokens),
+                )
+                .to_vec();
+                if !draft.is_empty() {
+                    let mut input = Vec::with_capacity(draft.len() + 1);
+                    input.push(next);
+                    input.extend_from_slice(&draft);
+                    if let Some(all) = backend.forward_all(&input, pos) {
+                        let all = all?;
+                        pos += 1;
+                        let mut accepted = 0;
+                        for (i, &d) in draft.iter().enumerate() {
+                            let row = all.get(i)?;
+                            if sampler.sample(&row)? != d {
+                                break;
+                            }
+                            accepted += 1;
+                            pos += 1;
+                            history.push(d);
+                            if let Some(reason) = take(d, &mut generation)? {
+                                backend.truncate(pos);
+                                break 'decode reason;
+                            }
+                        }
+                        backend.truncate(pos);
+                        self.drafted.fetch_add(draft.len(), Ordering::Relaxed);
+                        self.accepted.fetch_add(accepted, Ordering::Relaxed);
+                        logits = all.get(accepted)?;
+                        continue;
+                    }
+                }
             }
             logits = backend.forward(&[next], pos)?;
             pos += 1;

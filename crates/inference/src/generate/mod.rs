@@ -12,6 +12,7 @@
 
 mod fit;
 mod gguf;
+mod lookup;
 mod qwen2;
 mod service;
 pub(crate) mod stream;

@@ -351,7 +351,26 @@ impl Qwen2 {
     /// positions) and return the logits of the last one, shape `(vocab,)`.
     /// A failed pass leaves the cache empty (never half-written).
     pub(crate) fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
-        match self.forward_inner(tokens, pos) {
+        self.forward_checked(tokens, pos, false)
+    }
+
+    /// Like [`Qwen2::forward`], but the logits of every one of `tokens`, shape
+    /// `(tokens.len(), vocab)`: row `i` predicts the token after `tokens[i]` (for checking
+    /// several drafted tokens in one pass).
+    pub(crate) fn forward_all(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
+        self.forward_checked(tokens, pos, true)
+    }
+
+    /// Keep the K/V of the first `len` positions (drop drafted tokens that were rejected).
+    pub(crate) fn truncate(&mut self, len: usize) {
+        for layer in &mut self.layers {
+            layer.cache.truncate(len);
+        }
+        self.cached.truncate(len);
+    }
+
+    fn forward_checked(&mut self, tokens: &[u32], pos: usize, all: bool) -> Result<Tensor> {
+        match self.forward_inner(tokens, pos, all) {
             Ok(logits) => {
                 self.cached.extend_from_slice(tokens);
                 Ok(logits)
@@ -363,7 +382,7 @@ impl Qwen2 {
         }
     }
 
-    fn forward_inner(&mut self, tokens: &[u32], pos: usize) -> Result<Tensor> {
+    fn forward_inner(&mut self, tokens: &[u32], pos: usize, all: bool) -> Result<Tensor> {
         let seq_len = tokens.len();
         if seq_len == 0 {
             return Err(InferenceError::Candle("forward with no tokens".into()));
@@ -392,12 +411,21 @@ impl Qwen2 {
             let h = layer.down.matmul.forward(&h)?;
             xs = (xs + h)?;
         }
+        if all {
+            let xs = self.norm.forward(&xs)?;
+            let logits = self.output.forward(&xs)?;
+            return Ok(logits.squeeze(0)?.to_dtype(DType::F32)?);
+        }
         let last = xs.narrow(1, seq_len - 1, 1)?;
         let last = self.norm.forward(&last)?;
         let logits = self.output.forward(&last)?;
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?)
     }
 }
+
+/// Up to this many query rows per pass run the decode kernel row by row (a token and its
+/// drafted successors); longer prompt passes use flash attention over a copy of the cache.
+const DECODE_ROWS: usize = 8;
 
 fn attention(
     layer: &mut Layer,
@@ -436,18 +464,39 @@ fn attention(
     layer.cache.append(&k_rows, &v_rows, seq_len);
     let kv_len = layer.cache.len();
 
-    let ctx = if seq_len == 1 {
-        let q = q.flatten_all()?.to_vec1::<f32>()?;
-        causal_decode_f32_interleaved(
-            &q,
-            layer.cache.data(),
-            n_head,
-            n_kv,
-            head_dim,
-            kv_len,
-            scale,
-        )?
-        .reshape((1, 1, n_head * head_dim))?
+    let ctx = if seq_len <= DECODE_ROWS {
+        // a token or a few drafted ones: each query row against the cache up to its own
+        // position, with the decode kernel (no copy of the cache)
+        let q = q
+            .squeeze(0)?
+            .transpose(0, 1)?
+            .contiguous()?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        let row = n_head * head_dim;
+        let stride = layer.cache.stride();
+        let mut rows = Vec::with_capacity(seq_len);
+        for i in 0..seq_len {
+            let len = kv_len - seq_len + i + 1;
+            rows.push(
+                causal_decode_f32_interleaved(
+                    &q[i * row..(i + 1) * row],
+                    &layer.cache.data()[..len * stride],
+                    n_head,
+                    n_kv,
+                    head_dim,
+                    len,
+                    scale,
+                )?
+                .reshape((1, 1, row))?,
+            );
+        }
+        if rows.len() == 1 {
+            rows.pop()
+                .ok_or_else(|| InferenceError::Candle("no rows".into()))?
+        } else {
+            Tensor::cat(&rows, 1)?
+        }
     } else {
         let kv = Tensor::from_slice(
             layer.cache.data(),

@@ -887,3 +887,60 @@ fn real_model_answers_in_german_and_honours_stop_strings() {
     assert!(!stopped.text.contains("lin"), "{stopped:?}");
     assert!(answer.text.starts_with(&stopped.text));
 }
+
+#[test]
+fn drafted_tokens_give_the_output_of_plain_greedy_decoding() {
+    let (_dir, path) = tiny_gguf(&TinyGguf::default());
+    let plain = LocalGenerator::load(
+        &path,
+        LoadOptions {
+            draft_tokens: 0,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let drafting = LocalGenerator::load(
+        &path,
+        LoadOptions {
+            draft_tokens: 3,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    // a prompt that repeats itself, and a random-weight model that soon repeats itself too
+    let messages = vec![ChatMessage::user(
+        "Hund Katze Maus Hund Katze Maus Hund Katze Maus Hund",
+    )];
+    for max_tokens in [1, 5, 40] {
+        let (a, pieces_a) = run(&plain, &messages, &greedy(max_tokens));
+        let (b, pieces_b) = run(&drafting, &messages, &greedy(max_tokens));
+        assert_eq!(a.text, b.text, "max_tokens {max_tokens}");
+        assert_eq!(pieces_a.concat(), pieces_b.concat());
+        assert_eq!(
+            (a.completion_tokens, a.stop_reason),
+            (b.completion_tokens, b.stop_reason)
+        );
+    }
+    let (drafted, accepted) = drafting.draft_stats();
+    assert!(
+        drafted > 0 && accepted > 0,
+        "drafts were checked: {drafted} drafted, {accepted} accepted"
+    );
+    assert_eq!(plain.draft_stats(), (0, 0));
+    // the cache holds exactly the tokens run: the next prompt reuses it without a mismatch
+    let (c, _) = run(&drafting, &messages, &greedy(40));
+    let (d, _) = run(&plain, &messages, &greedy(40));
+    assert_eq!(c.text, d.text);
+    // sampling (temperature > 0) never drafts
+    let before = drafting.draft_stats();
+    let _ = run(
+        &drafting,
+        &messages,
+        &GenerationParams {
+            temperature: 0.8,
+            max_tokens: 20,
+            ..GenerationParams::default()
+        },
+    );
+    assert_eq!(drafting.draft_stats(), before);
+}
