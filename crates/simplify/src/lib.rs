@@ -4,7 +4,8 @@
 //! Pipeline per page: the page's blocks in order (headings, paragraphs, lists, tables) ->
 //! the deterministic pass ([`rules::expand`]: abbreviations, symbols, amounts, semicolons) ->
 //! paragraphs and long list items cut into units of whole sentences and rewritten by the
-//! model ([`prompt`]) -> every unit checked ([`facts::check`], length, Sie-Form), retried
+//! model ([`prompt`]) -> every unit checked ([`facts::check`], added terms
+//! ([`content`]), length, Sie-Form), retried
 //! once with a stricter prompt naming the facts, else shown after the deterministic pass
 //! only (a block none of whose units passed is shown in its original wording) -> the
 //! town's glossary explains hard terms at their first use -> HTML, plain text, per-block
@@ -20,6 +21,7 @@
 //!
 //! Results are cached by content hash, model and rules version ([`store::Store`], SQLite).
 
+pub mod content;
 pub mod facts;
 pub mod input;
 pub mod prompt;
@@ -47,7 +49,7 @@ pub const LABEL: &str =
 
 /// Version of the rules, prompt and checks: part of every cache key, so a change here
 /// rewrites the pages again.
-pub const RULES_VERSION: u32 = 4;
+pub const RULES_VERSION: u32 = 5;
 
 /// Units shorter than this many words get the deterministic pass only.
 const MIN_MODEL_WORDS: usize = 8;
@@ -663,6 +665,10 @@ pub fn unit_problem(original: &str, candidate: &str) -> Option<String> {
     }
     if prompt::copies_example(original, candidate) {
         return Some("repeats a worked example of the prompt".into());
+    }
+    let added = content::unsupported_nouns(original, candidate);
+    if !added.is_empty() {
+        return Some(format!("adds terms the original does not have: {added:?}"));
     }
     let check = facts::check(original, candidate);
     if !check.ok() {

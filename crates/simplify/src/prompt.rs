@@ -261,6 +261,9 @@ mod tests {
                 !uses_du(rewrite) && !uses_first_person(rewrite),
                 "{rewrite}"
             );
+            // nor does any of them add a term its original does not support
+            let added = crate::content::unsupported_nouns(original, rewrite);
+            assert!(added.is_empty(), "{rewrite}: {added:?}");
         }
     }
 

@@ -1,0 +1,114 @@
+//! Content a rewrite adds: nouns that its original does not support. A small model pads its
+//! rewrite with sentences in the style of the worked examples ("So steht es in der
+//! Gemeindeordnung.") or swaps a term for an unrelated one; the fact check cannot see that,
+//! because no number changes.
+//!
+//! A noun of the rewrite is supported when the original has it (inflection aside), when the
+//! original has both its beginning and its end (a compound of the original's parts) or most
+//! of its beginning (a derivation: "ordnungswidrig" -> "Ordnungswidrigkeit"), or when
+//! it is a word of the plain vocabulary that rewrites use to explain ([`PLAIN_NOUNS`]).
+
+/// Plain words a rewrite may use without the original having them (stems, lower case).
+const PLAIN_NOUNS: &[&str] = &[
+    "amt", "ämter", "stadt", "gemeinde", "verwaltung", "rathaus", "geld", "euro", "cent",
+    "antrag", "anträge", "brief", "gebühr", "frist", "tag", "woche", "monat", "jahr", "uhr",
+    "stunde", "minute", "datum", "person", "leute", "mensch", "kind", "eltern", "familie",
+    "hilfe", "frage", "information", "sache", "ding", "teil", "fall", "fälle", "beispiel",
+    "zeit", "ort", "platz", "haus", "wohnung", "straße", "recht", "pflicht", "strafe",
+    "erlaubnis", "termin", "formular", "nummer", "telefon", "internet", "seite", "liste",
+    "grund", "gründe", "art", "weise", "ende", "anfang", "beginn", "höhe", "betrag", "kosten",
+    "regel", "schluss", "bürger", "einwohner", "mitarbeiter", "büro", "adresse", "post",
+    "e-mail", "mail", "unterlagen", "papier", "schreiben", "nachweis", "ausnahme", "möglichkeit",
+    "bedingung", "voraussetzung", "entscheidung", "genehmigung", "prozent", "hälfte", "menge",
+    "versehen", "absicht", "absatz", "paragraf", "paragrafen", "satz", "ziffer", "abschnitt", "anlage",
+];
+
+/// Inflection endings stripped before looking a noun up.
+const ENDINGS: &[&str] = &["en", "er", "es", "e", "n", "s"];
+
+fn stem(word: &str) -> &str {
+    for e in ENDINGS {
+        if let Some(s) = word.strip_suffix(e) {
+            if s.chars().count() >= 4 {
+                return s;
+            }
+        }
+    }
+    word
+}
+
+fn prefix(word: &str, n: usize) -> &str {
+    word.char_indices().nth(n).map_or(word, |(i, _)| &word[..i])
+}
+
+fn suffix(word: &str, n: usize) -> &str {
+    let len = word.chars().count();
+    if len <= n {
+        return word;
+    }
+    word.char_indices().nth(len - n).map_or(word, |(i, _)| &word[i..])
+}
+
+/// Whether the (lower-case) original supports the (lower-case) noun.
+fn supported(original: &str, noun: &str) -> bool {
+    let s = stem(noun);
+    original.contains(s)
+        || PLAIN_NOUNS.iter().any(|p| s.starts_with(stem(&fold(p))) && s.chars().count() <= p.chars().count() + 2)
+        || (noun.chars().count() >= 10 && original.contains(prefix(noun, 5)) && original.contains(stem(suffix(noun, 6))))
+        // a derivation of an original word ("ordnungswidrig" -> "Ordnungswidrigkeit")
+        || original.contains(prefix(noun, (noun.chars().count() * 7).div_ceil(10).max(6)))
+}
+
+/// Lower case without umlauts ("Abfälle" and "Abfall" share a stem).
+fn fold(text: &str) -> String {
+    text.to_lowercase().replace('ä', "a").replace('ö', "o").replace('ü', "u")
+}
+
+/// Nouns of `candidate` that `original` does not support, in order, each once. Nouns are
+/// capitalised words of four letters or more that do not begin a sentence.
+pub fn unsupported_nouns(original: &str, candidate: &str) -> Vec<String> {
+    let o = fold(original);
+    let mut out: Vec<String> = Vec::new();
+    for sentence in crate::text::sentences(candidate) {
+        let words: Vec<&str> = sentence
+            .split(|c: char| !(c.is_alphabetic() || c == '-'))
+            .filter(|w| !w.is_empty())
+            .collect();
+        for w in words.iter().skip(1) {
+            let w = w.trim_matches('-');
+            if w.chars().count() < 4 || !w.chars().next().is_some_and(char::is_uppercase) {
+                continue;
+            }
+            if !supported(&o, &fold(w)) && !out.contains(&w.to_string()) {
+                out.push(w.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unsupported_nouns;
+
+    #[test]
+    fn padding_in_the_examples_style_is_found() {
+        let o = "Die Gemeinde Boll ehrt auch besonders herausragende Leistungen auf kulturellem und sozial-caritativem Gebiet von Einzelpersonen oder Vereinen.";
+        assert_eq!(
+            unsupported_nouns(o, "Die Gemeinde Boll ehrt besonders Leistungen von Einzelpersonen oder Vereinen. So steht es in der Gemeindeordnung."),
+            vec!["Gemeindeordnung"]
+        );
+        let o = "Von einer Ehrung kann abgesehen werden, wenn besondere Gründe für eine Ausnahme von einer Ehrung sprechen.";
+        assert!(unsupported_nouns(o, "Wenn es besondere Gründe gibt, gibt es keine Ehrung.").is_empty());
+    }
+
+    #[test]
+    fn inflections_compounds_and_plain_words_are_supported() {
+        let o = "Die Benutzungsgebühren sind bei der Gemeindekasse einzuzahlen; Anträge auf Ermäßigung sind schriftlich zu stellen.";
+        let c = "Sie zahlen die Gebühren an die Kasse der Gemeinde. Sie können eine Ermäßigung beantragen. Schreiben Sie dafür einen Brief an das Amt.";
+        assert_eq!(unsupported_nouns(o, c), Vec::<String>::new());
+        // a new term that is no plain word
+        assert_eq!(unsupported_nouns(o, "Sie zahlen die Gebühr an das Finanzamt."), vec!["Finanzamt"]);
+    }
+}
+
