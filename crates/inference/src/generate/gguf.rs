@@ -709,7 +709,8 @@ impl Generator for LocalGenerator {
             return Err(InferenceError::Tokenizer("the prompt has no tokens".into()));
         };
 
-        // greedy decoding checks tokens drafted from the prompt (same output, fewer passes)
+        // greedy decoding checks tokens drafted from the prompt (the same output up to
+        // rounding, fewer passes)
         let greedy = matches!(sampling(params), Sampling::ArgMax);
         let max_draft = if greedy { self.draft_tokens } else { 0 };
         let mut history: Vec<u32> = if max_draft > 0 {
@@ -717,7 +718,7 @@ impl Generator for LocalGenerator {
         } else {
             Vec::new()
         };
-        // a token the model chose: false to go on, or why generation ends
+        // a token the model chose: None to go on, else why generation ends
         let mut take = |next: u32, generation: &mut Generation| -> Result<Option<StopReason>> {
             if self.eos_ids.contains(&next) {
                 return Ok(Some(StopReason::Eos));
