@@ -454,12 +454,7 @@ fn attention(
     let scale = 1.0 / (head_dim as f32).sqrt();
 
     // K rows (seq, n_kv * head_dim) as the cache stores them; V already has that layout.
-    let k_rows = k
-        .squeeze(0)?
-        .transpose(0, 1)?
-        .contiguous()?
-        .flatten_all()?
-        .to_vec1::<f32>()?;
+    let k_rows = rows_of(&k)?;
     let v_rows = v.flatten_all()?.to_vec1::<f32>()?;
     layer.cache.append(&k_rows, &v_rows, seq_len);
     let kv_len = layer.cache.len();
@@ -467,12 +462,7 @@ fn attention(
     let ctx = if seq_len <= DECODE_ROWS {
         // a token or a few drafted ones: each query row against the cache up to its own
         // position, with the decode kernel (no copy of the cache)
-        let q = q
-            .squeeze(0)?
-            .transpose(0, 1)?
-            .contiguous()?
-            .flatten_all()?
-            .to_vec1::<f32>()?;
+        let q = rows_of(&q)?;
         let row = n_head * head_dim;
         let stride = layer.cache.stride();
         let mut rows = Vec::with_capacity(seq_len);
@@ -525,6 +515,15 @@ fn attention(
         .reshape((1, seq_len, n_head * head_dim))?
     };
     Ok(layer.wo.matmul.forward(&ctx)?)
+}
+
+/// A `(1, heads, seq, d)` tensor as `seq` rows of `heads * d` values, row-major.
+fn rows_of(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.squeeze(0)?
+        .transpose(0, 1)?
+        .contiguous()?
+        .flatten_all()?
+        .to_vec1::<f32>()?)
 }
 
 /// RoPE cos/sin tables `(positions, head_dim / 2)` (the rotate-half layout of Qwen2).
