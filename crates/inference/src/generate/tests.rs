@@ -891,22 +891,10 @@ fn real_model_answers_in_german_and_honours_stop_strings() {
 #[test]
 fn drafted_tokens_give_the_output_of_plain_greedy_decoding() {
     let (_dir, path) = tiny_gguf(&TinyGguf::default());
-    let plain = LocalGenerator::load(
-        &path,
-        LoadOptions {
-            draft_tokens: 0,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap();
-    let drafting = LocalGenerator::load(
-        &path,
-        LoadOptions {
-            draft_tokens: 3,
-            ..LoadOptions::default()
-        },
-    )
-    .unwrap();
+    let load = |draft_tokens| {
+        LocalGenerator::load(&path, LoadOptions { draft_tokens, ..LoadOptions::default() }).unwrap()
+    };
+    let (plain, drafting) = (load(0), load(3));
     // a prompt that repeats itself, and a random-weight model that soon repeats itself too
     let messages = vec![ChatMessage::user(
         "Hund Katze Maus Hund Katze Maus Hund Katze Maus Hund",
