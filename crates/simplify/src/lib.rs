@@ -49,7 +49,7 @@ pub const LABEL: &str =
 
 /// Version of the rules, prompt and checks: part of every cache key, so a change here
 /// rewrites the pages again.
-pub const RULES_VERSION: u32 = 5;
+pub const RULES_VERSION: u32 = 6;
 
 /// Units shorter than this many words get the deterministic pass only.
 const MIN_MODEL_WORDS: usize = 8;
@@ -568,7 +568,16 @@ impl Simplifier {
             *done += 1;
             // each unit is checked against its own expanded text: the pass keeps the facts
             // of the whole text, and the units partition it
-            let (text, again) = match self.rewrite_unit(unit, cancel)? {
+            let (mut result, mut again) = self.rewrite_unit(unit, cancel)?;
+            if !matches!(result, UnitResult::Rewritten(_)) {
+                // a unit of several sentences that failed or read no easier: each sentence
+                // alone carries fewer facts for the model to lose
+                if let Some(text) = self.rewrite_sentences(unit, cancel)? {
+                    result = UnitResult::Rewritten(text);
+                    again = true;
+                }
+            }
+            let (text, again) = match (result, again) {
                 (UnitResult::Rewritten(text), again) => {
                     rewritten += 1;
                     (text, again)
@@ -598,6 +607,42 @@ impl Simplifier {
                 retried,
             },
         ))
+    }
+
+    /// The fallback for a unit of two or more sentences that found no rewrite: each sentence
+    /// of at least `MIN_MODEL_WORDS` words rewritten on its own (shorter ones and those that
+    /// find no rewrite stay as they are). `None` unless at least one sentence was rewritten and
+    /// the whole reads easier and passes every check against the unit.
+    fn rewrite_sentences(&self, unit: &str, cancel: &CancelToken) -> Result<Option<String>> {
+        let sentences = crate::text::sentences(unit);
+        if sentences.len() < 2 {
+            return Ok(None);
+        }
+        let mut out = Vec::with_capacity(sentences.len());
+        let mut any = false;
+        for sentence in sentences {
+            if cancel.is_cancelled() {
+                return Err(SimplifyError::Cancelled);
+            }
+            if crate::text::words(&sentence).len() < MIN_MODEL_WORDS {
+                out.push(sentence);
+                continue;
+            }
+            match self.rewrite_unit(&sentence, cancel)?.0 {
+                UnitResult::Rewritten(text) => {
+                    any = true;
+                    out.push(text);
+                }
+                UnitResult::NotSimpler | UnitResult::Failed(_) => out.push(sentence),
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        let joined = out.join("\n");
+        let gain = readability::readability(&joined).flesch_amstad
+            - readability::readability(unit).flesch_amstad;
+        Ok((gain >= MIN_UNIT_GAIN && unit_problem(unit, &joined).is_none()).then_some(joined))
     }
 
     /// One unit: rewrite and check; when the candidate fails a check or reads no easier,
@@ -839,6 +884,79 @@ mod tests {
             "not simpler is no failure: {:?}",
             b.problems
         );
+    }
+
+    /// Given several sentences, answers with the first one only (it loses facts); given one
+    /// sentence, makes each clause after a comma a sentence of its own.
+    struct FakeClauseSplitter(lotse_inference::ModelInfo);
+
+    impl Generator for FakeClauseSplitter {
+        fn info(&self) -> &lotse_inference::ModelInfo {
+            &self.0
+        }
+        fn generate(
+            &self,
+            m: &[lotse_inference::ChatMessage],
+            _: &GenerationParams,
+            _: &CancelToken,
+            _: &mut dyn FnMut(&str),
+        ) -> lotse_inference::Result<lotse_inference::Generation> {
+            let user = &m.last().map(|m| m.content.clone()).unwrap_or_default();
+            let unit = user
+                .rsplit_once("\nText:\n")
+                .map(|(_, t)| t.trim())
+                .unwrap_or("");
+            let sentences = crate::text::sentences(unit);
+            let text = if sentences.len() > 1 {
+                sentences[0].clone()
+            } else {
+                unit.replace(", ", ".\n")
+            };
+            Ok(lotse_inference::Generation {
+                text,
+                prompt_tokens: 1,
+                completion_tokens: 1,
+                stop_reason: lotse_inference::StopReason::Eos,
+                prompt_truncated: false,
+            })
+        }
+    }
+
+    #[test]
+    fn a_unit_that_fails_whole_is_rewritten_sentence_by_sentence() {
+        let info = lotse_inference::ModelInfo {
+            id: "fake-clause-splitter".into(),
+            external: false,
+            context_len: 4096,
+        };
+        let s = Simplifier::new(
+            Arc::new(FakeClauseSplitter(info)),
+            Glossary::new(vec![]).unwrap(),
+        );
+        let text = "Die Steuer beträgt 120 Euro für jeden Hund, Hunde von Jägern sind frei. \
+            Die Steuer wird am 1. Juli fällig, Sie zahlen an die Kasse.";
+        let page = Page {
+            url: "http://town.test/a/".into(),
+            title: "A".into(),
+            kind: lotse_core::DocKind::Html,
+            lang: Some("de".into()),
+            modified: None,
+            blocks: vec![Block::Paragraph { text: text.into() }],
+        };
+        let out = s
+            .simplify(&page, "h", &CancelToken::new(), &NoProgress)
+            .unwrap();
+        let b = &out.blocks[0];
+        assert_eq!(b.status, BlockStatus::Simplified, "{b:?}");
+        assert_eq!(out.summary.units, 1);
+        assert_eq!(out.summary.units_rewritten, 1);
+        assert_eq!(
+            b.simplified.text(),
+            "Die Steuer beträgt 120 Euro für jeden Hund.\nHunde von Jägern sind frei.\n\
+             Die Steuer wird am 1. Juli fällig.\nSie zahlen an die Kasse."
+        );
+        assert!(out.fact_violations().is_empty());
+        assert!(out.readability.flesch_gain > 3.0, "{:?}", out.readability);
     }
 
     #[test]
