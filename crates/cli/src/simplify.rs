@@ -87,8 +87,18 @@ struct AllSummary {
     flesch_gain_mean: f64,
     wstf1_before_mean: f64,
     wstf1_after_mean: f64,
+    /// Mean Flesch gain over the pages that had text for the model (at least one unit):
+    /// pages of headings and short items alone can only gain from the rules.
+    pages_with_units: usize,
+    flesch_gain_mean_pages_with_units: f64,
+    /// Flesch (Amstad) of all pages' text taken as one text, before and after.
+    flesch_all_text_before: f64,
+    flesch_all_text_after: f64,
     seconds: f64,
     seconds_per_page_median: f64,
+    /// The rewrite time of every page of this run as stored with its result (pages from the
+    /// store included): the pre-generation time of these pages, even over resumed runs.
+    generation_seconds_total: f64,
     /// Pages --all would rewrite without --limit/--sample, and their model units.
     pages_in_scope: usize,
     units_in_scope: usize,
@@ -172,6 +182,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     let mut results = Vec::new();
     let mut page_secs = Vec::new();
     let mut rewritten_units = 0;
+    let (mut all_before, mut all_after) = (Vec::new(), Vec::new());
     for (i, (url, (record, page))) in urls.iter().zip(pages).enumerate() {
         let key = simplifier.cache_key(&record.content_hash);
         let t = Instant::now();
@@ -227,6 +238,15 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
         summary.flesch_after_mean += result.readability.after.flesch_amstad;
         summary.wstf1_before_mean += result.readability.before.wstf1;
         summary.wstf1_after_mean += result.readability.after.wstf1;
+        summary.generation_seconds_total += result.duration_ms as f64 / 1000.0;
+        if s.units > 0 {
+            summary.pages_with_units += 1;
+            summary.flesch_gain_mean_pages_with_units += result.readability.flesch_gain;
+        }
+        for b in &result.blocks {
+            all_before.push(b.original.text());
+            all_after.push(b.simplified.text());
+        }
         results.push(result);
     }
     let n = summary.pages.max(1) as f64;
@@ -235,6 +255,11 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     summary.wstf1_before_mean /= n;
     summary.wstf1_after_mean /= n;
     summary.flesch_gain_mean = summary.flesch_after_mean - summary.flesch_before_mean;
+    summary.flesch_gain_mean_pages_with_units /= summary.pages_with_units.max(1) as f64;
+    summary.flesch_all_text_before =
+        lotse_simplify::readability::readability(&all_before.join("\n\n")).flesch_amstad;
+    summary.flesch_all_text_after =
+        lotse_simplify::readability::readability(&all_after.join("\n\n")).flesch_amstad;
     summary.seconds = started.elapsed().as_secs_f64();
     let rewrite_secs: f64 = page_secs.iter().sum();
     summary.seconds_per_page_median = crate::eval::median(&mut page_secs);
@@ -258,6 +283,15 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
             println!(
                 "Flesch (Amstad) mean {:.1} -> {:.1} (gain {:+.1}); WSTF1 {:.1} -> {:.1}; {:.0} s in all, median {:.0} s per rewritten page",
                 summary.flesch_before_mean, summary.flesch_after_mean, summary.flesch_gain_mean, summary.wstf1_before_mean, summary.wstf1_after_mean, summary.seconds, summary.seconds_per_page_median
+            );
+            println!(
+                "pages with text for the model: {}, their Flesch gain mean {:+.1}; all pages' text as one: Flesch {:.1} -> {:.1}",
+                summary.pages_with_units, summary.flesch_gain_mean_pages_with_units, summary.flesch_all_text_before, summary.flesch_all_text_after
+            );
+            println!(
+                "rewrite time of these pages as stored with their results: {:.0} s ({:.1} h)",
+                summary.generation_seconds_total,
+                summary.generation_seconds_total / 3600.0
             );
             if summary.estimated_seconds_all > 0.0 {
                 println!(

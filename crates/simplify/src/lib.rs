@@ -49,7 +49,7 @@ pub const LABEL: &str =
 
 /// Version of the rules, prompt and checks: part of every cache key, so a change here
 /// rewrites the pages again.
-pub const RULES_VERSION: u32 = 6;
+pub const RULES_VERSION: u32 = 7;
 
 /// Units shorter than this many words get the deterministic pass only.
 const MIN_MODEL_WORDS: usize = 8;
@@ -297,6 +297,9 @@ enum UnitResult {
 
 /// A rewrite must gain at least this much Flesch (Amstad) over its unit to be shown.
 const MIN_UNIT_GAIN: f64 = 1.0;
+/// A first candidate that gains this much is kept; one that gains less is compared with the
+/// stricter second attempt (split sentences), and the easier of the two that pass wins.
+const GOOD_UNIT_GAIN: f64 = 10.0;
 
 impl Simplifier {
     pub fn new(generator: Arc<dyn Generator>, glossary: Glossary) -> Simplifier {
@@ -645,9 +648,10 @@ impl Simplifier {
         Ok((gain >= MIN_UNIT_GAIN && unit_problem(unit, &joined).is_none()).then_some(joined))
     }
 
-    /// One unit: rewrite and check; when the candidate fails a check or reads no easier,
-    /// once more with a stricter prompt naming the unit's facts. The easiest candidate that
-    /// passes wins. The flag says whether the second attempt ran.
+    /// One unit: rewrite and check; when the candidate fails a check or gains less than
+    /// `GOOD_UNIT_GAIN`, once more with a stricter prompt (split sentences, the unit's facts
+    /// named). The easiest candidate that passes wins. The flag says whether the second
+    /// attempt ran.
     fn rewrite_unit(&self, unit: &str, cancel: &CancelToken) -> Result<(UnitResult, bool)> {
         let keep: Vec<String> = facts::facts(unit).into_iter().map(|f| f.text).collect();
         let base = readability::readability(unit).flesch_amstad;
@@ -676,7 +680,7 @@ impl Simplifier {
                     if best.as_ref().is_none_or(|(g, _)| gain > *g) {
                         best = Some((gain, candidate));
                     }
-                    if best.as_ref().is_some_and(|(g, _)| *g >= MIN_UNIT_GAIN) {
+                    if best.as_ref().is_some_and(|(g, _)| *g >= GOOD_UNIT_GAIN) {
                         break;
                     }
                 }
