@@ -821,10 +821,10 @@ mod tests {
         assert_eq!(split_enumerator("1.1 2025 beginnt").0, "");
     }
 
-    /// Returns the text it was asked to rewrite, unchanged.
-    struct FakeCopyingRewriter(lotse_inference::ModelInfo);
+    /// A fake model: answers each unit with `rewrite(unit)`.
+    struct FakeRewriter(lotse_inference::ModelInfo, fn(&str) -> String);
 
-    impl Generator for FakeCopyingRewriter {
+    impl Generator for FakeRewriter {
         fn info(&self) -> &lotse_inference::ModelInfo {
             &self.0
         }
@@ -841,7 +841,7 @@ mod tests {
                 .map(|(_, t)| t.trim())
                 .unwrap_or("");
             Ok(lotse_inference::Generation {
-                text: unit.to_string(),
+                text: (self.1)(unit),
                 prompt_tokens: 1,
                 completion_tokens: 1,
                 stop_reason: lotse_inference::StopReason::Eos,
@@ -858,7 +858,7 @@ mod tests {
             context_len: 4096,
         };
         let s = Simplifier::new(
-            Arc::new(FakeCopyingRewriter(info)),
+            Arc::new(FakeRewriter(info, |u| u.to_string())),
             Glossary::new(vec![]).unwrap(),
         );
         let page = Page {
@@ -892,37 +892,12 @@ mod tests {
 
     /// Given several sentences, answers with the first one only (it loses facts); given one
     /// sentence, makes each clause after a comma a sentence of its own.
-    struct FakeClauseSplitter(lotse_inference::ModelInfo);
-
-    impl Generator for FakeClauseSplitter {
-        fn info(&self) -> &lotse_inference::ModelInfo {
-            &self.0
-        }
-        fn generate(
-            &self,
-            m: &[lotse_inference::ChatMessage],
-            _: &GenerationParams,
-            _: &CancelToken,
-            _: &mut dyn FnMut(&str),
-        ) -> lotse_inference::Result<lotse_inference::Generation> {
-            let user = &m.last().map(|m| m.content.clone()).unwrap_or_default();
-            let unit = user
-                .rsplit_once("\nText:\n")
-                .map(|(_, t)| t.trim())
-                .unwrap_or("");
-            let sentences = crate::text::sentences(unit);
-            let text = if sentences.len() > 1 {
-                sentences[0].clone()
-            } else {
-                unit.replace(", ", ".\n")
-            };
-            Ok(lotse_inference::Generation {
-                text,
-                prompt_tokens: 1,
-                completion_tokens: 1,
-                stop_reason: lotse_inference::StopReason::Eos,
-                prompt_truncated: false,
-            })
+    fn fake_clause_splitter(unit: &str) -> String {
+        let sentences = crate::text::sentences(unit);
+        if sentences.len() > 1 {
+            sentences[0].clone()
+        } else {
+            unit.replace(", ", ".\n")
         }
     }
 
@@ -934,7 +909,7 @@ mod tests {
             context_len: 4096,
         };
         let s = Simplifier::new(
-            Arc::new(FakeClauseSplitter(info)),
+            Arc::new(FakeRewriter(info, fake_clause_splitter)),
             Glossary::new(vec![]).unwrap(),
         );
         let text = "Die Steuer beträgt 120 Euro für jeden Hund, Hunde von Jägern sind frei. \
