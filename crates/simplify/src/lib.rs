@@ -850,15 +850,16 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_copy_is_not_a_simplification() {
+    /// `text` as the one paragraph of a page, rewritten with a fake model `id` that answers
+    /// each unit with `rewrite(unit)`.
+    fn simplify_paragraph_with(id: &str, rewrite: fn(&str) -> String, text: &str) -> SimplifiedPage {
         let info = lotse_inference::ModelInfo {
-            id: "fake-copying".into(),
+            id: id.into(),
             external: false,
             context_len: 4096,
         };
         let s = Simplifier::new(
-            Arc::new(FakeRewriter(info, |u| u.to_string())),
+            Arc::new(FakeRewriter(info, rewrite)),
             Glossary::new(vec![]).unwrap(),
         );
         let page = Page {
@@ -867,13 +868,19 @@ mod tests {
             kind: lotse_core::DocKind::Html,
             lang: Some("de".into()),
             modified: None,
-            blocks: vec![Block::Paragraph {
-                text: "Die Steuer wird gem. § 3 Abs 2 der Satzung jährlich zum 1. Juli erhoben und ist sofort fällig.".into(),
-            }],
+            blocks: vec![Block::Paragraph { text: text.into() }],
         };
-        let out = s
-            .simplify(&page, "h", &CancelToken::new(), &NoProgress)
-            .unwrap();
+        s.simplify(&page, "h", &CancelToken::new(), &NoProgress)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_copy_is_not_a_simplification() {
+        let out = simplify_paragraph_with(
+            "fake-copying",
+            |u| u.to_string(),
+            "Die Steuer wird gem. § 3 Abs 2 der Satzung jährlich zum 1. Juli erhoben und ist sofort fällig.",
+        );
         let b = &out.blocks[0];
         assert_eq!(b.status, BlockStatus::RulesOnly, "{b:?}");
         assert_eq!(out.summary.units, 1);
@@ -903,28 +910,9 @@ mod tests {
 
     #[test]
     fn a_unit_that_fails_whole_is_rewritten_sentence_by_sentence() {
-        let info = lotse_inference::ModelInfo {
-            id: "fake-clause-splitter".into(),
-            external: false,
-            context_len: 4096,
-        };
-        let s = Simplifier::new(
-            Arc::new(FakeRewriter(info, fake_clause_splitter)),
-            Glossary::new(vec![]).unwrap(),
-        );
         let text = "Die Steuer beträgt 120 Euro für jeden Hund, Hunde von Jägern sind frei. \
             Die Steuer wird am 1. Juli fällig, Sie zahlen an die Kasse.";
-        let page = Page {
-            url: "http://town.test/a/".into(),
-            title: "A".into(),
-            kind: lotse_core::DocKind::Html,
-            lang: Some("de".into()),
-            modified: None,
-            blocks: vec![Block::Paragraph { text: text.into() }],
-        };
-        let out = s
-            .simplify(&page, "h", &CancelToken::new(), &NoProgress)
-            .unwrap();
+        let out = simplify_paragraph_with("fake-clause-splitter", fake_clause_splitter, text);
         let b = &out.blocks[0];
         assert_eq!(b.status, BlockStatus::Simplified, "{b:?}");
         assert_eq!(out.summary.units, 1);
