@@ -454,6 +454,12 @@ struct SimplifyEval {
     /// Outputs whose facts differ from the original (must be 0).
     fact_violations: usize,
     seconds_per_pair_median: f64,
+    /// How strict the checks are: the human references of all rows of the file that a unit
+    /// check would refuse as rewrites of their originals, and those refused for a lost or
+    /// added negation or limit.
+    references: usize,
+    references_failing_checks: usize,
+    references_failing_polarity: usize,
 }
 
 pub fn eval_simplify(mut args: EvalSimplifyArgs) -> Result<()> {
@@ -461,10 +467,16 @@ pub fn eval_simplify(mut args: EvalSimplifyArgs) -> Result<()> {
     apply_config(&mut args.models, &mut args.engine, &config);
     let mut rows = read_csv(&args.pairs)?;
     rows.retain(|r| r.get("original").is_some_and(|o| !o.trim().is_empty()) && r.get("simplification").is_some());
+    let mut e = SimplifyEval::default();
+    for row in &rows {
+        let (original, reference) = (row["original"].trim(), row["simplification"].trim());
+        e.references += 1;
+        e.references_failing_checks += usize::from(lotse_simplify::unit_problem(original, reference).is_some());
+        e.references_failing_polarity += usize::from(lotse_simplify::polarity::problem(original, reference).is_some());
+    }
     rows.truncate(args.limit.unwrap_or(usize::MAX));
     anyhow::ensure!(!rows.is_empty(), "{}: no rows with original and simplification", args.pairs.display());
     let simplifier = simplifier(&config, &args.models, &args.engine)?;
-    let mut e = SimplifyEval::default();
     let mut secs = Vec::new();
     for (i, row) in rows.iter().enumerate() {
         let original = row["original"].trim();
@@ -530,6 +542,10 @@ pub fn eval_simplify(mut args: EvalSimplifyArgs) -> Result<()> {
         println!(
             "units rewritten {} of {}; fact violations {}; median {:.1} s per pair",
             e.units_rewritten, e.units, e.fact_violations, e.seconds_per_pair_median
+        );
+        println!(
+            "references the checks would refuse: {} of {} ({} for a negation or limit)",
+            e.references_failing_checks, e.references, e.references_failing_polarity
         );
     }
     if e.fact_violations > 0 {

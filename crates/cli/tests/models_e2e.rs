@@ -1,7 +1,8 @@
 //! End to end with the real default models: crawl a fixture town with chunk embeddings,
 //! measure bm25, dense and hybrid retrieval on its dev questions, answer questions with
 //! citations (refusal gate on all dev questions, generated answers on a sample, the injection
-//! page, the canary), serve the chat over HTTP, and stream a labelled completion.
+//! page, the canary), rewrite a statute page into Einfache Sprache, serve the chat over HTTP,
+//! and stream a labelled completion.
 //!
 //! The models come from the model cache (`LOTSE_MODEL_CACHE`, else `models/cache/` of the
 //! repository). Without them these tests print "skipped" and pass, unless
@@ -162,6 +163,7 @@ fn hybrid_retrieval_with_real_embeddings() {
     assert_eq!(again["chunks_total"].as_u64().unwrap(), chunks);
 
     answers_with_real_models(&cache, data, &bad_boll);
+    simplifies_with_real_model(&cache, data, &bad_boll);
 
     // two towns in one index: the second town's pages do not push the first's out
     if std::env::var_os("LOTSE_E2E_TWO_TOWNS").is_some() {
@@ -208,6 +210,47 @@ fn generate_streams_a_labelled_answer() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("cut to fit the context"), "{stderr}");
+}
+
+/// One statute page of the crawled index in Einfache Sprache with the real model: labelled,
+/// every block kept, some text rewritten, and no paragraph shown as rewritten that lost a
+/// fact, a negation or a limit ("nur", "spätestens").
+fn simplifies_with_real_model(cache: &Path, data: &str, site: &SiteServer) {
+    let url = format!("{}/ortsrecht/bbo-richtlinie-bauernmarkt/", site.origin());
+    let page = json(&lotse(cache, &["simplify", &url, "--data", data, "--json"]));
+    assert_eq!(page["label"], lotse_simplify::LABEL);
+    assert_eq!(page["original_url"], url.as_str());
+    let blocks = page["blocks"].as_array().unwrap();
+    assert_eq!(blocks.len() as u64, page["summary"]["blocks"].as_u64().unwrap());
+    assert!(blocks.len() >= 3, "{page}");
+    let rewritten = page["summary"]["units_rewritten"].as_u64().unwrap();
+    eprintln!(
+        "Einfache Sprache, Bauernmarkt: {rewritten} of {} units rewritten, Flesch {:.1} -> {:.1}",
+        page["summary"]["units"], page["readability"]["before"]["flesch_amstad"], page["readability"]["after"]["flesch_amstad"]
+    );
+    assert!(rewritten >= 1, "{page}");
+    assert!(page["readability"]["flesch_gain"].as_f64().unwrap() > 0.0, "{page}");
+    // paragraphs and list items, in the original and the rewrite
+    fn pieces(block: &serde_json::Value) -> Vec<&str> {
+        match block["text"].as_str() {
+            Some(t) => vec![t],
+            None => block["items"].as_array().into_iter().flatten().filter_map(|x| x.as_str()).collect(),
+        }
+    }
+    let no_explanations = page["explained_terms"].as_array().unwrap().is_empty();
+    let mut checked = 0;
+    for b in blocks.iter().filter(|b| b["status"] == "simplified" || b["status"] == "partial") {
+        let (original, simplified) = (pieces(&b["original"]), pieces(&b["simplified"]));
+        assert_eq!(original.len(), simplified.len(), "{b}");
+        for (o, s) in original.iter().zip(&simplified) {
+            assert!(lotse_simplify::facts::check(o, s).ok(), "{o}\n{s}");
+            if no_explanations {
+                assert_eq!(lotse_simplify::polarity::problem(o, s), None, "{o}\n{s}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 1, "{page}");
 }
 
 /// Cited answers from the crawled bad-boll index (called from the crawl test, which owns the

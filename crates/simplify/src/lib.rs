@@ -5,7 +5,7 @@
 //! the deterministic pass ([`rules::expand`]: abbreviations, symbols, amounts, semicolons) ->
 //! paragraphs and long list items cut into units of whole sentences and rewritten by the
 //! model ([`prompt`]) -> every unit checked ([`facts::check`], added terms
-//! ([`content`]), length, Sie-Form), retried
+//! ([`content`]), negations and limits ([`polarity`]), length, Sie-Form), retried
 //! once with a stricter prompt naming the facts, else shown after the deterministic pass
 //! only (a block none of whose units passed is shown in its original wording) -> the
 //! town's glossary explains hard terms at their first use -> HTML, plain text, per-block
@@ -24,6 +24,7 @@
 pub mod content;
 pub mod facts;
 pub mod input;
+pub mod polarity;
 pub mod prompt;
 pub mod readability;
 pub mod render;
@@ -49,7 +50,7 @@ pub const LABEL: &str =
 
 /// Version of the rules, prompt and checks: part of every cache key, so a change here
 /// rewrites the pages again.
-pub const RULES_VERSION: u32 = 7;
+pub const RULES_VERSION: u32 = 8;
 
 /// Units shorter than this many words get the deterministic pass only.
 const MIN_MODEL_WORDS: usize = 8;
@@ -726,7 +727,7 @@ pub fn unit_problem(original: &str, candidate: &str) -> Option<String> {
             check.missing, check.invented
         ));
     }
-    None
+    polarity::problem(original, candidate)
 }
 
 /// A leading enumerator and the rest. "1." counts only before a capitalised word that is not
