@@ -15,6 +15,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::pattern as re;
+
 /// What kind of fact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,10 +42,6 @@ pub struct Fact {
     pub text: String,
     /// The numbers the fact consists of, canonical (`165`, `12.5`).
     pub values: Vec<String>,
-}
-
-fn re(p: &str) -> Regex {
-    Regex::new(p).unwrap_or_else(|e| panic!("fact pattern {p}: {e}"))
 }
 
 const MONTHS: &[(&str, u32)] = &[

@@ -52,6 +52,12 @@ pub const LABEL: &str =
 /// rewrites the pages again.
 pub const RULES_VERSION: u32 = 8;
 
+/// A built-in regular expression. A bad one is a bug in this crate, found by the first test
+/// that uses it, so it panics.
+pub(crate) fn pattern(p: &str) -> regex::Regex {
+    regex::Regex::new(p).unwrap_or_else(|e| panic!("built-in pattern {p}: {e}"))
+}
+
 /// Units shorter than this many words get the deterministic pass only.
 const MIN_MODEL_WORDS: usize = 8;
 /// Longest unit given to the model, in words (whole sentences; a longer sentence is a unit

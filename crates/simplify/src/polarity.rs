@@ -15,14 +15,14 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-fn re(p: &str) -> Regex {
-    Regex::new(p).unwrap_or_else(|e| panic!("polarity pattern {p}: {e}"))
-}
+use crate::pattern as re;
 
 /// Negations: particles and pronouns, "ohne", verbs and adjectives of prohibition or
 /// renunciation, and adjectives in "-los"/"-frei" ("kostenlos" = "keine Kosten").
 static NEGATION: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b(?:nicht|nichts|kein(?:e|en|em|er|es)?|nie|niemals|nirgends|nirgendwo|niemand(?:en|em)?|weder|ohne|verbot\w*|verbiet\w*|untersag\w*|unzulässig\w*|unerlaubt\w*|unbefugt\w*|unberechtigt\w*|abgesehen|abzusehen|absehen|verzicht\w*|unterlass\w*|\p{L}{4,}(?:los|frei)(?:e|en|em|er|es)?)\b")
+    re(
+        r"(?i)\b(?:nicht|nichts|kein(?:e|en|em|er|es)?|nie|niemals|nirgends|nirgendwo|niemand(?:en|em)?|weder|ohne|verbot\w*|verbiet\w*|untersag\w*|unzulässig\w*|unerlaubt\w*|unbefugt\w*|unberechtigt\w*|abgesehen|abzusehen|absehen|verzicht\w*|unterlass\w*|\p{L}{4,}(?:los|frei)(?:e|en|em|er|es)?)\b",
+    )
 });
 
 /// A limit of the original and the forms a rewrite may use for it.
@@ -36,8 +36,16 @@ struct Limit {
 
 static LIMITS: LazyLock<Vec<Limit>> = LazyLock::new(|| {
     [
-        ("nur", "nur|ausschließlich|lediglich", "nur|ausschließlich|lediglich"),
-        ("mindestens", "mindestens|wenigstens", "mindestens|wenigstens"),
+        (
+            "nur",
+            "nur|ausschließlich|lediglich",
+            "nur|ausschließlich|lediglich",
+        ),
+        (
+            "mindestens",
+            "mindestens|wenigstens",
+            "mindestens|wenigstens",
+        ),
         ("höchstens", "höchstens|maximal", "höchstens|maximal|bis zu"),
         // "Zahlen Sie bis zum 1. Juli" says the same as "spätestens am 1. Juli"
         ("spätestens", "spätestens", "spätestens|bis"),
@@ -56,7 +64,13 @@ static LIMITS: LazyLock<Vec<Limit>> = LazyLock::new(|| {
 pub fn negations(text: &str) -> usize {
     NEGATION
         .find_iter(text)
-        .map(|m| if m.as_str().eq_ignore_ascii_case("weder") { 2 } else { 1 })
+        .map(|m| {
+            if m.as_str().eq_ignore_ascii_case("weder") {
+                2
+            } else {
+                1
+            }
+        })
         .sum()
 }
 
@@ -84,43 +98,95 @@ mod tests {
     fn a_prohibition_turned_into_a_permission_is_found() {
         // rewrites of this kind were shown before the check existed
         let o = "Die Abnahme der Anlage befreit den Bauherrn nicht von seiner Verantwortung.";
-        assert!(problem(o, "Die Abnahme der Anlage befreit den Bauherrn von der Verantwortung.").is_some());
+        assert!(
+            problem(
+                o,
+                "Die Abnahme der Anlage befreit den Bauherrn von der Verantwortung."
+            )
+            .is_some()
+        );
         let o = "Untersagt ist es, sich bei Gewittern in den Becken aufzuhalten.";
         assert!(problem(o, "Wenn es gewittert, bleiben Sie im Becken.").is_some());
-        let o = "b) die Benutzung der öffentlichen Abwasseranlagen sowie die Änderung der Benutzung.";
+        let o =
+            "b) die Benutzung der öffentlichen Abwasseranlagen sowie die Änderung der Benutzung.";
         assert!(problem(o, "b) Die Benutzung der Abwasseranlagen ist verboten.").is_some());
     }
 
     #[test]
     fn plain_forms_of_the_same_negation_pass() {
         let o = "Das Abstellen von Fahrzeugen auf dem Marktgelände ist unzulässig.";
-        assert_eq!(problem(o, "Sie dürfen auf dem Marktgelände keine Fahrzeuge abstellen."), None);
+        assert_eq!(
+            problem(
+                o,
+                "Sie dürfen auf dem Marktgelände keine Fahrzeuge abstellen."
+            ),
+            None
+        );
         let o = "Hunde dürfen weder in das Bad noch auf die Liegewiese mitgenommen werden.";
         assert_eq!(negations(o), 2);
         assert_eq!(
-            problem(o, "Hunde dürfen nicht in das Bad. Hunde dürfen auch nicht auf die Liegewiese."),
+            problem(
+                o,
+                "Hunde dürfen nicht in das Bad. Hunde dürfen auch nicht auf die Liegewiese."
+            ),
             None
         );
         let o = "Die Benutzung ist für Kinder unter 6 Jahren gebührenfrei.";
-        assert_eq!(problem(o, "Kinder unter 6 Jahren müssen keine Gebühr zahlen."), None);
+        assert_eq!(
+            problem(o, "Kinder unter 6 Jahren müssen keine Gebühr zahlen."),
+            None
+        );
         let o = "Von einer Ehrung kann abgesehen werden, wenn besondere Gründe dagegen sprechen.";
-        assert_eq!(problem(o, "Wenn es besondere Gründe gibt, gibt es keine Ehrung."), None);
-        assert_eq!(problem("Die Gebühr wird am 1. Juli fällig.", "Sie zahlen die Gebühr am 1. Juli."), None);
+        assert_eq!(
+            problem(o, "Wenn es besondere Gründe gibt, gibt es keine Ehrung."),
+            None
+        );
+        assert_eq!(
+            problem(
+                "Die Gebühr wird am 1. Juli fällig.",
+                "Sie zahlen die Gebühr am 1. Juli."
+            ),
+            None
+        );
     }
 
     #[test]
     fn a_lost_or_repeated_negation_is_found() {
         let o = "Gelöste Karten werden nicht zurückgenommen. Verlorene und nicht genutzte Karten werden nicht erstattet.";
-        assert!(problem(o, "Sie können Karten nicht zurückgeben. Verlorene Karten werden nicht erstattet.").is_some());
+        assert!(
+            problem(
+                o,
+                "Sie können Karten nicht zurückgeben. Verlorene Karten werden nicht erstattet."
+            )
+            .is_some()
+        );
         let o = "Ausnahmen sind nicht möglich.";
-        assert!(problem(o, "Es gibt keine Ausnahmen. Sie dürfen nicht fragen. Es geht nicht.").is_some());
+        assert!(
+            problem(
+                o,
+                "Es gibt keine Ausnahmen. Sie dürfen nicht fragen. Es geht nicht."
+            )
+            .is_some()
+        );
     }
 
     #[test]
     fn limits_must_stay() {
         let o = "Auf dem Marktgelände sind nur Verkaufswagen und Stände zugelassen.";
-        assert!(problem(o, "Verkaufswagen und Stände sind auf dem Marktgelände erlaubt.").is_some());
-        assert_eq!(problem(o, "Auf dem Marktgelände dürfen nur Verkaufswagen und Stände stehen."), None);
+        assert!(
+            problem(
+                o,
+                "Verkaufswagen und Stände sind auf dem Marktgelände erlaubt."
+            )
+            .is_some()
+        );
+        assert_eq!(
+            problem(
+                o,
+                "Auf dem Marktgelände dürfen nur Verkaufswagen und Stände stehen."
+            ),
+            None
+        );
         let o = "Der Antrag ist spätestens am 15. Mai zu stellen.";
         assert!(problem(o, "Stellen Sie den Antrag am 15. Mai.").is_some());
         assert_eq!(problem(o, "Stellen Sie den Antrag bis zum 15. Mai."), None);

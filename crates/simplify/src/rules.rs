@@ -10,9 +10,7 @@ use std::sync::LazyLock;
 use regex::{Captures, Regex};
 use serde::{Deserialize, Serialize};
 
-fn re(p: &str) -> Regex {
-    Regex::new(p).unwrap_or_else(|e| panic!("rule pattern {p}: {e}"))
-}
+use crate::pattern as re;
 
 /// Abbreviations and their spelled-out forms. Patterns are matched at word starts; the
 /// optional spaces inside ("z. B.", "z.B.") are part of the pattern.
