@@ -147,7 +147,8 @@ fn build_simplify(
 ) -> Result<Arc<SimplifyService>> {
     let glossary = config.simplify.glossary().map_err(anyhow::Error::msg)?;
     let store = Arc::new(crate::simplify::open_store(data)?);
-    let simplifier = Arc::new(Simplifier::new(generator, glossary));
+    // unchanged units of a re-crawled page come from the unit cache in the same file
+    let simplifier = Arc::new(Simplifier::new(generator, glossary).with_unit_cache(store.clone()));
     let svc = SimplifyService::new(
         answerer.clone(),
         simplifier,

@@ -4,6 +4,7 @@
 //! correlation of the readability formulas with human ratings).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -34,7 +35,8 @@ pub struct SimplifyArgs {
     /// for all pages from the sample's seconds per model unit.
     #[arg(long)]
     pub sample: Option<usize>,
-    /// Rewrite even when a current rewrite is stored.
+    /// Rewrite even when a current rewrite is stored, asking the model again for every unit
+    /// (the unit cache is neither read nor written).
     #[arg(long)]
     pub force: bool,
     /// Print the HTML fragment instead of the plain text.
@@ -78,6 +80,8 @@ struct AllSummary {
     units: usize,
     units_rewritten: usize,
     retries: usize,
+    /// Units whose outcome came from the unit cache (no model call).
+    units_cached: usize,
     /// Facts of blocks reported as simplified that differ from the original (must be 0).
     fact_violations: usize,
     /// Blocks missing or out of order against the original (must be 0).
@@ -134,7 +138,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     apply_config(&mut args.models, &mut args.engine, &config);
     let data = args.config.data_dir(&config);
     let index = crate::open_index(&data)?;
-    let store = open_store(&data)?;
+    let store = Arc::new(open_store(&data)?);
     let scope = CollectionScope::public_website();
     let urls: Vec<String> = match &args.url {
         Some(u) => vec![u.clone()],
@@ -177,6 +181,9 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
         })?);
     }
     let simplifier = simplifier(&config, &args.models, &args.engine)?;
+    // --force asks the model again for every unit; otherwise unchanged units of a changed
+    // page come from the unit cache
+    let simplifier = if args.force { simplifier } else { simplifier.with_unit_cache(store.clone()) };
     let started = Instant::now();
     let mut summary = AllSummary::default();
     let mut results = Vec::new();
@@ -199,7 +206,8 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
                 bar.0.finish_and_clear();
                 store.put(&key, &r)?;
                 page_secs.push(t.elapsed().as_secs_f64());
-                rewritten_units += Simplifier::count_units(&page);
+                // units the model worked on in this run (not those from the unit cache)
+                rewritten_units += r.summary.units.saturating_sub(r.summary.units_cached);
                 r
             }
         };
@@ -234,6 +242,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
         summary.units += s.units;
         summary.units_rewritten += s.units_rewritten;
         summary.retries += s.retries;
+        summary.units_cached += s.units_cached;
         summary.flesch_before_mean += result.readability.before.flesch_amstad;
         summary.flesch_after_mean += result.readability.after.flesch_amstad;
         summary.wstf1_before_mean += result.readability.before.wstf1;
@@ -277,8 +286,8 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
                 summary.pages, summary.pages_already_cached, summary.blocks, summary.simplified, summary.partial, summary.rules_only, summary.not_simplified
             );
             println!(
-                "units rewritten {} of {} ({} retries); fact violations {}; structure violations {}",
-                summary.units_rewritten, summary.units, summary.retries, summary.fact_violations, summary.structure_violations
+                "units rewritten {} of {} ({} retries, {} from the unit cache); fact violations {}; structure violations {}",
+                summary.units_rewritten, summary.units, summary.retries, summary.units_cached, summary.fact_violations, summary.structure_violations
             );
             println!(
                 "Flesch (Amstad) mean {:.1} -> {:.1} (gain {:+.1}); WSTF1 {:.1} -> {:.1}; {:.0} s in all, median {:.0} s per rewritten page",

@@ -48,9 +48,17 @@ pub use rules::{Glossary, GlossaryEntry};
 pub const LABEL: &str =
     "KI-generiert – in Einfache Sprache übertragen. Verbindlich ist der Originaltext.";
 
-/// Version of the rules, prompt and checks: part of every cache key, so a change here
-/// rewrites the pages again.
-pub const RULES_VERSION: u32 = 8;
+/// Version of the rules, prompt, checks and rendering: part of every page cache key, so a
+/// change here rewrites the pages again (units come from the unit cache where
+/// `UNIT_VERSION` is unchanged).
+pub const RULES_VERSION: u32 = 9;
+
+/// Version of what decides one unit's rewrite: the deterministic pass, how text is cut into
+/// units, the prompt, the generation parameters and the checks a candidate must pass. Part
+/// of the unit cache key. Raise it (and `RULES_VERSION`) with any such change; a change that
+/// only touches what happens after the units (the glossary, rendering) raises
+/// `RULES_VERSION` alone.
+pub const UNIT_VERSION: u32 = 8;
 
 /// A built-in regular expression. A bad one is a bug in this crate, found by the first test
 /// that uses it, so it panics.
@@ -168,6 +176,9 @@ pub struct Summary {
     pub units_rewritten: usize,
     pub units: usize,
     pub retries: usize,
+    /// Units whose outcome came from the unit cache (no model call).
+    #[serde(default)]
+    pub units_cached: usize,
 }
 
 /// A page in Einfache Sprache.
@@ -257,11 +268,21 @@ pub trait Progress: Sync {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
+/// Outcomes of single units, kept across pages and runs: a page whose text changed in one
+/// paragraph, or a new glossary, then costs model time only for the units that changed.
+/// Values are opaque to the cache. A cache that fails to read or write acts as a miss (and
+/// logs why); it never fails a rewrite.
+pub trait UnitCache: Send + Sync {
+    fn get_unit(&self, key: &str) -> Option<String>;
+    fn put_unit(&self, key: &str, value: &str);
+}
+
 /// The rewriter: the model, the glossary and the checks.
 pub struct Simplifier {
     generator: Arc<dyn Generator>,
     glossary: Glossary,
     rules_version: String,
+    unit_cache: Option<Arc<dyn UnitCache>>,
 }
 
 impl std::fmt::Debug for Simplifier {
@@ -289,17 +310,29 @@ struct UnitOutcome {
     failed: usize,
     problem: Option<String>,
     retried: bool,
+    /// Units whose outcome came from the unit cache.
+    cached: usize,
 }
 
 /// What became of one unit.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
 enum UnitResult {
     /// A candidate kept every fact and reads easier.
-    Rewritten(String),
+    Rewritten { text: String },
     /// The candidates kept the facts but read no easier (or copied the text): the unit keeps
     /// the deterministic pass. Not a failure.
     NotSimpler,
     /// No candidate passed the checks; the reason.
-    Failed(String),
+    Failed { problem: String },
+}
+
+/// A unit's result and whether a second attempt ran, as the unit cache keeps it.
+#[derive(Debug, Serialize, Deserialize)]
+struct CachedUnit {
+    #[serde(flatten)]
+    result: UnitResult,
+    retried: bool,
 }
 
 /// A rewrite must gain at least this much Flesch (Amstad) over its unit to be shown.
@@ -319,7 +352,19 @@ impl Simplifier {
             generator,
             glossary,
             rules_version,
+            unit_cache: None,
         }
+    }
+
+    /// Keep unit outcomes in `cache` and take them from it.
+    pub fn with_unit_cache(mut self, cache: Arc<dyn UnitCache>) -> Simplifier {
+        self.unit_cache = Some(cache);
+        self
+    }
+
+    /// The unit cache key of an (expanded) unit: model, `UNIT_VERSION` and the text.
+    fn unit_key(&self, unit: &str) -> String {
+        sha256_hex(&format!("{}\u{1}{UNIT_VERSION}\u{1}{unit}", self.model()))
     }
 
     pub fn model(&self) -> &str {
@@ -389,6 +434,7 @@ impl Simplifier {
                 unit_stats.1 += out.0;
                 unit_stats.2 += out.1.failed;
                 summary.retries += out.1.retried as usize;
+                summary.units_cached += out.1.cached;
                 Ok(out.1.text)
             };
             let simplified = match block {
@@ -549,6 +595,7 @@ impl Simplifier {
                     failed: 0,
                     problem: Some(format!("rules changed facts: {check:?}")),
                     retried: false,
+                    cached: 0,
                 },
             ));
         }
@@ -561,6 +608,7 @@ impl Simplifier {
                     failed: 0,
                     problem: None,
                     retried: false,
+                    cached: 0,
                 },
             ));
         }
@@ -570,30 +618,22 @@ impl Simplifier {
         let (mut rewritten, mut failed) = (0, 0);
         let mut problems = Vec::new();
         let mut retried = false;
+        let mut cached = 0;
         for unit in &pieces {
             progress.before_unit(*done, total);
             if cancel.is_cancelled() {
                 return Err(SimplifyError::Cancelled);
             }
             *done += 1;
-            // each unit is checked against its own expanded text: the pass keeps the facts
-            // of the whole text, and the units partition it
-            let (mut result, mut again) = self.rewrite_unit(unit, cancel)?;
-            if !matches!(result, UnitResult::Rewritten(_)) {
-                // a unit of several sentences that failed or read no easier: each sentence
-                // alone carries fewer facts for the model to lose
-                if let Some(text) = self.rewrite_sentences(unit, cancel)? {
-                    result = UnitResult::Rewritten(text);
-                    again = true;
-                }
-            }
+            let (result, again, hit) = self.unit_outcome(unit, cancel)?;
+            cached += usize::from(hit);
             let (text, again) = match (result, again) {
-                (UnitResult::Rewritten(text), again) => {
+                (UnitResult::Rewritten { text }, again) => {
                     rewritten += 1;
                     (text, again)
                 }
                 (UnitResult::NotSimpler, again) => (unit.clone(), again),
-                (UnitResult::Failed(problem), again) => {
+                (UnitResult::Failed { problem }, again) => {
                     failed += 1;
                     problems.push(problem);
                     (unit.clone(), again)
@@ -615,8 +655,43 @@ impl Simplifier {
                 failed,
                 problem: (!problems.is_empty()).then(|| problems.join("; ")),
                 retried,
+                cached,
             },
         ))
+    }
+
+    /// One unit's outcome, from the unit cache or the model; the flags say whether a second
+    /// attempt ran and whether it came from the cache.
+    fn unit_outcome(&self, unit: &str, cancel: &CancelToken) -> Result<(UnitResult, bool, bool)> {
+        let key = self.unit_cache.as_ref().map(|_| self.unit_key(unit));
+        if let (Some(cache), Some(key)) = (&self.unit_cache, &key)
+            && let Some(hit) = cache
+                .get_unit(key)
+                .and_then(|json| serde_json::from_str::<CachedUnit>(&json).ok())
+        {
+            return Ok((hit.result, hit.retried, true));
+        }
+        // each unit is checked against its own expanded text: the pass keeps the facts of the
+        // whole text, and the units partition it
+        let (mut result, mut again) = self.rewrite_unit(unit, cancel)?;
+        if !matches!(result, UnitResult::Rewritten { .. }) {
+            // a unit of several sentences that failed or read no easier: each sentence alone
+            // carries fewer facts for the model to lose
+            if let Some(text) = self.rewrite_sentences(unit, cancel)? {
+                result = UnitResult::Rewritten { text };
+                again = true;
+            }
+        }
+        let entry = CachedUnit {
+            result,
+            retried: again,
+        };
+        if let (Some(cache), Some(key)) = (&self.unit_cache, &key)
+            && let Ok(json) = serde_json::to_string(&entry)
+        {
+            cache.put_unit(key, &json);
+        }
+        Ok((entry.result, entry.retried, false))
     }
 
     /// The fallback for a unit of two or more sentences that found no rewrite: each sentence
@@ -639,11 +714,11 @@ impl Simplifier {
                 continue;
             }
             match self.rewrite_unit(&sentence, cancel)?.0 {
-                UnitResult::Rewritten(text) => {
+                UnitResult::Rewritten { text } => {
                     any = true;
                     out.push(text);
                 }
-                UnitResult::NotSimpler | UnitResult::Failed(_) => out.push(sentence),
+                UnitResult::NotSimpler | UnitResult::Failed { .. } => out.push(sentence),
             }
         }
         if !any {
@@ -696,9 +771,9 @@ impl Simplifier {
         }
         let retried = attempts > 1;
         Ok(match best {
-            Some((gain, text)) if gain >= MIN_UNIT_GAIN => (UnitResult::Rewritten(text), retried),
+            Some((gain, text)) if gain >= MIN_UNIT_GAIN => (UnitResult::Rewritten { text }, retried),
             _ if passed => (UnitResult::NotSimpler, retried),
-            _ => (UnitResult::Failed(problem.unwrap_or_default()), retried),
+            _ => (UnitResult::Failed { problem: problem.unwrap_or_default() }, retried),
         })
     }
 }
@@ -931,6 +1006,119 @@ mod tests {
         );
         assert!(out.fact_violations().is_empty());
         assert!(out.readability.flesch_gain > 3.0, "{:?}", out.readability);
+    }
+
+    /// `fake_clause_splitter` that counts its calls.
+    struct CountingSplitter(lotse_inference::ModelInfo, std::sync::atomic::AtomicUsize);
+
+    impl Generator for CountingSplitter {
+        fn info(&self) -> &lotse_inference::ModelInfo {
+            &self.0
+        }
+        fn generate(
+            &self,
+            m: &[lotse_inference::ChatMessage],
+            p: &GenerationParams,
+            c: &CancelToken,
+            t: &mut dyn FnMut(&str),
+        ) -> lotse_inference::Result<lotse_inference::Generation> {
+            self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            FakeRewriter(self.0.clone(), fake_clause_splitter).generate(m, p, c, t)
+        }
+    }
+
+    fn counting_splitter() -> Arc<CountingSplitter> {
+        Arc::new(CountingSplitter(
+            lotse_inference::ModelInfo {
+                id: "fake-counting-splitter".into(),
+                external: false,
+                context_len: 4096,
+            },
+            std::sync::atomic::AtomicUsize::new(0),
+        ))
+    }
+
+    fn two_paragraphs(second: &str) -> Page {
+        Page {
+            url: "http://town.test/b/".into(),
+            title: "B".into(),
+            kind: lotse_core::DocKind::Html,
+            lang: Some("de".into()),
+            modified: None,
+            blocks: vec![
+                Block::Paragraph {
+                    text: "Die Satzung gilt für jeden Hund im Ort, die Steuer beträgt 120 Euro im Jahr."
+                        .into(),
+                },
+                Block::Paragraph { text: second.into() },
+            ],
+        }
+    }
+
+    #[test]
+    fn unchanged_units_come_from_the_unit_cache() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(store::Store::open(&dir.path().join("simplify.sqlite")).unwrap());
+        let model = counting_splitter();
+        let s = Simplifier::new(model.clone(), Glossary::default_terms()).with_unit_cache(store.clone());
+        let first = two_paragraphs("Die Steuer wird am 1. Juli fällig, Sie zahlen an die Gemeindekasse.");
+        let a = s.simplify(&first, "h1", &CancelToken::new(), &NoProgress).unwrap();
+        let calls = model.1.load(SeqCst);
+        assert!(calls >= 2, "{calls}");
+        assert_eq!(a.summary.units_cached, 0);
+        assert_eq!(store.unit_count().unwrap(), 2);
+
+        // the CMS changes the second paragraph: only its unit goes to the model
+        let changed = two_paragraphs("Die Steuer wird am 1. August fällig, Sie zahlen an die Gemeindekasse.");
+        let b = s.simplify(&changed, "h2", &CancelToken::new(), &NoProgress).unwrap();
+        assert_eq!(b.summary.units_cached, 1);
+        // the calls the changed paragraph alone costs without a cache
+        let alone = counting_splitter();
+        let mut only = changed.clone();
+        only.blocks.remove(0);
+        Simplifier::new(alone.clone(), Glossary::default_terms())
+            .simplify(&only, "h3", &CancelToken::new(), &NoProgress)
+            .unwrap();
+        assert_eq!(model.1.load(SeqCst) - calls, alone.1.load(SeqCst), "model calls for the changed unit only");
+        assert_eq!(a.blocks[0].simplified, b.blocks[0].simplified);
+        assert!(b.blocks[1].simplified.text().contains("1. August"));
+        assert_eq!(b.summary.units_rewritten, 2);
+
+        // a new glossary re-renders the page without the model
+        let calls = model.1.load(SeqCst);
+        let glossary = Glossary::new(vec![GlossaryEntry {
+            term: "Gemeindekasse".into(),
+            explanation: "die Kasse im Rathaus".into(),
+        }])
+        .unwrap();
+        let other = Simplifier::new(model.clone(), glossary).with_unit_cache(store.clone());
+        assert_ne!(other.cache_key("h2"), s.cache_key("h2"));
+        let c = other.simplify(&changed, "h2", &CancelToken::new(), &NoProgress).unwrap();
+        assert_eq!(model.1.load(SeqCst), calls);
+        assert_eq!(c.summary.units_cached, 2);
+        assert!(c.text.contains("Gemeindekasse bedeutet: die Kasse im Rathaus."), "{}", c.text);
+        assert!(!c.text.contains("Satzung bedeutet"));
+    }
+
+    /// A unit cache whose every value is unreadable.
+    struct GarbageCache;
+    impl UnitCache for GarbageCache {
+        fn get_unit(&self, _: &str) -> Option<String> {
+            Some("{not json".into())
+        }
+        fn put_unit(&self, _: &str, _: &str) {}
+    }
+
+    #[test]
+    fn an_unreadable_unit_cache_entry_is_a_miss() {
+        let model = counting_splitter();
+        let s = Simplifier::new(model.clone(), Glossary::default_terms()).with_unit_cache(Arc::new(GarbageCache));
+        let page = two_paragraphs("Die Steuer wird am 1. Juli fällig, Sie zahlen an die Gemeindekasse.");
+        let out = s.simplify(&page, "h", &CancelToken::new(), &NoProgress).unwrap();
+        assert_eq!(out.summary.units_cached, 0);
+        assert_eq!(out.summary.units_rewritten, 2);
+        assert!(model.1.load(std::sync::atomic::Ordering::SeqCst) >= 2);
     }
 
     #[test]

@@ -258,8 +258,10 @@ impl Glossary {
         self.entries.iter().map(|(_, e)| e)
     }
 
-    /// Explain each term at its first use in `texts` (in order), in brackets after it.
-    /// Returns the texts and the terms explained.
+    /// Explain each term at its first use in `texts` (in order): a sentence of its own right
+    /// after the sentence that uses it ("Satzung bedeutet: ..."), so that sentence stays
+    /// short; in brackets after the term where that sentence has no end mark (a list item
+    /// that is a title). Returns the terms explained.
     pub fn explain_first_use(&self, texts: &mut [String]) -> Vec<String> {
         let mut explained = Vec::new();
         for (pattern, entry) in &self.entries {
@@ -267,7 +269,24 @@ impl Glossary {
                 if let Some(m) = pattern.find(t) {
                     let already = t[m.end()..].trim_start().starts_with('(');
                     if !already {
-                        t.insert_str(m.end(), &format!(" ({})", entry.explanation));
+                        let sentence = crate::text::sentence_spans(t)
+                            .into_iter()
+                            .find(|s| s.start <= m.start() && m.start() < s.end);
+                        match sentence {
+                            Some(s) if s.terminated => {
+                                let explanation = entry.explanation.trim();
+                                let stop = if explanation.ends_with(['.', '!', '?']) {
+                                    ""
+                                } else {
+                                    "."
+                                };
+                                t.insert_str(
+                                    s.end,
+                                    &format!(" {} bedeutet: {explanation}{stop}", entry.term),
+                                );
+                            }
+                            _ => t.insert_str(m.end(), &format!(" ({})", entry.explanation)),
+                        }
                     }
                     explained.push(entry.term.clone());
                     break;
@@ -347,8 +366,40 @@ mod tests {
         ];
         let explained = g.explain_first_use(&mut texts);
         assert_eq!(explained, vec!["Satzung"]);
-        assert!(texts[0].contains("Satzung (eine Regel"), "{}", texts[0]);
-        assert!(!texts[1].contains('('));
+        assert_eq!(
+            texts[0],
+            "Nach der Satzung ist das so. Satzung bedeutet: eine Regel, die der Gemeinderat beschlossen hat."
+        );
+        assert_eq!(texts[1], "Die Satzung gilt ab sofort.");
+    }
+
+    #[test]
+    fn glossary_explanation_follows_the_sentence_and_keeps_the_rest() {
+        let g = Glossary::default_terms();
+        // the sentence of first use ends mid-text: the explanation goes between the two
+        let mut texts =
+            vec!["Sie erhalten einen Bescheid vom 3. Mai.\nDann zahlen Sie.".to_string()];
+        g.explain_first_use(&mut texts);
+        assert_eq!(
+            texts[0],
+            "Sie erhalten einen Bescheid vom 3. Mai. Bescheid bedeutet: ein Brief vom Amt mit einer Entscheidung.\nDann zahlen Sie."
+        );
+        assert_eq!(crate::text::sentences(&texts[0]).len(), 3);
+        // a title without an end mark keeps the explanation in brackets
+        let mut titles = vec!["Satzungen der Gemeinde".to_string()];
+        g.explain_first_use(&mut titles);
+        assert_eq!(
+            titles[0],
+            "Satzungen (eine Regel, die der Gemeinderat beschlossen hat) der Gemeinde"
+        );
+        // a term the text explains itself is not explained again
+        let mut own = vec!["Die Satzung (Ortsrecht) gilt.".to_string()];
+        g.explain_first_use(&mut own);
+        assert_eq!(own[0], "Die Satzung (Ortsrecht) gilt.");
+    }
+
+    #[test]
+    fn glossary_rejects_digits_in_explanations() {
         assert!(
             Glossary::new(vec![GlossaryEntry {
                 term: "Frist".into(),

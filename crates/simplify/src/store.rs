@@ -1,9 +1,11 @@
 //! The persistent rewrite cache: one SQLite file (`simplify.sqlite` in the data directory),
-//! one row per page and content version.
+//! one row per page and content version, and the unit cache (one row per unit outcome, see
+//! [`crate::UnitCache`]).
 //!
 //! Invariants: a row is written in one transaction that also removes the page's older rows,
 //! so a re-crawl that changes a page replaces its rewrite and a crash leaves either the old
-//! or the new row; readers never see half a result.
+//! or the new row; readers never see half a result. Unit rows of another `UNIT_VERSION` can
+//! never be hit again and are deleted when the store opens.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -54,7 +56,18 @@ impl Store {
                  created_at INTEGER NOT NULL,
                  result TEXT NOT NULL
              );
-             CREATE INDEX IF NOT EXISTS rewrites_url ON rewrites(url);",
+             CREATE INDEX IF NOT EXISTS rewrites_url ON rewrites(url);
+             CREATE TABLE IF NOT EXISTS units (
+                 key TEXT PRIMARY KEY,
+                 unit_version INTEGER NOT NULL,
+                 created_at INTEGER NOT NULL,
+                 outcome TEXT NOT NULL
+             );",
+        )
+        .map_err(err)?;
+        conn.execute(
+            "DELETE FROM units WHERE unit_version <> ?1",
+            [crate::UNIT_VERSION],
         )
         .map_err(err)?;
         Ok(Store {
@@ -142,6 +155,15 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Unit outcomes stored (for reports and tests).
+    pub fn unit_count(&self) -> Result<usize> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM units", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        Ok(n as usize)
+    }
+
     /// URLs with a stored rewrite.
     pub fn urls(&self) -> Result<Vec<String>> {
         let conn = self.conn();
@@ -153,5 +175,29 @@ impl Store {
             .map_err(|e| self.err(e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| self.err(e))
+    }
+}
+
+impl crate::UnitCache for Store {
+    fn get_unit(&self, key: &str) -> Option<String> {
+        self.conn()
+            .query_row("SELECT outcome FROM units WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .unwrap_or_else(|e| {
+                tracing::warn!(path = %self.path.display(), error = %e, "unit cache read failed; rewriting the unit");
+                None
+            })
+    }
+
+    fn put_unit(&self, key: &str, value: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        if let Err(e) = self.conn().execute(
+            "INSERT OR REPLACE INTO units (key, unit_version, created_at, outcome) VALUES (?1, ?2, ?3, ?4)",
+            params![key, crate::UNIT_VERSION, now, value],
+        ) {
+            tracing::warn!(path = %self.path.display(), error = %e, "unit cache write failed");
+        }
     }
 }

@@ -18,27 +18,57 @@ const NON_FINAL: &[&str] = &[
 
 /// Split a text into sentences (trimmed, non-empty).
 pub fn sentences(text: &str) -> Vec<String> {
+    sentence_spans(text)
+        .into_iter()
+        .map(|s| text[s.start..s.end].trim().to_string())
+        .collect()
+}
+
+/// One sentence of a text: its byte range (untrimmed) and whether it ends with `.`, `!` or
+/// `?` (a line that simply stops does not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SentenceSpan {
+    pub start: usize,
+    pub end: usize,
+    pub terminated: bool,
+}
+
+/// The sentences of a text as byte ranges, in order; pieces without a letter or digit are
+/// left out. `sentences` is these ranges, trimmed.
+pub fn sentence_spans(text: &str) -> Vec<SentenceSpan> {
     let mut out = Vec::new();
+    let mut line_start = 0;
     for line in text.split('\n') {
-        let chars: Vec<char> = line.chars().collect();
+        let chars: Vec<(usize, char)> = line.char_indices().collect();
+        let byte = |i: usize| line_start + chars.get(i).map_or(line.len(), |(b, _)| *b);
+        let only: Vec<char> = chars.iter().map(|(_, c)| *c).collect();
+        let mut push = |from: usize, to: usize, terminated: bool| {
+            if only[from..to].iter().any(|c| c.is_alphanumeric()) {
+                out.push(SentenceSpan {
+                    start: byte(from),
+                    end: byte(to),
+                    terminated,
+                });
+            }
+        };
         let mut start = 0;
         let mut i = 0;
-        while i < chars.len() {
-            let c = chars[i];
+        while i < only.len() {
+            let c = only[i];
             if matches!(c, '.' | '!' | '?') {
                 // take closing quotes and brackets and repeated marks with the sentence
                 let mut end = i + 1;
-                while end < chars.len()
+                while end < only.len()
                     && matches!(
-                        chars[end],
+                        only[end],
                         '.' | '!' | '?' | '"' | '“' | '”' | '«' | '»' | ')' | '\''
                     )
                 {
                     end += 1;
                 }
-                let next_is_space = end >= chars.len() || chars[end].is_whitespace();
-                if next_is_space && (c != '.' || ends_sentence(&chars[start..i], &chars[end..])) {
-                    push_trimmed(&mut out, &chars[start..end]);
+                let next_is_space = end >= only.len() || only[end].is_whitespace();
+                if next_is_space && (c != '.' || ends_sentence(&only[start..i], &only[end..])) {
+                    push(start, end, true);
                     start = end;
                 }
                 i = end;
@@ -46,17 +76,10 @@ pub fn sentences(text: &str) -> Vec<String> {
                 i += 1;
             }
         }
-        push_trimmed(&mut out, &chars[start..]);
+        push(start, only.len(), false);
+        line_start += line.len() + 1;
     }
     out
-}
-
-fn push_trimmed(out: &mut Vec<String>, chars: &[char]) {
-    let s: String = chars.iter().collect();
-    let s = s.trim();
-    if s.chars().any(char::is_alphanumeric) {
-        out.push(s.to_string());
-    }
 }
 
 /// Whether a period after `before` ends the sentence, given what follows it.
