@@ -1,15 +1,19 @@
 //! Words that carry a rule's meaning without being a fact: negations ("nicht", "kein",
-//! "verboten", "ohne", "gebührenfrei") and limits ("nur", "mindestens", "höchstens",
-//! "spätestens", "frühestens"). A small model drops or adds them while it shortens a sentence,
-//! and then a prohibition reads as a permission ("Bei Gewitter ist der Aufenthalt im Becken
-//! untersagt." -> "Wenn es regnet, bleiben Sie im Becken."). The fact check cannot see that,
-//! because no number changes.
+//! "verboten", "ohne", "gebührenfrei"), limits ("nur", "mindestens", "höchstens",
+//! "spätestens", "frühestens") and conditions ("wenn", "falls", "soweit", "sobald", "auf
+//! Antrag", "auf Verlangen", "es sei denn"). A small model drops or adds them while it shortens
+//! a sentence, and then a prohibition reads as a permission ("Bei Gewitter ist der Aufenthalt
+//! im Becken untersagt." -> "Wenn es regnet, bleiben Sie im Becken.") or a duty with a
+//! condition as one without ("ist auf Verlangen vorzulegen" -> "muss vorgelegt werden"). The
+//! fact check cannot see that, because no number changes.
 //!
 //! The check is deliberately coarse and errs on the side of the original: a rewrite must have
 //! no negation when its original has none, at least as many as the original and at most twice
-//! as many (splitting "nicht A oder B" into two sentences repeats the "nicht"); and each limit
-//! of the original must still be there in one of its plain forms. A rewrite that fails is not
-//! shown; the unit keeps the deterministic pass.
+//! as many (splitting "nicht A oder B" into two sentences repeats the "nicht"); each limit of
+//! the original must still be there in one of its plain forms; and it needs at least as many
+//! conditions as the original ("auf Antrag" may become any mention of an "Antrag", "auf
+//! Verlangen" any form of "verlangen"). A rewrite that fails is not shown; the unit keeps the
+//! deterministic pass.
 
 use std::sync::LazyLock;
 
@@ -60,6 +64,34 @@ static LIMITS: LazyLock<Vec<Limit>> = LazyLock::new(|| {
     .collect()
 });
 
+/// Conditions of an original: conjunctions of condition and exception, and "auf Antrag" /
+/// "auf Verlangen". "außer" only where it is not "außer Betrieb", "außer Kraft" and the like.
+static CONDITION: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:wenn|falls|sofern|soweit|solange|sobald|es sei denn|ausgenommen|außer(?:\s+(?:Betrieb|Kraft|Acht|Haus|Dienst|Landes|Stande|Atem|Reichweite|Sicht|Frage|Zweifel|Konkurrenz)\b)?|auf Antrag|auf Verlangen)\b",
+    )
+});
+
+/// What a rewrite may use for a condition: the same words, and plain forms of "auf Antrag"
+/// ("wenn Sie einen Antrag stellen", "beantragen") and "auf Verlangen" ("wenn die Gemeinde es
+/// verlangt").
+static CONDITION_KEPT: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)\b(?:wenn|falls|sofern|soweit|solange|sobald|es sei denn|ausgenommen|außer|auf Antrag|auf Verlangen|antrag\w*|beantrag\w*|verlang\w*)\b",
+    )
+});
+
+/// Conditions in an original (see `CONDITION`).
+pub fn conditions(text: &str) -> usize {
+    CONDITION
+        .find_iter(text)
+        // "außer" with a noun after it is an idiom ("außer Kraft"), not an exception
+        .filter(|m| {
+            !(m.as_str().to_lowercase().starts_with("außer") && m.as_str().len() > "außer".len())
+        })
+        .count()
+}
+
 /// Negations in `text`; "weder ... noch" counts twice (it becomes two "nicht").
 pub fn negations(text: &str) -> usize {
     NEGATION
@@ -84,15 +116,22 @@ pub fn problem(original: &str, candidate: &str) -> Option<String> {
     if after < before || after > 2 * before {
         return Some(format!("negations {before} -> {after}"));
     }
-    LIMITS
+    if let Some(l) = LIMITS
         .iter()
         .find(|l| l.trigger.is_match(original) && !l.kept.is_match(candidate))
-        .map(|l| format!("drops the limit {:?}", l.name))
+    {
+        return Some(format!("drops the limit {:?}", l.name));
+    }
+    let (before, after) = (
+        conditions(original),
+        CONDITION_KEPT.find_iter(candidate).count(),
+    );
+    (after < before).then(|| format!("conditions {before} -> {after}"))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{negations, problem};
+    use super::{conditions, negations, problem};
 
     #[test]
     fn a_prohibition_turned_into_a_permission_is_found() {
@@ -192,5 +231,68 @@ mod tests {
         assert_eq!(problem(o, "Stellen Sie den Antrag bis zum 15. Mai."), None);
         let o = "Die Gebühr beträgt mindestens 10 Euro.";
         assert!(problem(o, "Die Gebühr ist 10 Euro.").is_some());
+    }
+
+    #[test]
+    fn a_dropped_condition_is_found() {
+        // rewrites of this kind were shown before the check existed (RULES_VERSION 8)
+        let o = "(4) Unbebaute Grundstücke sind anzuschließen, wenn der Anschluss im Interesse der öffentlichen Gesundheitspflege geboten ist.";
+        assert!(
+            problem(
+                o,
+                "(4) Unbebaute Grundstücke müssen angeschlossen werden. Das liegt an der öffentlichen Gesundheitspflege."
+            )
+            .is_some()
+        );
+        assert_eq!(
+            problem(
+                o,
+                "(4) Unbebaute Grundstücke müssen angeschlossen werden, wenn es für die öffentliche Gesundheitspflege geboten ist."
+            ),
+            None
+        );
+        let o = "(3) Der Gemeinde ist auf Verlangen ein Nachweis über die Kastration vorzulegen.";
+        assert!(
+            problem(
+                o,
+                "(3) Sie müssen der Gemeinde einen Nachweis über die Kastration zeigen."
+            )
+            .is_some()
+        );
+        assert_eq!(
+            problem(
+                o,
+                "(3) Wenn die Gemeinde es verlangt, zeigen Sie einen Nachweis über die Kastration."
+            ),
+            None
+        );
+        let o = "Kleinkläranlagen sind außer Betrieb zu setzen, sobald das Grundstück an die Kläranlage angeschlossen ist.";
+        assert_eq!(conditions(o), 1, "\"außer Betrieb\" is no condition");
+        assert!(
+            problem(o, "Kleinkläranlagen müssen stillgelegt werden. Das Grundstück ist an die Kläranlage angeschlossen.")
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn plain_forms_of_a_condition_pass() {
+        let o = "Die Aufnahme erfolgt auf Antrag der Eltern.";
+        assert_eq!(
+            problem(o, "Die Eltern stellen einen Antrag für die Aufnahme."),
+            None
+        );
+        let o = "Eine Erstattung ist ausgeschlossen, es sei denn, die Veranstaltung fällt aus.";
+        assert_eq!(
+            problem(
+                o,
+                "Sie bekommen das Geld zurück, wenn die Veranstaltung ausfällt."
+            ),
+            None
+        );
+        assert_eq!(conditions("Die Satzung tritt außer Kraft."), 0);
+        assert_eq!(
+            conditions("Alle Hunde, außer Blindenhunde, kosten Steuer."),
+            1
+        );
     }
 }
