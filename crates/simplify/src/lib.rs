@@ -57,7 +57,8 @@ pub const RULES_VERSION: u32 = 10;
 /// units, the prompt, the generation parameters and the checks a candidate must pass. Part
 /// of the unit cache key. Raise it (and `RULES_VERSION`) with any such change; a change that
 /// only touches what happens after the units (the glossary, rendering) raises
-/// `RULES_VERSION` alone.
+/// `RULES_VERSION` alone. A cached rewrite is checked again before it is shown, so a raise
+/// forgotten after a stricter check costs model calls, not a wrong rewrite.
 pub const UNIT_VERSION: u32 = 9;
 
 /// A built-in regular expression. A bad one is a bug in this crate, found by the first test
@@ -669,7 +670,16 @@ impl Simplifier {
                 .get_unit(key)
                 .and_then(|json| serde_json::from_str::<CachedUnit>(&json).ok())
         {
-            return Ok((hit.result, hit.retried, true));
+            // nothing from the cache is shown without passing today's checks: a stricter check
+            // added without raising UNIT_VERSION, or a damaged row, costs a model call, never
+            // a wrong rewrite
+            let still_good = match &hit.result {
+                UnitResult::Rewritten { text } => unit_problem(unit, text).is_none(),
+                UnitResult::NotSimpler | UnitResult::Failed { .. } => true,
+            };
+            if still_good {
+                return Ok((hit.result, hit.retried, true));
+            }
         }
         // each unit is checked against its own expanded text: the pass keeps the facts of the
         // whole text, and the units partition it
@@ -1099,6 +1109,36 @@ mod tests {
         assert_eq!(c.summary.units_cached, 2);
         assert!(c.text.contains("Gemeindekasse bedeutet: die Kasse im Rathaus."), "{}", c.text);
         assert!(!c.text.contains("Satzung bedeutet"));
+    }
+
+    /// A unit cache that hands out one stored value for every key.
+    struct OneValueCache(String);
+    impl UnitCache for OneValueCache {
+        fn get_unit(&self, _: &str) -> Option<String> {
+            Some(self.0.clone())
+        }
+        fn put_unit(&self, _: &str, _: &str) {}
+    }
+
+    #[test]
+    fn a_cached_rewrite_that_fails_the_checks_is_not_shown() {
+        // a row that claims a rewrite with another amount (a stale or damaged cache)
+        let row = serde_json::to_string(&CachedUnit {
+            result: UnitResult::Rewritten {
+                text: "Die Steuer beträgt 999 Euro.".into(),
+            },
+            retried: false,
+        })
+        .unwrap();
+        let model = counting_splitter();
+        let s = Simplifier::new(model.clone(), Glossary::default_terms())
+            .with_unit_cache(Arc::new(OneValueCache(row)));
+        let page = two_paragraphs("Die Steuer wird am 1. Juli fällig, Sie zahlen an die Gemeindekasse.");
+        let out = s.simplify(&page, "h", &CancelToken::new(), &NoProgress).unwrap();
+        assert_eq!(out.summary.units_cached, 0);
+        assert!(!out.text.contains("999"), "{}", out.text);
+        assert!(out.fact_violations().is_empty());
+        assert!(model.1.load(std::sync::atomic::Ordering::SeqCst) >= 2);
     }
 
     /// A unit cache whose every value is unreadable.
