@@ -664,8 +664,8 @@ impl Simplifier {
     /// One unit's outcome, from the unit cache or the model; the flags say whether a second
     /// attempt ran and whether it came from the cache.
     fn unit_outcome(&self, unit: &str, cancel: &CancelToken) -> Result<(UnitResult, bool, bool)> {
-        let key = self.unit_cache.as_ref().map(|_| self.unit_key(unit));
-        if let (Some(cache), Some(key)) = (&self.unit_cache, &key)
+        let cached = self.unit_cache.as_ref().map(|c| (c, self.unit_key(unit)));
+        if let Some((cache, key)) = &cached
             && let Some(hit) = cache
                 .get_unit(key)
                 .and_then(|json| serde_json::from_str::<CachedUnit>(&json).ok())
@@ -696,7 +696,7 @@ impl Simplifier {
             result,
             retried: again,
         };
-        if let (Some(cache), Some(key)) = (&self.unit_cache, &key)
+        if let Some((cache, key)) = &cached
             && let Ok(json) = serde_json::to_string(&entry)
         {
             cache.put_unit(key, &json);
