@@ -7,6 +7,11 @@
 //! original has both its beginning and its end (a compound of the original's parts) or most
 //! of its beginning (a derivation: "ordnungswidrig" -> "Ordnungswidrigkeit"), or when
 //! it is a word of the plain vocabulary that rewrites use to explain ([`PLAIN_NOUNS`]).
+//!
+//! Citations are stricter ([`without_unfounded_citations`]): the worked examples end with
+//! "So steht es in Paragraf 4 Absatz 1.", and the model imitates that where its original
+//! cites nothing, most often as "So steht es in der Regel." ("in der Regel" means
+//! "usually": a hedge the rule does not have). Such a sentence is dropped from the rewrite.
 
 /// Plain words a rewrite may use without the original having them (stems, lower case).
 const PLAIN_NOUNS: &[&str] = &[
@@ -87,9 +92,99 @@ pub fn unsupported_nouns(original: &str, candidate: &str) -> Vec<String> {
     out
 }
 
+/// How a citation sentence begins (folded, see [`fold`]).
+const CITATION_LEADS: &[&str] = &[
+    "so steht es in ",
+    "so steht es im ",
+    "das steht in ",
+    "das steht im ",
+    "so regelt es ",
+    "das regelt ",
+    "das regeln ",
+];
+
+/// Whether the citation `sentence` (folded) names only what the (folded) original has:
+/// every noun and abbreviation it cites begins a word of the original, and "in der Regel"
+/// only where the original says it too.
+fn citation_founded(original: &str, sentence: &str) -> bool {
+    if sentence.contains("in der regel") && !original.contains("in der regel") {
+        return false;
+    }
+    let starts: Vec<&str> = original
+        .split(|c: char| !(c.is_alphanumeric() || c == '-'))
+        .filter(|w| !w.is_empty())
+        .collect();
+    CITATION_LEADS
+        .iter()
+        .find_map(|lead| sentence.strip_prefix(lead))
+        .unwrap_or(sentence)
+        .split(|c: char| !(c.is_alphanumeric() || c == '-'))
+        .filter(|w| w.chars().count() >= 2 && w.chars().all(char::is_alphabetic))
+        .filter(|w| !matches!(*w, "der" | "die" | "das" | "dem" | "den" | "des" | "und" | "oder" | "bis" | "nummer"))
+        .all(|w| {
+            let s = stem(w);
+            starts.iter().any(|o| o.starts_with(s))
+        })
+}
+
+/// `candidate` without the sentences that cite something `original` does not cite ("So steht
+/// es in der Regel.", "Das regelt die Gemeindeordnung." for an original without either);
+/// line breaks are kept. The words of a citation must begin words of the original: the plain
+/// vocabulary of [`unsupported_nouns`] does not count here.
+pub fn without_unfounded_citations(original: &str, candidate: &str) -> String {
+    let o = fold(original);
+    candidate
+        .split('\n')
+        .map(|line| {
+            crate::text::sentences(line)
+                .into_iter()
+                .filter(|s| {
+                    let f = fold(s);
+                    !CITATION_LEADS.iter().any(|l| f.starts_with(l)) || citation_founded(&o, &f)
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::unsupported_nouns;
+    use super::{unsupported_nouns, without_unfounded_citations};
+
+    #[test]
+    fn citations_the_original_does_not_make_are_dropped() {
+        let o = "(3) Zerkleinerungsgeräte für Küchenabfälle dürfen nicht an Grundstücksentwässerungsanlagen angeschlossen werden.";
+        assert_eq!(
+            without_unfounded_citations(o, "(3) Zerkleinerungsgeräte für Abfall dürfen nicht angeschlossen werden. So steht es in der Regel."),
+            "(3) Zerkleinerungsgeräte für Abfall dürfen nicht angeschlossen werden."
+        );
+        // line structure is kept; an empty line disappears
+        assert_eq!(
+            without_unfounded_citations(o, "Erstens.\nDas regelt die Gemeindeordnung.\nZweitens."),
+            "Erstens.\nZweitens."
+        );
+        // what the original cites stays, inflected or not
+        let o = "Der Abwasserbeitrag wird in Teilbeträgen (Paragraf 33) erhoben, Absätze 1 bis 3 gelten nach Paragraf 46 Absatz 4 Satz 2 WG.";
+        for c in [
+            "Das wird in Teilbeträgen gemacht. So steht es in Paragraf 33.",
+            "Das gilt. So steht es in Absätzen 1 bis 3.",
+            "Das gilt. Das regelt Paragraf 46 Absatz 4 Satz 2 WG.",
+        ] {
+            assert_eq!(without_unfounded_citations(o, c), c);
+        }
+        // "in der Regel" stays where the original hedges too
+        let o = "Die Gebühr wird in der Regel im Voraus erhoben.";
+        let c = "Sie zahlen die Gebühr vorher. So steht es in der Regel.";
+        assert_eq!(without_unfounded_citations(o, c), c);
+        // an abbreviation the original does not have
+        assert_eq!(
+            without_unfounded_citations("Paragraf 5 gilt für alle.", "Paragraf 5 gilt für alle. Das regelt das KAG."),
+            "Paragraf 5 gilt für alle."
+        );
+    }
 
     #[test]
     fn padding_in_the_examples_style_is_found() {
