@@ -92,6 +92,26 @@ pub fn unsupported_nouns(original: &str, candidate: &str) -> Vec<String> {
     out
 }
 
+/// A sentence of four or more words that `candidate` says twice or more and `original` does
+/// not (a small model caught in a loop: "Sie dient dem Schutz von freilebenden Katzen." three
+/// times).
+pub fn repeated_sentence(original: &str, candidate: &str) -> Option<String> {
+    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+    let count = |text: &str, s: &str| {
+        crate::text::sentences(text)
+            .iter()
+            .filter(|x| norm(x) == s)
+            .count()
+    };
+    crate::text::sentences(candidate)
+        .into_iter()
+        .filter(|s| crate::text::words(s).len() >= 4)
+        .find(|s| {
+            let n = norm(s);
+            count(candidate, &n) > 1 && count(original, &n) < 2
+        })
+}
+
 /// How a citation sentence begins (folded, see [`fold`]).
 const CITATION_LEADS: &[&str] = &[
     "so steht es in ",
@@ -101,6 +121,9 @@ const CITATION_LEADS: &[&str] = &[
     "so regelt es ",
     "das regelt ",
     "das regeln ",
+    "dies steht in ",
+    "dies steht im ",
+    "dies regelt ",
 ];
 
 /// Whether the citation `sentence` (folded) names only what the (folded) original has:
@@ -153,6 +176,18 @@ pub fn without_unfounded_citations(original: &str, candidate: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::{unsupported_nouns, without_unfounded_citations};
+
+    #[test]
+    fn a_sentence_said_again_and_again_is_found() {
+        let o = "(1) Diese Verordnung dient dem Schutz von freilebenden Katzen vor erheblichen Schmerzen.";
+        let c = "(1) Diese Verordnung schützt Katzen. Sie dient dem Schutz von Katzen. Sie dient dem Schutz von Katzen.";
+        assert_eq!(super::repeated_sentence(o, c).as_deref(), Some("Sie dient dem Schutz von Katzen."));
+        assert_eq!(super::repeated_sentence(o, "Sie schützt Katzen. Sie schützt Katzen vor Schmerzen."), None);
+        // short sentences and repetitions the original has too are no loop
+        assert_eq!(super::repeated_sentence(o, "Das gilt. Das gilt."), None);
+        let o = "Die Gebühr beträgt 5 Euro je Stunde. Die Gebühr beträgt 5 Euro je Stunde.";
+        assert_eq!(super::repeated_sentence(o, o), None);
+    }
 
     #[test]
     fn citations_the_original_does_not_make_are_dropped() {

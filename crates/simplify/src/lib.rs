@@ -815,6 +815,9 @@ pub fn unit_problem(original: &str, candidate: &str) -> Option<String> {
     if prompt::copies_example(original, candidate) {
         return Some("repeats a worked example of the prompt".into());
     }
+    if let Some(s) = content::repeated_sentence(original, candidate) {
+        return Some(format!("says a sentence again and again: {s:?}"));
+    }
     let added = content::unsupported_nouns(original, candidate);
     if !added.is_empty() {
         return Some(format!("adds terms the original does not have: {added:?}"));

@@ -1,7 +1,8 @@
 //! Words that carry a rule's meaning without being a fact: negations ("nicht", "kein",
 //! "verboten", "ohne", "gebührenfrei"), limits ("nur", "mindestens", "höchstens",
 //! "spätestens", "frühestens") and conditions ("wenn", "falls", "soweit", "sobald", "auf
-//! Antrag", "auf Verlangen", "es sei denn"). A small model drops or adds them while it shortens
+//! Antrag", "auf Verlangen", "es sei denn"), and that something is paid ("auf eigene
+//! Kosten", "Gebührenschuldner"). A small model drops or adds them while it shortens
 //! a sentence, and then a prohibition reads as a permission ("Bei Gewitter ist der Aufenthalt
 //! im Becken untersagt." -> "Wenn es regnet, bleiben Sie im Becken.") or a duty with a
 //! condition as one without ("ist auf Verlangen vorzulegen" -> "muss vorgelegt werden"). The
@@ -12,7 +13,8 @@
 //! as many (splitting "nicht A oder B" into two sentences repeats the "nicht"); each limit of
 //! the original must still be there in one of its plain forms; and it needs at least as many
 //! conditions as the original ("auf Antrag" may become any mention of an "Antrag", "auf
-//! Verlangen" any form of "verlangen"). A rewrite that fails is not shown; the unit keeps the
+//! Verlangen" any form of "verlangen"); and an original that says something is paid needs a
+//! rewrite that says so too, in any form. A rewrite that fails is not shown; the unit keeps the
 //! deterministic pass.
 
 use std::sync::LazyLock;
@@ -81,6 +83,20 @@ static CONDITION_KEPT: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// That something is paid: money, a cost, fee, contribution, tax or payment, in any compound
+/// ("Gebührenschuldner", "Zahlungsverzug", "auf eigene Kosten"). The verb "zahlen" only in
+/// lower case or as "Zahlen Sie": the noun "Zahlen" means numbers.
+static PAYMENT: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i:\b\w*(?:kosten|gebühr|zahlung|bezahl|geld|entgelt|beitrag|beiträg|steuer|vergütung|entschädigung|umlage|auslagen|tarif|preis|erstatt)\w*|\b(?:euro|cent)\b)|\bzahl(?:en|t|e|st)\b|\bZahlen Sie\b",
+    )
+});
+
+/// Whether `text` says that something is paid (see `PAYMENT`).
+pub fn mentions_payment(text: &str) -> bool {
+    PAYMENT.is_match(text)
+}
+
 /// Conditions in an original (see `CONDITION`).
 pub fn conditions(text: &str) -> usize {
     CONDITION
@@ -126,7 +142,12 @@ pub fn problem(original: &str, candidate: &str) -> Option<String> {
         conditions(original),
         CONDITION_KEPT.find_iter(candidate).count(),
     );
-    (after < before).then(|| format!("conditions {before} -> {after}"))
+    if after < before {
+        return Some(format!("conditions {before} -> {after}"));
+    }
+    // who pays is part of a fee: "auf eigene Kosten" or "Gebührenschuldner" must not vanish
+    (mentions_payment(original) && !mentions_payment(candidate))
+        .then(|| "drops what is paid (costs, fee, tax, payment)".into())
 }
 
 #[cfg(test)]
@@ -149,6 +170,22 @@ mod tests {
         let o =
             "b) die Benutzung der öffentlichen Abwasseranlagen sowie die Änderung der Benutzung.";
         assert!(problem(o, "b) Die Benutzung der Abwasseranlagen ist verboten.").is_some());
+    }
+
+    #[test]
+    fn who_pays_must_not_vanish() {
+        // rewrites of this kind were shown before the check existed (RULES_VERSION 10)
+        let o = "(1) Private Grundstücksanschlüsse sind vom Grundstückseigentümer auf eigene Kosten zu unterhalten, zu ändern, zu erneuern und zu beseitigen.";
+        assert!(problem(o, "(1) Private Grundstücksanschlüsse sind vom Eigentümer zu betreiben. Sie müssen sie ändern, erneuern und beseitigen.").is_some());
+        let o = "(3) Gebührenschuldner sind die Eltern sowie die Sorgeberechtigten, die die Aufnahme des Kindes beantragt haben.";
+        assert!(problem(o, "(3) Die Eltern und die Sorgeberechtigten müssen die Aufnahme des Kindes beantragen.").is_some());
+        // any plain form of paying keeps it
+        assert!(problem(o, "(3) Die Eltern zahlen die Gebühr, wenn sie die Aufnahme des Kindes beantragt haben.").is_none());
+        let o = "Der Eigentümer trägt die Kosten der Reinigung.";
+        assert!(problem(o, "Der Eigentümer bezahlt die Reinigung.").is_none());
+        assert!(problem(o, "Zahlen Sie die Reinigung. Sie sind der Eigentümer.").is_none());
+        // "Zahlen" are numbers, not a payment
+        assert!(!super::mentions_payment("Die Zahlen der Vollgeschosse werden gerundet."));
     }
 
     #[test]
