@@ -343,6 +343,14 @@ const MIN_UNIT_GAIN: f64 = 1.0;
 /// stricter second attempt (split sentences), and the easier of the two that pass wins.
 const GOOD_UNIT_GAIN: f64 = 10.0;
 
+/// Whether `text` may be shown as the rewrite of `unit`: it passes every check and reads
+/// easier by at least `MIN_UNIT_GAIN`.
+fn shown_as_rewrite(unit: &str, text: &str) -> bool {
+    let gain = readability::readability(text).flesch_amstad
+        - readability::readability(unit).flesch_amstad;
+    gain >= MIN_UNIT_GAIN && unit_problem(unit, text).is_none()
+}
+
 impl Simplifier {
     pub fn new(generator: Arc<dyn Generator>, glossary: Glossary) -> Simplifier {
         let terms: Vec<String> = glossary
@@ -677,10 +685,7 @@ impl Simplifier {
             let result = match hit.result {
                 UnitResult::Rewritten { text } => {
                     let text = content::without_unfounded_citations(unit, &text);
-                    let gain = readability::readability(&text).flesch_amstad
-                        - readability::readability(unit).flesch_amstad;
-                    (gain >= MIN_UNIT_GAIN && unit_problem(unit, &text).is_none())
-                        .then_some(UnitResult::Rewritten { text })
+                    shown_as_rewrite(unit, &text).then_some(UnitResult::Rewritten { text })
                 }
                 other => Some(other),
             };
@@ -742,9 +747,7 @@ impl Simplifier {
             return Ok(None);
         }
         let joined = out.join("\n");
-        let gain = readability::readability(&joined).flesch_amstad
-            - readability::readability(unit).flesch_amstad;
-        Ok((gain >= MIN_UNIT_GAIN && unit_problem(unit, &joined).is_none()).then_some(joined))
+        Ok(shown_as_rewrite(unit, &joined).then_some(joined))
     }
 
     /// One unit: rewrite and check; when the candidate fails a check or gains less than
