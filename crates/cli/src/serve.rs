@@ -148,7 +148,12 @@ fn build_simplify(
     let glossary = config.simplify.glossary().map_err(anyhow::Error::msg)?;
     let store = Arc::new(crate::simplify::open_store(data)?);
     // unchanged units of a re-crawled page come from the unit cache in the same file
-    let simplifier = Arc::new(Simplifier::new(generator, glossary).with_unit_cache(store.clone()));
+    let rules_only = config.simplify.rules_only().map_err(anyhow::Error::msg)?;
+    let simplifier = Arc::new(
+        Simplifier::new(generator, glossary)
+            .with_rules_only(rules_only)
+            .with_unit_cache(store.clone()),
+    );
     let svc = SimplifyService::new(
         answerer.clone(),
         simplifier,

@@ -64,8 +64,9 @@ fn simplifier(
     engine: &EngineArgs,
 ) -> Result<Simplifier> {
     let glossary = config.simplify.glossary().map_err(anyhow::Error::msg)?;
+    let rules_only = config.simplify.rules_only().map_err(anyhow::Error::msg)?;
     let generator = runtime::load_generator(models, engine)?;
-    Ok(Simplifier::new(generator, glossary))
+    Ok(Simplifier::new(generator, glossary).with_rules_only(rules_only))
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -163,7 +164,9 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     if args.all {
         for url in &urls {
             if let Some((_, page)) = index.page(url, &scope)? {
-                units_in_scope += Simplifier::count_units(&page);
+                if lotse_simplify::model_allowed(&config.simplify.rules_only, url) {
+                    units_in_scope += Simplifier::count_units(&page);
+                }
             }
         }
     }

@@ -224,6 +224,9 @@ pub struct SimplifySettings {
     pub glossary: Vec<lotse_simplify::GlossaryEntry>,
     /// Use only the configured glossary, not the built-in terms.
     pub replace_glossary: bool,
+    /// URL paths ("/ortsrecht/") whose pages get the deterministic pass and the glossary
+    /// only, no model rewrite: for legal texts the model may paraphrase wrongly.
+    pub rules_only: Vec<String>,
 }
 
 impl Default for SimplifySettings {
@@ -234,11 +237,24 @@ impl Default for SimplifySettings {
             queue: 32,
             glossary: Vec::new(),
             replace_glossary: false,
+            rules_only: Vec::new(),
         }
     }
 }
 
 impl SimplifySettings {
+    /// The rules-only paths, checked: each one a URL path that begins with "/".
+    pub fn rules_only(&self) -> Result<Vec<String>, String> {
+        for p in &self.rules_only {
+            if !p.starts_with('/') || p.chars().any(char::is_whitespace) {
+                return Err(format!(
+                    "[simplify] rules_only: {p:?} is not a URL path (it must begin with \"/\", e.g. \"/ortsrecht/\")"
+                ));
+            }
+        }
+        Ok(self.rules_only.clone())
+    }
+
     /// The glossary: built-in terms (unless replaced) plus the town's, the town's winning.
     pub fn glossary(&self) -> Result<lotse_simplify::Glossary, String> {
         let mut entries: Vec<lotse_simplify::GlossaryEntry> = if self.replace_glossary {
@@ -524,6 +540,19 @@ mod tests {
     }
 
     #[test]
+    fn a_rules_only_entry_must_be_a_path() {
+        let mut s = SimplifySettings::default();
+        assert_eq!(s.rules_only().unwrap(), Vec::<String>::new());
+        s.rules_only = vec!["/ortsrecht/".into(), "/satzungen".into()];
+        assert_eq!(s.rules_only().unwrap().len(), 2);
+        for bad in ["ortsrecht", "https://town.example/ortsrecht/", "/orts recht/"] {
+            s.rules_only = vec![bad.into()];
+            let e = s.rules_only().unwrap_err();
+            assert!(e.contains("rules_only") && e.contains(bad), "{e}");
+        }
+    }
+
+    #[test]
     fn the_example_file_documents_valid_keys() {
         let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../lotse.example.toml")).unwrap();
         // switch every commented-out setting on
@@ -546,6 +575,7 @@ mod tests {
         assert_eq!(c.answer.gate.dense, 0.84);
         assert_eq!(c.simplify.glossary.len(), 1);
         assert!(c.simplify.glossary().is_ok());
+        assert_eq!(c.simplify.rules_only().unwrap(), vec!["/ortsrecht/".to_string()]);
         assert!(c.cms.token.is_some());
         assert_eq!(c.widget.dir.as_deref(), Some(std::path::Path::new("widget/dist")));
         assert!(c.feedback.enabled && !c.feedback.store_question);

@@ -172,7 +172,7 @@ impl SimplifyService {
         if let Some(ready) = self.cached(&key) {
             return Lookup::Ready(ready);
         }
-        let total = Simplifier::count_units(&page);
+        let total = self.simplifier.units_of(&page);
         self.enqueue(url, key, total, None, status_url)
     }
 
@@ -184,7 +184,7 @@ impl SimplifyService {
         if let Some(ready) = self.cached(&key) {
             return (hash, Lookup::Ready(ready));
         }
-        let total = Simplifier::count_units(&page);
+        let total = self.simplifier.units_of(&page);
         let job_id = format!("{CMS_PREFIX}{hash}");
         let lookup = self.enqueue(&job_id, key, total, Some(Arc::new(page)), &job_url(&hash));
         (hash, lookup)
@@ -419,7 +419,7 @@ impl SimplifyService {
         }
         {
             let mut jobs = self.jobs();
-            let total = Simplifier::count_units(&page);
+            let total = self.simplifier.units_of(&page);
             let job = jobs.by_url.entry(url.to_string()).or_insert(Job {
                 state: JobState::Running,
                 done: 0,

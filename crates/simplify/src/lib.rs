@@ -135,7 +135,8 @@ pub enum BlockStatus {
     /// Some units rewritten; the others failed their checks or read no easier and are shown
     /// after the deterministic pass only (abbreviations written out, facts unchanged).
     Partial,
-    /// Short or structural (headings, tables, short items), or no candidate read easier:
+    /// Short or structural (headings, tables, short items), on a rules-only path, or no
+    /// candidate read easier:
     /// abbreviations and symbols written out, no model rewrite.
     RulesOnly,
     /// The rewrite failed the checks twice: the original wording is shown.
@@ -285,6 +286,8 @@ pub struct Simplifier {
     glossary: Glossary,
     rules_version: String,
     unit_cache: Option<Arc<dyn UnitCache>>,
+    /// URL path prefixes whose pages the model does not rewrite (see `with_rules_only`).
+    rules_only: Vec<String>,
 }
 
 impl std::fmt::Debug for Simplifier {
@@ -343,6 +346,15 @@ const MIN_UNIT_GAIN: f64 = 1.0;
 /// stricter second attempt (split sentences), and the easier of the two that pass wins.
 const GOOD_UNIT_GAIN: f64 = 10.0;
 
+/// Whether the model may rewrite the page at `url`: not when its path (with the query) begins
+/// with one of `rules_only`.
+pub fn model_allowed(rules_only: &[String], url: &str) -> bool {
+    let path = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    !rules_only.iter().any(|p| path.starts_with(p.as_str()))
+}
+
 /// Whether `text` may be shown as the rewrite of `unit`: it passes every check and reads
 /// easier by at least `MIN_UNIT_GAIN`.
 fn shown_as_rewrite(unit: &str, text: &str) -> bool {
@@ -363,6 +375,34 @@ impl Simplifier {
             glossary,
             rules_version,
             unit_cache: None,
+            rules_only: Vec::new(),
+        }
+    }
+
+    /// Pages whose URL path begins with one of `paths` ("/ortsrecht/") get the deterministic
+    /// pass and the glossary only, no model rewrite: for a town that wants its statutes in
+    /// plainer words without a model's paraphrase. Part of the rules version, so a change
+    /// rewrites those pages again.
+    pub fn with_rules_only(mut self, paths: Vec<String>) -> Simplifier {
+        if !paths.is_empty() {
+            let hash = sha256_hex(&paths.join("\n"));
+            self.rules_version = format!("{}-{}", self.rules_version, &hash[..8]);
+        }
+        self.rules_only = paths;
+        self
+    }
+
+    /// Whether the model may rewrite the page at `url` (see `with_rules_only`).
+    pub fn model_allowed(&self, url: &str) -> bool {
+        model_allowed(&self.rules_only, url)
+    }
+
+    /// Units the model would rewrite for `page` under this simplifier's settings.
+    pub fn units_of(&self, page: &Page) -> usize {
+        if self.model_allowed(&page.url) {
+            Self::count_units(page)
+        } else {
+            0
         }
     }
 
@@ -425,7 +465,8 @@ impl Simplifier {
         progress: &dyn Progress,
     ) -> Result<SimplifiedPage> {
         let start = Instant::now();
-        let total = Self::count_units(page);
+        let model = self.model_allowed(&page.url);
+        let total = self.units_of(page);
         let mut done = 0usize;
         let mut summary = Summary {
             blocks: page.blocks.len(),
@@ -458,13 +499,13 @@ impl Simplifier {
                     anchor: anchor.clone(),
                 },
                 Block::Paragraph { text } => Block::Paragraph {
-                    text: rewrite(text, true)?,
+                    text: rewrite(text, model)?,
                 },
                 Block::List { ordered, items } => {
                     let mut out = Vec::with_capacity(items.len());
                     for item in items {
                         let long = crate::text::words(item).len() >= MIN_MODEL_WORDS + 4;
-                        out.push(rewrite(item, long)?);
+                        out.push(rewrite(item, long && model)?);
                     }
                     Block::List {
                         ordered: *ordered,
@@ -1175,6 +1216,35 @@ mod tests {
         assert!(!out.text.contains("in der Regel"), "{}", out.text);
         assert!(out.text.contains("Die Steuer beträgt 120 Euro im Jahr."), "{}", out.text);
         assert_eq!(model.1.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn pages_under_a_rules_only_path_get_no_model_rewrite() {
+        let model = counting_splitter();
+        let plain = Simplifier::new(model.clone(), Glossary::default_terms());
+        let s = Simplifier::new(model.clone(), Glossary::default_terms())
+            .with_rules_only(vec!["/b/".into()]);
+        assert_ne!(s.rules_version(), plain.rules_version());
+        assert_eq!(
+            Simplifier::new(model.clone(), Glossary::default_terms())
+                .with_rules_only(Vec::new())
+                .rules_version(),
+            plain.rules_version()
+        );
+        let page = two_paragraphs("Die Steuer wird gem. § 3 Abs. 2 am 1. Juli fällig, Sie zahlen an die Gemeindekasse.");
+        assert_eq!(s.units_of(&page), 0);
+        assert_eq!(plain.units_of(&page), Simplifier::count_units(&page));
+        let out = s.simplify(&page, "h", &CancelToken::new(), &NoProgress).unwrap();
+        assert_eq!(model.1.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(out.summary.units, 0);
+        assert!(out.blocks.iter().all(|b| b.status == BlockStatus::RulesOnly));
+        // the deterministic pass and the glossary still apply
+        assert!(out.text.contains("gemäß Paragraf 3 Absatz 2"), "{}", out.text);
+        assert!(out.text.contains("Satzung bedeutet:"), "{}", out.text);
+        // another path of the same site is rewritten as before
+        assert!(s.model_allowed("http://town.test/rathaus/"));
+        assert!(!s.model_allowed("http://town.test/b/satzung?x=1"));
+        assert!(!model_allowed(&["/".into()], "http://town.test"));
     }
 
     /// A unit cache whose every value is unreadable.
