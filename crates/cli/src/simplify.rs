@@ -164,9 +164,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     if args.all {
         for url in &urls {
             if let Some((_, page)) = index.page(url, &scope)? {
-                if lotse_simplify::model_allowed(&config.simplify.rules_only, url) {
-                    units_in_scope += Simplifier::count_units(&page);
-                }
+                units_in_scope += lotse_simplify::model_units(&config.simplify.rules_only, &page);
             }
         }
     }

@@ -355,6 +355,16 @@ pub fn model_allowed(rules_only: &[String], url: &str) -> bool {
     !rules_only.iter().any(|p| path.starts_with(p.as_str()))
 }
 
+/// Units the model would rewrite for `page` with these rules-only paths (before a
+/// `Simplifier` exists, e.g. for an estimate while the model still loads).
+pub fn model_units(rules_only: &[String], page: &Page) -> usize {
+    if model_allowed(rules_only, &page.url) {
+        Simplifier::count_units(page)
+    } else {
+        0
+    }
+}
+
 /// Whether `text` may be shown as the rewrite of `unit`: it passes every check and reads
 /// easier by at least `MIN_UNIT_GAIN`.
 fn shown_as_rewrite(unit: &str, text: &str) -> bool {
@@ -399,11 +409,7 @@ impl Simplifier {
 
     /// Units the model would rewrite for `page` under this simplifier's settings.
     pub fn units_of(&self, page: &Page) -> usize {
-        if self.model_allowed(&page.url) {
-            Self::count_units(page)
-        } else {
-            0
-        }
+        model_units(&self.rules_only, page)
     }
 
     /// Keep unit outcomes in `cache` and take them from it.
