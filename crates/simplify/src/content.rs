@@ -69,19 +69,29 @@ fn fold(text: &str) -> String {
     text.to_lowercase().replace('ä', "a").replace('ö', "o").replace('ü', "u")
 }
 
+/// The capitalised pronouns of the Sie-Form, which the rules ask for: no nouns.
+const SIE_FORMS: &[&str] = &["Ihnen", "Ihre", "Ihrem", "Ihren", "Ihrer", "Ihres"];
+
 /// Nouns of `candidate` that `original` does not support, in order, each once. Nouns are
-/// capitalised words of four letters or more that do not begin a sentence.
+/// capitalised words of four letters or more that do not begin a sentence or follow a colon
+/// ("Das gilt: Wenn …"), other than the Sie-Form's pronouns.
 pub fn unsupported_nouns(original: &str, candidate: &str) -> Vec<String> {
     let o = fold(original);
     let mut out: Vec<String> = Vec::new();
-    for sentence in crate::text::sentences(candidate) {
-        let words: Vec<&str> = sentence
+    for clause in crate::text::sentences(candidate)
+        .iter()
+        .flat_map(|s| s.split(':').map(str::to_string).collect::<Vec<_>>())
+    {
+        let words: Vec<&str> = clause
             .split(|c: char| !(c.is_alphabetic() || c == '-'))
             .filter(|w| !w.is_empty())
             .collect();
         for w in words.iter().skip(1) {
             let w = w.trim_matches('-');
-            if w.chars().count() < 4 || !w.chars().next().is_some_and(char::is_uppercase) {
+            if w.chars().count() < 4
+                || !w.chars().next().is_some_and(char::is_uppercase)
+                || SIE_FORMS.contains(&w)
+            {
                 continue;
             }
             if !supported(&o, &fold(w)) && !out.contains(&w.to_string()) {
@@ -239,6 +249,10 @@ mod tests {
         assert_eq!(unsupported_nouns(o, c), Vec::<String>::new());
         // a new term that is no plain word
         assert_eq!(unsupported_nouns(o, "Sie zahlen die Gebühr an das Finanzamt."), vec!["Finanzamt"]);
+        // the Sie-Form and a clause after a colon add no term; a new noun after a colon does
+        let c = "Die Kasse schickt Ihnen Ihre Gebühren. Das gilt: Wenn Sie zahlen, ist es gut.";
+        assert_eq!(unsupported_nouns(o, c), Vec::<String>::new());
+        assert_eq!(unsupported_nouns(o, "Das gilt: Sie zahlen an das Finanzamt."), vec!["Finanzamt"]);
     }
 }
 

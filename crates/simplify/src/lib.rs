@@ -51,7 +51,7 @@ pub const LABEL: &str =
 /// Version of the rules, prompt, checks and rendering: part of every page cache key, so a
 /// change here rewrites the pages again (units come from the unit cache where
 /// `UNIT_VERSION` is unchanged).
-pub const RULES_VERSION: u32 = 11;
+pub const RULES_VERSION: u32 = 12;
 
 /// Version of what decides one unit's rewrite: the deterministic pass, how text is cut into
 /// units, the prompt, the generation parameters and the checks a candidate must pass. Part
@@ -59,7 +59,9 @@ pub const RULES_VERSION: u32 = 11;
 /// only touches what happens after the units (the glossary, rendering) raises
 /// `RULES_VERSION` alone. A cached rewrite goes through today's citation filter and checks
 /// again before it is shown (and back to the model when it fails them), so a stricter filter
-/// or check needs `RULES_VERSION` alone: only the units it refuses are rewritten again.
+/// or check needs `RULES_VERSION` alone: only the units it refuses are rewritten again. A
+/// looser check needs it alone too, but then a unit that failed before keeps its cached
+/// failure (the cache holds no failed candidates) until `UNIT_VERSION` is raised.
 pub const UNIT_VERSION: u32 = 9;
 
 /// A built-in regular expression. A bad one is a bug in this crate, found by the first test
@@ -68,8 +70,14 @@ pub(crate) fn pattern(p: &str) -> regex::Regex {
     regex::Regex::new(p).unwrap_or_else(|e| panic!("built-in pattern {p}: {e}"))
 }
 
-/// Units shorter than this many words get the deterministic pass only.
+/// Texts shorter than this many words get the deterministic pass only, unless they are a
+/// short hard sentence (see [`for_model`]).
 const MIN_MODEL_WORDS: usize = 8;
+/// Fewest words of a short sentence the model rewrites ("Keine Veranstaltungen eingetragen.").
+const MIN_SENTENCE_WORDS: usize = 3;
+/// A short sentence reading below this Flesch (Amstad) goes to the model; above it (60 is
+/// where "mittelschwer" begins) there is little to gain and a model call to save.
+const HARD_SHORT_FLESCH: f64 = 60.0;
 /// Longest unit given to the model, in words (whole sentences; a longer sentence is a unit
 /// of its own).
 const MAX_UNIT_WORDS: usize = 30;
@@ -451,11 +459,11 @@ impl Simplifier {
         page.blocks
             .iter()
             .map(|b| match b {
-                Block::Paragraph { text } => units(&rules::expand(text)).len(),
+                Block::Paragraph { text } => model_units_of(&rules::expand(text)).len(),
                 Block::List { items, .. } => items
                     .iter()
                     .filter(|i| crate::text::words(i).len() >= MIN_MODEL_WORDS + 4)
-                    .map(|i| units(&rules::expand(i)).len())
+                    .map(|i| model_units_of(&rules::expand(i)).len())
                     .sum(),
                 _ => 0,
             })
@@ -656,7 +664,7 @@ impl Simplifier {
                 },
             ));
         }
-        if !model || crate::text::words(&expanded).len() < MIN_MODEL_WORDS {
+        if !model || !for_model(&expanded) {
             return Ok((
                 0,
                 UnitOutcome {
@@ -764,7 +772,7 @@ impl Simplifier {
     }
 
     /// The fallback for a unit of two or more sentences that found no rewrite: each sentence
-    /// of at least `MIN_MODEL_WORDS` words rewritten on its own (shorter ones and those that
+    /// that [`for_model`] takes rewritten on its own (the others and those that
     /// find no rewrite stay as they are). `None` unless at least one sentence was rewritten and
     /// the whole reads easier and passes every check against the unit.
     fn rewrite_sentences(&self, unit: &str, cancel: &CancelToken) -> Result<Option<String>> {
@@ -778,7 +786,7 @@ impl Simplifier {
             if cancel.is_cancelled() {
                 return Err(SimplifyError::Cancelled);
             }
-            if crate::text::words(&sentence).len() < MIN_MODEL_WORDS {
+            if !for_model(&sentence) {
                 out.push(sentence);
                 continue;
             }
@@ -898,6 +906,40 @@ fn split_enumerator(text: &str) -> (String, String) {
         }
     }
     (head.to_string(), rest.to_string())
+}
+
+/// Whether the model rewrites this (expanded) text: one of `MIN_MODEL_WORDS` words or more,
+/// or a short whole sentence (or two) of prose that reads hard, such as "Keine
+/// Veranstaltungen eingetragen." Kept as they are:
+/// - labels without a final stop ("Nächster Monat", "Stand: Januar 2022"): navigation and
+///   dates;
+/// - a short numbered clause ("(1) Die Gemeinderäte sind ehrenamtlich tätig."): a rule of a
+///   statute, short already, where every word counts and the default model was seen to drop
+///   one ("sind tätig") or invent one ("ist entsprechend anzuwenden" -> "ist für Sie
+///   geeignet"); the glossary explains its terms;
+/// - a fragment that begins in lower case (the rest of a sentence cut by the page's markup).
+fn for_model(expanded: &str) -> bool {
+    let n = crate::text::words(expanded).len();
+    if n >= MIN_MODEL_WORDS {
+        return true;
+    }
+    let spans = crate::text::sentence_spans(expanded);
+    n >= MIN_SENTENCE_WORDS
+        && split_enumerator(expanded).0.is_empty()
+        && expanded.trim_start().chars().next().is_some_and(char::is_uppercase)
+        && !spans.is_empty()
+        && spans.iter().all(|s| s.terminated)
+        && readability::readability(expanded).flesch_amstad < HARD_SHORT_FLESCH
+}
+
+/// The units the model gets for an (expanded) text: none unless [`for_model`] takes it, else
+/// the text without its enumerator in whole sentences.
+fn model_units_of(expanded: &str) -> Vec<String> {
+    if for_model(expanded) {
+        units(&split_enumerator(expanded).1)
+    } else {
+        Vec::new()
+    }
 }
 
 /// Whole sentences grouped into units of at most `MAX_UNIT_WORDS` words.
@@ -1271,6 +1313,42 @@ mod tests {
         assert_eq!(out.summary.units_cached, 0);
         assert_eq!(out.summary.units_rewritten, 2);
         assert!(model.1.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    }
+
+    #[test]
+    fn a_short_hard_sentence_goes_to_the_model_but_a_label_does_not() {
+        assert!(for_model("Keine Veranstaltungen eingetragen."));
+        assert!(for_model("Vorstehende Satzung wird genehmigt."));
+        // labels and dates, numbered clauses, fragments, too short, or already easy: the
+        // deterministic pass only
+        assert!(!for_model("(2) Die Gebührenschuld entsteht mit der Bekanntgabe."));
+        assert!(!for_model("4.2 Abschnitt I ist entsprechend anzuwenden."));
+        assert!(!for_model("keine Erschließungsbeiträge nach den Vorschriften des Gesetzes."));
+        assert!(!for_model("Nächster Monat"));
+        assert!(!for_model("Stand: Januar 2022"));
+        assert!(!for_model("Veranstaltungskalender."));
+        assert!(!for_model("Die Verwaltung ist für Sie da."));
+        let out = simplify_paragraph_with(
+            "fake-short",
+            |u| u.replace("Keine Veranstaltungen eingetragen.", "Es gibt keine Veranstaltungen."),
+            "Keine Veranstaltungen eingetragen.",
+        );
+        let b = &out.blocks[0];
+        assert_eq!(b.status, BlockStatus::Simplified, "{b:?}");
+        assert_eq!(b.simplified.text(), "Es gibt keine Veranstaltungen.");
+        assert_eq!(out.summary.units, 1);
+        let page = Page {
+            url: "http://town.test/k/".into(),
+            title: "K".into(),
+            kind: lotse_core::DocKind::Html,
+            lang: Some("de".into()),
+            modified: None,
+            blocks: vec![
+                Block::Paragraph { text: "Keine Veranstaltungen eingetragen.".into() },
+                Block::Paragraph { text: "Nächster Monat".into() },
+            ],
+        };
+        assert_eq!(Simplifier::count_units(&page), 1, "the label is no unit");
     }
 
     #[test]
