@@ -106,7 +106,7 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
 });
 static PARAGRAPH: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)(?:§§?|\bparagra(?:f|ph)(?:en|s)?)[ \u{a0}]*(\d+)[ ]?([a-z])?\b(?:[ ,]*(?:abs\.?|absatz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:s\.|satz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:nr\.?|nummer)[ \u{a0}]*(\d+))?",
+        r"(?i)(?:§§?|\bparagra(?:f|ph)(?:en|s)?)[ \u{a0}]*(\d+)(?:[ ]?([a-z])(?:[^.\p{L}\d]|$))?(?:[ ,]*(?:abs\.?|absatz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:s\.|satz)[ \u{a0}]*(\d+))?(?:[ ,]*(?:nr\.?|nummer)[ \u{a0}]*(\d+))?",
     )
 });
 static DATE_NUMERIC: LazyLock<Regex> =
@@ -461,6 +461,9 @@ mod tests {
             .ok()
         );
         assert!(check("am 01.07.2025", "am 1. Juli 2025").ok());
+        // "i.V.m." is no letter of the reference: "§ 4 i.V.m. § 142" is § 4 and § 142
+        assert!(check("Gemäß § 4 i.V.m. § 142 GemO", "Nach Paragraf 4 in Verbindung mit Paragraf 142 GemO").ok());
+        assert!(!check("nach § 13b", "nach Paragraf 13").ok());
         assert!(check("innerhalb von zwei Wochen", "in 2 Wochen").ok());
         assert!(check("von 8 bis 12 Uhr", "von 8 Uhr bis 12 Uhr").ok());
         assert!(check("für ein Jahr", "für 1 Jahr").ok());

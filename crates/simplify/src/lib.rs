@@ -23,6 +23,7 @@
 
 pub mod content;
 pub mod facts;
+pub mod formula;
 pub mod input;
 pub mod polarity;
 pub mod prompt;
@@ -664,6 +665,20 @@ impl Simplifier {
                 },
             ));
         }
+        if let Some(text) = enacting_formula(&expanded) {
+            // a statute's enacting formula: rewritten by rule, model or not
+            return Ok((
+                0,
+                UnitOutcome {
+                    text,
+                    rewritten: 0,
+                    failed: 0,
+                    problem: None,
+                    retried: false,
+                    cached: 0,
+                },
+            ));
+        }
         if !model || !for_model(&expanded) {
             return Ok((
                 0,
@@ -919,6 +934,9 @@ fn split_enumerator(text: &str) -> (String, String) {
 ///   geeignet"); the glossary explains its terms;
 /// - a fragment that begins in lower case (the rest of a sentence cut by the page's markup).
 fn for_model(expanded: &str) -> bool {
+    if enacting_formula(expanded).is_some() {
+        return false;
+    }
     let n = crate::text::words(expanded).len();
     if n >= MIN_MODEL_WORDS {
         return true;
@@ -930,6 +948,12 @@ fn for_model(expanded: &str) -> bool {
         && !spans.is_empty()
         && spans.iter().all(|s| s.terminated)
         && readability::readability(expanded).flesch_amstad < HARD_SHORT_FLESCH
+}
+
+/// The (expanded) text as a statute's enacting formula rewritten by rule
+/// ([`formula::rewrite`]), when it is one and the rewrite keeps its facts.
+fn enacting_formula(expanded: &str) -> Option<String> {
+    formula::rewrite(expanded).filter(|t| facts::check(expanded, t).ok())
 }
 
 /// The units the model gets for an (expanded) text: none unless [`for_model`] takes it, else
