@@ -31,6 +31,36 @@ fn lines(text: &str) -> Vec<String> {
     text.lines().flat_map(sentences).collect()
 }
 
+/// A rewritten paragraph as HTML: one sentence a line (`<br>`), and a run of lines that
+/// begin with "- " (the grounds of an enacting formula, a model's enumeration) as a real
+/// list, which a screen reader announces as one.
+fn paragraph_html(text: &str) -> String {
+    // runs of list items (true) and of sentences (false), in order
+    let mut runs: Vec<(bool, Vec<String>)> = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (is_item, pieces) = match line.strip_prefix("- ") {
+            Some(item) => (true, vec![escape(item.trim())]),
+            None => (false, sentences(line).iter().map(|s| escape(s)).collect()),
+        };
+        match runs.last_mut() {
+            Some((kind, run)) if *kind == is_item => run.extend(pieces),
+            _ => runs.push((is_item, pieces)),
+        }
+    }
+    if runs.is_empty() {
+        return "<p></p>".into();
+    }
+    runs.into_iter()
+        .map(|(is_item, run)| {
+            if is_item {
+                format!("<ul><li>{}</li></ul>", run.join("</li><li>"))
+            } else {
+                format!("<p>{}</p>", run.join("<br>\n"))
+            }
+        })
+        .collect()
+}
+
 fn status_attr(status: BlockStatus) -> &'static str {
     match status {
         BlockStatus::Simplified => "simplified",
@@ -60,16 +90,11 @@ pub fn html(page: &SimplifiedPage) -> String {
                 inner.push_str(&format!("<h{l}>{}</h{l}>", escape(text)));
             }
             Block::Paragraph { text } => {
-                let body = if b.status == BlockStatus::NotSimplified {
-                    escape(text)
+                if b.status == BlockStatus::NotSimplified {
+                    inner.push_str(&format!("<p>{}</p>", escape(text)));
                 } else {
-                    lines(text)
-                        .iter()
-                        .map(|l| escape(l))
-                        .collect::<Vec<_>>()
-                        .join("<br>\n")
-                };
-                inner.push_str(&format!("<p>{body}</p>"));
+                    inner.push_str(&paragraph_html(text));
+                }
             }
             Block::List { ordered, items } => {
                 let tag = if *ordered { "ol" } else { "ul" };
@@ -124,4 +149,26 @@ pub fn text(page: &SimplifiedPage) -> String {
         });
     }
     parts.join("\n\n") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_beginning_with_a_dash_become_a_list() {
+        let html = paragraph_html(
+            "Der Gemeinderat hat diese Satzung beschlossen. Sie gilt ab Mai.\n\
+             Die Grundlagen dafür sind:\n- Paragraf 4 der <GemO>\n- Paragraf 2 des KAG\nMehr nicht.",
+        );
+        assert_eq!(
+            html,
+            "<p>Der Gemeinderat hat diese Satzung beschlossen.<br>\nSie gilt ab Mai.<br>\n\
+             Die Grundlagen dafür sind:</p><ul><li>Paragraf 4 der &lt;GemO&gt;</li>\
+             <li>Paragraf 2 des KAG</li></ul><p>Mehr nicht.</p>"
+        );
+        assert_eq!(paragraph_html("Nur ein Satz."), "<p>Nur ein Satz.</p>");
+        // a minus sign in a sentence is no list
+        assert_eq!(paragraph_html("Es gilt 3 - 2."), "<p>Es gilt 3 - 2.</p>");
+    }
 }
