@@ -14,6 +14,8 @@ const NON_FINAL: &[&str] = &[
     "zzgl", "zb", "bspw", "lt", "e", "g", "a", "m", "etc", "ff", "hr", "fr", "st", "tsd", "mio",
     "mrd", "jan", "feb", "mär", "apr", "jun", "jul", "aug", "sep", "sept", "okt", "nov", "dez",
     "mo", "di", "mi", "do", "sa", "so", "abschn", "bes",
+    // legal citations: "(GBl. S. 550)", "BGBl. I", "ber. S. 1092", "Buchst. a"
+    "gbl", "bgbl", "gvbl", "ber", "buchst",
 ];
 
 /// Split a text into sentences (trimmed, non-empty).
@@ -207,6 +209,11 @@ mod tests {
         );
         assert_eq!(sentences("Erste Zeile\nZweite Zeile").len(), 2);
         assert_eq!(sentences("Das war 2024. Danach kam mehr.").len(), 2);
+        // a citation of the law gazette is no sentence end
+        assert_eq!(
+            sentences("Das Gesetz vom 25. November 2014 (GBl. S. 550, ber. S. 1092) gilt. Mehr nicht.").len(),
+            2
+        );
     }
 
     #[test]
