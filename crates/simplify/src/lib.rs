@@ -328,6 +328,21 @@ struct UnitOutcome {
     cached: usize,
 }
 
+impl UnitOutcome {
+    /// A text that no model saw: the deterministic pass (or the original wording, with the
+    /// `problem` of the pass).
+    fn without_model(text: String, problem: Option<String>) -> UnitOutcome {
+        UnitOutcome {
+            text,
+            rewritten: 0,
+            failed: 0,
+            problem,
+            retried: false,
+            cached: 0,
+        }
+    }
+}
+
 /// What became of one unit.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case")]
@@ -653,44 +668,15 @@ impl Simplifier {
         let check = facts::check(original, &expanded);
         if !check.ok() {
             // a rule changed a fact (a bug to report): keep the original wording
-            return Ok((
-                0,
-                UnitOutcome {
-                    text: original.to_string(),
-                    rewritten: 0,
-                    failed: 0,
-                    problem: Some(format!("rules changed facts: {check:?}")),
-                    retried: false,
-                    cached: 0,
-                },
-            ));
+            let problem = format!("rules changed facts: {check:?}");
+            return Ok((0, UnitOutcome::without_model(original.to_string(), Some(problem))));
         }
         if let Some(text) = enacting_formula(&expanded) {
             // a statute's enacting formula: rewritten by rule, model or not
-            return Ok((
-                0,
-                UnitOutcome {
-                    text,
-                    rewritten: 0,
-                    failed: 0,
-                    problem: None,
-                    retried: false,
-                    cached: 0,
-                },
-            ));
+            return Ok((0, UnitOutcome::without_model(text, None)));
         }
         if !model || !for_model(&expanded) {
-            return Ok((
-                0,
-                UnitOutcome {
-                    text: expanded,
-                    rewritten: 0,
-                    failed: 0,
-                    problem: None,
-                    retried: false,
-                    cached: 0,
-                },
-            ));
+            return Ok((0, UnitOutcome::without_model(expanded, None)));
         }
         let (enumerator, body) = split_enumerator(&expanded);
         let pieces = units(&body);
