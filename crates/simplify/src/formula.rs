@@ -138,11 +138,12 @@ pub fn rewrite(text: &str) -> Option<String> {
 /// reference.
 fn grounds(text: &str) -> Option<Vec<String>> {
     let text = LEADING.replace(text.trim(), "");
-    let mut pieces: Vec<String> = Vec::new();
+    // each ground as a byte range of `text`; the next begins at its reference word, after
+    // the joining words
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
     for m in SEPARATOR.find_iter(&text) {
-        pieces.push(text[start..m.start()].to_string());
-        // the next ground begins at the reference word, without the joining words
+        ranges.push((start, m.start()));
         let joined = m.as_str();
         let at = ["Paragraf", "Artikel"]
             .iter()
@@ -151,33 +152,26 @@ fn grounds(text: &str) -> Option<Vec<String>> {
             .unwrap_or(joined.len());
         start = m.start() + at;
     }
-    pieces.push(text[start..].to_string());
+    ranges.push((start, text.len()));
     // a reference without its law ("Paragraf 34 Absatz 4, Paragraf 26 des Feuerwehrgesetzes")
-    // belongs with the next one: join them again as the original wrote them
-    let mut merged: Vec<String> = Vec::new();
-    let mut pending: Option<String> = None;
-    let mut rest = text.as_ref();
-    for piece in pieces {
-        let piece = piece.trim().to_string();
-        let (before, after) = rest.split_at(rest.find(piece.as_str())?);
-        let joint = before.to_string();
-        rest = &after[piece.len()..];
-        let current = match pending.take() {
-            Some(p) => format!("{p}{joint}{piece}"),
-            None => piece,
-        };
-        if names_a_law(&current) {
-            merged.push(current);
+    // stays with the next one, in the original's words
+    let mut merged: Vec<(usize, usize)> = Vec::new();
+    let mut open: Option<usize> = None;
+    for (from, to) in ranges {
+        let from = open.take().unwrap_or(from);
+        if names_a_law(&text[from..to]) {
+            merged.push((from, to));
         } else {
-            pending = Some(current);
+            open = Some(from);
         }
     }
-    if let Some(p) = pending {
+    if let Some(from) = open {
         match merged.last_mut() {
-            Some(last) => last.push_str(&format!(", {p}")),
-            None => merged.push(p),
+            Some(last) => last.1 = text.len(),
+            None => merged.push((from, text.len())),
         }
     }
+    let merged: Vec<&str> = merged.iter().map(|&(a, b)| text[a..b].trim()).collect();
     if !merged
         .iter()
         .any(|g| g.contains("Paragraf") || g.contains("Artikel"))
@@ -319,6 +313,18 @@ mod tests {
             "Die Grundlagen für diese Verordnung sind:\n\
              - Paragraf 13b des Tierschutzgesetzes\n\
              - Verordnung der Landesregierung über Zuständigkeiten vom 19.11.2013"
+        );
+    }
+
+    #[test]
+    fn a_last_reference_without_its_law_stays_with_the_one_before() {
+        let out =
+            rewrite("Aufgrund von Paragraf 4 der Gemeindeordnung und Paragraf 5 wird verordnet:");
+        assert_eq!(
+            out.as_deref(),
+            Some(
+                "Die Grundlage für diese Verordnung ist:\n- Paragraf 4 der Gemeindeordnung und Paragraf 5"
+            )
         );
     }
 
