@@ -15,7 +15,12 @@
 //! Only words move: every reference, date and name keeps its wording, so the rewrite keeps
 //! its facts by construction (and [`crate::facts::check`] confirms it). The default model
 //! was seen to fail on these sentences (too many references to keep) or to garble them
-//! ("Es ist am 12. April 2018."). A formula of another shape is left to the model.
+//! ("Es ist am 12. April 2018."). Known shapes: the grounds first ("Aufgrund von … hat der
+//! Gemeinderat / der Rat der Stadt … in seiner Sitzung am … folgende Satzung beschlossen"),
+//! the council first ("Der Gemeinderat hat am … aufgrund … folgende Satzung beschlossen"),
+//! the town enacting ("Die Gemeinde … erlässt aufgrund von Art. 23 … folgende Satzung", as
+//! in Bavaria) and a decree ("Aufgrund von … wird verordnet"). A formula of another shape is
+//! left to the model.
 
 use std::sync::LazyLock;
 
@@ -26,11 +31,17 @@ use crate::pattern as re;
 /// A date as statutes write it: "9. Juli 2015", "29.03.2007", "9.12.2023".
 const DATE: &str = r"\d{1,2}\.\s?(?:\d{1,2}\.\s?\d{4}|[A-ZÄÖÜ][a-zäöü]+\.?\s\d{4})";
 
-/// "Aufgrund von <grounds> hat <body> [am <date>] [in öffentlicher Sitzung] folgende <document>
-/// <verb>[, die … geändert wurde]:"
+/// The meeting: "in öffentlicher Sitzung", "in seiner öffentlichen Sitzung", "in seiner
+/// Sitzung".
+const SESSION: &str =
+    r"in (?:(?:seiner|ihrer|der) öffentlichen |öffentlicher |(?:seiner|ihrer|der) )?Sitzung";
+
+/// "Aufgrund von <grounds> hat <body> [in seiner Sitzung] [am <date>] [in öffentlicher
+/// Sitzung] [die] folgende <document> <verb>[, die … geändert wurde]:"; the body (who
+/// decided) has no digits, so a date the pattern does not know is never taken for a name.
 static GROUNDS_FIRST: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"^(?:Aufgrund|Auf Grund|Gemäß)\s+(?P<grounds>.+?)\s+(?:hat|haben)\s+(?P<sich>sich\s+)?(?P<body>(?:der|die)\s.+?)(?P<when>(?:\s+in (?:seiner )?öffentlichen Sitzung)?\s+am\s+{DATE}(?:\s+in (?:seiner )?öffentlichen Sitzung|\s+in öffentlicher Sitzung)?)?\s+folgende\s+(?P<document>.+?)\s+(?P<verb>beschlossen|erlassen|gegeben)(?P<amended>,\s*die\s+.+?\s+geändert\s+wurde)?\s*[:.]$"
+        r"^(?:Aufgrund|Auf Grund|Gemäß)\s+(?P<grounds>.+?)\s+(?:hat|haben)\s+(?P<sich>sich\s+)?(?P<body>(?:der|die)\s[^\d]+?)(?P<when>(?:\s+{SESSION})?\s+(?:am|vom)\s+{DATE}(?:\s+{SESSION})?)?\s+(?:die\s+)?(?:folgende|nachstehende)\s+(?P<document>.+?)\s+(?P<verb>beschlossen|erlassen|gegeben)(?P<amended>,\s*die\s+.+?\s+geändert\s+wurde)?\s*[:.]$"
     ))
 });
 
@@ -38,8 +49,16 @@ static GROUNDS_FIRST: LazyLock<Regex> = LazyLock::new(|| {
 /// geändert wurde]:"
 static BODY_FIRST: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"^(?P<body>(?:Der|Die)\s.+?)\s+hat\s+(?P<sich>sich\s+)?(?P<when>am\s+{DATE})\s+(?:aufgrund|auf Grund|gemäß)\s+(?P<grounds>.+?)\s+folgende\s+(?P<document>.+?)\s+(?P<verb>beschlossen|erlassen|gegeben)(?P<amended>,\s*die\s+.+?\s+geändert\s+wurde)?\s*[:.]$"
+        r"^(?P<body>(?:Der|Die)\s[^\d]+?)\s+hat\s+(?P<sich>sich\s+)?(?P<when>(?:{SESSION}\s+)?(?:am|vom)\s+{DATE})\s+(?:aufgrund|auf Grund|gemäß)\s+(?P<grounds>.+?)\s+(?:die\s+)?(?:folgende|nachstehende)\s+(?P<document>.+?)\s+(?P<verb>beschlossen|erlassen|gegeben)(?P<amended>,\s*die\s+.+?\s+geändert\s+wurde)?\s*[:.]$"
     ))
+});
+
+/// "Die Gemeinde … erlässt aufgrund von <grounds> folgende <document>:" (as Bavarian towns
+/// write it).
+static ENACTS: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(?P<body>(?:Der|Die|Das)\s[^\d]+?)\s+erlässt\s+(?:aufgrund|auf Grund|gemäß)\s+(?P<grounds>.+?)\s+(?:die\s+)?(?:folgende|nachstehende)\s+(?P<document>[^,]+?)\s*[:.]$",
+    )
 });
 
 /// "Aufgrund von <grounds> wird [mit Zustimmung des Gemeinderats] verordnet:"
@@ -53,7 +72,7 @@ static DECREED: LazyLock<Regex> = LazyLock::new(|| {
 /// mit" (which always joins two grounds).
 static SEPARATOR: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?:,\s*|\s+(?:und|sowie)\s+)(?:(?:der|den|des|dem)\s+)?(?:Paragrafen?|Artikel)\s|\s+in Verbindung mit\s+",
+        r"(?:,\s*|\s+(?:und|sowie)\s+)(?:(?:der|den|des|dem)\s+)?(?:Paragraf(?:en)?|Artikel)\s|\s+in Verbindung mit\s+",
     )
 });
 
@@ -91,7 +110,7 @@ pub fn rewrite(text: &str) -> Option<String> {
             None => (c["document"].to_string(), None),
         };
         let noun = document.split_whitespace().next()?;
-        let body = capitalise(c["body"].trim());
+        let body = capitalise(plain_body(&c["body"])?);
         let sich = if c.name("sich").is_some() {
             "sich "
         } else {
@@ -116,6 +135,12 @@ pub fn rewrite(text: &str) -> Option<String> {
                 .strip_suffix(" geändert wurde")?;
             lines.push(format!("Die {noun} wurde {how} geändert."));
         }
+        lines.extend(grounds(&c["grounds"])?);
+        return Some(lines.join("\n"));
+    }
+    if let Some(c) = ENACTS.captures(&text) {
+        let body = plain_body(&c["body"])?;
+        let mut lines = vec![format!("{body} erlässt diese {}.", &c["document"])];
         lines.extend(grounds(&c["grounds"])?);
         return Some(lines.join("\n"));
     }
@@ -204,6 +229,15 @@ fn names_a_law(ground: &str) -> bool {
         .split(|c: char| !c.is_alphabetic() && c != '-')
         .filter(|w| w.chars().count() >= 2)
         .any(|w| w.chars().next().is_some_and(char::is_uppercase) && !REFERENCE_WORDS.contains(&w))
+}
+
+/// Who decided, when it is a plain name ("der Rat der Stadt Musterstadt"): a preposition
+/// means the pattern took in a circumstance it does not know ("der Gemeinderat in der
+/// Klausurtagung"), and the formula is left to the model.
+fn plain_body(body: &str) -> Option<&str> {
+    const PREPOSITIONS: &[&str] = &["in", "am", "vom", "bei", "auf", "nach", "mit", "durch"];
+    let body = body.trim();
+    (!body.split_whitespace().any(|w| PREPOSITIONS.contains(&w))).then_some(body)
 }
 
 fn capitalise(s: &str) -> String {
@@ -313,6 +347,43 @@ mod tests {
             "Die Grundlagen für diese Verordnung sind:\n\
              - Paragraf 13b des Tierschutzgesetzes\n\
              - Verordnung der Landesregierung über Zuständigkeiten vom 19.11.2013"
+        );
+    }
+
+    #[test]
+    fn other_states_write_it_otherwise() {
+        // North Rhine-Westphalia: the council is "der Rat", the meeting named
+        let out = rewritten(
+            "Aufgrund der §§ 7 und 41 der Gemeindeordnung für das Land Nordrhein-Westfalen (GO NRW) \
+             hat der Rat der Stadt Musterstadt in seiner Sitzung am 12.12.2023 die folgende Satzung \
+             beschlossen:",
+        );
+        assert_eq!(
+            out,
+            "Der Rat der Stadt Musterstadt hat diese Satzung in seiner Sitzung am 12.12.2023 beschlossen.\n\
+             Die Grundlage dafür ist:\n\
+             - Paragrafen 7 und 41 der Gemeindeordnung für das Land Nordrhein-Westfalen (GO NRW)"
+        );
+        // Bavaria: the town enacts, in the present tense
+        let out = rewritten(
+            "Der Markt Musterhausen erlässt aufgrund von Art. 23 und Art. 24 Abs. 1 Nr. 1 der \
+             Gemeindeordnung für den Freistaat Bayern (GO) sowie § 5 des Gesetzes über Gebühren \
+             folgende Satzung über die Benutzung des Friedhofs:",
+        );
+        assert_eq!(
+            out,
+            "Der Markt Musterhausen erlässt diese Satzung über die Benutzung des Friedhofs.\n\
+             Die Grundlagen dafür sind:\n\
+             - Artikel 23 und Artikel 24 Absatz 1 Nummer 1 der Gemeindeordnung für den Freistaat Bayern (GO)\n\
+             - Paragraf 5 des Gesetzes über Gebühren"
+        );
+        // a meeting of a kind the pattern does not know is not taken for the council's name
+        assert_eq!(
+            rewrite(
+                "Aufgrund von Paragraf 4 der Gemeindeordnung hat der Gemeinderat in der \
+                 Klausurtagung vom 3. Mai 2020 folgende Satzung beschlossen:"
+            ),
+            None
         );
     }
 
