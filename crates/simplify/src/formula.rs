@@ -82,6 +82,8 @@ static LEADING: LazyLock<Regex> = LazyLock::new(|| re(r"^(?:(?:von|der|den|des|d
 /// Words of a reference itself; a ground needs another capitalised word (the law's name or
 /// abbreviation) to stand on its own line.
 const REFERENCE_WORDS: &[&str] = &[
+    "Verbindung",
+    "Fassung",
     "Paragraf",
     "Paragrafen",
     "Absatz",
@@ -334,10 +336,19 @@ mod tests {
             "Aufgrund von § 10 Abs. 1 in Verbindung mit § 1 des Polizeigesetzes (PolG) wird mit \
              Zustimmung des Gemeinderats verordnet:",
         );
-        assert!(
-            out.starts_with("Der Gemeinderat hat dieser Verordnung zugestimmt.\n"),
-            "{out}"
+        assert_eq!(
+            out,
+            "Der Gemeinderat hat dieser Verordnung zugestimmt.\n\
+             Die Grundlage für diese Verordnung ist:\n\
+             - Paragraf 10 Absatz 1 in Verbindung mit Paragraf 1 des Polizeigesetzes (PolG)"
         );
+        // references joined by "in Verbindung mit" stay with the law they all belong to
+        let out = rewrite(
+            "Aufgrund von Paragraf 17 Absatz 1 in Verbindung mit Paragraf 1 Absatz 1 und \
+             Paragraf 26 Absatz 1 des Polizeigesetzes wird verordnet:",
+        )
+        .unwrap();
+        assert!(out.ends_with(":\n- Paragraf 17 Absatz 1 in Verbindung mit Paragraf 1 Absatz 1 und Paragraf 26 Absatz 1 des Polizeigesetzes"), "{out}");
         let original = "Auf Grund von § 13b des Tierschutzgesetzes in Verbindung mit der \
              Verordnung der Landesregierung über Zuständigkeiten vom 19.11.2013 wird verordnet:";
         let out = rewrite(&rules::expand(original)).unwrap();
