@@ -214,6 +214,44 @@ pub const DEFAULT_GLOSSARY: &[(&str, &str)] = &[
     ("Ermäßigung", "Sie müssen weniger zahlen"),
     ("Erlaubnis", "das Amt sagt, dass Sie etwas dürfen"),
     ("Vollstreckung", "das Amt holt sich das Geld mit Zwang"),
+    // terms of the statutes on nearly every town's site (fees, roads, utilities)
+    (
+        "Gesamtschuldner",
+        "Mehrere Personen schulden zusammen. Die Gemeinde darf den ganzen Betrag von jeder dieser Personen verlangen",
+    ),
+    (
+        "Verwaltungsakt",
+        "eine Entscheidung des Amts in einem einzelnen Fall, zum Beispiel ein Bescheid",
+    ),
+    ("Inkrafttreten", "der Tag, ab dem eine Regel gilt"),
+    (
+        "Sondernutzung",
+        "Sie nutzen eine Straße oder einen Platz anders als üblich, zum Beispiel für einen Stand oder ein Gerüst",
+    ),
+    (
+        "Erschließungsbeitrag",
+        "Geld, das Eigentümer für den Bau von Straßen und Wegen zu ihrem Grundstück zahlen",
+    ),
+    (
+        "Benutzungsgebühr",
+        "Geld, das Sie zahlen, wenn Sie eine Einrichtung der Gemeinde nutzen",
+    ),
+    (
+        "Säumniszuschlag",
+        "Geld, das Sie zusätzlich zahlen, wenn Sie zu spät zahlen",
+    ),
+    ("Geldbuße", "Geld, das Sie als Strafe zahlen müssen"),
+    ("Stundung", "Sie dürfen später zahlen"),
+    (
+        "Anschlusszwang",
+        "Sie müssen Ihr Grundstück an die Leitungen der Gemeinde anschließen lassen",
+    ),
+    ("Benutzungszwang", "Sie müssen die Einrichtung der Gemeinde nutzen"),
+    ("Eigenbetrieb", "ein Betrieb der Gemeinde mit eigener Kasse"),
+    (
+        "Hebesatz",
+        "die Zahl, mit der die Gemeinde die Höhe der Steuer festlegt",
+    ),
 ];
 
 impl Glossary {
