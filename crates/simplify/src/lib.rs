@@ -671,8 +671,8 @@ impl Simplifier {
             let problem = format!("rules changed facts: {check:?}");
             return Ok((0, UnitOutcome::without_model(original.to_string(), Some(problem))));
         }
-        if let Some(text) = enacting_formula(&expanded) {
-            // a statute's enacting formula: rewritten by rule, model or not
+        if let Some(text) = statute_formula(&expanded) {
+            // a statute's formula: rewritten by rule, model or not
             return Ok((0, UnitOutcome::without_model(text, None)));
         }
         if !model || !for_model(&expanded) {
@@ -920,7 +920,7 @@ fn split_enumerator(text: &str) -> (String, String) {
 ///   geeignet"); the glossary explains its terms;
 /// - a fragment that begins in lower case (the rest of a sentence cut by the page's markup).
 fn for_model(expanded: &str) -> bool {
-    if enacting_formula(expanded).is_some() {
+    if statute_formula(expanded).is_some() {
         return false;
     }
     let n = crate::text::words(expanded).len();
@@ -936,10 +936,14 @@ fn for_model(expanded: &str) -> bool {
         && readability::readability(expanded).flesch_amstad < HARD_SHORT_FLESCH
 }
 
-/// The (expanded) text as a statute's enacting formula rewritten by rule
-/// ([`formula::rewrite`]), when it is one and the rewrite keeps its facts.
-fn enacting_formula(expanded: &str) -> Option<String> {
-    formula::rewrite(expanded).filter(|t| facts::check(expanded, t).ok())
+/// The (expanded) text as one of a statute's formulas rewritten by rule ([`formula::rewrite`]:
+/// the enacting formula, when it takes effect and what it repeals), its enumerator kept, when
+/// it is one and the rewrite keeps its facts.
+fn statute_formula(expanded: &str) -> Option<String> {
+    let (enumerator, body) = split_enumerator(expanded);
+    formula::rewrite(&body)
+        .map(|t| format!("{enumerator}{t}"))
+        .filter(|t| facts::check(expanded, t).ok())
 }
 
 /// The units the model gets for an (expanded) text: none unless [`for_model`] takes it, else

@@ -24,10 +24,12 @@ use regex::Regex;
 use crate::pattern as re;
 
 /// Negations: particles and pronouns, "ohne", verbs and adjectives of prohibition or
-/// renunciation, and adjectives in "-los"/"-frei" ("kostenlos" = "keine Kosten").
+/// renunciation, adjectives in "-los"/"-frei" ("kostenlos" = "keine Kosten"), and "außer
+/// Kraft" ("gilt nicht mehr": the default model turned "tritt die Geschäftsordnung vom 6. März
+/// 1986 außer Kraft" into "tritt am 6. März 1986 in Kraft").
 static NEGATION: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:nicht|nichts|kein(?:e|en|em|er|es)?|nie|niemals|nirgends|nirgendwo|niemand(?:en|em)?|weder|ohne|verbot\w*|verbiet\w*|untersag\w*|unzulässig\w*|unerlaubt\w*|unbefugt\w*|unberechtigt\w*|abgesehen|abzusehen|absehen|verzicht\w*|unterlass\w*|\p{L}{4,}(?:los|frei)(?:e|en|em|er|es)?)\b",
+        r"(?i)\b(?:außer\s+kraft|nicht|nichts|kein(?:e|en|em|er|es)?|nie|niemals|nirgends|nirgendwo|niemand(?:en|em)?|weder|ohne|verbot\w*|verbiet\w*|untersag\w*|unzulässig\w*|unerlaubt\w*|unbefugt\w*|unberechtigt\w*|abgesehen|abzusehen|absehen|verzicht\w*|unterlass\w*|\p{L}{4,}(?:los|frei)(?:e|en|em|er|es)?)\b",
     )
 });
 
@@ -170,6 +172,18 @@ mod tests {
         let o =
             "b) die Benutzung der öffentlichen Abwasseranlagen sowie die Änderung der Benutzung.";
         assert!(problem(o, "b) Die Benutzung der Abwasseranlagen ist verboten.").is_some());
+    }
+
+    #[test]
+    fn a_repeal_must_stay_a_repeal() {
+        // rewrites of this kind were shown before (RULES_VERSION 11)
+        let o = "Mit In-Kraft-Treten dieser Geschäftsordnung tritt die Geschäftsordnung vom 6. März 1986 außer Kraft.";
+        assert!(problem(o, "Die Geschäftsordnung tritt am 6. März 1986 in Kraft.").is_some());
+        let o = "Gleichzeitig tritt die Satzung über die Erhebung der Hundesteuer vom 17. Dezember 2009 außer Kraft.";
+        assert!(problem(o, "Die Erhebung der Hundesteuer tritt am 17. Dezember 2009 ein.").is_some());
+        // a plain form of the repeal passes
+        assert_eq!(problem(o, "Die Satzung über die Hundesteuer vom 17. Dezember 2009 gilt dann nicht mehr."), None);
+        assert_eq!(negations("Die Anlage ist außer Betrieb."), 0);
     }
 
     #[test]
