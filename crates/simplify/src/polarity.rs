@@ -1,8 +1,9 @@
 //! Words that carry a rule's meaning without being a fact: negations ("nicht", "kein",
 //! "verboten", "ohne", "gebührenfrei"), limits ("nur", "mindestens", "höchstens",
 //! "spätestens", "frühestens") and conditions ("wenn", "falls", "soweit", "sobald", "auf
-//! Antrag", "auf Verlangen", "es sei denn"), and that something is paid ("auf eigene
-//! Kosten", "Gebührenschuldner"). A small model drops or adds them while it shortens
+//! Antrag", "auf Verlangen", "es sei denn"), that something is paid ("auf eigene
+//! Kosten", "Gebührenschuldner"), and that a rule takes effect or is repealed ("in Kraft",
+//! "außer Kraft"). A small model drops or adds them while it shortens
 //! a sentence, and then a prohibition reads as a permission ("Bei Gewitter ist der Aufenthalt
 //! im Becken untersagt." -> "Wenn es regnet, bleiben Sie im Becken.") or a duty with a
 //! condition as one without ("ist auf Verlangen vorzulegen" -> "muss vorgelegt werden"). The
@@ -58,6 +59,13 @@ static LIMITS: LazyLock<Vec<Limit>> = LazyLock::new(|| {
         // "Zahlen Sie bis zum 1. Juli" says the same as "spätestens am 1. Juli"
         ("spätestens", "spätestens", "spätestens|bis"),
         ("frühestens", "frühestens", "frühestens|erst"),
+        // not a limit but kept the same way: that a rule takes effect ("tritt ... in Kraft"
+        // became "Diese Satzung tritt am 1. Januar 2002." and "Die Änderungssätze tragen ...")
+        (
+            "in Kraft",
+            r"in[\s-]+kraft|inkrafttret\w*",
+            r"in[\s-]+kraft|inkrafttret\w*|gilt|gelten|gültig",
+        ),
     ]
     .into_iter()
     .map(|(name, trigger, kept)| Limit {
@@ -184,6 +192,10 @@ mod tests {
         // a plain form of the repeal passes
         assert_eq!(problem(o, "Die Satzung über die Hundesteuer vom 17. Dezember 2009 gilt dann nicht mehr."), None);
         assert_eq!(negations("Die Anlage ist außer Betrieb."), 0);
+        // that a rule takes effect must not vanish either
+        let o = "Diese Satzung tritt am 01. Januar 2002, die Änderungssatzungen am 01. Januar 2013 in Kraft.";
+        assert!(problem(o, "Diese Satzung tritt am 1. Januar 2002. Die Änderungssätze tragen am 1. Januar 2013.").is_some());
+        assert_eq!(problem(o, "Diese Satzung gilt ab dem 1. Januar 2002. Die Änderungen gelten ab dem 1. Januar 2013."), None);
     }
 
     #[test]
