@@ -24,6 +24,12 @@
 //! nicht mehr." The default model had turned such repeals into their opposite ("tritt die
 //! Geschäftsordnung vom 6. März 1986 außer Kraft" -> "tritt am 6. März 1986 in Kraft").
 //!
+//! And for the notice on errors in the making of a statute ("Eine etwaige Verletzung von
+//! Verfahrens- oder Formvorschriften … wird nach § 4 Abs. 4 GemO unbeachtlich, wenn …"), in
+//! Baden-Württemberg below every Satzung: who may report what, how and until when, in short
+//! sentences. The model had turned it into "Wenn Sie Verfahrens- oder Formvorschriften
+//! verletzen, wird das nicht beachtet".
+//!
 //! Known shapes of the enacting formula: the grounds first ("Aufgrund von … hat der
 //! Gemeinderat / der Rat der Stadt … in seiner Sitzung am … folgende Satzung beschlossen"),
 //! the council first ("Der Gemeinderat hat am … aufgrund … folgende Satzung beschlossen"),
@@ -108,7 +114,9 @@ const REFERENCE_WORDS: &[&str] = &[
 /// enacting formula of a known shape.
 pub fn rewrite(text: &str) -> Option<String> {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    enacting(&text).or_else(|| commencement(&text))
+    enacting(&text)
+        .or_else(|| commencement(&text))
+        .or_else(|| remedy_notice(&text))
 }
 
 /// The enacting formula (see the module's documentation).
@@ -240,6 +248,46 @@ fn commencement(text: &str) -> Option<String> {
         }
     }
     Some(out.join("\n"))
+}
+
+/// The notice on errors in the making of a statute (Baden-Württemberg, § 4 Abs. 4 GemO):
+/// "Eine etwaige Verletzung von Verfahrens- oder Formvorschriften … beim Zustandekommen
+/// dieser Satzung wird nach § 4 Abs. 4 GemO unbeachtlich, wenn sie nicht schriftlich
+/// innerhalb eines Jahres seit der Bekanntmachung dieser Satzung gegenüber der Gemeinde
+/// geltend gemacht worden ist; der Sachverhalt, der die Verletzung begründen soll, ist zu
+/// bezeichnen. Dies gilt nicht, wenn die Vorschriften über … verletzt worden sind."
+static REMEDY_NOTICE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^Eine etwaige Verletzung von .+? beim Zustandekommen (?:dieser|der) Satzung wird (?:nach|gemäß) (?P<reference>Paragraf [^,]+?) unbeachtlich, wenn sie nicht (?P<how1>(?:schriftlich(?: oder elektronisch)? )?)innerhalb eines Jahres seit der Bekanntmachung dieser Satzung gegenüber der Gemeinde (?P<how2>(?:schriftlich(?: oder elektronisch)? )?)geltend gemacht worden ist[.;,] (?P<facts>[Dd]er Sachverhalt,? der die Verletzung begründen soll, ist zu bezeichnen\. )?Dies gilt nicht, wenn (?P<except>die Vorschriften über [^.]+?) verletzt worden sind\.$",
+    )
+});
+
+/// The notice on errors in the making of a statute in plain words: who may report what, how
+/// and until when, and what counts anyway. The default model had turned it into its
+/// opposite ("Wenn Sie Verfahrens- oder Formvorschriften verletzen, wird das nicht
+/// beachtet").
+fn remedy_notice(text: &str) -> Option<String> {
+    let c = REMEDY_NOTICE.captures(text)?;
+    let how = format!("{}{}", &c["how1"], &c["how2"]);
+    let mut lines = vec![
+        "Vielleicht hat die Gemeinde beim Beschluss dieser Satzung Regeln zum Verfahren oder \
+         zur Form verletzt."
+            .to_string(),
+        "Sie können so einen Fehler bei der Gemeinde melden.".to_string(),
+        format!(
+            "Das muss {how}innerhalb eines Jahres seit der Bekanntmachung dieser Satzung geschehen."
+        ),
+    ];
+    if c.name("facts").is_some() {
+        lines.push("Schreiben Sie dazu, was genau falsch war.".into());
+    }
+    lines.push("Meldet niemand den Fehler rechtzeitig, zählt er nicht mehr.".into());
+    lines.push(format!("Das regelt {}.", &c["reference"]));
+    lines.push(format!(
+        "Das gilt nicht, wenn {} verletzt wurden. Solche Fehler zählen immer.",
+        &c["except"]
+    ));
+    Some(lines.join("\n"))
 }
 
 /// "Die Grundlagen dafür sind:" and one line per ground; `None` when the grounds name no
@@ -529,6 +577,41 @@ mod tests {
         let c = facts::check(original, &out);
         assert!(c.ok(), "{out}\n{c:?}");
         out
+    }
+
+    #[test]
+    fn the_notice_on_errors_in_the_making_of_a_statute() {
+        let out = rewritten_by_rule(
+            "Eine etwaige Verletzung von Verfahrens- oder Formvorschriften der Gemeindeordnung für \
+             Baden-Württemberg (GemO) oder aufgrund der GemO beim Zustandekommen dieser Satzung \
+             wird nach § 4 Abs. 4 GemO unbeachtlich, wenn sie nicht schriftlich oder elektronisch \
+             innerhalb eines Jahres seit der Bekanntmachung dieser Satzung gegenüber der Gemeinde \
+             geltend gemacht worden ist; der Sachverhalt, der die Verletzung begründen soll, ist zu \
+             bezeichnen. Dies gilt nicht, wenn die Vorschriften über die Öffentlichkeit der \
+             Sitzung, die Genehmigung oder die Bekanntmachung der Satzung verletzt worden sind.",
+        );
+        assert_eq!(
+            out,
+            "Vielleicht hat die Gemeinde beim Beschluss dieser Satzung Regeln zum Verfahren oder zur Form verletzt.\n\
+             Sie können so einen Fehler bei der Gemeinde melden.\n\
+             Das muss schriftlich oder elektronisch innerhalb eines Jahres seit der Bekanntmachung dieser Satzung geschehen.\n\
+             Schreiben Sie dazu, was genau falsch war.\n\
+             Meldet niemand den Fehler rechtzeitig, zählt er nicht mehr.\n\
+             Das regelt Paragraf 4 Absatz 4 GemO.\n\
+             Das gilt nicht, wenn die Vorschriften über die Öffentlichkeit der Sitzung, die Genehmigung oder die Bekanntmachung der Satzung verletzt wurden. Solche Fehler zählen immer."
+        );
+        // the way of reporting after the authority, and no sentence on the facts
+        let out = rewritten_by_rule(
+            "Eine etwaige Verletzung von Verfahrensvorschriften beim Zustandekommen der Satzung wird \
+             nach § 4 Abs. 4 GemO unbeachtlich, wenn sie nicht innerhalb eines Jahres seit der \
+             Bekanntmachung dieser Satzung gegenüber der Gemeinde schriftlich geltend gemacht worden \
+             ist. Dies gilt nicht, wenn die Vorschriften über die Genehmigung verletzt worden sind.",
+        );
+        assert!(
+            out.contains("\nDas muss schriftlich innerhalb eines Jahres"),
+            "{out}"
+        );
+        assert!(!out.contains("Schreiben Sie dazu"), "{out}");
     }
 
     #[test]
