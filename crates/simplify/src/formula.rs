@@ -30,6 +30,12 @@
 //! sentences. The model had turned it into "Wenn Sie Verfahrens- oder Formvorschriften
 //! verletzen, wird das nicht beachtet".
 //!
+//! And for the two sentences on offences and fines ("Ordnungswidrig im Sinne von § 142 Abs. 1
+//! GemO handelt, wer vorsätzlich oder fahrlässig …" -> "Eine Ordnungswidrigkeit nach … begeht,
+//! wer mit Absicht oder aus Unachtsamkeit …"; "… kann mit einer Geldbuße bis zu 1.000 Euro
+//! geahndet werden" -> "Wer diese Ordnungswidrigkeit begeht, muss mit einer Geldbuße bis zu
+//! 1.000 Euro rechnen.").
+//!
 //! Known shapes of the enacting formula: the grounds first ("Aufgrund von … hat der
 //! Gemeinderat / der Rat der Stadt … in seiner Sitzung am … folgende Satzung beschlossen"),
 //! the council first ("Der Gemeinderat hat am … aufgrund … folgende Satzung beschlossen"),
@@ -117,6 +123,7 @@ pub fn rewrite(text: &str) -> Option<String> {
     enacting(&text)
         .or_else(|| commencement(&text))
         .or_else(|| remedy_notice(&text))
+        .or_else(|| offence(&text))
 }
 
 /// The enacting formula (see the module's documentation).
@@ -288,6 +295,57 @@ fn remedy_notice(text: &str) -> Option<String> {
         &c["except"]
     ));
     Some(lines.join("\n"))
+}
+
+/// Who commits an offence: "Ordnungswidrig im Sinne von § 142 Abs. 1 GemO handelt, wer
+/// vorsätzlich oder fahrlässig …" (often cut before a list of what is forbidden).
+static OFFENCE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^Ordnungswidrig (?:handelt )?(?:im Sinne (?:von|des|der) |im Sinn (?:von|des|der) |gemäß |nach )(?P<reference>Paragraf [^,]+?)(?: handelt)?, wer(?P<rest> .*)?$",
+    )
+});
+
+/// What an offence costs: "Die Ordnungswidrigkeit kann [nach § …] mit einer Geldbuße [bis zu
+/// 1.000 Euro] geahndet werden."
+static FINE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"^(?P<subject>Die Ordnungswidrigkeit|Diese Ordnungswidrigkeiten|Ordnungswidrigkeiten) (?:kann|können) (?:(?:nach|gemäß) (?P<reference>Paragraf [^,]+?) )?mit einer Geldbuße(?P<amount> bis (?:zu )?[\d.]+ Euro)? geahndet werden\.$",
+    )
+});
+
+/// The two sentences on offences and fines in plain words: "im Sinne von" as "nach",
+/// "vorsätzlich oder fahrlässig" as "mit Absicht oder aus Unachtsamkeit", the fine as what
+/// the offender must expect. The model had written "Sie können sie mit einer Geldbuße
+/// geahndet werden."
+fn offence(text: &str) -> Option<String> {
+    if let Some(c) = OFFENCE.captures(text) {
+        let rest = c.name("rest").map_or("", |m| m.as_str());
+        let rest = rest
+            .replace(
+                "vorsätzlich oder fahrlässig",
+                "mit Absicht oder aus Unachtsamkeit",
+            )
+            .replace(
+                "vorsätzlich oder leichtfertig",
+                "mit Absicht oder grob unachtsam",
+            );
+        return Some(format!(
+            "Eine Ordnungswidrigkeit nach {} begeht, wer{rest}",
+            &c["reference"]
+        ));
+    }
+    let c = FINE.captures(text)?;
+    let who = match &c["subject"] {
+        "Die Ordnungswidrigkeit" => "diese Ordnungswidrigkeit",
+        "Diese Ordnungswidrigkeiten" => "eine dieser Ordnungswidrigkeiten",
+        _ => "eine Ordnungswidrigkeit",
+    };
+    let amount = c.name("amount").map_or("", |m| m.as_str());
+    let mut out = format!("Wer {who} begeht, muss mit einer Geldbuße{amount} rechnen.");
+    if let Some(r) = c.name("reference") {
+        out.push_str(&format!("\nSo steht es in {}.", r.as_str()));
+    }
+    Some(out)
 }
 
 /// "Die Grundlagen dafür sind:" and one line per ground; `None` when the grounds name no
@@ -612,6 +670,50 @@ mod tests {
             "{out}"
         );
         assert!(!out.contains("Schreiben Sie dazu"), "{out}");
+    }
+
+    #[test]
+    fn offences_and_fines() {
+        assert_eq!(
+            rewritten_by_rule(
+                "Ordnungswidrig im Sinne von § 142 Abs. 1 GemO handelt, wer vorsätzlich oder fahrlässig"
+            ),
+            "Eine Ordnungswidrigkeit nach Paragraf 142 Absatz 1 GemO begeht, wer mit Absicht oder aus Unachtsamkeit"
+        );
+        assert_eq!(
+            rewritten_by_rule(
+                "Ordnungswidrig i.S. von § 8 Abs. 2 KAG handelt, wer vorsätzlich oder leichtfertig \
+                 einer Pflicht nach §§ 10 oder 11 zuwiderhandelt."
+            ),
+            "Eine Ordnungswidrigkeit nach Paragraf 8 Absatz 2 KAG begeht, wer mit Absicht oder grob \
+             unachtsam einer Pflicht nach Paragrafen 10 oder 11 zuwiderhandelt."
+        );
+        assert_eq!(
+            rewritten_by_rule("Ordnungswidrig handelt gem. § 142 Abs. 1 Gemeindeordnung, wer"),
+            "Eine Ordnungswidrigkeit nach Paragraf 142 Absatz 1 Gemeindeordnung begeht, wer"
+        );
+        assert_eq!(
+            rewritten_by_rule(
+                "Die Ordnungswidrigkeit kann mit einer Geldbuße bis zu 10.000 Euro geahndet werden."
+            ),
+            "Wer diese Ordnungswidrigkeit begeht, muss mit einer Geldbuße bis zu 10.000 Euro rechnen."
+        );
+        assert_eq!(
+            rewritten_by_rule(
+                "Ordnungswidrigkeiten können nach § 26 Abs. 2 PolG und § 17 Abs. 2 OWiG mit einer \
+                 Geldbuße geahndet werden."
+            ),
+            "Wer eine Ordnungswidrigkeit begeht, muss mit einer Geldbuße rechnen.\n\
+             So steht es in Paragraf 26 Absatz 2 PolG und Paragraf 17 Absatz 2 OWiG."
+        );
+        // a fine with a minimum and a lower maximum for negligence: left to the model
+        assert_eq!(
+            rewrite(
+                "Ordnungswidrigkeiten können mit einer Geldbuße von mindestens 5 Euro und \
+                 höchstens 500 Euro geahndet werden."
+            ),
+            None
+        );
     }
 
     #[test]

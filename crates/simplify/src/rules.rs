@@ -17,6 +17,9 @@ use crate::pattern as re;
 const ABBREVIATIONS: &[(&str, &str)] = &[
     (r"i\.\s?d\.\s?R\.", "in der Regel"),
     (r"i\.\s?V\.\s?m\.", "in Verbindung mit"),
+    (r"i\.\s?S\.\s?v\.", "im Sinne von"),
+    (r"i\.\s?S\.\s?d\.", "im Sinne des"),
+    (r"i\.\s?S\.", "im Sinne"),
     (r"z\.\s?B\.", "zum Beispiel"),
     (r"Z\.\s?B\.", "Zum Beispiel"),
     (r"u\.\s?a\.", "unter anderem"),
@@ -357,6 +360,10 @@ mod tests {
             "Ermäßigung 50 Prozent nach Paragrafen 4"
         );
         assert_eq!(expand("Kosten: 12,50 €"), "Kosten: 12,50 Euro");
+        assert_eq!(
+            expand("Ordnungswidrig i.S. von § 8 KAG handelt, wer i. S. v. § 2 baut."),
+            "Ordnungswidrig im Sinne von Paragraf 8 KAG handelt, wer im Sinne von Paragraf 2 baut."
+        );
         assert_eq!(
             expand("Hunde, Katzen usw. Alle Tiere."),
             "Hunde, Katzen und so weiter. Alle Tiere."
