@@ -301,7 +301,7 @@ fn remedy_notice(text: &str) -> Option<String> {
 /// vorsätzlich oder fahrlässig …" (often cut before a list of what is forbidden).
 static OFFENCE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^Ordnungswidrig (?:handelt )?(?:im Sinne (?:von|des|der) |im Sinn (?:von|des|der) |gemäß |nach )(?P<reference>Paragraf [^,]+?)(?: handelt)?, wer(?P<rest> .*)?$",
+        r"^Ordnungswidrig (?:handelt )?(?:im Sinne? (?:(?:von|des|der) )?|gemäß |nach )(?P<reference>Paragraf [^,]+?)(?: handelt)?, wer(?P<rest> .*)?$",
     )
 });
 
@@ -687,6 +687,12 @@ mod tests {
             ),
             "Eine Ordnungswidrigkeit nach Paragraf 8 Absatz 2 KAG begeht, wer mit Absicht oder grob \
              unachtsam einer Pflicht nach Paragrafen 10 oder 11 zuwiderhandelt."
+        );
+        assert_eq!(
+            rewritten_by_rule(
+                "Ordnungswidrig im Sinne § 15 Abs. 1 LadÖG handelt, wer den Vorschriften zuwiderhandelt."
+            ),
+            "Eine Ordnungswidrigkeit nach Paragraf 15 Absatz 1 LadÖG begeht, wer den Vorschriften zuwiderhandelt."
         );
         assert_eq!(
             rewritten_by_rule("Ordnungswidrig handelt gem. § 142 Abs. 1 Gemeindeordnung, wer"),
