@@ -115,9 +115,10 @@ const REFERENCE_WORDS: &[&str] = &[
     "Buchstabe",
 ];
 
-/// The enacting formula `text` (after the deterministic pass: "Paragraf", "Absatz" written
-/// out) rewritten as short sentences and a list of its grounds; `None` when `text` is no
-/// enacting formula of a known shape.
+/// One of a statute's formulas in `text` (after the deterministic pass: "Paragraf", "Absatz"
+/// written out; without an enumerator) in plain sentences: the enacting formula, when it
+/// takes effect and what it repeals, the notice on errors in its making, offences and fines.
+/// `None` when `text` is none of them in a known shape.
 pub fn rewrite(text: &str) -> Option<String> {
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     enacting(&text)
