@@ -196,7 +196,7 @@ fn enacting(text: &str) -> Option<String> {
 /// Bekanntmachung."
 static IN_FORCE: LazyLock<Regex> = LazyLock::new(|| {
     re(&format!(
-        r"^(?P<subject>(?:Diese|Die|Der|Das)\s[^,;:]+?)\s+(?P<verb>tritt|treten)\s+(?:am\s+(?P<day>Tage?\s+nach\s+[^,;:\d]+?)|am\s+(?P<date>{DATE})|mit\s+Wirkung\s+vom\s+(?P<from>{DATE}))\s+in\s+Kraft\.$"
+        r"^(?P<subject>(?:Diese|Die|Der|Das)\s[^,;:]+?)\s+(?P<verb>tritt|treten)\s+(?:(?:am|mit\s+dem)\s+(?P<day>Tage?\s+(?:nach\s+)?(?:ihrer|seiner|der)\s[^,;:\d]+?)|am\s+(?P<date>{DATE})|mit\s+Wirkung\s+vom\s+(?P<from>{DATE}))\s+in\s+Kraft\.$"
     ))
 });
 
@@ -310,7 +310,7 @@ static OFFENCE: LazyLock<Regex> = LazyLock::new(|| {
 /// 1.000 Euro] geahndet werden."
 static FINE: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"^(?P<subject>Die Ordnungswidrigkeit|Diese Ordnungswidrigkeiten|Ordnungswidrigkeiten) (?:kann|können) (?:(?:nach|gemäß) (?P<reference>Paragraf [^,]+?) )?mit einer Geldbuße(?P<amount> bis (?:zu )?[\d.]+ Euro)? geahndet werden\.$",
+        r"^(?P<subject>Die Ordnungswidrigkeit|Diese Ordnungswidrigkeiten|Ordnungswidrigkeiten) (?:kann|können) (?:(?:nach|gemäß) (?P<reference>Paragraf [^,]+?) )?mit einer Geldbuße(?P<amount> (?:von )?bis (?:zu )?[\d.]+ Euro)? geahndet werden\.$",
     )
 });
 
@@ -620,6 +620,10 @@ mod tests {
             ),
             "Sobald diese Geschäftsordnung gilt, gilt die Geschäftsordnung vom 6. März 1986 nicht mehr."
         );
+        assert_eq!(
+            rewritten_by_rule("Die Satzung tritt mit dem Tage ihrer Bekanntmachung in Kraft."),
+            "Die Satzung gilt ab dem Tag ihrer Bekanntmachung."
+        );
         // a paragraph that says more, or two dates in one sentence: left to the model
         for t in [
             "Diese Satzung tritt am 1. Januar 2024, die Änderungssatzung am 1. Januar 2025 in Kraft.",
@@ -712,6 +716,12 @@ mod tests {
             ),
             "Wer eine Ordnungswidrigkeit begeht, muss mit einer Geldbuße rechnen.\n\
              So steht es in Paragraf 26 Absatz 2 PolG und Paragraf 17 Absatz 2 OWiG."
+        );
+        assert_eq!(
+            rewritten_by_rule(
+                "Die Ordnungswidrigkeit kann mit einer Geldbuße von bis zu 5.000 € geahndet werden."
+            ),
+            "Wer diese Ordnungswidrigkeit begeht, muss mit einer Geldbuße von bis zu 5.000 Euro rechnen."
         );
         // a fine with a minimum and a lower maximum for negligence: left to the model
         assert_eq!(
