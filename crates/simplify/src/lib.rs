@@ -675,7 +675,8 @@ impl Simplifier {
             // a statute's formula: rewritten by rule, model or not
             return Ok((0, UnitOutcome::without_model(text, None)));
         }
-        if !model || !for_model(&expanded) {
+        // no formula (just tried): length and difficulty decide
+        if !model || !long_or_hard(&expanded) {
             return Ok((0, UnitOutcome::without_model(expanded, None)));
         }
         let (enumerator, body) = split_enumerator(&expanded);
@@ -918,11 +919,14 @@ fn split_enumerator(text: &str) -> (String, String) {
 ///   statute, short already, where every word counts and the default model was seen to drop
 ///   one ("sind tätig") or invent one ("ist entsprechend anzuwenden" -> "ist für Sie
 ///   geeignet"); the glossary explains its terms;
-/// - a fragment that begins in lower case (the rest of a sentence cut by the page's markup).
+/// - a fragment that begins in lower case (the rest of a sentence cut by the page's markup);
+/// - a statute's formula, which the rules rewrite ([`statute_formula`]).
 fn for_model(expanded: &str) -> bool {
-    if statute_formula(expanded).is_some() {
-        return false;
-    }
+    statute_formula(expanded).is_none() && long_or_hard(expanded)
+}
+
+/// The length and difficulty part of [`for_model`], for a text known to be no formula.
+fn long_or_hard(expanded: &str) -> bool {
     let n = crate::text::words(expanded).len();
     if n >= MIN_MODEL_WORDS {
         return true;
@@ -1071,14 +1075,7 @@ mod tests {
             Arc::new(FakeRewriter(info, rewrite)),
             Glossary::new(vec![]).unwrap(),
         );
-        let page = Page {
-            url: "http://town.test/a/".into(),
-            title: "A".into(),
-            kind: lotse_core::DocKind::Html,
-            lang: Some("de".into()),
-            modified: None,
-            blocks: vec![Block::Paragraph { text: text.into() }],
-        };
+        let page = page_of("http://town.test/a/", &[text]);
         s.simplify(&page, "h", &CancelToken::new(), &NoProgress)
             .unwrap()
     }
@@ -1165,21 +1162,29 @@ mod tests {
         ))
     }
 
-    fn two_paragraphs(second: &str) -> Page {
+    /// A German HTML page of paragraphs at `url`.
+    fn page_of(url: &str, paragraphs: &[&str]) -> Page {
         Page {
-            url: "http://town.test/b/".into(),
-            title: "B".into(),
+            url: url.into(),
+            title: "A".into(),
             kind: lotse_core::DocKind::Html,
             lang: Some("de".into()),
             modified: None,
-            blocks: vec![
-                Block::Paragraph {
-                    text: "Die Satzung gilt für jeden Hund im Ort, die Steuer beträgt 120 Euro im Jahr."
-                        .into(),
-                },
-                Block::Paragraph { text: second.into() },
-            ],
+            blocks: paragraphs
+                .iter()
+                .map(|t| Block::Paragraph { text: (*t).into() })
+                .collect(),
         }
+    }
+
+    fn two_paragraphs(second: &str) -> Page {
+        page_of(
+            "http://town.test/b/",
+            &[
+                "Die Satzung gilt für jeden Hund im Ort, die Steuer beträgt 120 Euro im Jahr.",
+                second,
+            ],
+        )
     }
 
     #[test]
@@ -1351,17 +1356,10 @@ mod tests {
         assert_eq!(b.status, BlockStatus::Simplified, "{b:?}");
         assert_eq!(b.simplified.text(), "Es gibt keine Veranstaltungen.");
         assert_eq!(out.summary.units, 1);
-        let page = Page {
-            url: "http://town.test/k/".into(),
-            title: "K".into(),
-            kind: lotse_core::DocKind::Html,
-            lang: Some("de".into()),
-            modified: None,
-            blocks: vec![
-                Block::Paragraph { text: "Keine Veranstaltungen eingetragen.".into() },
-                Block::Paragraph { text: "Nächster Monat".into() },
-            ],
-        };
+        let page = page_of(
+            "http://town.test/k/",
+            &["Keine Veranstaltungen eingetragen.", "Nächster Monat"],
+        );
         assert_eq!(Simplifier::count_units(&page), 1, "the label is no unit");
     }
 
