@@ -120,7 +120,7 @@ static DATE_NAMED: LazyLock<Regex> = LazyLock::new(|| {
 static TIME: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\b(\d{1,2})(?:[:.](\d{2}))?[ \u{a0}]?uhr\b|\b(\d{1,2}):(\d{2})\b"));
 static PERCENT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b(\d+(?:,\d+)?)[ \u{a0}]?(?:%|prozent\b)"));
+    LazyLock::new(|| re(r"(?i)\b(\d+(?:,\d+)?)[ \u{a0}]?(?:%|prozent\b|v\.[ \u{a0}]?h\.)"));
 static AMOUNT_AFTER: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r"(?i)\b(\d{1,3}(?:\.\d{3})+|\d+)(?:,(\d{1,2}|-{1,2}|–))?[ \u{a0}]?(€|eur\b|euro\b|cent\b|ct\b)",

@@ -84,12 +84,19 @@ static CONDITION: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 
+/// A sentence that opens with a circumstance: "Bei Gewitter ist ... untersagt", "Bei
+/// Beschäftigung von Arbeitnehmern ist § 12 zu beachten", "Im Falle einer Erkrankung ...".
+/// The default model dropped such openings and left a rule without its condition.
+static CONDITION_OPENING: LazyLock<Regex> = LazyLock::new(|| {
+    re(r"(?:^|[.!?:]\s+|^\(\w{1,3}\)\s+|^\w{1,3}\)\s+)(?:Bei|Im\s+Fall(?:e)?)\b")
+});
+
 /// What a rewrite may use for a condition: the same words, and plain forms of "auf Antrag"
-/// ("wenn Sie einen Antrag stellen", "beantragen") and "auf Verlangen" ("wenn die Gemeinde es
-/// verlangt").
+/// ("wenn Sie einen Antrag stellen", "beantragen"), "auf Verlangen" ("wenn die Gemeinde es
+/// verlangt") and of an opening "Bei ..." ("bei", "im Fall").
 static CONDITION_KEPT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:wenn|falls|sofern|soweit|solange|sobald|es sei denn|ausgenommen|außer|auf Antrag|auf Verlangen|antrag\w*|beantrag\w*|verlang\w*)\b",
+        r"(?i)\b(?:wenn|falls|sofern|soweit|solange|sobald|es sei denn|ausgenommen|außer|auf Antrag|auf Verlangen|antrag\w*|beantrag\w*|verlang\w*|bei|im fall\w*)\b",
     )
 });
 
@@ -116,12 +123,14 @@ pub fn conditions(text: &str) -> usize {
             !(m.as_str().to_lowercase().starts_with("außer") && m.as_str().len() > "außer".len())
         })
         .count()
+        + CONDITION_OPENING.find_iter(text).count()
 }
 
 /// Negations in `text`; "weder ... noch" counts twice (it becomes two "nicht").
 pub fn negations(text: &str) -> usize {
     NEGATION
         .find_iter(text)
+        .filter(|m| !not_a_negation(m.as_str()))
         .map(|m| {
             if m.as_str().eq_ignore_ascii_case("weder") {
                 2
@@ -130,6 +139,15 @@ pub fn negations(text: &str) -> usize {
             }
         })
         .sum()
+}
+
+/// Words in "-frei"/"-los" that name a quality, not the absence of a duty, fee or right:
+/// "barrierefrei" (accessible) may become "für alle gut nutzbar" without a "nicht".
+fn not_a_negation(word: &str) -> bool {
+    let lower = word.to_lowercase();
+    ["barrierefrei", "einwandfrei", "zweifelsfrei", "reibungslos"]
+        .iter()
+        .any(|w| lower.starts_with(w))
 }
 
 /// Why `candidate` may say something else than `original` ("may": the check is coarse), if
@@ -253,6 +271,17 @@ mod tests {
     }
 
     #[test]
+    fn an_accessible_website_is_no_negation() {
+        let o = "Wir bemühen uns, diese Website barrierefrei zugänglich zu machen.";
+        assert_eq!(negations(o), 0);
+        assert_eq!(
+            problem(o, "Wir wollen, dass alle Menschen diese Website gut nutzen können."),
+            None
+        );
+        assert_eq!(negations("Die Benutzung ist gebührenfrei."), 1);
+    }
+
+    #[test]
     fn a_lost_or_repeated_negation_is_found() {
         let o = "Gelöste Karten werden nicht zurückgenommen. Verlorene und nicht genutzte Karten werden nicht erstattet.";
         assert!(
@@ -329,6 +358,26 @@ mod tests {
             ),
             None
         );
+        // an opening circumstance is a condition too (a rewrite of this kind was shown in
+        // RULES_VERSION 12)
+        let o = "Bei Beschäftigung von Arbeitnehmern ist § 12 des Gesetzes über die Ladenöffnung zu beachten.";
+        assert_eq!(conditions(o), 1);
+        assert!(
+            problem(
+                o,
+                "Paragraf 12 des Gesetzes über die Ladenöffnung muss beachtet werden."
+            )
+            .is_some()
+        );
+        assert_eq!(
+            problem(
+                o,
+                "Wenn Sie Arbeitnehmer beschäftigen, beachten Sie Paragraf 12 des Gesetzes über die Ladenöffnung."
+            ),
+            None
+        );
+        assert_eq!(conditions("(2) Bei Regen fällt der Markt aus."), 1);
+        assert_eq!(conditions("Anträge sind bei der Gemeinde zu stellen."), 0);
         let o = "Kleinkläranlagen sind außer Betrieb zu setzen, sobald das Grundstück an die Kläranlage angeschlossen ist.";
         assert_eq!(conditions(o), 1, "\"außer Betrieb\" is no condition");
         assert!(
@@ -353,6 +402,13 @@ mod tests {
             None
         );
         assert_eq!(conditions("Die Satzung tritt außer Kraft."), 0);
+        assert_eq!(
+            problem(
+                "Bei Gewitter ist der Aufenthalt im Becken untersagt.",
+                "Wenn es gewittert, dürfen Sie nicht im Becken bleiben."
+            ),
+            None
+        );
         assert_eq!(
             conditions("Alle Hunde, außer Blindenhunde, kosten Steuer."),
             1

@@ -37,6 +37,19 @@ const ABBREVIATIONS: &[(&str, &str)] = &[
     (r"ca\.", "etwa"),
     (r"inkl\.", "einschließlich"),
     (r"zzgl\.", "zuzüglich"),
+    (r"gesetzl\.\s?MwSt\.", "gesetzlicher Mehrwertsteuer"),
+    (r"MwSt\.", "Mehrwertsteuer"),
+    (r"v\.\s?H\.", "Prozent"),
+    (r"u\.\s?v\.\s?m\.", "und vieles mehr"),
+    (r"u\.\s?ä\.", "und Ähnliches"),
+    (r"o\.\s?ä\.", "oder Ähnliches"),
+    (r"v\.\s?a\.", "vor allem"),
+    (r"i\.\s?d\.\s?F\.", "in der Fassung"),
+    (r"z\.\s?Zt\.", "zurzeit"),
+    (r"bzgl\.", "bezüglich"),
+    (r"einschl\.", "einschließlich"),
+    (r"Ziff\.", "Ziffer"),
+    (r"Buchst\.", "Buchstabe"),
     (r"evtl\.", "eventuell"),
     (r"max\.", "höchstens"),
     (r"mind\.", "mindestens"),
@@ -375,6 +388,14 @@ mod tests {
             "nach Paragraf 3 Absatz 2 Nummer 1 EigBG"
         );
         assert_eq!(expand("Absatz 2 und Nummern"), "Absatz 2 und Nummern");
+        assert_eq!(
+            expand("Auf sämtliche Gebühren wird ein Zuschlag von 100 v.H. erhoben. * zzgl. gesetzl. MwSt."),
+            "Auf sämtliche Gebühren wird ein Zuschlag von 100 Prozent erhoben. * zuzüglich gesetzlicher Mehrwertsteuer"
+        );
+        assert_eq!(
+            expand("Tische, Stühle u.ä. nach Ziff. 3 Buchst. b i.d.F. vom 1. Mai"),
+            "Tische, Stühle und Ähnliches nach Ziffer 3 Buchstabe b in der Fassung vom 1. Mai"
+        );
     }
 
     #[test]
@@ -392,6 +413,7 @@ mod tests {
     #[test]
     fn the_pass_keeps_every_fact() {
         for t in [
+            "Ein Zuschlag von 100 v. H. und 7 v.H. der Kosten zzgl. MwSt.",
             "Die Steuer beträgt gem. § 5 Abs. 2 jährlich 108,00 € für den ersten Hund; für jeden weiteren Hund 216,00 €.",
             "Sprechzeiten: Mo.–Fr. 8.30 bis 12 Uhr, Tel. 07164 808-0, z. B. am 1. Juli 2025.",
             "Ermäßigung um 50 % gem. §§ 4 und 5, Nr. 3, max. 2 Hunde.",
