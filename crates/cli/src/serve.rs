@@ -152,6 +152,7 @@ fn build_simplify(
     let simplifier = Arc::new(
         Simplifier::new(generator, glossary)
             .with_rules_only(rules_only)
+            .with_legal_texts(config.simplify.legal_texts)
             .with_unit_cache(store.clone()),
     );
     let svc = SimplifyService::new(

@@ -66,7 +66,9 @@ fn simplifier(
     let glossary = config.simplify.glossary().map_err(anyhow::Error::msg)?;
     let rules_only = config.simplify.rules_only().map_err(anyhow::Error::msg)?;
     let generator = runtime::load_generator(models, engine)?;
-    Ok(Simplifier::new(generator, glossary).with_rules_only(rules_only))
+    Ok(Simplifier::new(generator, glossary)
+        .with_rules_only(rules_only)
+        .with_legal_texts(config.simplify.legal_texts))
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -164,7 +166,11 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     if args.all {
         for url in &urls {
             if let Some((_, page)) = index.page(url, &scope)? {
-                units_in_scope += lotse_simplify::model_units(&config.simplify.rules_only, &page);
+                units_in_scope += lotse_simplify::model_units(
+                    &config.simplify.rules_only,
+                    config.simplify.legal_texts,
+                    &page,
+                );
             }
         }
     }

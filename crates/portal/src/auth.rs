@@ -200,6 +200,8 @@ pub enum Action<'a> {
     /// Read the AI system register / change it.
     ViewRegister,
     ManageRegister,
+    /// Read the model's rewrites of legal texts (Einfache Sprache) and approve or reject them.
+    ReviewRewrites,
     /// CMS routes.
     CmsSimplify,
     CmsRefresh,
@@ -328,6 +330,16 @@ pub fn authorize(p: &Principal, action: &Action<'_>, rules: &LevelRules) -> Resu
             }
         }
         Action::ManageUsers | Action::ViewAudit | Action::ManageRegister => admin_only(),
+        Action::ReviewRewrites => {
+            if admin || u.role == Role::Editor {
+                Ok(())
+            } else {
+                Err(Denied::forbidden(
+                    "review",
+                    "Vereinfachte Rechtstexte prüfen Redakteurinnen und Redakteure oder die Administration.",
+                ))
+            }
+        }
         // CMS routes take tokens with the scope (checked above); people use the CMS itself
         Action::CmsSimplify | Action::CmsRefresh => {
             if scopes.is_some() || admin {
@@ -442,6 +454,14 @@ mod tests {
         let admin = user(Role::Admin, Level::Gold, &[]);
         assert!(authorize(&admin, &Action::ManageCollection(&b), &r).is_ok());
         assert!(authorize(&admin, &Action::ReadCollection(&b), &r).is_err());
+    }
+
+    #[test]
+    fn editors_and_admins_review_rewrites_of_legal_texts() {
+        let r = LevelRules::default();
+        assert!(authorize(&user(Role::Staff, Level::Gold, &["a"]), &Action::ReviewRewrites, &r).is_err());
+        assert!(authorize(&user(Role::Editor, Level::None, &["a"]), &Action::ReviewRewrites, &r).is_ok());
+        assert!(authorize(&user(Role::Admin, Level::None, &[]), &Action::ReviewRewrites, &r).is_ok());
     }
 
     #[test]

@@ -227,6 +227,11 @@ pub struct SimplifySettings {
     /// URL paths ("/ortsrecht/") whose pages get the deterministic pass and the glossary
     /// only, no model rewrite: for legal texts the model may paraphrase wrongly.
     pub rules_only: Vec<String>,
+    /// Legal texts (statutes, ordinances; recognised by title or numbered sections):
+    /// "review" (default) shows citizens the model's rewrite only after staff approved it in
+    /// the portal, the deterministic pass until then; "model" shows it at once; "rules" never
+    /// lets the model rewrite them.
+    pub legal_texts: lotse_simplify::LegalTexts,
 }
 
 impl Default for SimplifySettings {
@@ -238,6 +243,7 @@ impl Default for SimplifySettings {
             glossary: Vec::new(),
             replace_glossary: false,
             rules_only: Vec::new(),
+            legal_texts: lotse_simplify::LegalTexts::default(),
         }
     }
 }

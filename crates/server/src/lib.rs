@@ -254,6 +254,9 @@ impl AppState {
         portal::usage,
         portal::register,
         portal::put_register,
+        portal::rewrite_reviews,
+        portal::rewrite_review,
+        portal::decide_review,
     ),
     components(schemas(
         lotse_answer::AnswerRequest,
@@ -270,6 +273,10 @@ impl AppState {
         lotse_simplify::ReadabilityChange,
         lotse_simplify::Readability,
         lotse_simplify::Summary,
+        lotse_simplify::ReviewNote,
+        lotse_simplify::ReviewStatus,
+        lotse_simplify::ReviewDecision,
+        lotse_simplify::LegalTexts,
         simplify::Pending,
         simplify::JobState,
         cms::ContentRequest,
@@ -308,6 +315,8 @@ impl AppState {
         portal::UserChange,
         portal::NewToken,
         portal::CreatedToken,
+        portal::RewriteReview,
+        portal::ReviewRequest,
         lotse_portal::auth::Role,
         lotse_portal::auth::Level,
         lotse_portal::auth::Scope,
@@ -331,7 +340,7 @@ impl AppState {
         (name = "cms", description = "For the town's CMS, with its token: its own text in Einfache Sprache, and the publish webhook"),
         (name = "openai", description = "OpenAI-compatible API for Open WebUI, n8n and the like"),
         (name = "operations", description = "Health, readiness and metrics"),
-        (name = "portal", description = "The staff portal: sign-in (session cookie with X-CSRF-Token, or an API token `Bearer lotse_…`), KI-Kompass, private collections and uploads, cited chat, prompts, audit log, usage and the AI system register")
+        (name = "portal", description = "The staff portal: sign-in (session cookie with X-CSRF-Token, or an API token `Bearer lotse_…`), KI-Kompass, private collections and uploads, cited chat, prompts, audit log, usage, the AI system register, and the review of simplified legal texts")
     ),
     modifiers(&CmsToken)
 )]
@@ -445,6 +454,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/portal/api/admin/audit", get(portal::audit_log))
         .route("/portal/api/admin/usage", get(portal::usage))
         .route("/portal/api/register", get(portal::register).put(portal::put_register))
+        .route("/portal/api/simplify/reviews", get(portal::rewrite_reviews))
+        .route("/portal/api/simplify/reviews/{key}", get(portal::rewrite_review).post(portal::decide_review))
         .layer(DefaultBodyLimit::max(limits.body_bytes.max(64 * 1024)))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -322,6 +322,9 @@ pub struct Me {
     pub external_models: bool,
     /// Prompts may be shared with the group.
     pub share_prompts: bool,
+    /// Rewrites of legal texts may be reviewed (editors and admins).
+    #[serde(default)]
+    pub review_rewrites: bool,
 }
 
 fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>) -> Me {
@@ -331,6 +334,7 @@ fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>) -> Me {
         chat: auth::authorize(&p, &Action::Chat, rules).is_ok(),
         external_models: auth::authorize(&p, &Action::ExternalModel, rules).is_ok(),
         share_prompts: user.level >= rules.share_prompts,
+        review_rewrites: auth::authorize(&p, &Action::ReviewRewrites, rules).is_ok(),
         user,
         csrf,
     }
@@ -1806,6 +1810,120 @@ pub async fn put_register(
     blocking(move || store.put_register(&e2).map_err(store_error)).await?;
     audit(&c, "put_register", None, false, Vec::new(), "ok").await;
     Ok(Json(e))
+}
+
+// ---- reviews of simplified legal texts ----------------------------------------------------
+
+/// A model rewrite of a legal text (Einfache Sprache) and where its review stands.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RewriteReview {
+    /// The rewrite's cache key: the id for reading and deciding.
+    pub key: String,
+    pub url: String,
+    pub title: String,
+    /// Unix time of the rewrite.
+    pub generated_at: u64,
+    /// Units the model rewrote / units given to it.
+    pub units_rewritten: usize,
+    pub units: usize,
+    /// Flesch reading ease (Amstad) of the original and of the rewrite.
+    pub flesch_before: f64,
+    pub flesch_after: f64,
+    pub status: lotse_simplify::ReviewStatus,
+    pub reviewer: Option<String>,
+    pub decided_at: Option<u64>,
+}
+
+/// A decision: `approved` (citizens see the rewrite) or `rejected` (they keep the rules pass).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ReviewRequest {
+    pub status: lotse_simplify::ReviewStatus,
+}
+
+fn no_rewrite() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "Diese Umschreibung gibt es nicht (mehr). Vielleicht hat sich die Seite inzwischen geändert.",
+    )
+}
+
+/// The model's rewrites of legal texts, newest first, with their review state (editors and
+/// admins). Citizens see a rewrite only once it is approved (`[simplify] legal_texts =
+/// "review"`).
+#[utoipa::path(get, path = "/portal/api/simplify/reviews", tag = "portal",
+    responses((status = 200, body = [RewriteReview]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
+pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<RewriteReview>>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ReviewRewrites)?;
+    let svc = crate::simplify::service(&state)?;
+    let rows = blocking(move || {
+        svc.reviews().map_err(|e| {
+            tracing::warn!(error = %e, "cannot list rewrites for review");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", "Die Umschreibungen lassen sich gerade nicht lesen.")
+        })
+    })
+    .await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|(key, p, d)| RewriteReview {
+                key,
+                url: p.url,
+                title: p.title,
+                generated_at: p.generated_at,
+                units_rewritten: p.summary.units_rewritten,
+                units: p.summary.units,
+                flesch_before: p.readability.before.flesch_amstad,
+                flesch_after: p.readability.after.flesch_amstad,
+                status: d.as_ref().map_or(lotse_simplify::ReviewStatus::Pending, |d| d.status),
+                reviewer: d.as_ref().map(|d| d.reviewer.clone()),
+                decided_at: d.map(|d| d.decided_at),
+            })
+            .collect(),
+    ))
+}
+
+/// One rewrite as the model made it, block by block beside the original (for the review).
+#[utoipa::path(get, path = "/portal/api/simplify/reviews/{key}", tag = "portal", params(("key" = String, Path)),
+    responses((status = 200, body = lotse_simplify::SimplifiedPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn rewrite_review(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(key): Path<String>) -> Result<Response, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ReviewRewrites)?;
+    let svc = crate::simplify::service(&state)?;
+    let page = blocking(move || Ok::<_, ApiError>(svc.stored(&key))).await?.ok_or_else(no_rewrite)?;
+    Ok(Json(page.as_ref()).into_response())
+}
+
+/// Approve or reject a rewrite of a legal text; citizens see the decision at their next click.
+#[utoipa::path(post, path = "/portal/api/simplify/reviews/{key}", tag = "portal", params(("key" = String, Path)), request_body = ReviewRequest,
+    responses((status = 200, body = lotse_simplify::ReviewDecision), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn decide_review(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    body: Result<Json<ReviewRequest>, JsonRejection>,
+) -> Result<Json<lotse_simplify::ReviewDecision>, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ReviewRewrites)?;
+    let req = json_body(body)?;
+    if req.status == lotse_simplify::ReviewStatus::Pending {
+        return Err(ApiError::bad_request("status", "Bitte geben Sie die Umschreibung frei (approved) oder lehnen Sie sie ab (rejected)."));
+    }
+    let reviewer = c.user()?.name.clone();
+    let svc = crate::simplify::service(&state)?;
+    let d = blocking(move || {
+        if svc.stored(&key).is_none_or(|p| !p.legal_text) {
+            return Err(no_rewrite());
+        }
+        svc.decide(&key, req.status, &reviewer).map_err(|e| {
+            tracing::warn!(error = %e, "cannot store a review decision");
+            no_rewrite()
+        })
+    })
+    .await?;
+    audit(&c, "review_rewrite", None, false, Vec::new(), d.status.key()).await;
+    Ok(Json(d))
 }
 
 // ---- the page -----------------------------------------------------------------------------

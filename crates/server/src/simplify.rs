@@ -13,6 +13,10 @@
 //!   arrives and runs it again afterwards.
 //! - A page's rewrite is keyed by its content hash, model and rules version, so a re-crawl
 //!   that changes the page makes the old rewrite unreachable and the worker writes a new one.
+//! - With `[simplify] legal_texts = "review"` (the default) citizens never see the model's
+//!   rewrite of a legal text before a member of staff approved that very rewrite (same key)
+//!   in the portal: they get the deterministic pass at once, with a note, while the model's
+//!   rewrite is made in the background for staff to read.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -22,7 +26,10 @@ use lotse_answer::Answerer;
 use lotse_core::{CollectionScope, DocKind, Page, PageRecord};
 use lotse_inference::CancelToken;
 use lotse_simplify::store::Store;
-use lotse_simplify::{Progress, SimplifiedPage, Simplifier};
+use lotse_simplify::{
+    LegalTexts, Progress, ReviewDecision, ReviewNote, ReviewStatus, SimplifiedPage, Simplifier,
+    is_legal_text,
+};
 use serde::{Deserialize, Serialize};
 
 use axum::Json;
@@ -163,17 +170,89 @@ impl SimplifyService {
         self.answerer.index().sites().unwrap_or_default()
     }
 
-    /// The rewrite of `url` if ready; else queue it. Blocking (index and SQLite reads).
+    /// The rewrite of `url` if ready; else queue it. Blocking (index and SQLite reads). A
+    /// legal text under review is answered at once with the deterministic pass (or the
+    /// approved rewrite); its model rewrite is queued for staff.
     pub fn lookup(&self, url: &str, status_url: &str) -> Lookup {
         let Some((record, page)) = self.page(url) else {
             return Lookup::Unknown;
         };
         let key = self.simplifier.cache_key(&record.content_hash);
+        let review = self.simplifier.legal_texts() == LegalTexts::Review && is_legal_text(&page);
         if let Some(ready) = self.cached(&key) {
+            if review && ready.has_model_rewrite() {
+                return self.reviewed(&key, &page, &record.content_hash, &ready);
+            }
             return Lookup::Ready(ready);
         }
         let total = self.simplifier.units_of(&page);
+        if review {
+            // a full queue only delays the staff's copy; the citizen is answered anyway
+            let _ = self.enqueue(url, key.clone(), total, None, status_url);
+            return self.rules_view(&key, &page, &record.content_hash, ReviewStatus::Pending);
+        }
         self.enqueue(url, key, total, None, status_url)
+    }
+
+    /// What citizens see of a legal text's model rewrite: the rewrite once approved, else the
+    /// deterministic pass.
+    fn reviewed(&self, key: &str, page: &Page, hash: &str, ready: &Arc<SimplifiedPage>) -> Lookup {
+        let decision = self.store.review(key).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read a review decision; showing the rules pass");
+            None
+        });
+        match decision {
+            Some(d) if d.status == ReviewStatus::Approved => {
+                let view_key = format!("approved:{}:{key}", d.decided_at);
+                if let Some(hit) = self.cache.get(&view_key) {
+                    return Lookup::Ready(hit);
+                }
+                let date = lotse_simplify::review::german_date(d.decided_at);
+                let view = Arc::new(ready.as_ref().clone().with_review(ReviewNote::approved(&date)));
+                self.cache.insert(view_key, view.clone());
+                Lookup::Ready(view)
+            }
+            Some(d) => self.rules_view(key, page, hash, d.status),
+            None => self.rules_view(key, page, hash, ReviewStatus::Pending),
+        }
+    }
+
+    /// The deterministic pass of `page` with the note for `status` (milliseconds; cached).
+    fn rules_view(&self, key: &str, page: &Page, hash: &str, status: ReviewStatus) -> Lookup {
+        let view_key = format!("rules:{}:{key}", status.key());
+        if let Some(hit) = self.cache.get(&view_key) {
+            return Lookup::Ready(hit);
+        }
+        match self.simplifier.simplify_rules_only(page, hash) {
+            Ok(p) => {
+                let view = Arc::new(p.with_review(ReviewNote::rules_only(status)));
+                self.cache.insert(view_key, view.clone());
+                Lookup::Ready(view)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the rules pass failed");
+                Lookup::Unknown
+            }
+        }
+    }
+
+    /// The model's rewrites of legal texts with their review state, newest first (for staff).
+    pub fn reviews(&self) -> Result<Vec<(String, SimplifiedPage, Option<ReviewDecision>)>, String> {
+        self.store
+            .legal_rewrites(self.simplifier.rules_version())
+            .map_err(|e| e.to_string())
+    }
+
+    /// The stored rewrite under `key`, as the model made it (for staff to read).
+    pub fn stored(&self, key: &str) -> Option<Arc<SimplifiedPage>> {
+        self.cached(key)
+    }
+
+    /// Record a staff decision on the rewrite under `key`; citizens see it at the next click.
+    pub fn decide(&self, key: &str, status: ReviewStatus, reviewer: &str) -> Result<ReviewDecision, String> {
+        self.store
+            .set_review(key, status, reviewer)
+            .map_err(|e| e.to_string())
     }
 
     /// The rewrite of text the CMS sent, if ready; else queue it. Returns the job id (the

@@ -398,6 +398,9 @@ async fn every_route_needs_a_session_and_the_right_role() {
         (Method::GET, "/portal/api/admin/audit".into(), None, Some(&alice)),
         (Method::GET, "/portal/api/admin/usage".into(), None, Some(&bob)),
         (Method::GET, "/portal/api/register".into(), None, None),
+        (Method::GET, "/portal/api/simplify/reviews".into(), None, Some(&bob)),
+        (Method::GET, format!("/portal/api/simplify/reviews/{}", "0".repeat(64)), None, Some(&bob)),
+        (Method::POST, format!("/portal/api/simplify/reviews/{}", "0".repeat(64)), Some(json!({"status": "approved"})), Some(&bob)),
         (Method::PUT, "/portal/api/register".into(), Some(json!({"name": "X", "model": "m", "purpose": "p", "provider": "p", "risk_class": "minimal", "responsible": "r"})), Some(&bob)),
     ];
     // the list is complete: every portal route of the OpenAPI document is in it, or is one of

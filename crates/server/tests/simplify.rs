@@ -180,3 +180,161 @@ async fn pregeneration_rewrites_public_pages_only() {
     assert_eq!(status, 200, "{body}");
     assert!(t.elapsed() < Duration::from_secs(2));
 }
+
+// ---- legal texts: citizens see the model's rewrite only after a staff review ---------------
+
+const MARKT: &str = "http://town.test/ortsrecht/marktordnung/";
+const PASSWORD: &str = "richtig-langes-Passwort";
+
+/// A server with a statute in the index, the rewrite worker and the portal (`anna`: editor,
+/// `bob`: staff, `admin`).
+async fn start_with_portal() -> (Server, tempfile::TempDir) {
+    use lotse_portal::auth::{self, Role};
+    use lotse_portal::kompass::{Check, DEFAULT_CHECK, DEFAULT_TEXT};
+    use lotse_server::portal::Portal;
+    let dir = tempfile::tempdir().unwrap();
+    let index = SearchIndex::open(&dir.path().join("index")).unwrap();
+    let mut w = index.writer().unwrap();
+    let statute = Page {
+        url: MARKT.into(),
+        title: "Marktordnung".into(),
+        kind: DocKind::Html,
+        lang: Some("de".into()),
+        modified: None,
+        blocks: vec![
+            Block::Heading { level: 2, text: "§ 1 Markttage".into(), anchor: None },
+            Block::Paragraph { text: "(1) Der Wochenmarkt findet jeden Samstag auf dem Rathausplatz statt, er beginnt um 8.00 Uhr und endet um 12.00 Uhr, die Standgebühr beträgt gem. § 2 Abs. 1 je Meter 3,00 €.".into() },
+            Block::Heading { level: 2, text: "§ 2 Gebühren".into(), anchor: None },
+            Block::Paragraph { text: "(1) Die Gebühr wird vom Marktmeister erhoben, sie ist vor Marktbeginn bar zu entrichten, eine Erstattung ist ausgeschlossen.".into() },
+        ],
+    };
+    let mut rec = record(MARKT, "website", Visibility::Public);
+    rec.title = "Marktordnung".into();
+    w.upsert(&rec, Some(&statute)).unwrap();
+    w.put_site_state("http://town.test", Some("Gemeinde Testdorf"), &serde_json::json!({})).unwrap();
+    w.commit().unwrap();
+    index.reload().unwrap();
+    let portal_store = Arc::new(lotse_portal::store::testing::open(dir.path()));
+    let hash = auth::hash_password(PASSWORD).unwrap();
+    for (name, role) in [("anna", Role::Editor), ("bob", Role::Staff), ("admin", Role::Admin)] {
+        portal_store.create_user(name, name, Some(&hash), role, &[]).unwrap();
+    }
+    let mut config = Config::default();
+    config.limits.chat_per_minute = 0;
+    let portal = Portal::new(
+        portal_store,
+        Check::parse(DEFAULT_CHECK).unwrap(),
+        DEFAULT_TEXT.to_string(),
+        config.portal.levels.clone(),
+        vec![],
+    );
+    let common::Served { addr, rewriter, store } = common::serve_with(
+        Arc::new(index),
+        config,
+        &dir.path().join("simplify.sqlite"),
+        4,
+        false,
+        |state| state.set_portal(Arc::new(portal)),
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    (Server { addr, rewriter, store, _dir: tmp }, dir)
+}
+
+/// Sign in `name`: (cookie header, CSRF token).
+async fn login(s: &Server, name: &str) -> (String, String) {
+    let r = reqwest::Client::new()
+        .post(format!("http://{}/portal/api/login", s.addr))
+        .json(&serde_json::json!({"name": name, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let body: Value = r.json().await.unwrap();
+    (cookie, body["csrf"].as_str().unwrap().to_string())
+}
+
+async fn portal(s: &Server, who: Option<&(String, String)>, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut r = reqwest::Client::new().request(method, format!("http://{}{path}", s.addr));
+    if let Some((cookie, csrf)) = who {
+        r = r.header("cookie", cookie).header("x-csrf-token", csrf);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_legal_text_is_shown_in_the_models_words_only_after_review() {
+    let (s, _dir) = start_with_portal().await;
+    // at once: the deterministic pass with the note, while the model's rewrite is made
+    let (status, _, body) = get(&s, MARKT).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["legal_text"].as_bool().unwrap(), "{body}");
+    assert_eq!(body["review"]["status"], "pending", "{body}");
+    assert!(body["review"]["message"].as_str().unwrap().contains("geprüft"));
+    assert!(body["blocks"].as_array().unwrap().iter().all(|b| b["status"] == "rules_only"), "{body}");
+    let text = body["text"].as_str().unwrap();
+    assert!(text.contains("Paragraf 2 Absatz 1") && text.contains("KI-generiert"), "{text}");
+    assert!(body["html"].as_str().unwrap().contains("data-review=\"pending\""));
+
+    let anna = login(&s, "anna").await;
+    let bob = login(&s, "bob").await;
+    let list = "/portal/api/simplify/reviews";
+    assert_eq!(portal(&s, None, reqwest::Method::GET, list, None).await.0, 401);
+    assert_eq!(portal(&s, Some(&bob), reqwest::Method::GET, list, None).await.0, 403);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let entry = loop {
+        let (status, body) = portal(&s, Some(&anna), reqwest::Method::GET, list, None).await;
+        assert_eq!(status, 200, "{body}");
+        if let Some(e) = body.as_array().unwrap().first() {
+            break e.clone();
+        }
+        assert!(Instant::now() < deadline, "the model's rewrite was not made");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((entry["url"].as_str(), entry["status"].as_str()), (Some(MARKT), Some("pending")));
+    assert!(s.rewriter.calls.load(Ordering::SeqCst) > 0);
+    let key = entry["key"].as_str().unwrap().to_string();
+    let one = format!("{list}/{key}");
+    let (status, rewrite) = portal(&s, Some(&anna), reqwest::Method::GET, &one, None).await;
+    assert_eq!(status, 200);
+    assert!(rewrite["blocks"].as_array().unwrap().iter().any(|b| b["status"] == "simplified"), "{rewrite}");
+    // made, but not yet approved: citizens still get the rules pass
+    let (_, _, body) = get(&s, MARKT).await;
+    assert_eq!(body["review"]["status"], "pending");
+
+    // decisions: only approved or rejected, only by editors, only on stored rewrites
+    let post = |who, path: String, status: &str| {
+        let body = serde_json::json!({ "status": status });
+        let s = &s;
+        async move { portal(s, who, reqwest::Method::POST, &path, Some(body)).await }
+    };
+    assert_eq!(post(Some(&anna), one.clone(), "pending").await.0, 400);
+    assert_eq!(post(Some(&bob), one.clone(), "approved").await.0, 403);
+    assert_eq!(post(Some(&anna), format!("{list}/{}", "0".repeat(64)), "approved").await.0, 404);
+    let (status, d) = post(Some(&anna), one.clone(), "approved").await;
+    assert_eq!((status, d["reviewer"].as_str()), (200, Some("anna")), "{d}");
+    let (_, _, body) = get(&s, MARKT).await;
+    assert_eq!(body["review"]["status"], "approved", "{body}");
+    assert!(body["review"]["message"].as_str().unwrap().contains("Verwaltung"));
+    assert!(body["blocks"].as_array().unwrap().iter().any(|b| b["status"] == "simplified"));
+
+    // a rejection takes it back
+    assert_eq!(post(Some(&anna), one.clone(), "rejected").await.0, 200);
+    let (_, _, body) = get(&s, MARKT).await;
+    assert_eq!(body["review"]["status"], "rejected");
+    assert!(body["blocks"].as_array().unwrap().iter().all(|b| b["status"] == "rules_only"));
+    let (_, listed) = portal(&s, Some(&anna), reqwest::Method::GET, list, None).await;
+    assert_eq!(listed[0]["status"], "rejected");
+
+    // the decisions are in the audit log
+    let admin = login(&s, "admin").await;
+    let (status, audit) = portal(&s, Some(&admin), reqwest::Method::GET, "/portal/api/admin/audit", None).await;
+    assert_eq!(status, 200);
+    let n = audit.as_array().unwrap().iter().filter(|e| e["action"] == "review_rewrite").count();
+    assert_eq!(n, 2, "{audit}");
+}

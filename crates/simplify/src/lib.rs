@@ -29,6 +29,7 @@ pub mod polarity;
 pub mod prompt;
 pub mod readability;
 pub mod render;
+pub mod review;
 pub mod rules;
 pub mod sari;
 pub mod store;
@@ -43,6 +44,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use readability::Readability;
+pub use review::{LegalTexts, ReviewDecision, ReviewNote, ReviewStatus, is_legal_text};
 pub use rules::{Glossary, GlossaryEntry};
 
 /// The label of every rewrite.
@@ -217,6 +219,14 @@ pub struct SimplifiedPage {
     /// Unix time of the rewrite.
     pub generated_at: u64,
     pub duration_ms: u64,
+    /// Whether the page is a legal text ([`is_legal_text`]), whose model rewrite a town may
+    /// show only after a staff review ([`LegalTexts`]).
+    #[serde(default)]
+    pub legal_text: bool,
+    /// Set when what is shown depends on a staff review: the deterministic pass while the
+    /// model's rewrite awaits review or was rejected, or the approved rewrite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewNote>,
 }
 
 impl SimplifiedPage {
@@ -254,6 +264,19 @@ impl SimplifiedPage {
                             _ => false,
                         }
                 })
+    }
+
+    /// This result with `note` shown under the label (HTML and text rendered again).
+    pub fn with_review(mut self, note: ReviewNote) -> SimplifiedPage {
+        self.review = Some(note);
+        self.html = render::html(&self);
+        self.text = render::text(&self);
+        self
+    }
+
+    /// Whether the model rewrote any of this page (what a staff review would look at).
+    pub fn has_model_rewrite(&self) -> bool {
+        self.summary.units_rewritten > 0
     }
 
     /// Blocks shown as rewritten whose facts differ from their original (must be none).
@@ -297,6 +320,8 @@ pub struct Simplifier {
     unit_cache: Option<Arc<dyn UnitCache>>,
     /// URL path prefixes whose pages the model does not rewrite (see `with_rules_only`).
     rules_only: Vec<String>,
+    /// How the model treats legal texts (see `with_legal_texts`).
+    legal_texts: LegalTexts,
 }
 
 impl std::fmt::Debug for Simplifier {
@@ -379,10 +404,17 @@ pub fn model_allowed(rules_only: &[String], url: &str) -> bool {
     !rules_only.iter().any(|p| path.starts_with(p.as_str()))
 }
 
+/// Whether the model may rewrite `page`: its path allows it and it is not a legal text kept
+/// from the model ([`LegalTexts::Rules`]).
+pub fn model_allowed_for(rules_only: &[String], legal_texts: LegalTexts, page: &Page) -> bool {
+    model_allowed(rules_only, &page.url)
+        && !(legal_texts == LegalTexts::Rules && is_legal_text(page))
+}
+
 /// Units the model would rewrite for `page` with these rules-only paths (before a
 /// `Simplifier` exists, e.g. for an estimate while the model still loads).
-pub fn model_units(rules_only: &[String], page: &Page) -> usize {
-    if model_allowed(rules_only, &page.url) {
+pub fn model_units(rules_only: &[String], legal_texts: LegalTexts, page: &Page) -> usize {
+    if model_allowed_for(rules_only, legal_texts, page) {
         Simplifier::count_units(page)
     } else {
         0
@@ -410,7 +442,23 @@ impl Simplifier {
             rules_version,
             unit_cache: None,
             rules_only: Vec::new(),
+            legal_texts: LegalTexts::default(),
         }
+    }
+
+    /// How the model treats legal texts. [`LegalTexts::Rules`] is part of the rules version
+    /// (it changes what is generated); `Model` and `Review` generate the same and differ only
+    /// in what is served.
+    pub fn with_legal_texts(mut self, mode: LegalTexts) -> Simplifier {
+        if mode == LegalTexts::Rules && self.legal_texts != LegalTexts::Rules {
+            self.rules_version = format!("{}-legal-rules", self.rules_version);
+        }
+        self.legal_texts = mode;
+        self
+    }
+
+    pub fn legal_texts(&self) -> LegalTexts {
+        self.legal_texts
     }
 
     /// Pages whose URL path begins with one of `paths` ("/ortsrecht/") get the deterministic
@@ -433,7 +481,7 @@ impl Simplifier {
 
     /// Units the model would rewrite for `page` under this simplifier's settings.
     pub fn units_of(&self, page: &Page) -> usize {
-        model_units(&self.rules_only, page)
+        model_units(&self.rules_only, self.legal_texts, page)
     }
 
     /// Keep unit outcomes in `cache` and take them from it.
@@ -494,9 +542,26 @@ impl Simplifier {
         cancel: &CancelToken,
         progress: &dyn Progress,
     ) -> Result<SimplifiedPage> {
+        let model = model_allowed_for(&self.rules_only, self.legal_texts, page);
+        self.run(page, content_hash, model, cancel, progress)
+    }
+
+    /// The deterministic pass alone over `page` (no model call, milliseconds): what citizens
+    /// see of a legal text while its model rewrite awaits review.
+    pub fn simplify_rules_only(&self, page: &Page, content_hash: &str) -> Result<SimplifiedPage> {
+        self.run(page, content_hash, false, &CancelToken::new(), &NoProgress)
+    }
+
+    fn run(
+        &self,
+        page: &Page,
+        content_hash: &str,
+        model: bool,
+        cancel: &CancelToken,
+        progress: &dyn Progress,
+    ) -> Result<SimplifiedPage> {
         let start = Instant::now();
-        let model = self.model_allowed(&page.url);
-        let total = self.units_of(page);
+        let total = if model { Simplifier::count_units(page) } else { 0 };
         let mut done = 0usize;
         let mut summary = Summary {
             blocks: page.blocks.len(),
@@ -627,6 +692,8 @@ impl Simplifier {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             duration_ms: start.elapsed().as_millis() as u64,
+            legal_text: is_legal_text(page),
+            review: None,
         };
         out.html = render::html(&out);
         out.text = render::text(&out);

@@ -80,6 +80,13 @@ pub fn html(page: &SimplifiedPage) -> String {
     let mut out = format!(
         "<div class=\"lotse-einfach\" lang=\"de\">\n<p class=\"lotse-label\">{label}</p>\n"
     );
+    if let Some(note) = &page.review {
+        out.push_str(&format!(
+            "<p class=\"lotse-review\" data-review=\"{}\">{}</p>\n",
+            note.status.key(),
+            escape(&note.message)
+        ));
+    }
     for b in &page.blocks {
         let status = status_attr(b.status);
         let mut inner = String::new();
@@ -132,6 +139,9 @@ pub fn html(page: &SimplifiedPage) -> String {
 /// The plain text: the label first, blocks separated by blank lines.
 pub fn text(page: &SimplifiedPage) -> String {
     let mut parts = vec![format!("{LABEL} ({})", page.original_url)];
+    if let Some(note) = &page.review {
+        parts.push(note.message.clone());
+    }
     for b in &page.blocks {
         parts.push(match &b.simplified {
             Block::Heading { text, .. } => text.clone(),

@@ -2,6 +2,9 @@
 //! one row per page and content version, and the unit cache (one row per unit outcome, see
 //! [`crate::UnitCache`]).
 //!
+//! Staff decisions on the rewrites of legal texts (`reviews`) are keyed like the rewrites, by
+//! content, model and rules version: a changed page or new rules need a new review.
+//!
 //! Invariants: a row is written in one transaction that also removes the page's older rows,
 //! so a re-crawl that changes a page replaces its rewrite and a crash leaves either the old
 //! or the new row; readers never see half a result. Unit rows of another `UNIT_VERSION` can
@@ -12,7 +15,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Result, SimplifiedPage, SimplifyError};
+use crate::{Result, ReviewDecision, ReviewStatus, SimplifiedPage, SimplifyError};
 
 /// The rewrite cache.
 pub struct Store {
@@ -57,6 +60,13 @@ impl Store {
                  result TEXT NOT NULL
              );
              CREATE INDEX IF NOT EXISTS rewrites_url ON rewrites(url);
+             CREATE TABLE IF NOT EXISTS reviews (
+                 key TEXT PRIMARY KEY,
+                 url TEXT NOT NULL,
+                 status TEXT NOT NULL,
+                 reviewer TEXT NOT NULL,
+                 decided_at INTEGER NOT NULL
+             );
              CREATE TABLE IF NOT EXISTS units (
                  key TEXT PRIMARY KEY,
                  unit_version INTEGER NOT NULL,
@@ -162,6 +172,97 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM units", [], |r| r.get(0))
             .map_err(|e| self.err(e))?;
         Ok(n as usize)
+    }
+
+    /// Record a staff decision on the rewrite stored under `key` (replacing an earlier one).
+    /// Fails when no rewrite is stored under `key`: a decision is always on a text staff saw.
+    pub fn set_review(&self, key: &str, status: ReviewStatus, reviewer: &str) -> Result<ReviewDecision> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let url: Option<String> = tx
+            .query_row("SELECT url FROM rewrites WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let Some(url) = url else {
+            return Err(self.err(format!("no rewrite is stored under {key}")));
+        };
+        tx.execute(
+            "INSERT OR REPLACE INTO reviews (key, url, status, reviewer, decided_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![key, url, status.key(), reviewer, now as i64],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(ReviewDecision {
+            key: key.to_string(),
+            url,
+            status,
+            reviewer: reviewer.to_string(),
+            decided_at: now,
+        })
+    }
+
+    /// The staff decision on the rewrite stored under `key`, if any.
+    pub fn review(&self, key: &str) -> Result<Option<ReviewDecision>> {
+        let row: Option<(String, String, String, i64)> = self
+            .conn()
+            .query_row(
+                "SELECT url, status, reviewer, decided_at FROM reviews WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(row.and_then(|(url, status, reviewer, at)| {
+            Some(ReviewDecision {
+                key: key.to_string(),
+                url,
+                status: ReviewStatus::parse(&status)?,
+                reviewer,
+                decided_at: at as u64,
+            })
+        }))
+    }
+
+    /// Stored rewrites of legal texts by the model, with their cache keys and the decisions
+    /// on them, newest first: what staff review. Only rows of `rules_version` (the current
+    /// rules) count; decisions on rewrites no longer stored are deleted first.
+    pub fn legal_rewrites(
+        &self,
+        rules_version: &str,
+    ) -> Result<Vec<(String, SimplifiedPage, Option<ReviewDecision>)>> {
+        let rows: Vec<(String, String)> = {
+            let conn = self.conn();
+            conn.execute(
+                "DELETE FROM reviews WHERE key NOT IN (SELECT key FROM rewrites)",
+                [],
+            )
+            .map_err(|e| self.err(e))?;
+            let mut stmt = conn
+                .prepare(
+                    "SELECT key, result FROM rewrites WHERE rules_version = ?1 \
+                     AND url NOT LIKE 'cms:%' ORDER BY created_at DESC",
+                )
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([rules_version], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| self.err(e))?
+        };
+        let mut out = Vec::new();
+        for (key, json) in rows {
+            let Ok(page) = serde_json::from_str::<SimplifiedPage>(&json) else {
+                continue;
+            };
+            if page.legal_text && page.has_model_rewrite() {
+                let decision = self.review(&key)?;
+                out.push((key, page, decision));
+            }
+        }
+        Ok(out)
     }
 
     /// URLs with a stored rewrite.

@@ -15,7 +15,10 @@ use lotse_inference::{
     CancelToken, ChatMessage, Generation, GenerationParams, Generator, ModelInfo, StopReason,
 };
 use lotse_simplify::store::Store;
-use lotse_simplify::{BlockStatus, Glossary, LABEL, NoProgress, Simplifier, facts};
+use lotse_simplify::{
+    BlockStatus, Glossary, LABEL, LegalTexts, NoProgress, ReviewNote, ReviewStatus, Simplifier,
+    facts,
+};
 use lotse_testsite::SiteServer;
 use url::Url;
 
@@ -207,6 +210,19 @@ fn every_page_keeps_structure_and_facts_whatever_the_model_does() {
             }
         }
     }
+    // the statutes (and only they) are legal texts, whose rewrites a town may review first;
+    // the environmental mission statement under /ortsrecht/ binds nobody
+    let wrong: Vec<&str> = pages
+        .iter()
+        .filter(|(_, page)| {
+            let statute = page.url.contains("/ortsrecht/")
+                && !page.url.ends_with("/ortsrecht/")
+                && !page.url.contains("leitbild");
+            lotse_simplify::is_legal_text(page) != statute
+        })
+        .map(|(_, page)| page.title.as_str())
+        .collect();
+    assert!(wrong.is_empty(), "{wrong:?}");
     assert!(simplified > 50, "{simplified}");
     assert!(
         with_digits > 10 && not_simplified >= 10,
@@ -288,4 +304,78 @@ fn the_store_replaces_a_changed_page_and_survives_reopening() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("broken.sqlite"), "{e}");
+}
+
+#[test]
+fn a_legal_text_waits_for_review_or_stays_with_the_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("simplify.sqlite")).unwrap();
+    let statute = |fee: &str| Page {
+        url: "http://127.0.0.1:1/ortsrecht/hundesteuer/".into(),
+        title: "Satzung über die Erhebung der Hundesteuer".into(),
+        kind: DocKind::Html,
+        lang: None,
+        modified: None,
+        blocks: vec![
+            Block::Heading {
+                level: 2,
+                text: "§ 5 Steuersatz".into(),
+                anchor: None,
+            },
+            Block::Paragraph {
+                text: format!(
+                    "(1) Die Steuer beträgt im Kalenderjahr für den ersten Hund {fee} €, sie ist gem. § 7 Abs. 2 am 1. Juli fällig, wenn der Hund älter als drei Monate ist."
+                ),
+            },
+        ],
+    };
+    let model = || Arc::new(FakeSplittingRewriter(info("fake-splitting")));
+    let s = Simplifier::new(model(), Glossary::default_terms());
+    assert_eq!(s.legal_texts(), LegalTexts::Review, "review is the default");
+    let page = statute("120,00");
+    let full = s
+        .simplify(&page, "h1", &CancelToken::new(), &NoProgress)
+        .unwrap();
+    assert!(full.legal_text && full.has_model_rewrite());
+    // what citizens see meanwhile: the deterministic pass, with the note, no model call
+    let rules = s.simplify_rules_only(&page, "h1").unwrap();
+    assert!(!rules.has_model_rewrite());
+    assert!(rules.blocks.iter().all(|b| b.status == BlockStatus::RulesOnly));
+    assert!(rules.text.contains("Paragraf 7 Absatz 2"), "{}", rules.text);
+    let shown = rules.with_review(ReviewNote::rules_only(ReviewStatus::Pending));
+    assert!(shown.html.contains("data-review=\"pending\"") && shown.html.contains("KI-generiert"));
+    assert!(shown.text.contains("Verwaltung"));
+
+    // staff decide on the stored rewrite; a changed page needs a new decision
+    let key = s.cache_key("h1");
+    assert!(
+        store.set_review(&key, ReviewStatus::Approved, "anna").is_err(),
+        "no decision on a text nobody could see"
+    );
+    store.put(&key, &full).unwrap();
+    let listed = store.legal_rewrites(s.rules_version()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].0.as_str(), listed[0].2.is_none()), (key.as_str(), true));
+    let d = store.set_review(&key, ReviewStatus::Approved, "anna").unwrap();
+    assert_eq!((d.status, d.reviewer.as_str()), (ReviewStatus::Approved, "anna"));
+    assert_eq!(store.review(&key).unwrap().unwrap().status, ReviewStatus::Approved);
+    let changed = s
+        .simplify(&statute("150,00"), "h2", &CancelToken::new(), &NoProgress)
+        .unwrap();
+    store.put(&s.cache_key("h2"), &changed).unwrap();
+    let listed = store.legal_rewrites(s.rules_version()).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].2.is_none(), "the new text is not reviewed yet");
+    assert!(store.review(&key).unwrap().is_none(), "the old decision went with its text");
+
+    // "rules": the model never sees a legal text, but still rewrites other pages
+    let r = Simplifier::new(model(), Glossary::default_terms()).with_legal_texts(LegalTexts::Rules);
+    assert_ne!(r.rules_version(), s.rules_version());
+    let out = r.simplify(&page, "h1", &CancelToken::new(), &NoProgress).unwrap();
+    assert!(!out.has_model_rewrite());
+    let mut other = statute("120,00");
+    other.title = "Hundesteuer".into();
+    other.blocks.remove(0);
+    let out = r.simplify(&other, "h3", &CancelToken::new(), &NoProgress).unwrap();
+    assert!(!out.legal_text && out.has_model_rewrite());
 }

@@ -67,22 +67,39 @@ pub struct Served {
 
 pub async fn serve(
     index: Arc<SearchIndex>,
+    config: Config,
+    store_path: &Path,
+    queue: usize,
+    pregenerate: bool,
+) -> Served {
+    serve_with(index, config, store_path, queue, pregenerate, |_| {}).await
+}
+
+/// [`serve`], with `setup` run on the state before the server starts (e.g. to add the
+/// portal).
+pub async fn serve_with(
+    index: Arc<SearchIndex>,
     mut config: Config,
     store_path: &Path,
     queue: usize,
     pregenerate: bool,
+    setup: impl FnOnce(&AppState),
 ) -> Served {
     let rewriter = Arc::new(FakeSplittingRewriter::new());
     config.limits.search_per_second = 0; // one client address
     let generation = Arc::new(GenerationService::new(rewriter.clone(), 1, 4));
     let answerer = Arc::new(Answerer::new(index, None, Some(generation), config.answer_config()));
     let store = Arc::new(Store::open(store_path).unwrap());
-    let simplifier = Arc::new(Simplifier::new(rewriter.clone(), Glossary::default_terms()));
+    let simplifier = Arc::new(
+        Simplifier::new(rewriter.clone(), Glossary::default_terms())
+            .with_legal_texts(config.simplify.legal_texts),
+    );
     let svc = SimplifyService::new(answerer.clone(), simplifier, store.clone(), queue, pregenerate);
     svc.start_worker();
     let state = AppState::new(config);
     state.set_answerer(answerer);
     state.set_simplify(svc);
+    setup(&state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(lotse_server::serve(listener, state, std::future::pending()));
