@@ -182,6 +182,12 @@ try {
     // the editor's question above is counted for the group
     await admin.locator("td", { hasText: "bauamt" }).first().waitFor({ timeout: 10000 });
     await admin.locator("td", { hasText: "Mitarbeiterportal" }).first().waitFor({ timeout: 10000 });
+    // the review of the model's rewrites of legal texts (legal_texts = "review", the default)
+    await admin.locator("#review-h").waitFor({ timeout: 10000 });
+    assert.match(await admin.locator("#review-h").locator("..").innerText(), /erst, wenn Sie sie freigegeben haben/);
+    const reviews = await admin.request.get(`${API}/portal/api/simplify/reviews`);
+    assert.equal(reviews.status(), 200);
+    assert.ok(Array.isArray(await reviews.json()));
     const csv = await admin.request.get(`${API}/portal/api/register?format=csv`);
     assert.equal(csv.status(), 200);
     assert.match(csv.headers()["content-type"], /text\/csv/);

@@ -38,6 +38,58 @@ struct Me {
     chat: bool,
     #[serde(default)]
     share_prompts: bool,
+    #[serde(default)]
+    review_rewrites: bool,
+}
+
+/// A model rewrite of a legal text and where its review stands.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct RewriteReview {
+    key: String,
+    url: String,
+    title: String,
+    units_rewritten: usize,
+    units: usize,
+    flesch_before: f64,
+    flesch_after: f64,
+    status: String,
+    reviewer: Option<String>,
+}
+
+/// One block of a rewrite beside its original.
+#[derive(Clone, Debug, PartialEq)]
+struct ReviewBlock {
+    index: usize,
+    status: String,
+    original: String,
+    simplified: String,
+}
+
+/// The text of a block of the API (`text`, list `items` or table `rows`).
+fn block_text(b: &serde_json::Value) -> String {
+    if let Some(t) = b["text"].as_str() {
+        return t.to_string();
+    }
+    if let Some(items) = b["items"].as_array() {
+        return items.iter().filter_map(|i| i.as_str()).map(|i| format!("– {i}")).collect::<Vec<_>>().join("\n");
+    }
+    b["rows"]
+        .as_array()
+        .map(|rows| {
+            rows.iter()
+                .map(|r| r.as_array().map(|c| c.iter().filter_map(|x| x.as_str()).collect::<Vec<_>>().join(" | ")).unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+fn review_label(status: &str) -> &'static str {
+    match status {
+        "approved" => "freigegeben",
+        "rejected" => "abgelehnt",
+        _ => "zu prüfen",
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -384,6 +436,8 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
     let can_manage = me.user.role != "staff";
     let is_admin = me.user.role == "admin";
     let admin_csrf = me.csrf.clone();
+    let review_rewrites = me.review_rewrites;
+    let review_csrf = me.csrf.clone();
     let share_prompts = me.share_prompts;
     let groups = me.user.groups.clone();
     let user_id = me.user.id;
@@ -729,11 +783,127 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
                     <p class="error" role="alert">{move || upload_error.get()}</p>
                 </section>
             </Show>
+            <Show when=move || review_rewrites>
+                <Reviews csrf=review_csrf.clone()/>
+            </Show>
             <Show when=move || is_admin>
                 <Admin csrf=admin_csrf.clone()/>
             </Show>
             <p class="notice" role="status">{move || notice.get()}</p>
         </div>
+    }
+}
+
+/// For editors and admins: the model's rewrites of legal texts in Einfache Sprache. Citizens
+/// see such a rewrite only once it is approved here (KI-Kompass: people stay responsible);
+/// until then they get the original with abbreviations written out and terms explained.
+#[component]
+fn Reviews(csrf: Option<String>) -> impl IntoView {
+    let rows = RwSignal::new(Vec::<RewriteReview>::new());
+    let open = RwSignal::new(None::<(String, Vec<ReviewBlock>)>);
+    let status = RwSignal::new(None::<String>);
+    let csrf_v = StoredValue::new(csrf);
+    let reload = move || {
+        spawn_local(async move {
+            match get::<Vec<RewriteReview>>("/portal/api/simplify/reviews").await {
+                Ok(r) => rows.set(r),
+                Err(f) => status.set(Some(f.message())),
+            }
+        })
+    };
+    reload();
+    let show = move |key: String| {
+        spawn_local(async move {
+            match get::<serde_json::Value>(&format!("/portal/api/simplify/reviews/{key}")).await {
+                Ok(page) => {
+                    let blocks = page["blocks"]
+                        .as_array()
+                        .map(|bs| {
+                            bs.iter()
+                                .filter(|b| matches!(b["status"].as_str(), Some("simplified" | "partial")))
+                                .map(|b| ReviewBlock {
+                                    index: b["index"].as_u64().unwrap_or(0) as usize,
+                                    status: b["status"].as_str().unwrap_or("").to_string(),
+                                    original: block_text(&b["original"]),
+                                    simplified: block_text(&b["simplified"]),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    open.set(Some((key, blocks)));
+                }
+                Err(f) => status.set(Some(f.message())),
+            }
+        })
+    };
+    let decide = move |key: String, title: String, decision: &'static str| {
+        let csrf = csrf_v.get_value();
+        spawn_local(async move {
+            match send::<serde_json::Value>("POST", &format!("/portal/api/simplify/reviews/{key}"), &json!({"status": decision}), csrf).await {
+                Ok(_) => {
+                    status.set(Some(format!("{title}: {}.", review_label(decision))));
+                    open.set(None);
+                    reload();
+                }
+                Err(f) => status.set(Some(f.message())),
+            }
+        });
+    };
+    view! {
+        <section class="card" aria-labelledby="review-h">
+            <h2 id="review-h">"Rechtstexte in Einfacher Sprache prüfen"</h2>
+            <p class="hint">"Bürgerinnen und Bürger sehen die Umschreibung einer Satzung oder Verordnung erst, wenn Sie sie freigegeben haben. Bis dahin sehen sie den Originaltext mit ausgeschriebenen Abkürzungen und erklärten Fachwörtern. Prüfen Sie jeden Abschnitt: Sagt die Umschreibung dasselbe wie das Original?"</p>
+            <table>
+                <caption class="sr-only">"Umschreibungen von Rechtstexten"</caption>
+                <thead><tr><th scope="col">"Seite"</th><th scope="col">"Umgeschrieben"</th><th scope="col">"Lesbarkeit (Flesch)"</th><th scope="col">"Stand"</th><th scope="col">"Aktion"</th></tr></thead>
+                <tbody>
+                    <For each=move || rows.get() key=|r| (r.key.clone(), r.status.clone()) let:r>
+                        {
+                            let key = r.key.clone();
+                            view! {
+                                <tr>
+                                    <td><a href=r.url.clone()>{r.title.clone()}</a></td>
+                                    <td>{format!("{} von {} Abschnitten", r.units_rewritten, r.units)}</td>
+                                    <td>{format!("{:.0} → {:.0}", r.flesch_before, r.flesch_after)}</td>
+                                    <td>{match &r.reviewer {
+                                        Some(who) => format!("{} ({who})", review_label(&r.status)),
+                                        None => review_label(&r.status).to_string(),
+                                    }}</td>
+                                    <td><button type="button" class="secondary" on:click=move |_| show(key.clone())>
+                                        {format!("Ansehen: {}", r.title)}
+                                    </button></td>
+                                </tr>
+                            }
+                        }
+                    </For>
+                </tbody>
+            </table>
+            <p class="notice" role="status">{move || status.get()}</p>
+            {move || open.get().map(|(key, blocks)| {
+                let title = rows.get_untracked().iter().find(|r| r.key == key).map(|r| r.title.clone()).unwrap_or_default();
+                let (k1, k2, t1, t2) = (key.clone(), key.clone(), title.clone(), title.clone());
+                view! {
+                    <h3>{format!("Umschreibung: {title}")}</h3>
+                    <table class="review">
+                        <caption class="sr-only">"Original und Umschreibung, Abschnitt für Abschnitt"</caption>
+                        <thead><tr><th scope="col">"Nr."</th><th scope="col">"Original"</th><th scope="col">"Umschreibung"</th></tr></thead>
+                        <tbody>
+                            {blocks.into_iter().map(|b| view! {
+                                <tr>
+                                    <td>{format!("{}{}", b.index + 1, if b.status == "partial" { " (teilweise)" } else { "" })}</td>
+                                    <td class="pre">{b.original}</td>
+                                    <td class="pre">{b.simplified}</td>
+                                </tr>
+                            }).collect_view()}
+                        </tbody>
+                    </table>
+                    <div class="buttons">
+                        <button type="button" on:click=move |_| decide(k1.clone(), t1.clone(), "approved")>"Freigeben"</button>
+                        <button type="button" class="secondary" on:click=move |_| decide(k2.clone(), t2.clone(), "rejected")>"Ablehnen"</button>
+                    </div>
+                }
+            })}
+        </section>
     }
 }
 

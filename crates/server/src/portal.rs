@@ -322,19 +322,26 @@ pub struct Me {
     pub external_models: bool,
     /// Prompts may be shared with the group.
     pub share_prompts: bool,
-    /// Rewrites of legal texts may be reviewed (editors and admins).
+    /// Rewrites of legal texts may be reviewed (editors and admins, when the server reviews
+    /// them: `[simplify] legal_texts = "review"`).
     #[serde(default)]
     pub review_rewrites: bool,
 }
 
-fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>) -> Me {
+/// Whether staff review the rewrites of legal texts on this server (`[simplify]` enabled with
+/// `legal_texts = "review"`).
+fn reviews_on(state: &AppState) -> bool {
+    state.config.simplify.enabled && state.config.simplify.legal_texts == lotse_simplify::LegalTexts::Review
+}
+
+fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>, reviews_on: bool) -> Me {
     let p = Principal::User(user.clone());
     let rules = &ctx.portal.rules;
     Me {
         chat: auth::authorize(&p, &Action::Chat, rules).is_ok(),
         external_models: auth::authorize(&p, &Action::ExternalModel, rules).is_ok(),
         share_prompts: user.level >= rules.share_prompts,
-        review_rewrites: auth::authorize(&p, &Action::ReviewRewrites, rules).is_ok(),
+        review_rewrites: reviews_on && auth::authorize(&p, &Action::ReviewRewrites, rules).is_ok(),
         user,
         csrf,
     }
@@ -424,7 +431,7 @@ pub async fn login(
     };
     portal.succeeded(&name_key);
     let ctx = Ctx { portal, principal: Principal::User(user.clone()), csrf: None };
-    let mut resp = Json(me(&ctx, user, Some(csrf))).into_response();
+    let mut resp = Json(me(&ctx, user, Some(csrf), reviews_on(&state))).into_response();
     resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &token, ttl));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
@@ -453,7 +460,7 @@ pub async fn whoami(State(state): State<Arc<AppState>>, method: Method, headers:
     c.allow(&Action::Portal)?;
     let user = c.user()?.clone();
     let csrf = c.csrf.clone();
-    Ok(Json(me(&c, user, csrf)))
+    Ok(Json(me(&c, user, csrf, reviews_on(&state))))
 }
 
 // ---- OpenID Connect ----------------------------------------------------------------------
@@ -1945,6 +1952,7 @@ button.secondary{background:#fff;color:#0b4f8a}
 a.button{display:inline-block;padding:.5rem 1rem;border-radius:.25rem;background:#0b4f8a;color:#fff;text-decoration:none;font-weight:600}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}th,td{border-bottom:1px solid #e5e7eb;padding:.35rem .5rem;text-align:left;vertical-align:top}
 td select{width:auto}.exports a{color:#0b4f8a}
+table.review td.pre{white-space:pre-line;width:45%}
 .prompts{margin:.5rem 0}.save-prompt{margin:.75rem 0}.save-prompt summary{cursor:pointer;color:#0b4f8a;font-weight:600}
 .top button.secondary{margin:0 0 0 .75rem;padding:.25rem .75rem}
 button:disabled{opacity:.6;cursor:wait}
