@@ -93,6 +93,14 @@ struct Job {
 
 /// Job keys of text the CMS sent start with this (index pages are keyed by their URL).
 const CMS_PREFIX: &str = "cms:";
+/// Key and slot prefix of the stored rules pass of a legal text (shown until a review).
+const RULES_PREFIX: &str = "rules:";
+
+/// Store key and slot of the rules pass of the legal text whose rewrite has cache key `key`
+/// and whose URL is `url` (what the worker stores beside the model's rewrite).
+pub fn rules_pass_slot(key: &str, url: &str) -> (String, String) {
+    (format!("{RULES_PREFIX}{key}"), format!("{RULES_PREFIX}{url}"))
+}
 
 /// The status URL of a CMS rewrite.
 pub fn job_url(id: &str) -> String {
@@ -217,21 +225,42 @@ impl SimplifyService {
         }
     }
 
-    /// The deterministic pass of `page` with the note for `status` (milliseconds; cached).
+    /// The deterministic pass of `page` with the note for `status`: from moka, else from the
+    /// store (the worker stores it beside the model's rewrite), else made now (milliseconds
+    /// to tens of milliseconds for a long statute) and stored.
     fn rules_view(&self, key: &str, page: &Page, hash: &str, status: ReviewStatus) -> Lookup {
-        let view_key = format!("rules:{}:{key}", status.key());
+        let view_key = format!("{RULES_PREFIX}{}:{key}", status.key());
         if let Some(hit) = self.cache.get(&view_key) {
             return Lookup::Ready(hit);
         }
+        let base = match self.cached(&format!("{RULES_PREFIX}{key}")) {
+            Some(p) => p,
+            None => match self.store_rules_pass(key, page, hash) {
+                Some(p) => p,
+                None => return Lookup::Unknown,
+            },
+        };
+        let view = Arc::new(base.as_ref().clone().with_review(ReviewNote::rules_only(status)));
+        self.cache.insert(view_key, view.clone());
+        Lookup::Ready(view)
+    }
+
+    /// Make and store the rules pass of a legal text (key `rules:<key>`, slot `rules:<url>`),
+    /// so that a click after a restart reads it instead of making it.
+    fn store_rules_pass(&self, key: &str, page: &Page, hash: &str) -> Option<Arc<SimplifiedPage>> {
         match self.simplifier.simplify_rules_only(page, hash) {
             Ok(p) => {
-                let view = Arc::new(p.with_review(ReviewNote::rules_only(status)));
-                self.cache.insert(view_key, view.clone());
-                Lookup::Ready(view)
+                let (rules_key, slot) = rules_pass_slot(key, &page.url);
+                if let Err(e) = self.store.put_in(&rules_key, &slot, &p) {
+                    tracing::warn!(error = %e, "cannot store the rules pass of a legal text");
+                }
+                let p = Arc::new(p);
+                self.cache.insert(rules_key, p.clone());
+                Some(p)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "the rules pass failed");
-                Lookup::Unknown
+                None
             }
         }
     }
@@ -451,7 +480,8 @@ impl SimplifyService {
         }
         if complete {
             for url in self.store.urls().unwrap_or_default() {
-                if !url.starts_with(CMS_PREFIX) && !live.contains(&url) {
+                let page_url = url.strip_prefix(RULES_PREFIX).unwrap_or(&url);
+                if !url.starts_with(CMS_PREFIX) && !live.contains(page_url) {
                     match self.store.remove_url(&url) {
                         Ok(_) => tracing::info!(%url, "rewrite of a page that is gone deleted"),
                         Err(e) => tracing::warn!(error = %e, "cannot delete a stale rewrite"),
@@ -531,7 +561,12 @@ impl SimplifyService {
                     secs = started.elapsed().as_secs(),
                     "page rewritten in Einfache Sprache"
                 );
-                self.cache.insert(key, Arc::new(result));
+                let legal = result.legal_text && !url.starts_with(CMS_PREFIX);
+                self.cache.insert(key.clone(), Arc::new(result));
+                if legal && self.simplifier.legal_texts() == LegalTexts::Review {
+                    // what citizens see until a review: ready before anyone clicks
+                    self.store_rules_pass(&key, &page, &hash);
+                }
                 self.jobs().by_url.remove(url);
             }
             Err(e) => {

@@ -298,6 +298,9 @@ async fn a_legal_text_is_shown_in_the_models_words_only_after_review() {
     };
     assert_eq!((entry["url"].as_str(), entry["status"].as_str()), (Some(MARKT), Some("pending")));
     assert!(s.rewriter.calls.load(Ordering::SeqCst) > 0);
+    // the rules pass is stored beside the model's rewrite: a click after a restart reads it
+    let urls = s.store.urls().unwrap();
+    assert!(urls.contains(&format!("rules:{MARKT}")) && urls.contains(&MARKT.to_string()), "{urls:?}");
     let key = entry["key"].as_str().unwrap().to_string();
     let one = format!("{list}/{key}");
     let (status, rewrite) = portal(&s, Some(&anna), reqwest::Method::GET, &one, None).await;

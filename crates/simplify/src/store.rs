@@ -243,7 +243,7 @@ impl Store {
             let mut stmt = conn
                 .prepare(
                     "SELECT key, result FROM rewrites WHERE rules_version = ?1 \
-                     AND url NOT LIKE 'cms:%' ORDER BY created_at DESC",
+                     AND url NOT LIKE 'cms:%' AND url NOT LIKE 'rules:%' ORDER BY created_at DESC",
                 )
                 .map_err(|e| self.err(e))?;
             let rows = stmt
