@@ -857,13 +857,13 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                 <caption class="sr-only">"Umschreibungen von Rechtstexten"</caption>
                 <thead><tr><th scope="col">"Seite"</th><th scope="col">"Umgeschrieben"</th><th scope="col">"Lesbarkeit (Flesch)"</th><th scope="col">"Stand"</th><th scope="col">"Aktion"</th></tr></thead>
                 <tbody>
-                    <For each=move || rows.get() key=|r| (r.key.clone(), r.status.clone()) let:r>
+                    <For each=move || rows.get() key=|r| (r.key.clone(), r.status.clone(), r.reviewer.clone()) let:r>
                         {
                             let key = r.key.clone();
                             view! {
                                 <tr>
                                     <td><a href=r.url.clone()>{r.title.clone()}</a></td>
-                                    <td>{format!("{} von {} Abschnitten", r.units_rewritten, r.units)}</td>
+                                    <td>{format!("{} von {} Textteilen", r.units_rewritten, r.units)}</td>
                                     <td>{format!("{:.0} → {:.0}", r.flesch_before, r.flesch_after)}</td>
                                     <td>{match &r.reviewer {
                                         Some(who) => format!("{} ({who})", review_label(&r.status)),
@@ -878,6 +878,9 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                     </For>
                 </tbody>
             </table>
+            <Show when=move || rows.get().is_empty()>
+                <p>"Zurzeit wartet keine Umschreibung auf Ihre Prüfung."</p>
+            </Show>
             <p class="notice" role="status">{move || status.get()}</p>
             {move || open.get().map(|(key, blocks)| {
                 let title = rows.get_untracked().iter().find(|r| r.key == key).map(|r| r.title.clone()).unwrap_or_default();

@@ -1860,19 +1860,13 @@ fn no_rewrite() -> ApiError {
 /// "review"`).
 #[utoipa::path(get, path = "/portal/api/simplify/reviews", tag = "portal",
     responses((status = 200, body = [RewriteReview]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<RewriteReview>>, ApiError> {
+pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
     let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ReviewRewrites)?;
     let svc = crate::simplify::service(&state)?;
-    let rows = blocking(move || {
-        svc.reviews().map_err(|e| {
-            tracing::warn!(error = %e, "cannot list rewrites for review");
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", "Die Umschreibungen lassen sich gerade nicht lesen.")
-        })
-    })
-    .await?;
-    Ok(Json(
-        rows.into_iter()
+    let rows = blocking(move || svc.reviews().map_err(review_store_error)).await?;
+    let list: Vec<RewriteReview> = rows
+        .into_iter()
             .map(|(key, p, d)| RewriteReview {
                 key,
                 url: p.url,
@@ -1886,8 +1880,10 @@ pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, method: Method,
                 reviewer: d.as_ref().map(|d| d.reviewer.clone()),
                 decided_at: d.map(|d| d.decided_at),
             })
-            .collect(),
-    ))
+        .collect();
+    let mut r = Json(list).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
 }
 
 /// One rewrite as the model made it, block by block beside the original (for the review).
@@ -1897,8 +1893,15 @@ pub async fn rewrite_review(State(state): State<Arc<AppState>>, method: Method, 
     let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ReviewRewrites)?;
     let svc = crate::simplify::service(&state)?;
-    let page = blocking(move || Ok::<_, ApiError>(svc.stored(&key))).await?.ok_or_else(no_rewrite)?;
-    Ok(Json(page.as_ref()).into_response())
+    let page = blocking(move || svc.stored(&key).map_err(review_store_error)).await?.ok_or_else(no_rewrite)?;
+    let mut r = Json(page).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+fn review_store_error(e: String) -> ApiError {
+    tracing::warn!(error = %e, "rewrite store failed");
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", "Die Umschreibungen lassen sich gerade nicht lesen. Bitte versuchen Sie es später noch einmal.")
 }
 
 /// Approve or reject a rewrite of a legal text; citizens see the decision at their next click.
@@ -1920,16 +1923,23 @@ pub async fn decide_review(
     let reviewer = c.user()?.name.clone();
     let svc = crate::simplify::service(&state)?;
     let d = blocking(move || {
-        if svc.stored(&key).is_none_or(|p| !p.legal_text) {
+        if svc.stored(&key).map_err(review_store_error)?.is_none() {
             return Err(no_rewrite());
         }
-        svc.decide(&key, req.status, &reviewer).map_err(|e| {
-            tracing::warn!(error = %e, "cannot store a review decision");
-            no_rewrite()
-        })
+        svc.decide(&key, req.status, &reviewer).map_err(review_store_error)
     })
     .await?;
-    audit(&c, "review_rewrite", None, false, Vec::new(), d.status.key()).await;
+    // which page and which text: the page's address and the rewrite's key (no personal data)
+    audit_full(
+        &c,
+        AuditEntry {
+            action: "review_rewrite".into(),
+            outcome: d.status.key().into(),
+            content: Some(format!("{} ({})", d.url, d.key)),
+            ..AuditEntry::default()
+        },
+    )
+    .await;
     Ok(Json(d))
 }
 

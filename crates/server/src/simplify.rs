@@ -186,17 +186,23 @@ impl SimplifyService {
             return Lookup::Unknown;
         };
         let key = self.simplifier.cache_key(&record.content_hash);
-        let review = self.simplifier.legal_texts() == LegalTexts::Review && is_legal_text(&page);
+        let total = self.simplifier.units_of(&page);
+        // a legal text the model has something to rewrite in: staff review that rewrite
+        let review = self.simplifier.legal_texts() == LegalTexts::Review
+            && total > 0
+            && is_legal_text(&page);
         if let Some(ready) = self.cached(&key) {
             if review && ready.has_model_rewrite() {
                 return self.reviewed(&key, &page, &record.content_hash, &ready);
             }
             return Lookup::Ready(ready);
         }
-        let total = self.simplifier.units_of(&page);
         if review {
-            // a full queue only delays the staff's copy; the citizen is answered anyway
-            let _ = self.enqueue(url, key.clone(), total, None, status_url);
+            // the citizen is answered now; the model's rewrite for staff comes from the
+            // background pass, or (without one) is queued here
+            if !self.pregenerate {
+                let _ = self.enqueue(url, key.clone(), total, None, status_url);
+            }
             return self.rules_view(&key, &page, &record.content_hash, ReviewStatus::Pending);
         }
         self.enqueue(url, key, total, None, status_url)
@@ -215,8 +221,7 @@ impl SimplifyService {
                 if let Some(hit) = self.cache.get(&view_key) {
                     return Lookup::Ready(hit);
                 }
-                let date = lotse_simplify::review::german_date(d.decided_at);
-                let view = Arc::new(ready.as_ref().clone().with_review(ReviewNote::approved(&date)));
+                let view = Arc::new(ready.as_ref().clone().with_review(ReviewNote::approved()));
                 self.cache.insert(view_key, view.clone());
                 Lookup::Ready(view)
             }
@@ -272,12 +277,18 @@ impl SimplifyService {
             .map_err(|e| e.to_string())
     }
 
-    /// The stored rewrite under `key`, as the model made it (for staff to read).
-    pub fn stored(&self, key: &str) -> Option<Arc<SimplifiedPage>> {
-        self.cached(key)
+    /// The model's rewrite of a legal text stored under `key` (a cache key: 64 hex digits),
+    /// for staff to read; `Ok(None)` for any other key.
+    pub fn stored(&self, key: &str) -> Result<Option<SimplifiedPage>, String> {
+        if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let page = self.store.get(key).map_err(|e| e.to_string())?;
+        Ok(page.filter(|p| p.legal_text && p.has_model_rewrite()))
     }
 
-    /// Record a staff decision on the rewrite under `key`; citizens see it at the next click.
+    /// Record a staff decision on the rewrite under `key` (check it with `stored` first);
+    /// citizens see it at the next click.
     pub fn decide(&self, key: &str, status: ReviewStatus, reviewer: &str) -> Result<ReviewDecision, String> {
         self.store
             .set_review(key, status, reviewer)
@@ -561,7 +572,7 @@ impl SimplifyService {
                     secs = started.elapsed().as_secs(),
                     "page rewritten in Einfache Sprache"
                 );
-                let legal = result.legal_text && !url.starts_with(CMS_PREFIX);
+                let legal = result.legal_text && result.has_model_rewrite() && !url.starts_with(CMS_PREFIX);
                 self.cache.insert(key.clone(), Arc::new(result));
                 if legal && self.simplifier.legal_texts() == LegalTexts::Review {
                     // what citizens see until a review: ready before anyone clicks

@@ -54,7 +54,7 @@ pub const LABEL: &str =
 /// Version of the rules, prompt, checks and rendering: part of every page cache key, so a
 /// change here rewrites the pages again (units come from the unit cache where
 /// `UNIT_VERSION` is unchanged).
-pub const RULES_VERSION: u32 = 13;
+pub const RULES_VERSION: u32 = 14;
 
 /// Version of what decides one unit's rewrite: the deterministic pass, how text is cut into
 /// units, the prompt, the generation parameters and the checks a candidate must pass. Part

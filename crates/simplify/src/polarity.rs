@@ -92,13 +92,18 @@ static CONDITION_OPENING: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// What a rewrite may use for a condition: the same words, and plain forms of "auf Antrag"
-/// ("wenn Sie einen Antrag stellen", "beantragen"), "auf Verlangen" ("wenn die Gemeinde es
-/// verlangt") and of an opening "Bei ..." ("bei", "im Fall").
+/// ("wenn Sie einen Antrag stellen", "beantragen") and "auf Verlangen" ("wenn die Gemeinde es
+/// verlangt").
 static CONDITION_KEPT: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r"(?i)\b(?:wenn|falls|sofern|soweit|solange|sobald|es sei denn|ausgenommen|außer|auf Antrag|auf Verlangen|antrag\w*|beantrag\w*|verlang\w*|bei|im fall\w*)\b",
+        r"(?i)\b(?:wenn|falls|sofern|soweit|solange|sobald|es sei denn|ausgenommen|außer|auf Antrag|auf Verlangen|antrag\w*|beantrag\w*|verlang\w*)\b",
     )
 });
+
+/// What a rewrite may use for an opening "Bei ..." besides a conjunction: "bei" or "im
+/// Fall" anywhere; counted only up to the original's openings, so that "bei der Gemeinde"
+/// never stands in for a lost "wenn".
+static OPENING_KEPT: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(?:bei|im fall\w*)\b"));
 
 /// That something is paid: money, a cost, fee, contribution, tax or payment, in any compound
 /// ("Gebührenschuldner", "Zahlungsverzug", "auf eigene Kosten"). The verb "zahlen" only in
@@ -124,6 +129,13 @@ pub fn conditions(text: &str) -> usize {
         })
         .count()
         + CONDITION_OPENING.find_iter(text).count()
+}
+
+/// Conditions `candidate` keeps of `original`'s (see `CONDITION_KEPT`, `OPENING_KEPT`).
+fn kept_conditions(original: &str, candidate: &str) -> usize {
+    let openings = CONDITION_OPENING.find_iter(original).count();
+    CONDITION_KEPT.find_iter(candidate).count()
+        + OPENING_KEPT.find_iter(candidate).count().min(openings)
 }
 
 /// Negations in `text`; "weder ... noch" counts twice (it becomes two "nicht").
@@ -166,10 +178,7 @@ pub fn problem(original: &str, candidate: &str) -> Option<String> {
     {
         return Some(format!("drops the limit {:?}", l.name));
     }
-    let (before, after) = (
-        conditions(original),
-        CONDITION_KEPT.find_iter(candidate).count(),
-    );
+    let (before, after) = (conditions(original), kept_conditions(original, candidate));
     if after < before {
         return Some(format!("conditions {before} -> {after}"));
     }
@@ -378,6 +387,12 @@ mod tests {
         );
         assert_eq!(conditions("(2) Bei Regen fällt der Markt aus."), 1);
         assert_eq!(conditions("Anträge sind bei der Gemeinde zu stellen."), 0);
+        // "bei" keeps an opening "Bei ...", never a lost "sobald"
+        let o = "Der Hund ist anzumelden, sobald er drei Monate alt ist; die Anmeldung erfolgt bei der Gemeinde.";
+        assert!(
+            problem(o, "Melden Sie den Hund bei der Gemeinde an. Er ist drei Monate alt.")
+                .is_some()
+        );
         let o = "Kleinkläranlagen sind außer Betrieb zu setzen, sobald das Grundstück an die Kläranlage angeschlossen ist.";
         assert_eq!(conditions(o), 1, "\"außer Betrieb\" is no condition");
         assert!(

@@ -10,8 +10,8 @@
 //!
 //! A legal text ([`is_legal_text`]) is a page whose title names a statute, ordinance, rules
 //! of procedure or guideline ("Abwassersatzung", "Polizeiverordnung", "Marktordnung",
-//! "Richtlinie"), or that has two or more numbered sections ("§ 1", "Art. 2") as headings or
-//! paragraph openings.
+//! "Richtlinie"; not "Tagesordnung" or "Ordnung" alone), or that has two or more numbered
+//! sections ("§ 1", "Art. 2") as headings or paragraph openings.
 
 use std::sync::LazyLock;
 
@@ -78,20 +78,24 @@ impl ReviewNote {
     /// The note over the deterministic pass of a legal text whose model rewrite is not (or
     /// not yet) approved.
     pub fn rules_only(status: ReviewStatus) -> ReviewNote {
+        let what = "Dies ist eine Rechtsvorschrift. Hier sind Abkürzungen ausgeschrieben, \
+                    Fachwörter erklärt und feste Formeln (zum Beispiel, ab wann sie gilt) in \
+                    einfachen Sätzen gesagt. Sonst steht hier der Originaltext.";
+        let then = match status {
+            ReviewStatus::Rejected => "Eine vereinfachte Fassung gibt es für diese Seite noch nicht.",
+            _ => "Eine vereinfachte Fassung zeigen wir erst, wenn die Verwaltung sie geprüft hat.",
+        };
         ReviewNote {
             status,
-            message: "Dies ist eine Rechtsvorschrift. Hier sind Abkürzungen ausgeschrieben und \
-                      Fachwörter erklärt; der Text ist sonst unverändert. Eine vereinfachte \
-                      Fassung zeigen wir erst, wenn die Verwaltung sie geprüft hat."
-                .into(),
+            message: format!("{what} {then}"),
         }
     }
 
-    /// The note over an approved rewrite; `date` as "5. Dezember 2026".
-    pub fn approved(date: &str) -> ReviewNote {
+    /// The note over an approved rewrite.
+    pub fn approved() -> ReviewNote {
         ReviewNote {
             status: ReviewStatus::Approved,
-            message: format!("Die Verwaltung hat diese vereinfachte Fassung am {date} geprüft."),
+            message: "Die Verwaltung hat diese vereinfachte Fassung geprüft.".into(),
         }
     }
 }
@@ -108,11 +112,22 @@ pub struct ReviewDecision {
     pub decided_at: u64,
 }
 
-/// Title words that name a legal text: "-satzung", "-verordnung", "-ordnung" (Marktordnung,
-/// Geschäftsordnung), "Richtlinie(n)", "Statut", "Gesetz".
+/// Title words that name a legal text: "Satzung" and "-satzung", "-ordnung" (Marktordnung,
+/// Geschäftsordnung, Polizeiverordnung; not "Ordnung" alone), "Richtlinie(n)", "Statut".
 static LEGAL_TITLE: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?i)\b\p{L}*(?:satzung|ordnung|richtlinien?|statut|gesetz)(?:en)?\b")
+    re(r"(?i)\b(?:\p{L}*satzung|\p{L}+ordnung|richtlinien?|\p{L}*statut)(?:en|s)?\b")
 });
+
+/// Words of that shape that name no legal text: a council's agenda, an order, a crew.
+const NOT_LEGAL: &[&str] = &[
+    "tagesordnung",
+    "zuordnung",
+    "anordnung",
+    "einordnung",
+    "unterordnung",
+    "beiordnung",
+    "besatzung",
+];
 
 /// A numbered section at the start of a heading or paragraph: "§ 3", "§§ 4", "Art. 2",
 /// "Artikel 1".
@@ -121,7 +136,11 @@ static SECTION: LazyLock<Regex> =
 
 /// Whether `page` is a legal text (see the module documentation).
 pub fn is_legal_text(page: &Page) -> bool {
-    if LEGAL_TITLE.is_match(&page.title) {
+    let titled = LEGAL_TITLE.find_iter(&page.title).any(|m| {
+        let word = m.as_str().to_lowercase();
+        !NOT_LEGAL.iter().any(|n| word.starts_with(n))
+    });
+    if titled {
         return true;
     }
     let sections = page
@@ -133,25 +152,6 @@ pub fn is_legal_text(page: &Page) -> bool {
         })
         .count();
     sections >= 2
-}
-
-/// "5. Dezember 2026" for a Unix time (UTC).
-pub fn german_date(unix: u64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September",
-        "Oktober", "November", "Dezember",
-    ];
-    // civil date from days since 1970-01-01 (Howard Hinnant's algorithm)
-    let z = (unix / 86_400) as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{day}. {} {year}", MONTHS[(month - 1) as usize])
 }
 
 #[cfg(test)]
@@ -190,6 +190,8 @@ mod tests {
             "Marktordnung",
             "Richtlinie für den Bauernmarkt",
             "Benutzungsordnung für die Sporthallen",
+            "Geschäftsordnung des Gemeinderats",
+            "Richtlinien zur Vereinsförderung",
         ] {
             assert!(is_legal_text(&page(t, vec![para("Text.")])), "{t}");
         }
@@ -211,6 +213,11 @@ mod tests {
             "Rathaus & Verwaltung",
             "Veranstaltungskalender",
             "Erklärung zur Barrierefreiheit",
+            "Sicherheit und Ordnung",
+            "Tagesordnung der Gemeinderatssitzung",
+            "Anordnung zur Wasserentnahme",
+            "Besatzung des Löschfahrzeugs",
+            "Neues Gebäudeenergiegesetz: was Sie wissen müssen",
         ] {
             let p = page(t, vec![para("Die Hundesteuer regelt § 3 der Satzung.")]);
             assert!(!is_legal_text(&p), "{t}");
@@ -220,10 +227,4 @@ mod tests {
         assert!(!is_legal_text(&p));
     }
 
-    #[test]
-    fn dates_in_german() {
-        assert_eq!(german_date(0), "1. Januar 1970");
-        assert_eq!(german_date(1_796_428_800), "5. Dezember 2026");
-        assert_eq!(german_date(951_782_400), "29. Februar 2000");
-    }
 }

@@ -3,7 +3,8 @@
 //! [`crate::UnitCache`]).
 //!
 //! Staff decisions on the rewrites of legal texts (`reviews`) are keyed like the rewrites, by
-//! content, model and rules version: a changed page or new rules need a new review.
+//! content, model and rules version, and deleted whenever their rewrite is written again or
+//! replaced: a decision only ever covers the text staff read.
 //!
 //! Invariants: a row is written in one transaction that also removes the page's older rows,
 //! so a re-crawl that changes a page replaces its rewrite and a crash leaves either the old
@@ -141,6 +142,12 @@ impl Store {
             params![slot, key],
         )
         .map_err(|e| self.err(e))?;
+        // a decision holds for the text staff read: a new or newly written text has none
+        tx.execute(
+            "DELETE FROM reviews WHERE url = ?1 OR key = ?2",
+            params![slot, key],
+        )
+        .map_err(|e| self.err(e))?;
         tx.execute(
             "INSERT OR REPLACE INTO rewrites (key, url, content_hash, model, rules_version, created_at, result)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -160,8 +167,10 @@ impl Store {
 
     /// Forget the rewrites of a page (it is gone from the site).
     pub fn remove_url(&self, url: &str) -> Result<usize> {
-        self.conn()
-            .execute("DELETE FROM rewrites WHERE url = ?1", [url])
+        let conn = self.conn();
+        conn.execute("DELETE FROM reviews WHERE url = ?1", [url])
+            .map_err(|e| self.err(e))?;
+        conn.execute("DELETE FROM rewrites WHERE url = ?1", [url])
             .map_err(|e| self.err(e))
     }
 
@@ -228,7 +237,8 @@ impl Store {
 
     /// Stored rewrites of legal texts by the model, with their cache keys and the decisions
     /// on them, newest first: what staff review. Only rows of `rules_version` (the current
-    /// rules) count; decisions on rewrites no longer stored are deleted first.
+    /// rules) count. (A decision goes with its rewrite: `put_in` and `remove_url` delete it;
+    /// the sweep here catches rows of older versions.)
     pub fn legal_rewrites(
         &self,
         rules_version: &str,

@@ -367,6 +367,15 @@ fn a_legal_text_waits_for_review_or_stays_with_the_rules() {
     assert_eq!(listed.len(), 1);
     assert!(listed[0].2.is_none(), "the new text is not reviewed yet");
     assert!(store.review(&key).unwrap().is_none(), "the old decision went with its text");
+    // the same key written again (`lotse simplify --force`): the text may differ, so the
+    // decision goes
+    let key2 = s.cache_key("h2");
+    store.set_review(&key2, ReviewStatus::Approved, "anna").unwrap();
+    store.put(&key2, &changed).unwrap();
+    assert!(store.review(&key2).unwrap().is_none());
+    store.set_review(&key2, ReviewStatus::Rejected, "anna").unwrap();
+    store.remove_url(&changed.url).unwrap();
+    assert!(store.review(&key2).unwrap().is_none(), "a page that is gone takes its decision");
 
     // "rules": the model never sees a legal text, but still rewrites other pages
     let r = Simplifier::new(model(), Glossary::default_terms()).with_legal_texts(LegalTexts::Rules);
