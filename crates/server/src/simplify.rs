@@ -186,18 +186,17 @@ impl SimplifyService {
             return Lookup::Unknown;
         };
         let key = self.simplifier.cache_key(&record.content_hash);
-        let total = self.simplifier.units_of(&page);
-        // a legal text the model has something to rewrite in: staff review that rewrite
-        let review = self.simplifier.legal_texts() == LegalTexts::Review
-            && total > 0
-            && is_legal_text(&page);
+        let legal = self.simplifier.legal_texts() == LegalTexts::Review && is_legal_text(&page);
         if let Some(ready) = self.cached(&key) {
-            if review && ready.has_model_rewrite() {
+            // staff review a legal text's model rewrite (a rewrite implies units to review)
+            if legal && ready.has_model_rewrite() {
                 return self.reviewed(&key, &page, &record.content_hash, &ready);
             }
             return Lookup::Ready(ready);
         }
-        if review {
+        // not on the cached path: counting units runs the deterministic pass over the page
+        let total = self.simplifier.units_of(&page);
+        if legal && total > 0 {
             // the citizen is answered now; the model's rewrite for staff comes from the
             // background pass, or (without one) is queued here
             if !self.pregenerate {
