@@ -23,7 +23,14 @@ if [ -z "$bin" ]; then
   exit 0
 fi
 
-port="${LOTSE_TEST_PG_PORT:-55432}"
+# the first free port from 55432 on (a server left by an interrupted run keeps its port)
+port="${LOTSE_TEST_PG_PORT:-}"
+if [ -z "$port" ]; then
+  for p in $(seq 55432 55531); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then port=$p; break; fi
+  done
+  port="${port:-55432}"
+fi
 dir="$(mktemp -d /tmp/lotse-pg.XXXXXX)"
 # initdb and postgres refuse to run as root: use Debian's postgres account then
 as=()
