@@ -185,9 +185,34 @@ try {
     // the review of the model's rewrites of legal texts (legal_texts = "review", the default)
     await admin.locator("#review-h").waitFor({ timeout: 10000 });
     assert.match(await admin.locator("#review-h").locator("..").innerText(), /erst, wenn Sie sie freigegeben haben/);
-    const reviews = await admin.request.get(`${API}/portal/api/simplify/reviews`);
-    assert.equal(reviews.status(), 200);
-    assert.ok(Array.isArray(await reviews.json()));
+    // the widget test's click on the by-law queued the model's rewrite for review: wait for
+    // it, open it, do not take the first block's wording, approve, and see what citizens get
+    const BYLAW = process.env.LOTSE_BYLAW;
+    let entry;
+    for (const t0 = Date.now(); !entry; ) {
+      const reviews = await admin.request.get(`${API}/portal/api/simplify/reviews`);
+      assert.equal(reviews.status(), 200);
+      entry = (await reviews.json()).find((r) => r.url.endsWith(BYLAW));
+      if (!entry) {
+        assert.ok(Date.now() - t0 < ANSWER_TIMEOUT, "the model's rewrite of the by-law was not made");
+        await admin.waitForTimeout(2000);
+      }
+    }
+    await admin.reload();
+    const row = admin.locator("tr", { has: admin.locator(`a[href$="${BYLAW}"]`) });
+    await row.getByRole("button").click();
+    const first = admin.locator("textarea[id^=korrektur-]").first();
+    await first.waitFor({ timeout: 10000 });
+    assert.ok((await first.inputValue()).length > 0, "the model's wording is there to correct");
+    assert.deepEqual(await axeSerious(admin, "portal-review"), []);
+    await admin.locator("input[id^=verwerfen-]").first().check();
+    assert.ok(await first.isDisabled(), "a block not taken cannot be edited");
+    await admin.getByRole("button", { name: "Freigeben" }).click();
+    await admin.getByText("freigegeben (ein Abschnitt korrigiert)").waitFor({ timeout: 10000 });
+    const shown = await (await admin.request.get(`${API}/api/v1/simplify?url=${encodeURIComponent(entry.url)}`)).json();
+    assert.equal(shown.review.status, "approved");
+    assert.match(shown.review.message, /einen Abschnitt korrigiert/);
+    assert.ok(shown.blocks.some((b) => b.correction === "rules"));
     const csv = await admin.request.get(`${API}/portal/api/register?format=csv`);
     assert.equal(csv.status(), 200);
     assert.match(csv.headers()["content-type"], /text\/csv/);

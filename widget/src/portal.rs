@@ -56,13 +56,39 @@ struct RewriteReview {
     reviewer: Option<String>,
 }
 
-/// One block of a rewrite beside its original.
-#[derive(Clone, Debug, PartialEq)]
+/// One block of a rewrite beside its original, with the reviewer's correction: their
+/// wording (`text`, prefilled with the model's) or the model's wording not taken (`skip`).
+#[derive(Clone, Debug)]
 struct ReviewBlock {
     index: usize,
     status: String,
     original: String,
-    simplified: String,
+    /// The model's wording as edited text (a list: one item a line).
+    proposed: String,
+    text: RwSignal<String>,
+    skip: RwSignal<bool>,
+}
+
+/// The editable text of a rewritten block: a paragraph's text, or a list's items a line each.
+fn editable_text(b: &serde_json::Value) -> String {
+    match b["items"].as_array() {
+        Some(items) => items.iter().filter_map(|i| i.as_str()).collect::<Vec<_>>().join("\n"),
+        None => b["text"].as_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// The corrections of an approval: blocks not taken, and blocks whose text was changed.
+fn corrections(blocks: &[ReviewBlock]) -> Vec<serde_json::Value> {
+    blocks
+        .iter()
+        .filter_map(|b| {
+            if b.skip.get_untracked() {
+                return Some(json!({"index": b.index}));
+            }
+            let text = b.text.get_untracked();
+            (text.trim() != b.proposed.trim()).then(|| json!({"index": b.index, "text": text}))
+        })
+        .collect()
 }
 
 /// The text of a block of the API (`text`, list `items` or table `rows`).
@@ -821,11 +847,16 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                         .map(|bs| {
                             bs.iter()
                                 .filter(|b| matches!(b["status"].as_str(), Some("simplified" | "partial")))
-                                .map(|b| ReviewBlock {
-                                    index: b["index"].as_u64().unwrap_or(0) as usize,
-                                    status: b["status"].as_str().unwrap_or("").to_string(),
-                                    original: block_text(&b["original"]),
-                                    simplified: block_text(&b["simplified"]),
+                                .map(|b| {
+                                    let proposed = editable_text(&b["simplified"]);
+                                    ReviewBlock {
+                                        index: b["index"].as_u64().unwrap_or(0) as usize,
+                                        status: b["status"].as_str().unwrap_or("").to_string(),
+                                        original: block_text(&b["original"]),
+                                        text: RwSignal::new(proposed.clone()),
+                                        skip: RwSignal::new(false),
+                                        proposed,
+                                    }
                                 })
                                 .collect()
                         })
@@ -836,12 +867,19 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
             }
         })
     };
-    let decide = move |key: String, title: String, decision: &'static str| {
+    let decide = move |key: String, title: String, decision: &'static str, fixes: Vec<serde_json::Value>| {
         let csrf = csrf_v.get_value();
         spawn_local(async move {
-            match send::<serde_json::Value>("POST", &format!("/portal/api/simplify/reviews/{key}"), &json!({"status": decision}), csrf).await {
+            let n = fixes.len();
+            let body = json!({"status": decision, "corrections": fixes});
+            match send::<serde_json::Value>("POST", &format!("/portal/api/simplify/reviews/{key}"), &body, csrf).await {
                 Ok(_) => {
-                    status.set(Some(format!("{title}: {}.", review_label(decision))));
+                    let corrected = match n {
+                        0 => String::new(),
+                        1 => " (ein Abschnitt korrigiert)".to_string(),
+                        n => format!(" ({n} Abschnitte korrigiert)"),
+                    };
+                    status.set(Some(format!("{title}: {}{corrected}.", review_label(decision))));
                     open.set(None);
                     reload();
                 }
@@ -852,7 +890,7 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
     view! {
         <section class="card" aria-labelledby="review-h">
             <h2 id="review-h">"Rechtstexte in Einfacher Sprache prüfen"</h2>
-            <p class="hint">"Bürgerinnen und Bürger sehen die Umschreibung einer Satzung oder Verordnung erst, wenn Sie sie freigegeben haben. Bis dahin sehen sie den Originaltext mit ausgeschriebenen Abkürzungen und erklärten Fachwörtern. Prüfen Sie jeden Abschnitt: Sagt die Umschreibung dasselbe wie das Original?"</p>
+            <p class="hint">"Bürgerinnen und Bürger sehen die Umschreibung einer Satzung oder Verordnung erst, wenn Sie sie freigegeben haben. Bis dahin sehen sie den Originaltext mit ausgeschriebenen Abkürzungen und erklärten Fachwörtern. Prüfen Sie jeden Abschnitt: Sagt die Umschreibung dasselbe wie das Original? Sie können einen Abschnitt vor der Freigabe korrigieren oder nicht übernehmen; Beträge, Daten, Fristen und Verweise müssen erhalten bleiben."</p>
             <table>
                 <caption class="sr-only">"Umschreibungen von Rechtstexten"</caption>
                 <thead><tr><th scope="col">"Seite"</th><th scope="col">"Umgeschrieben"</th><th scope="col">"Lesbarkeit (Flesch)"</th><th scope="col">"Stand"</th><th scope="col">"Aktion"</th></tr></thead>
@@ -885,24 +923,41 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
             {move || open.get().map(|(key, blocks)| {
                 let title = rows.get_untracked().iter().find(|r| r.key == key).map(|r| r.title.clone()).unwrap_or_default();
                 let (k1, k2, t1, t2) = (key.clone(), key.clone(), title.clone(), title.clone());
+                let all = StoredValue::new(blocks.clone());
                 view! {
                     <h3>{format!("Umschreibung: {title}")}</h3>
                     <table class="review">
                         <caption class="sr-only">"Original und Umschreibung, Abschnitt für Abschnitt"</caption>
-                        <thead><tr><th scope="col">"Nr."</th><th scope="col">"Original"</th><th scope="col">"Umschreibung"</th></tr></thead>
+                        <thead><tr><th scope="col">"Nr."</th><th scope="col">"Original"</th><th scope="col">"Umschreibung (korrigierbar)"</th></tr></thead>
                         <tbody>
-                            {blocks.into_iter().map(|b| view! {
-                                <tr>
-                                    <td>{format!("{}{}", b.index + 1, if b.status == "partial" { " (teilweise)" } else { "" })}</td>
-                                    <td class="pre">{b.original}</td>
-                                    <td class="pre">{b.simplified}</td>
-                                </tr>
+                            {blocks.into_iter().map(|b| {
+                                let (text, skip) = (b.text, b.skip);
+                                let area = format!("korrektur-{}", b.index);
+                                let check = format!("verwerfen-{}", b.index);
+                                let lines = b.proposed.lines().count().clamp(2, 12);
+                                view! {
+                                    <tr>
+                                        <td>{format!("{}{}", b.index + 1, if b.status == "partial" { " (teilweise)" } else { "" })}</td>
+                                        <td class="pre">{b.original}</td>
+                                        <td>
+                                            <label class="sr-only" for=area.clone()>{format!("Umschreibung von Abschnitt {}", b.index + 1)}</label>
+                                            <textarea id=area rows=lines.to_string() prop:value=move || text.get()
+                                                prop:disabled=move || skip.get()
+                                                on:input=move |e| text.set(event_target_value(&e))></textarea>
+                                            <div class="option">
+                                                <input type="checkbox" id=check.clone() prop:checked=move || skip.get()
+                                                    on:change=move |e| skip.set(event_target_checked(&e))/>
+                                                <label for=check>"Nicht übernehmen (Originaltext mit Erklärungen zeigen)"</label>
+                                            </div>
+                                        </td>
+                                    </tr>
+                                }
                             }).collect_view()}
                         </tbody>
                     </table>
                     <div class="buttons">
-                        <button type="button" on:click=move |_| decide(k1.clone(), t1.clone(), "approved")>"Freigeben"</button>
-                        <button type="button" class="secondary" on:click=move |_| decide(k2.clone(), t2.clone(), "rejected")>"Ablehnen"</button>
+                        <button type="button" on:click=move |_| decide(k1.clone(), t1.clone(), "approved", all.with_value(|b| corrections(b)))>"Freigeben"</button>
+                        <button type="button" class="secondary" on:click=move |_| decide(k2.clone(), t2.clone(), "rejected", Vec::new())>"Ablehnen"</button>
                     </div>
                 }
             })}

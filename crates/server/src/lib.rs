@@ -276,6 +276,8 @@ impl AppState {
         lotse_simplify::ReviewNote,
         lotse_simplify::ReviewStatus,
         lotse_simplify::ReviewDecision,
+        lotse_simplify::BlockCorrection,
+        lotse_simplify::Correction,
         lotse_simplify::LegalTexts,
         simplify::Pending,
         simplify::JobState,

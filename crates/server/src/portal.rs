@@ -1845,6 +1845,11 @@ pub struct RewriteReview {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct ReviewRequest {
     pub status: lotse_simplify::ReviewStatus,
+    /// With `approved` only: blocks corrected before approval, each with the reviewer's
+    /// wording (it must keep every amount, date, deadline and reference of the original) or
+    /// without a text to show the block as the rules pass made it.
+    #[serde(default)]
+    pub corrections: Vec<lotse_simplify::BlockCorrection>,
 }
 
 fn no_rewrite() -> ApiError {
@@ -1906,7 +1911,7 @@ fn review_store_error(e: String) -> ApiError {
 
 /// Approve or reject a rewrite of a legal text; citizens see the decision at their next click.
 #[utoipa::path(post, path = "/portal/api/simplify/reviews/{key}", tag = "portal", params(("key" = String, Path)), request_body = ReviewRequest,
-    responses((status = 200, body = lotse_simplify::ReviewDecision), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = lotse_simplify::ReviewDecision), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn decide_review(
     State(state): State<Arc<AppState>>,
     method: Method,
@@ -1920,22 +1925,31 @@ pub async fn decide_review(
     if req.status == lotse_simplify::ReviewStatus::Pending {
         return Err(ApiError::bad_request("status", "Bitte geben Sie die Umschreibung frei (approved) oder lehnen Sie sie ab (rejected)."));
     }
+    if req.status == lotse_simplify::ReviewStatus::Rejected && !req.corrections.is_empty() {
+        return Err(ApiError::bad_request("corrections", "Korrekturen gehören zu einer Freigabe. Eine abgelehnte Umschreibung sehen Bürgerinnen und Bürger nicht."));
+    }
     let reviewer = c.user()?.name.clone();
     let svc = crate::simplify::service(&state)?;
     let d = blocking(move || {
-        if svc.stored(&key).map_err(review_store_error)?.is_none() {
-            return Err(no_rewrite());
-        }
-        svc.decide(&key, req.status, &reviewer).map_err(review_store_error)
+        svc.decide(&key, req.status, &reviewer, &req.corrections).map_err(|e| match e {
+            crate::simplify::DecideError::NotFound => no_rewrite(),
+            crate::simplify::DecideError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "correction", m),
+            crate::simplify::DecideError::Store(m) => review_store_error(m),
+        })
     })
     .await?;
-    // which page and which text: the page's address and the rewrite's key (no personal data)
+    // which page and which text: the page's address, the rewrite's key and how many blocks
+    // staff corrected (their wording is public text of the town, kept with the decision)
+    let corrected = match d.corrections.len() {
+        0 => String::new(),
+        n => format!(", {n} corrected"),
+    };
     audit_full(
         &c,
         AuditEntry {
             action: "review_rewrite".into(),
             outcome: d.status.key().into(),
-            content: Some(format!("{} ({})", d.url, d.key)),
+            content: Some(format!("{} ({}){corrected}", d.url, d.key)),
             ..AuditEntry::default()
         },
     )

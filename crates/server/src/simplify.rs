@@ -27,7 +27,7 @@ use lotse_core::{CollectionScope, DocKind, Page, PageRecord};
 use lotse_inference::CancelToken;
 use lotse_simplify::store::Store;
 use lotse_simplify::{
-    LegalTexts, Progress, ReviewDecision, ReviewNote, ReviewStatus, SimplifiedPage, Simplifier,
+    BlockCorrection, LegalTexts, Progress, ReviewDecision, ReviewNote, ReviewStatus, SimplifiedPage, Simplifier,
     is_legal_text,
 };
 use serde::{Deserialize, Serialize};
@@ -68,6 +68,17 @@ pub struct Pending {
     pub retry_after: u64,
     /// A German message for the reader.
     pub message: String,
+}
+
+/// Why a review decision was not recorded.
+#[derive(Debug)]
+pub enum DecideError {
+    /// No legal rewrite is stored under the key.
+    NotFound,
+    /// The corrections cannot be taken (a German message for the reviewer).
+    Invalid(String),
+    /// The store failed (English, for the log).
+    Store(String),
 }
 
 /// The answer to a lookup.
@@ -216,11 +227,32 @@ impl SimplifyService {
         });
         match decision {
             Some(d) if d.status == ReviewStatus::Approved => {
-                let view_key = format!("approved:{}:{key}", d.decided_at);
+                // two decisions may fall in one second: the view goes with what was decided
+                let decided = serde_json::to_string(&d.corrections).unwrap_or_default();
+                let digest = lotse_simplify::sha256_hex(&decided);
+                let view_key = format!("approved:{}:{}:{key}", d.decided_at, &digest[..16]);
                 if let Some(hit) = self.cache.get(&view_key) {
                     return Lookup::Ready(hit);
                 }
-                let view = Arc::new(ready.as_ref().clone().with_review(ReviewNote::approved()));
+                let approved = if d.corrections.is_empty() {
+                    ready.as_ref().clone()
+                } else {
+                    // staff's corrections over the model's rewrite (checked when they were made;
+                    // a rewrite they no longer fit is shown as the rules pass, never half)
+                    let rules = self
+                        .cached(&format!("{RULES_PREFIX}{key}"))
+                        .or_else(|| self.store_rules_pass(key, page, hash));
+                    match rules.map(|r| lotse_simplify::apply_corrections(ready, &r, &d.corrections)) {
+                        Some(Ok(p)) => p,
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "approved corrections do not fit the rewrite; showing the rules pass");
+                            return self.rules_view(key, page, hash, ReviewStatus::Pending);
+                        }
+                        None => return self.rules_view(key, page, hash, ReviewStatus::Pending),
+                    }
+                };
+                let note = ReviewNote::approved_with(d.corrections.len());
+                let view = Arc::new(approved.with_review(note));
                 self.cache.insert(view_key, view.clone());
                 Lookup::Ready(view)
             }
@@ -286,12 +318,45 @@ impl SimplifyService {
         Ok(page.filter(|p| p.legal_text && p.has_model_rewrite()))
     }
 
-    /// Record a staff decision on the rewrite under `key` (check it with `stored` first);
-    /// citizens see it at the next click.
-    pub fn decide(&self, key: &str, status: ReviewStatus, reviewer: &str) -> Result<ReviewDecision, String> {
+    /// Record a staff decision on the legal rewrite stored under `key`, with the blocks they
+    /// corrected (checked here against the rewrite and the page's rules pass); citizens see
+    /// it at the next click.
+    pub fn decide(
+        &self,
+        key: &str,
+        status: ReviewStatus,
+        reviewer: &str,
+        corrections: &[BlockCorrection],
+    ) -> Result<ReviewDecision, DecideError> {
+        let rewrite = self
+            .stored(key)
+            .map_err(DecideError::Store)?
+            .ok_or(DecideError::NotFound)?;
+        if !corrections.is_empty() {
+            let rules = self.rules_pass_for(key, &rewrite).ok_or_else(|| {
+                DecideError::Invalid(
+                    "Die Seite hat sich inzwischen geändert. Bitte laden Sie die Liste neu.".into(),
+                )
+            })?;
+            lotse_simplify::apply_corrections(&rewrite, &rules, corrections)
+                .map_err(|e| DecideError::Invalid(e.0))?;
+        }
         self.store
-            .set_review(key, status, reviewer)
-            .map_err(|e| e.to_string())
+            .set_review(key, status, reviewer, corrections)
+            .map_err(|e| DecideError::Store(e.to_string()))
+    }
+
+    /// The rules pass beside a stored legal rewrite: stored, or made now while the index
+    /// still holds the text that was rewritten.
+    fn rules_pass_for(&self, key: &str, rewrite: &SimplifiedPage) -> Option<Arc<SimplifiedPage>> {
+        if let Some(p) = self.cached(&format!("{RULES_PREFIX}{key}")) {
+            return Some(p);
+        }
+        let (record, page) = self.page(&rewrite.url)?;
+        if record.content_hash != rewrite.content_hash {
+            return None;
+        }
+        self.store_rules_pass(key, &page, &record.content_hash)
     }
 
     /// The rewrite of text the CMS sent, if ready; else queue it. Returns the job id (the

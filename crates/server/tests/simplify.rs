@@ -334,10 +334,48 @@ async fn a_legal_text_is_shown_in_the_models_words_only_after_review() {
     let (_, listed) = portal(&s, Some(&anna), reqwest::Method::GET, list, None).await;
     assert_eq!(listed[0]["status"], "rejected");
 
+    // approval with corrections: one paragraph in the reviewer's words, one as the rules
+    // pass made it; a correction that loses the amounts is refused with a German reason
+    let rewritten: Vec<&Value> = rewrite["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["status"] == "simplified" && b["original"]["type"] == "paragraph")
+        .collect();
+    assert!(rewritten.len() >= 2, "{rewrite}");
+    let (i1, i2) = (rewritten[0]["index"].as_u64().unwrap(), rewritten[1]["index"].as_u64().unwrap());
+    let own = rewritten[0]["original"]["text"].as_str().unwrap().to_string();
+    let anna_ref = &anna;
+    let decide = |body: Value| {
+        let (s, path) = (&s, one.clone());
+        async move { portal(s, Some(anna_ref), reqwest::Method::POST, &path, Some(body)).await }
+    };
+    let invented = serde_json::json!({"status": "approved", "corrections": [{"index": i1, "text": "Das kostet 999 Euro."}]});
+    let (status, e) = decide(invented).await;
+    assert_eq!(status, 422, "{e}");
+    assert!(e["error"]["message"].as_str().unwrap().contains("Angaben des Originals"), "{e}");
+    let on_rejection = serde_json::json!({"status": "rejected", "corrections": [{"index": i2}]});
+    assert_eq!(decide(on_rejection).await.0, 400);
+    let (_, _, body) = get(&s, MARKT).await;
+    assert_eq!(body["review"]["status"], "rejected", "a refused correction changes nothing");
+    let fixes = serde_json::json!({"status": "approved", "corrections": [{"index": i1, "text": own}, {"index": i2}]});
+    let (status, d) = decide(fixes).await;
+    assert_eq!(status, 200, "{d}");
+    assert_eq!(d["corrections"].as_array().unwrap().len(), 2, "{d}");
+    let (_, _, body) = get(&s, MARKT).await;
+    assert_eq!(body["review"]["status"], "approved", "{body}");
+    assert!(body["review"]["message"].as_str().unwrap().contains("2 Abschnitte korrigiert"), "{body}");
+    let block = |i: u64| body["blocks"].as_array().unwrap().iter().find(|b| b["index"] == i).unwrap().clone();
+    assert_eq!(block(i1)["correction"], "edited");
+    assert_eq!(block(i1)["simplified"]["text"].as_str(), Some(own.as_str()));
+    assert_eq!((block(i2)["correction"].as_str(), block(i2)["status"].as_str()), (Some("rules"), Some("rules_only")));
+    assert!(body["html"].as_str().unwrap().contains("data-corrected=\"edited\""));
+
     // the decisions are in the audit log
     let admin = login(&s, "admin").await;
     let (status, audit) = portal(&s, Some(&admin), reqwest::Method::GET, "/portal/api/admin/audit", None).await;
     assert_eq!(status, 200);
     let n = audit.as_array().unwrap().iter().filter(|e| e["action"] == "review_rewrite").count();
-    assert_eq!(n, 2, "{audit}");
+    assert_eq!(n, 3, "{audit}");
+    assert!(audit.to_string().contains("2 corrected"), "{audit}");
 }

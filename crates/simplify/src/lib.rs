@@ -44,7 +44,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use readability::Readability;
-pub use review::{LegalTexts, ReviewDecision, ReviewNote, ReviewStatus, is_legal_text};
+pub use review::{
+    BlockCorrection, Correction, CorrectionError, LegalTexts, ReviewDecision, ReviewNote,
+    ReviewStatus, apply_corrections, is_legal_text,
+};
 pub use rules::{Glossary, GlossaryEntry};
 
 /// The label of every rewrite.
@@ -167,6 +170,9 @@ pub struct BlockResult {
     /// Why units were kept in the original wording (English, for the town's editors).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+    /// Set when staff corrected this block in the review of a legal text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Correction>,
 }
 
 /// Readability of the original and the rewrite.
@@ -264,6 +270,28 @@ impl SimplifiedPage {
                             _ => false,
                         }
                 })
+    }
+
+    /// Block counts, readability after, HTML and text computed again from the blocks (after
+    /// a block changed, as in a review's corrections).
+    pub(crate) fn refresh(&mut self) {
+        let count = |s: BlockStatus| self.blocks.iter().filter(|b| b.status == s).count();
+        self.summary.simplified = count(BlockStatus::Simplified);
+        self.summary.partial = count(BlockStatus::Partial);
+        self.summary.rules_only = count(BlockStatus::RulesOnly);
+        self.summary.not_simplified = count(BlockStatus::NotSimplified);
+        self.readability.after = readability::readability(
+            &self
+                .blocks
+                .iter()
+                .map(|b| b.simplified.text())
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+        );
+        self.readability.flesch_gain =
+            self.readability.after.flesch_amstad - self.readability.before.flesch_amstad;
+        self.html = render::html(self);
+        self.text = render::text(self);
     }
 
     /// This result with `note` shown under the label (HTML and text rendered again).
@@ -659,17 +687,11 @@ impl Simplifier {
                 original: block.clone(),
                 simplified,
                 problems,
+                correction: None,
             });
         }
         let explained_terms = self.explain_terms(&mut results);
         let before = readability::readability(&page.text());
-        let after = readability::readability(
-            &results
-                .iter()
-                .map(|b| b.simplified.text())
-                .collect::<Vec<_>>()
-                .join("\n\n"),
-        );
         let mut out = SimplifiedPage {
             url: page.url.clone(),
             title: page.title.clone(),
@@ -678,10 +700,10 @@ impl Simplifier {
             html: String::new(),
             text: String::new(),
             blocks: results,
+            // `after` and the gain: `refresh` below
             readability: ReadabilityChange {
                 before,
-                after,
-                flesch_gain: after.flesch_amstad - before.flesch_amstad,
+                ..ReadabilityChange::default()
             },
             summary,
             explained_terms,
@@ -695,8 +717,7 @@ impl Simplifier {
             legal_text: is_legal_text(page),
             review: None,
         };
-        out.html = render::html(&out);
-        out.text = render::text(&out);
+        out.refresh();
         Ok(out)
     }
 
@@ -1197,6 +1218,81 @@ mod tests {
         );
         assert!(out.fact_violations().is_empty());
         assert!(out.readability.flesch_gain > 3.0, "{:?}", out.readability);
+    }
+
+    #[test]
+    fn a_reviewer_corrects_blocks_but_keeps_every_fact_and_the_structure() {
+        let s = Simplifier::new(counting_splitter(), Glossary::new(vec![]).unwrap());
+        let mut page = two_paragraphs(
+            "Die Steuer wird am 1. Juli fällig, Sie zahlen an die Kasse im Rathaus.",
+        );
+        page.blocks.push(Block::List {
+            ordered: false,
+            items: vec![
+                "Hunde von Jägern und Förstern sind frei, wenn sie im Dienst gebraucht werden."
+                    .into(),
+                "Blindenhunde".into(),
+            ],
+        });
+        let rewrite = s.simplify(&page, "h", &CancelToken::new(), &NoProgress).unwrap();
+        let rules = s.simplify_rules_only(&page, "h").unwrap();
+        assert_eq!(rewrite.blocks[0].status, BlockStatus::Simplified);
+        assert_eq!(rewrite.blocks[1].status, BlockStatus::Simplified);
+        assert_eq!(rewrite.blocks[2].status, BlockStatus::Simplified);
+        assert_eq!(rewrite.summary.simplified, 3);
+        let fix = |index: usize, text: Option<&str>| BlockCorrection {
+            index,
+            text: text.map(String::from),
+        };
+
+        let out = apply_corrections(
+            &rewrite,
+            &rules,
+            &[
+                fix(0, Some("Die Satzung gilt für jeden Hund im Ort.\r\nDie Steuer beträgt 120 Euro im Jahr.")),
+                fix(1, None),
+                fix(2, Some("Hunde von Jägern und Förstern im Dienst sind frei.\nBlindenhunde")),
+            ],
+        )
+        .unwrap();
+        assert!(out.keeps_structure_of(&page));
+        assert!(out.fact_violations().is_empty());
+        assert_eq!(
+            out.blocks[0].simplified.text(),
+            "Die Satzung gilt für jeden Hund im Ort.\nDie Steuer beträgt 120 Euro im Jahr."
+        );
+        assert_eq!(out.blocks[0].correction, Some(Correction::Edited));
+        assert_eq!(out.blocks[1].simplified, rules.blocks[1].simplified);
+        assert_eq!(out.blocks[1].status, rules.blocks[1].status);
+        assert_eq!(out.blocks[1].correction, Some(Correction::Rules));
+        assert_eq!(out.blocks[2].status, BlockStatus::Simplified);
+        assert_eq!(
+            (out.summary.simplified, out.summary.rules_only),
+            (2, 1),
+            "counts follow the blocks"
+        );
+        assert!(out.html.contains("data-corrected=\"edited\""), "{}", out.html);
+        assert!(out.text.contains("Förstern im Dienst"), "{}", out.text);
+        assert_ne!(out.readability.after, rewrite.readability.after);
+
+        let refused = |c: &[BlockCorrection]| apply_corrections(&rewrite, &rules, c).unwrap_err().0;
+        // a fee lost or invented, a number of items changed, an empty text, a block the model
+        // did not rewrite, the same block twice: each refused with a German reason
+        assert!(refused(&[fix(0, Some("Die Satzung gilt für jeden Hund."))]).contains("120 Euro"));
+        assert!(
+            refused(&[fix(0, Some("Jeder Hund kostet 120 Euro, Welpen 60 Euro."))])
+                .contains("60 Euro")
+        );
+        assert!(refused(&[fix(2, Some("Jäger und Blindenhunde sind frei."))]).contains("2 Punkten"));
+        assert!(refused(&[fix(1, Some("  "))]).contains("leer"));
+        let mut heading = page.clone();
+        heading.blocks.insert(0, Block::Heading { level: 1, text: "Hundesteuer".into(), anchor: None });
+        let rw = s.simplify(&heading, "h2", &CancelToken::new(), &NoProgress).unwrap();
+        let ru = s.simplify_rules_only(&heading, "h2").unwrap();
+        let e = apply_corrections(&rw, &ru, &[fix(0, Some("Steuer"))]).unwrap_err().0;
+        assert!(e.contains("nicht umgeschrieben"), "{e}");
+        assert!(refused(&[fix(1, None), fix(1, None)]).contains("zweimal"));
+        assert!(refused(&[fix(9, None)]).contains("gibt es"));
     }
 
     /// `fake_clause_splitter` that counts its calls.

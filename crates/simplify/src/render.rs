@@ -129,7 +129,15 @@ pub fn html(page: &SimplifiedPage) -> String {
                 "<div class=\"lotse-original\" data-status=\"{status}\"><p class=\"lotse-note\">{NOT_SIMPLIFIED_DE}</p>{inner}</div>\n"
             ));
         } else {
-            out.push_str(&format!("<div data-status=\"{status}\">{inner}</div>\n"));
+            // a block staff wrote themselves says so (data-corrected="edited")
+            let corrected = match b.correction {
+                Some(crate::Correction::Edited) => " data-corrected=\"edited\"",
+                Some(crate::Correction::Rules) => " data-corrected=\"rules\"",
+                None => "",
+            };
+            out.push_str(&format!(
+                "<div data-status=\"{status}\"{corrected}>{inner}</div>\n"
+            ));
         }
     }
     out.push_str("</div>\n");

@@ -19,7 +19,7 @@ use lotse_core::{Block, Page};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::pattern as re;
+use crate::{BlockStatus, SimplifiedPage, facts, pattern as re};
 
 /// How the model treats legal texts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -93,11 +93,175 @@ impl ReviewNote {
 
     /// The note over an approved rewrite.
     pub fn approved() -> ReviewNote {
+        ReviewNote::approved_with(0)
+    }
+
+    /// The note of an approved rewrite in which staff corrected `corrected` blocks (their own
+    /// wording, or the model's wording not taken).
+    pub fn approved_with(corrected: usize) -> ReviewNote {
+        let message = match corrected {
+            0 => "Die Verwaltung hat diese vereinfachte Fassung geprüft.".to_string(),
+            1 => "Die Verwaltung hat diese vereinfachte Fassung geprüft und einen Abschnitt \
+                  korrigiert."
+                .to_string(),
+            n => format!(
+                "Die Verwaltung hat diese vereinfachte Fassung geprüft und {n} Abschnitte korrigiert."
+            ),
+        };
         ReviewNote {
             status: ReviewStatus::Approved,
-            message: "Die Verwaltung hat diese vereinfachte Fassung geprüft.".into(),
+            message,
         }
     }
+}
+
+/// A reviewer's change to one block of a model rewrite, made when approving it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BlockCorrection {
+    /// The block's index on the page (`BlockResult::index`).
+    pub index: usize,
+    /// The reviewer's wording (a list: one item a line). Without it the block is shown as the
+    /// deterministic pass made it: the model's wording is not taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// How a block of an approved rewrite was corrected in the review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Correction {
+    /// Staff wrote the block themselves.
+    Edited,
+    /// Staff did not take the model's wording: the deterministic pass is shown.
+    Rules,
+}
+
+/// Why corrections cannot be taken: a message for the reviewer (German).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorrectionError(pub String);
+
+impl std::fmt::Display for CorrectionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Longest corrected text, as a multiple of the original's length (plus a margin): room for
+/// explanations, not for a second page.
+const MAX_CORRECTION_GROWTH: usize = 4;
+
+/// `rewrite` with the reviewer's `corrections` applied: a block with a text shows that text
+/// (it must keep every fact of the original and invent none, and a list keeps its number of
+/// items), a block without one shows what the deterministic pass `rules` made of it. Only
+/// blocks the model rewrote can be corrected; each at most once. Readability, block counts,
+/// HTML and text are computed again.
+pub fn apply_corrections(
+    rewrite: &SimplifiedPage,
+    rules: &SimplifiedPage,
+    corrections: &[BlockCorrection],
+) -> Result<SimplifiedPage, CorrectionError> {
+    let mut out = rewrite.clone();
+    let mut seen = std::collections::HashSet::new();
+    for c in corrections {
+        let n = c.index + 1;
+        if !seen.insert(c.index) {
+            return Err(CorrectionError(format!(
+                "Abschnitt {n} ist zweimal korrigiert. Bitte geben Sie jeden Abschnitt nur einmal an."
+            )));
+        }
+        let Some(block) = out.blocks.get_mut(c.index) else {
+            return Err(CorrectionError(format!(
+                "Abschnitt {n} gibt es auf dieser Seite nicht."
+            )));
+        };
+        if !matches!(block.status, BlockStatus::Simplified | BlockStatus::Partial) {
+            return Err(CorrectionError(format!(
+                "Abschnitt {n} hat das Modell nicht umgeschrieben. Er lässt sich hier nicht ändern."
+            )));
+        }
+        match &c.text {
+            None => {
+                let Some(base) = rules
+                    .blocks
+                    .get(c.index)
+                    .filter(|b| b.original == block.original)
+                else {
+                    return Err(CorrectionError(
+                        "Die Seite hat sich inzwischen geändert. Bitte laden Sie die Umschreibung neu."
+                            .into(),
+                    ));
+                };
+                block.simplified = base.simplified.clone();
+                block.status = base.status;
+                block.correction = Some(Correction::Rules);
+            }
+            Some(text) => {
+                let text = text.replace("\r\n", "\n");
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(CorrectionError(format!(
+                        "Abschnitt {n} ist leer. Schreiben Sie einen Text oder wählen Sie \
+                         „Nicht übernehmen“."
+                    )));
+                }
+                let original = block.original.text();
+                if text.chars().count()
+                    > MAX_CORRECTION_GROWTH * original.chars().count() + 400
+                {
+                    return Err(CorrectionError(format!(
+                        "Abschnitt {n} ist viel länger als das Original. Bitte fassen Sie sich kürzer."
+                    )));
+                }
+                let simplified = match &block.original {
+                    Block::Paragraph { .. } => Block::Paragraph { text: text.to_string() },
+                    Block::List { ordered, items } => {
+                        let lines: Vec<String> = text
+                            .lines()
+                            .map(str::trim)
+                            .filter(|l| !l.is_empty())
+                            .map(String::from)
+                            .collect();
+                        if lines.len() != items.len() {
+                            return Err(CorrectionError(format!(
+                                "Abschnitt {n} ist eine Liste mit {} Punkten. Bitte schreiben Sie \
+                                 jeden Punkt in eine eigene Zeile ({} Zeilen).",
+                                items.len(),
+                                items.len()
+                            )));
+                        }
+                        Block::List {
+                            ordered: *ordered,
+                            items: lines,
+                        }
+                    }
+                    _ => {
+                        return Err(CorrectionError(format!(
+                            "Abschnitt {n} lässt sich hier nicht ändern."
+                        )));
+                    }
+                };
+                let check = facts::check(&original, &simplified.text());
+                if !check.missing.is_empty() {
+                    return Err(CorrectionError(format!(
+                        "Abschnitt {n}: Ihre Fassung lässt Angaben des Originals weg: {}. \
+                         Beträge, Daten, Fristen und Verweise müssen erhalten bleiben.",
+                        check.missing.join(", ")
+                    )));
+                }
+                if !check.ok() {
+                    return Err(CorrectionError(format!(
+                        "Abschnitt {n}: Ihre Fassung nennt Angaben, die das Original nicht hat: {}.",
+                        check.invented.join(", ")
+                    )));
+                }
+                block.simplified = simplified;
+                block.status = BlockStatus::Simplified;
+                block.correction = Some(Correction::Edited);
+            }
+        }
+    }
+    out.refresh();
+    Ok(out)
 }
 
 /// A staff decision on one rewrite (its cache key).
@@ -110,6 +274,9 @@ pub struct ReviewDecision {
     pub reviewer: String,
     /// Unix time of the decision.
     pub decided_at: u64,
+    /// Blocks the reviewer corrected before approving (applied to what citizens see).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub corrections: Vec<BlockCorrection>,
 }
 
 /// Title words that name a legal text: "Satzung" and "-satzung", "-ordnung" (Marktordnung,

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Result, ReviewDecision, ReviewStatus, SimplifiedPage, SimplifyError};
+use crate::{BlockCorrection, Result, ReviewDecision, ReviewStatus, SimplifiedPage, SimplifyError};
 
 /// The rewrite cache.
 pub struct Store {
@@ -66,7 +66,8 @@ impl Store {
                  url TEXT NOT NULL,
                  status TEXT NOT NULL,
                  reviewer TEXT NOT NULL,
-                 decided_at INTEGER NOT NULL
+                 decided_at INTEGER NOT NULL,
+                 corrections TEXT NOT NULL DEFAULT '[]'
              );
              CREATE TABLE IF NOT EXISTS units (
                  key TEXT PRIMARY KEY,
@@ -76,6 +77,22 @@ impl Store {
              );",
         )
         .map_err(err)?;
+        // a store made before reviews took corrections
+        let has_corrections: bool = conn
+            .query_row(
+                "SELECT COUNT(*) FROM pragma_table_info('reviews') WHERE name = 'corrections'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(err)?
+            > 0;
+        if !has_corrections {
+            conn.execute(
+                "ALTER TABLE reviews ADD COLUMN corrections TEXT NOT NULL DEFAULT '[]'",
+                [],
+            )
+            .map_err(err)?;
+        }
         conn.execute(
             "DELETE FROM units WHERE unit_version <> ?1",
             [crate::UNIT_VERSION],
@@ -183,9 +200,17 @@ impl Store {
         Ok(n as usize)
     }
 
-    /// Record a staff decision on the rewrite stored under `key` (replacing an earlier one).
+    /// Record a staff decision on the rewrite stored under `key` (replacing an earlier one),
+    /// with the blocks corrected on approval (checked by the caller: [`crate::apply_corrections`]).
     /// Fails when no rewrite is stored under `key`: a decision is always on a text staff saw.
-    pub fn set_review(&self, key: &str, status: ReviewStatus, reviewer: &str) -> Result<ReviewDecision> {
+    pub fn set_review(
+        &self,
+        key: &str,
+        status: ReviewStatus,
+        reviewer: &str,
+        corrections: &[BlockCorrection],
+    ) -> Result<ReviewDecision> {
+        let corrections_json = serde_json::to_string(corrections).map_err(|e| self.err(e))?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -199,8 +224,9 @@ impl Store {
             return Err(self.err(format!("no rewrite is stored under {key}")));
         };
         tx.execute(
-            "INSERT OR REPLACE INTO reviews (key, url, status, reviewer, decided_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![key, url, status.key(), reviewer, now as i64],
+            "INSERT OR REPLACE INTO reviews (key, url, status, reviewer, decided_at, corrections) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![key, url, status.key(), reviewer, now as i64, corrections_json],
         )
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
@@ -210,28 +236,37 @@ impl Store {
             status,
             reviewer: reviewer.to_string(),
             decided_at: now,
+            corrections: corrections.to_vec(),
         })
     }
 
     /// The staff decision on the rewrite stored under `key`, if any.
     pub fn review(&self, key: &str) -> Result<Option<ReviewDecision>> {
-        let row: Option<(String, String, String, i64)> = self
+        let row: Option<(String, String, String, i64, String)> = self
             .conn()
             .query_row(
-                "SELECT url, status, reviewer, decided_at FROM reviews WHERE key = ?1",
+                "SELECT url, status, reviewer, decided_at, corrections FROM reviews WHERE key = ?1",
                 [key],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        Ok(row.and_then(|(url, status, reviewer, at)| {
-            Some(ReviewDecision {
-                key: key.to_string(),
-                url,
-                status: ReviewStatus::parse(&status)?,
-                reviewer,
-                decided_at: at as u64,
-            })
+        let Some((url, status, reviewer, at, corrections)) = row else {
+            return Ok(None);
+        };
+        let Some(status) = ReviewStatus::parse(&status) else {
+            return Ok(None);
+        };
+        // unreadable corrections: no approval on a text other than the one staff approved
+        let corrections = serde_json::from_str(&corrections)
+            .map_err(|e| self.err(format!("corrections of review {key}: {e}")))?;
+        Ok(Some(ReviewDecision {
+            key: key.to_string(),
+            url,
+            status,
+            reviewer,
+            decided_at: at as u64,
+            corrections,
         }))
     }
 

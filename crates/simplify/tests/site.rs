@@ -349,16 +349,23 @@ fn a_legal_text_waits_for_review_or_stays_with_the_rules() {
     // staff decide on the stored rewrite; a changed page needs a new decision
     let key = s.cache_key("h1");
     assert!(
-        store.set_review(&key, ReviewStatus::Approved, "anna").is_err(),
+        store.set_review(&key, ReviewStatus::Approved, "anna", &[]).is_err(),
         "no decision on a text nobody could see"
     );
     store.put(&key, &full).unwrap();
     let listed = store.legal_rewrites(s.rules_version()).unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].0.as_str(), listed[0].2.is_none()), (key.as_str(), true));
-    let d = store.set_review(&key, ReviewStatus::Approved, "anna").unwrap();
+    let d = store.set_review(&key, ReviewStatus::Approved, "anna", &[]).unwrap();
     assert_eq!((d.status, d.reviewer.as_str()), (ReviewStatus::Approved, "anna"));
     assert_eq!(store.review(&key).unwrap().unwrap().status, ReviewStatus::Approved);
+    // an approval with corrections keeps them (they are applied to what citizens see)
+    let fixes = vec![
+        lotse_simplify::BlockCorrection { index: 2, text: None },
+        lotse_simplify::BlockCorrection { index: 3, text: Some("Die Steuer ist am 1. Juli fällig.".into()) },
+    ];
+    store.set_review(&key, ReviewStatus::Approved, "anna", &fixes).unwrap();
+    assert_eq!(store.review(&key).unwrap().unwrap().corrections, fixes);
     let changed = s
         .simplify(&statute("150,00"), "h2", &CancelToken::new(), &NoProgress)
         .unwrap();
@@ -370,10 +377,10 @@ fn a_legal_text_waits_for_review_or_stays_with_the_rules() {
     // the same key written again (`lotse simplify --force`): the text may differ, so the
     // decision goes
     let key2 = s.cache_key("h2");
-    store.set_review(&key2, ReviewStatus::Approved, "anna").unwrap();
+    store.set_review(&key2, ReviewStatus::Approved, "anna", &[]).unwrap();
     store.put(&key2, &changed).unwrap();
     assert!(store.review(&key2).unwrap().is_none());
-    store.set_review(&key2, ReviewStatus::Rejected, "anna").unwrap();
+    store.set_review(&key2, ReviewStatus::Rejected, "anna", &[]).unwrap();
     store.remove_url(&changed.url).unwrap();
     assert!(store.review(&key2).unwrap().is_none(), "a page that is gone takes its decision");
 
@@ -387,4 +394,27 @@ fn a_legal_text_waits_for_review_or_stays_with_the_rules() {
     other.blocks.remove(0);
     let out = r.simplify(&other, "h3", &CancelToken::new(), &NoProgress).unwrap();
     assert!(!out.legal_text && out.has_model_rewrite());
+}
+
+/// A store made before reviews took corrections opens, and its decisions read as uncorrected.
+#[test]
+fn a_store_from_before_corrections_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("simplify.sqlite");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE rewrites (key TEXT PRIMARY KEY, url TEXT NOT NULL, content_hash TEXT NOT NULL,
+                 model TEXT NOT NULL, rules_version TEXT NOT NULL, created_at INTEGER NOT NULL, result TEXT NOT NULL);
+             CREATE TABLE reviews (key TEXT PRIMARY KEY, url TEXT NOT NULL, status TEXT NOT NULL,
+                 reviewer TEXT NOT NULL, decided_at INTEGER NOT NULL);
+             INSERT INTO reviews VALUES ('k', 'http://town.test/s/', 'approved', 'anna', 1);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let d = store.review("k").unwrap().unwrap();
+    assert_eq!((d.status, d.corrections.len()), (ReviewStatus::Approved, 0));
+    drop(store);
+    Store::open(&path).expect("opens again once migrated");
 }
