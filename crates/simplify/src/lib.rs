@@ -415,6 +415,11 @@ struct CachedUnit {
     #[serde(flatten)]
     result: UnitResult,
     retried: bool,
+    /// The model's candidates for a unit that found no rewrite: checked again on every hit,
+    /// so a check made fairer later takes effect without a model call (and without raising
+    /// `UNIT_VERSION`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    candidates: Vec<String>,
 }
 
 /// A rewrite must gain at least this much Flesch (Amstad) over its unit to be shown.
@@ -832,7 +837,11 @@ impl Simplifier {
                     let text = content::without_unfounded_citations(unit, &text);
                     shown_as_rewrite(unit, &text).then_some(UnitResult::Rewritten { text })
                 }
-                other => Some(other),
+                // a candidate that failed yesterday's checks may pass today's
+                other => Some(match best_candidate(unit, &hit.candidates) {
+                    Some(text) => UnitResult::Rewritten { text },
+                    None => other,
+                }),
             };
             if let Some(result) = result {
                 return Ok((result, hit.retried, true));
@@ -840,18 +849,22 @@ impl Simplifier {
         }
         // each unit is checked against its own expanded text: the pass keeps the facts of the
         // whole text, and the units partition it
-        let (mut result, mut again) = self.rewrite_unit(unit, cancel)?;
+        let (mut result, mut again, candidates) = self.rewrite_unit(unit, cancel)?;
+        let mut kept = Vec::new();
         if !matches!(result, UnitResult::Rewritten { .. }) {
+            kept = candidates;
             // a unit of several sentences that failed or read no easier: each sentence alone
             // carries fewer facts for the model to lose
             if let Some(text) = self.rewrite_sentences(unit, cancel)? {
                 result = UnitResult::Rewritten { text };
                 again = true;
+                kept.clear();
             }
         }
         let entry = CachedUnit {
             result,
             retried: again,
+            candidates: kept,
         };
         if let Some((cache, key)) = &cached
             && let Ok(json) = serde_json::to_string(&entry)
@@ -898,14 +911,19 @@ impl Simplifier {
     /// One unit: rewrite and check; when the candidate fails a check or gains less than
     /// `GOOD_UNIT_GAIN`, once more with a stricter prompt (split sentences, the unit's facts
     /// named). The easiest candidate that passes wins. The flag says whether the second
-    /// attempt ran.
-    fn rewrite_unit(&self, unit: &str, cancel: &CancelToken) -> Result<(UnitResult, bool)> {
+    /// attempt ran; the candidates (cleaned) come last.
+    fn rewrite_unit(
+        &self,
+        unit: &str,
+        cancel: &CancelToken,
+    ) -> Result<(UnitResult, bool, Vec<String>)> {
         let keep: Vec<String> = facts::facts(unit).into_iter().map(|f| f.text).collect();
         let base = readability::readability(unit).flesch_amstad;
         let mut problem = None;
         let mut best: Option<(f64, String)> = None;
         let mut passed = false;
         let mut attempts = 0;
+        let mut candidates = Vec::new();
         for attempt in 0..2 {
             attempts += 1;
             let messages = prompt::messages(unit, attempt > 0, &keep);
@@ -921,6 +939,7 @@ impl Simplifier {
                 .generate(&messages, &params, cancel, &mut |_| {})?;
             let candidate =
                 content::without_unfounded_citations(unit, &prompt::clean(&generation.text));
+            candidates.push(candidate.clone());
             match unit_problem(unit, &candidate) {
                 None => {
                     passed = true;
@@ -937,11 +956,33 @@ impl Simplifier {
         }
         let retried = attempts > 1;
         Ok(match best {
-            Some((gain, text)) if gain >= MIN_UNIT_GAIN => (UnitResult::Rewritten { text }, retried),
-            _ if passed => (UnitResult::NotSimpler, retried),
-            _ => (UnitResult::Failed { problem: problem.unwrap_or_default() }, retried),
+            Some((gain, text)) if gain >= MIN_UNIT_GAIN => {
+                (UnitResult::Rewritten { text }, retried, candidates)
+            }
+            _ if passed => (UnitResult::NotSimpler, retried, candidates),
+            _ => (
+                UnitResult::Failed {
+                    problem: problem.unwrap_or_default(),
+                },
+                retried,
+                candidates,
+            ),
         })
     }
+}
+
+/// The easiest of `candidates` (cleaned as today) that passes today's checks on `unit` and
+/// gains at least `MIN_UNIT_GAIN`.
+fn best_candidate(unit: &str, candidates: &[String]) -> Option<String> {
+    let base = readability::readability(unit).flesch_amstad;
+    candidates
+        .iter()
+        .map(|c| content::without_unfounded_citations(unit, c))
+        .filter(|c| unit_problem(unit, c).is_none())
+        .map(|c| (readability::readability(&c).flesch_amstad - base, c))
+        .filter(|(gain, _)| *gain >= MIN_UNIT_GAIN)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 /// Why a candidate rewrite of `original` cannot be shown, if it cannot.
@@ -1413,6 +1454,7 @@ mod tests {
                 text: "Die Steuer beträgt 999 Euro.".into(),
             },
             retried: false,
+            candidates: Vec::new(),
         })
         .unwrap();
         let model = counting_splitter();
@@ -1427,6 +1469,41 @@ mod tests {
     }
 
     #[test]
+    fn a_cached_failure_is_checked_again_with_its_candidates() {
+        let failed = |candidate: &str| {
+            serde_json::to_string(&CachedUnit {
+                result: UnitResult::Failed {
+                    problem: "a check since made fairer".into(),
+                },
+                retried: true,
+                candidates: vec![candidate.into()],
+            })
+            .unwrap()
+        };
+        let page = page_of(
+            "http://town.test/c/",
+            &["Die Steuer wird am 1. Juli fällig, Sie zahlen an die Gemeindekasse im Rathaus."],
+        );
+        let run = |row: String| {
+            let model = counting_splitter();
+            let s = Simplifier::new(model.clone(), Glossary::new(vec![]).unwrap())
+                .with_unit_cache(Arc::new(OneValueCache(row)));
+            let out = s.simplify(&page, "h", &CancelToken::new(), &NoProgress).unwrap();
+            (out, model.1.load(std::sync::atomic::Ordering::SeqCst))
+        };
+        // the candidate passes today's checks: shown, no model call
+        let (out, calls) = run(failed(
+            "Die Steuer wird am 1. Juli fällig.\nSie zahlen an die Gemeindekasse im Rathaus.",
+        ));
+        assert_eq!((out.blocks[0].status, out.summary.units_cached, calls), (BlockStatus::Simplified, 1, 0));
+        assert!(out.text.contains("Sie zahlen an die Gemeindekasse"), "{}", out.text);
+        // one that still fails stays a failure (the original wording), still without a call
+        let (out, calls) = run(failed("Die Steuer beträgt 999 Euro."));
+        assert_eq!((out.blocks[0].status, calls), (BlockStatus::NotSimplified, 0));
+        assert!(!out.text.contains("999"));
+    }
+
+    #[test]
     fn a_cached_rewrite_loses_a_citation_its_original_does_not_make() {
         // a row stored before the citation filter: the model added "So steht es in der Regel."
         let row = serde_json::to_string(&CachedUnit {
@@ -1434,6 +1511,7 @@ mod tests {
                 text: "Die Satzung gilt für jeden Hund im Ort. Die Steuer beträgt 120 Euro im Jahr. So steht es in der Regel.".into(),
             },
             retried: false,
+            candidates: Vec::new(),
         })
         .unwrap();
         let model = counting_splitter();
