@@ -54,6 +54,9 @@ struct RewriteReview {
     flesch_after: f64,
     status: String,
     reviewer: Option<String>,
+    /// Corrections of the last approval: shown again when the rewrite is reopened.
+    #[serde(default)]
+    corrections: Vec<serde_json::Value>,
 }
 
 /// One block of a rewrite beside its original, with the reviewer's correction: their
@@ -826,8 +829,10 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
 #[component]
 fn Reviews(csrf: Option<String>) -> impl IntoView {
     let rows = RwSignal::new(Vec::<RewriteReview>::new());
-    let open = RwSignal::new(None::<(String, Vec<ReviewBlock>)>);
+    // the opened rewrite: key, `generated_at` (the text read), blocks
+    let open = RwSignal::new(None::<(String, u64, Vec<ReviewBlock>)>);
     let status = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<String>);
     let csrf_v = StoredValue::new(csrf);
     let reload = move || {
         spawn_local(async move {
@@ -842,6 +847,13 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
         spawn_local(async move {
             match get::<serde_json::Value>(&format!("/portal/api/simplify/reviews/{key}")).await {
                 Ok(page) => {
+                    // an earlier approval's corrections, to keep or change
+                    let earlier = rows
+                        .get_untracked()
+                        .into_iter()
+                        .find(|r| r.key == key)
+                        .map(|r| r.corrections)
+                        .unwrap_or_default();
                     let blocks = page["blocks"]
                         .as_array()
                         .map(|bs| {
@@ -849,29 +861,36 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                                 .filter(|b| matches!(b["status"].as_str(), Some("simplified" | "partial")))
                                 .map(|b| {
                                     let proposed = editable_text(&b["simplified"]);
+                                    let index = b["index"].as_u64().unwrap_or(0);
+                                    let fix = earlier.iter().find(|c| c["index"].as_u64() == Some(index));
+                                    let skip = fix.is_some_and(|c| c["text"].is_null());
+                                    let text = fix
+                                        .and_then(|c| c["text"].as_str())
+                                        .map_or_else(|| proposed.clone(), String::from);
                                     ReviewBlock {
-                                        index: b["index"].as_u64().unwrap_or(0) as usize,
+                                        index: index as usize,
                                         status: b["status"].as_str().unwrap_or("").to_string(),
                                         original: block_text(&b["original"]),
-                                        text: RwSignal::new(proposed.clone()),
-                                        skip: RwSignal::new(false),
+                                        text: RwSignal::new(text),
+                                        skip: RwSignal::new(skip),
                                         proposed,
                                     }
                                 })
                                 .collect()
                         })
                         .unwrap_or_default();
-                    open.set(Some((key, blocks)));
+                    error.set(None);
+                    open.set(Some((key, page["generated_at"].as_u64().unwrap_or(0), blocks)));
                 }
                 Err(f) => status.set(Some(f.message())),
             }
         })
     };
-    let decide = move |key: String, title: String, decision: &'static str, fixes: Vec<serde_json::Value>| {
+    let decide = move |key: String, read: u64, title: String, decision: &'static str, fixes: Vec<serde_json::Value>| {
         let csrf = csrf_v.get_value();
         spawn_local(async move {
             let n = fixes.len();
-            let body = json!({"status": decision, "corrections": fixes});
+            let body = json!({"status": decision, "corrections": fixes, "generated_at": read});
             match send::<serde_json::Value>("POST", &format!("/portal/api/simplify/reviews/{key}"), &body, csrf).await {
                 Ok(_) => {
                     let corrected = match n {
@@ -880,10 +899,12 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                         n => format!(" ({n} Abschnitte korrigiert)"),
                     };
                     status.set(Some(format!("{title}: {}{corrected}.", review_label(decision))));
+                    error.set(None);
                     open.set(None);
                     reload();
                 }
-                Err(f) => status.set(Some(f.message())),
+                // next to the buttons, announced at once (the table above may be long)
+                Err(f) => error.set(Some(f.message())),
             }
         });
     };
@@ -920,7 +941,7 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                 <p>"Zurzeit wartet keine Umschreibung auf Ihre Prüfung."</p>
             </Show>
             <p class="notice" role="status">{move || status.get()}</p>
-            {move || open.get().map(|(key, blocks)| {
+            {move || open.get().map(|(key, read, blocks)| {
                 let title = rows.get_untracked().iter().find(|r| r.key == key).map(|r| r.title.clone()).unwrap_or_default();
                 let (k1, k2, t1, t2) = (key.clone(), key.clone(), title.clone(), title.clone());
                 let all = StoredValue::new(blocks.clone());
@@ -956,9 +977,10 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                         </tbody>
                     </table>
                     <div class="buttons">
-                        <button type="button" on:click=move |_| decide(k1.clone(), t1.clone(), "approved", all.with_value(|b| corrections(b)))>"Freigeben"</button>
-                        <button type="button" class="secondary" on:click=move |_| decide(k2.clone(), t2.clone(), "rejected", Vec::new())>"Ablehnen"</button>
+                        <button type="button" on:click=move |_| decide(k1.clone(), read, t1.clone(), "approved", all.with_value(|b| corrections(b)))>"Freigeben"</button>
+                        <button type="button" class="secondary" on:click=move |_| decide(k2.clone(), read, t2.clone(), "rejected", Vec::new())>"Ablehnen"</button>
                     </div>
+                    <p class="error" role="alert">{move || error.get()}</p>
                 }
             })}
         </section>

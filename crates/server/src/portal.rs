@@ -1839,6 +1839,8 @@ pub struct RewriteReview {
     pub status: lotse_simplify::ReviewStatus,
     pub reviewer: Option<String>,
     pub decided_at: Option<u64>,
+    /// The blocks corrected in the approval (to show them again when the rewrite is opened).
+    pub corrections: Vec<lotse_simplify::BlockCorrection>,
 }
 
 /// A decision: `approved` (citizens see the rewrite) or `rejected` (they keep the rules pass).
@@ -1850,6 +1852,10 @@ pub struct ReviewRequest {
     /// without a text to show the block as the rules pass made it.
     #[serde(default)]
     pub corrections: Vec<lotse_simplify::BlockCorrection>,
+    /// `generated_at` of the rewrite the reviewer read: a rewrite made again since is not
+    /// decided on unseen (409).
+    #[serde(default)]
+    pub generated_at: Option<u64>,
 }
 
 fn no_rewrite() -> ApiError {
@@ -1883,7 +1889,8 @@ pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, method: Method,
                 flesch_after: p.readability.after.flesch_amstad,
                 status: d.as_ref().map_or(lotse_simplify::ReviewStatus::Pending, |d| d.status),
                 reviewer: d.as_ref().map(|d| d.reviewer.clone()),
-                decided_at: d.map(|d| d.decided_at),
+                decided_at: d.as_ref().map(|d| d.decided_at),
+                corrections: d.map(|d| d.corrections).unwrap_or_default(),
             })
         .collect();
     let mut r = Json(list).into_response();
@@ -1911,7 +1918,7 @@ fn review_store_error(e: String) -> ApiError {
 
 /// Approve or reject a rewrite of a legal text; citizens see the decision at their next click.
 #[utoipa::path(post, path = "/portal/api/simplify/reviews/{key}", tag = "portal", params(("key" = String, Path)), request_body = ReviewRequest,
-    responses((status = 200, body = lotse_simplify::ReviewDecision), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = lotse_simplify::ReviewDecision), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn decide_review(
     State(state): State<Arc<AppState>>,
     method: Method,
@@ -1931,8 +1938,9 @@ pub async fn decide_review(
     let reviewer = c.user()?.name.clone();
     let svc = crate::simplify::service(&state)?;
     let d = blocking(move || {
-        svc.decide(&key, req.status, &reviewer, &req.corrections).map_err(|e| match e {
+        svc.decide(&key, req.status, &reviewer, &req.corrections, req.generated_at).map_err(|e| match e {
             crate::simplify::DecideError::NotFound => no_rewrite(),
+            crate::simplify::DecideError::Changed => ApiError::new(StatusCode::CONFLICT, "changed", lotse_simplify::review::PAGE_CHANGED),
             crate::simplify::DecideError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "correction", m),
             crate::simplify::DecideError::Store(m) => review_store_error(m),
         })
@@ -1940,9 +1948,14 @@ pub async fn decide_review(
     .await?;
     // which page and which text: the page's address, the rewrite's key and how many blocks
     // staff corrected (their wording is public text of the town, kept with the decision)
+    // the count and a digest of the corrections: which wording was approved stays traceable
+    // after a later decision replaces this one
     let corrected = match d.corrections.len() {
         0 => String::new(),
-        n => format!(", {n} corrected"),
+        n => {
+            let digest = lotse_simplify::sha256_hex(&serde_json::to_string(&d.corrections).unwrap_or_default());
+            format!(", {n} corrected, sha256 {}", &digest[..16])
+        }
     };
     audit_full(
         &c,

@@ -75,6 +75,8 @@ pub struct Pending {
 pub enum DecideError {
     /// No legal rewrite is stored under the key.
     NotFound,
+    /// The rewrite or its page changed since staff read it.
+    Changed,
     /// The corrections cannot be taken (a German message for the reviewer).
     Invalid(String),
     /// The store failed (English, for the log).
@@ -244,11 +246,17 @@ impl SimplifyService {
                         .or_else(|| self.store_rules_pass(key, page, hash));
                     match rules.map(|r| lotse_simplify::apply_corrections(ready, &r, &d.corrections)) {
                         Some(Ok(p)) => p,
-                        Some(Err(e)) => {
-                            tracing::warn!(error = %e, "approved corrections do not fit the rewrite; showing the rules pass");
-                            return self.rules_view(key, page, hash, ReviewStatus::Pending);
+                        failed => {
+                            if let Some(Err(e)) = failed {
+                                tracing::error!(error = %e, "approved corrections do not fit the rewrite; showing the rules pass");
+                            }
+                            // the same answer for the next clicks, without trying again
+                            let fallback = self.rules_view(key, page, hash, ReviewStatus::Pending);
+                            if let Lookup::Ready(v) = &fallback {
+                                self.cache.insert(view_key, v.clone());
+                            }
+                            return fallback;
                         }
-                        None => return self.rules_view(key, page, hash, ReviewStatus::Pending),
                     }
                 };
                 let note = ReviewNote::approved_with(d.corrections.len());
@@ -327,17 +335,20 @@ impl SimplifyService {
         status: ReviewStatus,
         reviewer: &str,
         corrections: &[BlockCorrection],
+        read: Option<u64>,
     ) -> Result<ReviewDecision, DecideError> {
         let rewrite = self
             .stored(key)
             .map_err(DecideError::Store)?
             .ok_or(DecideError::NotFound)?;
+        // the decision is on the text staff read (`generated_at` of what the portal showed)
+        if read.is_some_and(|t| t != rewrite.generated_at) {
+            return Err(DecideError::Changed);
+        }
         if !corrections.is_empty() {
-            let rules = self.rules_pass_for(key, &rewrite).ok_or_else(|| {
-                DecideError::Invalid(
-                    "Die Seite hat sich inzwischen geändert. Bitte laden Sie die Liste neu.".into(),
-                )
-            })?;
+            let rules = self
+                .rules_pass_for(key, &rewrite)
+                .ok_or(DecideError::Changed)?;
             lotse_simplify::apply_corrections(&rewrite, &rules, corrections)
                 .map_err(|e| DecideError::Invalid(e.0))?;
         }

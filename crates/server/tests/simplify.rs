@@ -356,9 +356,13 @@ async fn a_legal_text_is_shown_in_the_models_words_only_after_review() {
     assert!(e["error"]["message"].as_str().unwrap().contains("Angaben des Originals"), "{e}");
     let on_rejection = serde_json::json!({"status": "rejected", "corrections": [{"index": i2}]});
     assert_eq!(decide(on_rejection).await.0, 400);
+    // a decision on a rewrite other than the one read (made again since): 409
+    let unseen = serde_json::json!({"status": "approved", "generated_at": 1});
+    assert_eq!(decide(unseen).await.0, 409);
     let (_, _, body) = get(&s, MARKT).await;
     assert_eq!(body["review"]["status"], "rejected", "a refused correction changes nothing");
-    let fixes = serde_json::json!({"status": "approved", "corrections": [{"index": i1, "text": own}, {"index": i2}]});
+    let read = rewrite["generated_at"].as_u64().unwrap();
+    let fixes = serde_json::json!({"status": "approved", "generated_at": read, "corrections": [{"index": i1, "text": own}, {"index": i2}]});
     let (status, d) = decide(fixes).await;
     assert_eq!(status, 200, "{d}");
     assert_eq!(d["corrections"].as_array().unwrap().len(), 2, "{d}");
@@ -370,6 +374,9 @@ async fn a_legal_text_is_shown_in_the_models_words_only_after_review() {
     assert_eq!(block(i1)["simplified"]["text"].as_str(), Some(own.as_str()));
     assert_eq!((block(i2)["correction"].as_str(), block(i2)["status"].as_str()), (Some("rules"), Some("rules_only")));
     assert!(body["html"].as_str().unwrap().contains("data-corrected=\"edited\""));
+    // the list gives the corrections back, for the portal to show them when reopened
+    let (_, listed) = portal(&s, Some(&anna), reqwest::Method::GET, list, None).await;
+    assert_eq!(listed[0]["corrections"].as_array().unwrap().len(), 2, "{listed}");
 
     // the decisions are in the audit log
     let admin = login(&s, "admin").await;

@@ -971,8 +971,8 @@ impl Simplifier {
     }
 }
 
-/// The easiest of `candidates` (cleaned as today) that passes today's checks on `unit` and
-/// gains at least `MIN_UNIT_GAIN`.
+/// The easiest of `candidates` (as cleaned when they were made, then through today's citation
+/// filter) that passes today's checks on `unit` and gains at least `MIN_UNIT_GAIN`.
 fn best_candidate(unit: &str, candidates: &[String]) -> Option<String> {
     let base = readability::readability(unit).flesch_amstad;
     candidates
@@ -1292,7 +1292,7 @@ mod tests {
             &[
                 fix(0, Some("Die Satzung gilt für jeden Hund im Ort.\r\nDie Steuer beträgt 120 Euro im Jahr.")),
                 fix(1, None),
-                fix(2, Some("Hunde von Jägern und Förstern im Dienst sind frei.\nBlindenhunde")),
+                fix(2, Some("- Hunde von Jägern und Förstern im Dienst sind frei.\n– Blindenhunde")),
             ],
         )
         .unwrap();
@@ -1307,6 +1307,8 @@ mod tests {
         assert_eq!(out.blocks[1].status, rules.blocks[1].status);
         assert_eq!(out.blocks[1].correction, Some(Correction::Rules));
         assert_eq!(out.blocks[2].status, BlockStatus::Simplified);
+        let Block::List { items, .. } = &out.blocks[2].simplified else { panic!() };
+        assert_eq!(items[1], "Blindenhunde", "a dash typed as a bullet is no part of the item");
         assert_eq!(
             (out.summary.simplified, out.summary.rules_only),
             (2, 1),

@@ -146,6 +146,10 @@ impl std::fmt::Display for CorrectionError {
     }
 }
 
+/// Told when the page changed since staff opened its rewrite.
+pub const PAGE_CHANGED: &str =
+    "Die Seite hat sich inzwischen geändert. Bitte laden Sie die Liste neu und prüfen Sie die neue Umschreibung.";
+
 /// Longest corrected text, as a multiple of the original's length (plus a margin): room for
 /// explanations, not for a second page.
 const MAX_CORRECTION_GROWTH: usize = 4;
@@ -186,10 +190,7 @@ pub fn apply_corrections(
                     .get(c.index)
                     .filter(|b| b.original == block.original)
                 else {
-                    return Err(CorrectionError(
-                        "Die Seite hat sich inzwischen geändert. Bitte laden Sie die Umschreibung neu."
-                            .into(),
-                    ));
+                    return Err(CorrectionError(PAGE_CHANGED.into()));
                 };
                 block.simplified = base.simplified.clone();
                 block.status = base.status;
@@ -215,9 +216,10 @@ pub fn apply_corrections(
                 let simplified = match &block.original {
                     Block::Paragraph { .. } => Block::Paragraph { text: text.to_string() },
                     Block::List { ordered, items } => {
+                        // one item a line; a leading dash typed as a bullet is no part of it
                         let lines: Vec<String> = text
                             .lines()
-                            .map(str::trim)
+                            .map(|l| l.trim().trim_start_matches(['-', '–', '•']).trim())
                             .filter(|l| !l.is_empty())
                             .map(String::from)
                             .collect();

@@ -86,12 +86,15 @@ impl Store {
             )
             .map_err(err)?
             > 0;
-        if !has_corrections {
-            conn.execute(
+        if !has_corrections
+            && let Err(e) = conn.execute(
                 "ALTER TABLE reviews ADD COLUMN corrections TEXT NOT NULL DEFAULT '[]'",
                 [],
             )
-            .map_err(err)?;
+            // another process (server and CLI) may have added it a moment ago
+            && !e.to_string().contains("duplicate column")
+        {
+            return Err(err(e));
         }
         conn.execute(
             "DELETE FROM units WHERE unit_version <> ?1",
@@ -257,9 +260,15 @@ impl Store {
         let Some(status) = ReviewStatus::parse(&status) else {
             return Ok(None);
         };
-        // unreadable corrections: no approval on a text other than the one staff approved
-        let corrections = serde_json::from_str(&corrections)
-            .map_err(|e| self.err(format!("corrections of review {key}: {e}")))?;
+        // unreadable corrections (a damaged row, a newer binary's format): never an approval of
+        // a text other than the one staff approved; the rewrite waits for a review again
+        let (status, corrections) = match serde_json::from_str(&corrections) {
+            Ok(c) => (status, c),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "unreadable corrections of a review; treating it as pending");
+                (ReviewStatus::Pending, Vec::new())
+            }
+        };
         Ok(Some(ReviewDecision {
             key: key.to_string(),
             url,

@@ -417,4 +417,9 @@ fn a_store_from_before_corrections_is_migrated() {
     assert_eq!((d.status, d.corrections.len()), (ReviewStatus::Approved, 0));
     drop(store);
     Store::open(&path).expect("opens again once migrated");
+    // corrections nobody can read: never the uncorrected rewrite, the text waits for a review
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE reviews SET corrections = 'not json' WHERE key = 'k'", []).unwrap();
+    let d = Store::open(&path).unwrap().review("k").unwrap().unwrap();
+    assert_eq!(d.status, ReviewStatus::Pending);
 }
