@@ -1952,10 +1952,7 @@ pub async fn decide_review(
     // after a later decision replaces this one
     let corrected = match d.corrections.len() {
         0 => String::new(),
-        n => {
-            let digest = lotse_simplify::sha256_hex(&serde_json::to_string(&d.corrections).unwrap_or_default());
-            format!(", {n} corrected, sha256 {}", &digest[..16])
-        }
+        n => format!(", {n} corrected, sha256 {}", d.corrections_digest()),
     };
     audit_full(
         &c,

@@ -230,9 +230,7 @@ impl SimplifyService {
         match decision {
             Some(d) if d.status == ReviewStatus::Approved => {
                 // two decisions may fall in one second: the view goes with what was decided
-                let decided = serde_json::to_string(&d.corrections).unwrap_or_default();
-                let digest = lotse_simplify::sha256_hex(&decided);
-                let view_key = format!("approved:{}:{}:{key}", d.decided_at, &digest[..16]);
+                let view_key = format!("approved:{}:{}:{key}", d.decided_at, d.corrections_digest());
                 if let Some(hit) = self.cache.get(&view_key) {
                     return Lookup::Ready(hit);
                 }
@@ -241,10 +239,7 @@ impl SimplifyService {
                 } else {
                     // staff's corrections over the model's rewrite (checked when they were made;
                     // a rewrite they no longer fit is shown as the rules pass, never half)
-                    let rules = self
-                        .cached(&format!("{RULES_PREFIX}{key}"))
-                        .or_else(|| self.store_rules_pass(key, page, hash));
-                    match rules.map(|r| lotse_simplify::apply_corrections(ready, &r, &d.corrections)) {
+                    match self.rules_pass(key, page, hash).map(|r| lotse_simplify::apply_corrections(ready, &r, &d.corrections)) {
                         Some(Ok(p)) => p,
                         failed => {
                             if let Some(Err(e)) = failed {
@@ -277,16 +272,18 @@ impl SimplifyService {
         if let Some(hit) = self.cache.get(&view_key) {
             return Lookup::Ready(hit);
         }
-        let base = match self.cached(&format!("{RULES_PREFIX}{key}")) {
-            Some(p) => p,
-            None => match self.store_rules_pass(key, page, hash) {
-                Some(p) => p,
-                None => return Lookup::Unknown,
-            },
+        let Some(base) = self.rules_pass(key, page, hash) else {
+            return Lookup::Unknown;
         };
         let view = Arc::new(base.as_ref().clone().with_review(ReviewNote::rules_only(status)));
         self.cache.insert(view_key, view.clone());
         Lookup::Ready(view)
+    }
+
+    /// The rules pass of a legal text: from moka or the store, else made now and stored.
+    fn rules_pass(&self, key: &str, page: &Page, hash: &str) -> Option<Arc<SimplifiedPage>> {
+        self.cached(&format!("{RULES_PREFIX}{key}"))
+            .or_else(|| self.store_rules_pass(key, page, hash))
     }
 
     /// Make and store the rules pass of a legal text (key `rules:<key>`, slot `rules:<url>`),
@@ -364,10 +361,9 @@ impl SimplifyService {
             return Some(p);
         }
         let (record, page) = self.page(&rewrite.url)?;
-        if record.content_hash != rewrite.content_hash {
-            return None;
-        }
-        self.store_rules_pass(key, &page, &record.content_hash)
+        (record.content_hash == rewrite.content_hash)
+            .then(|| self.store_rules_pass(key, &page, &record.content_hash))
+            .flatten()
     }
 
     /// The rewrite of text the CMS sent, if ready; else queue it. Returns the job id (the

@@ -281,6 +281,15 @@ pub struct ReviewDecision {
     pub corrections: Vec<BlockCorrection>,
 }
 
+impl ReviewDecision {
+    /// A short digest of the corrections (16 hex digits): names the approved wording in the
+    /// audit log and in cache keys.
+    pub fn corrections_digest(&self) -> String {
+        let json = serde_json::to_string(&self.corrections).unwrap_or_default();
+        crate::sha256_hex(&json)[..16].to_string()
+    }
+}
+
 /// Title words that name a legal text: "Satzung" and "-satzung", "-ordnung" (Marktordnung,
 /// Geschäftsordnung, Polizeiverordnung; not "Ordnung" alone), "Richtlinie(n)", "Statut".
 static LEGAL_TITLE: LazyLock<Regex> = LazyLock::new(|| {
