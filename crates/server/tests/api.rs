@@ -416,7 +416,8 @@ async fn too_many_questions_get_429_with_retry_after() {
 async fn a_full_queue_gives_503_with_retry_after() {
     let mut c = open_config();
     c.limits.queue = 0;
-    let s = Arc::new(start(c, Duration::from_millis(100), true).await);
+    // a generation long enough that the six requests overlap even on a loaded machine
+    let s = Arc::new(start(c, Duration::from_millis(300), true).await);
     let mut tasks = Vec::new();
     for i in 0..6 {
         let s = s.clone();
