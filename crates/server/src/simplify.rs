@@ -349,9 +349,14 @@ impl SimplifyService {
             lotse_simplify::apply_corrections(&rewrite, &rules, corrections)
                 .map_err(|e| DecideError::Invalid(e.0))?;
         }
-        self.store
+        let decision = self
+            .store
             .set_review(key, status, reviewer, corrections)
-            .map_err(|e| DecideError::Store(e.to_string()))
+            .map_err(|e| DecideError::Store(e.to_string()))?;
+        // citizens get the text decided on, even if this server's memory still held an older
+        // rewrite under the key (one made again from the command line meanwhile)
+        self.cache.insert(key.to_string(), Arc::new(rewrite));
+        Ok(decision)
     }
 
     /// The rules pass beside a stored legal rewrite: stored, or made now while the index
