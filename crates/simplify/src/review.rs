@@ -91,11 +91,6 @@ impl ReviewNote {
         }
     }
 
-    /// The note over an approved rewrite.
-    pub fn approved() -> ReviewNote {
-        ReviewNote::approved_with(0)
-    }
-
     /// The note of an approved rewrite in which staff corrected `corrected` blocks (their own
     /// wording, or the model's wording not taken).
     pub fn approved_with(corrected: usize) -> ReviewNote {
