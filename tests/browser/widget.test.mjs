@@ -21,6 +21,9 @@ const EXPECTED = (process.env.LOTSE_EXPECTED || "").split(",").filter(Boolean);
 const BYLAW = process.env.LOTSE_BYLAW;
 const OUT = process.env.LOTSE_ARTIFACTS || "test-artifacts/browser";
 const ANSWER_TIMEOUT = 15 * 60 * 1000;
+// a question whose answer rests on a figure of a by-law: its answer quotes the by-law word for word
+const QUOTE_QUESTION = "Was kostet der Eintritt ins Freibad?";
+const EMOJI = /[\p{Extended_Pictographic}\u{FE0F}]/u;
 for (const [k, v] of Object.entries({ SITE, API, QUESTION, BYLAW })) {
   if (!v) { console.error(`LOTSE_${k} is not set`); process.exit(2); }
 }
@@ -184,11 +187,60 @@ try {
     await page.screenshot({ path: join(OUT, "chat-desktop.png") });
   });
 
+  await check("chat: the meta line names the label once; the thumbs are icons, not emoji", async () => {
+    const meta = await page.locator("#lotse-chat .exchange .meta").first().innerText();
+    assert.equal(meta.split("KI-generiert").length - 1, 1, `"KI-generiert" once in "${meta}"`);
+    const thumbs = await page.locator("#lotse-chat .exchange .thumb").evaluateAll((bs) => bs.map((b) => ({
+      name: b.getAttribute("aria-label"), svg: b.querySelectorAll("svg").length, text: b.textContent,
+    })));
+    assert.deepEqual(thumbs.map((t) => t.name), ["Ja, hilfreich", "Nein, nicht hilfreich"]);
+    for (const t of thumbs) {
+      assert.equal(t.svg, 1, `an svg icon in "${t.name}"`);
+      assert.ok(!EMOJI.test(t.text), `no emoji in "${t.name}": ${JSON.stringify(t.text)}`);
+    }
+    const chrome = await page.evaluate(() => [...document.querySelector("#lotse-chat").shadowRoot
+      .querySelectorAll(".launcher, .close, .send, .thumb")].map((e) => e.textContent).join(" "));
+    assert.ok(!EMOJI.test(chrome), `no emoji on the chat's buttons: ${JSON.stringify(chrome)}`);
+  });
+
   await check("chat: thumbs up is stored (204) and thanked", async () => {
     const resp = page.waitForResponse((r) => r.url().includes("/api/v1/feedback"));
     await page.locator("#lotse-chat .thumb").first().click();
     assert.equal((await resp).status(), 204);
     await page.locator("#lotse-chat .feedback-note", { hasText: "Danke" }).waitFor({ timeout: 5000 });
+    await page.locator("#lotse-chat #lotse-q").focus();
+  });
+
+  await check("chat: a question about a fee shows the source's wording (\"Im Wortlaut\") with a link to the cited page", async () => {
+    const t0 = Date.now();
+    await page.locator("#lotse-chat #lotse-q").fill(QUOTE_QUESTION);
+    await page.locator("#lotse-chat #lotse-q").press("Enter");
+    await page.locator("#lotse-chat .exchange").nth(1).waitFor();
+    const x = page.locator("#lotse-chat .exchange").nth(1);
+    // the quotes come before the answer's text; a server without quotes fails here at the end
+    await x.locator("blockquote, .meta .label").first().waitFor({ timeout: ANSWER_TIMEOUT });
+    const early = (await x.locator(".meta").count()) === 0;
+    console.log(`      after ${((Date.now() - t0) / 1000).toFixed(1)} s: ${early ? "a quote before the final answer" : "the final answer"}`);
+    await x.locator(".meta .label").waitFor({ timeout: ANSWER_TIMEOUT });
+    const quotes = await x.locator("figure.quote").evaluateAll((fs) => fs.map((f) => {
+      const q = f.querySelector("blockquote");
+      const a = f.querySelector("figcaption a");
+      return { text: q?.textContent.trim() || "", lang: q?.getAttribute("lang"), cite: q?.getAttribute("cite"), href: a?.getAttribute("href") || "", link: a?.textContent || "" };
+    }));
+    console.log(`      quotes: ${JSON.stringify(quotes)}`);
+    assert.ok(quotes.length > 0, `at least one quote (answer: ${await x.locator(".text").first().innerText()})`);
+    const site = new URL(SITE).origin;
+    for (const q of quotes) {
+      assert.ok(q.text.length > 0, "the quote has text");
+      assert.equal(q.lang, "de");
+      assert.ok(q.href && new URL(q.href).origin === site, `the quote links to the site: ${q.href}`);
+      assert.equal(q.cite, q.href, "the blockquote cites the linked place");
+      assert.match(q.link, /Quelle \[\d+\]/);
+    }
+    assert.match(await x.locator(".quotes-title").innerText(), /Im Wortlaut/);
+    const v = await axeViolations(page, "chat-quotes");
+    assert.deepEqual(v.map((y) => `${y.id}: ${y.help}`), []);
+    await page.screenshot({ path: join(OUT, "chat-quotes-desktop.png") });
     await page.locator("#lotse-chat #lotse-q").focus();
   });
 
@@ -239,12 +291,20 @@ try {
     await page.goto(`${SITE}${BYLAW}`, { waitUntil: "load" });
     const button = page.locator("#lotse-simplify .simplify-button");
     await button.waitFor({ state: "visible", timeout: 30000 });
-    const content = await page.evaluate(() => {
+    const place = await page.evaluate(() => {
       const host = document.querySelector("#lotse-simplify");
-      return { parent: host.parentElement.tagName, first: host.parentElement.firstChild === host };
+      const h1 = document.querySelector("main h1");
+      return {
+        inMain: !!host.closest("main"),
+        h1: !!h1,
+        afterH1: !!h1 && (h1.compareDocumentPosition(host) & Node.DOCUMENT_POSITION_FOLLOWING) !== 0,
+        next: !!h1 && h1.nextElementSibling === host,
+      };
     });
-    assert.ok(content.first, "the button is at the top of the main content");
-    const before = await page.evaluate(() => document.querySelector("#lotse-simplify").parentElement.innerHTML);
+    assert.ok(place.inMain && place.h1, `the button and an h1 in the main content: ${JSON.stringify(place)}`);
+    assert.ok(place.afterH1, "the button comes after the main heading");
+    assert.ok(place.next, "the button follows the main heading directly");
+    const before = await page.evaluate(() => document.querySelector("main").innerHTML);
     const t0 = Date.now();
     await button.click();
     const loading = await page.locator("#lotse-simplify .status").innerText();
@@ -261,7 +321,7 @@ try {
     assert.deepEqual(v.map((x) => `${x.id}: ${x.help}`), [], "axe with the plain version shown");
     await button.click();
     await page.locator("[data-lotse-plain]").waitFor({ state: "detached", timeout: 5000 });
-    const after = await page.evaluate(() => document.querySelector("#lotse-simplify").parentElement.innerHTML);
+    const after = await page.evaluate(() => document.querySelector("main").innerHTML);
     assert.equal(after, before, "the original is restored exactly");
   });
 

@@ -22,7 +22,17 @@ pub struct Source {
     pub cited: bool,
 }
 
-/// The checked answer (the `done` event).
+/// A verbatim passage of a cited source (German, the binding wording), with a deep link to
+/// its place in the page. `n` is the number of its source (`Source::n`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Quote {
+    pub n: usize,
+    pub text: String,
+    #[serde(default)]
+    pub url: String,
+}
+
+/// The checked answer (the `done` event, or the whole JSON response).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Answer {
     #[serde(default)]
@@ -38,6 +48,20 @@ pub struct Answer {
     pub hint: String,
     #[serde(default)]
     pub flagged: bool,
+    /// Passages of the sources in their own words ("Im Wortlaut"); older servers send none.
+    #[serde(default)]
+    pub quotes: Vec<Quote>,
+}
+
+/// The hint under an answer without the label at its start: the server's hints begin with
+/// "KI-generiert" themselves ("KI-generiert. Bitte prüfen Sie …"), and the widget shows the
+/// label right before the hint, so it would read twice.
+pub fn hint_without_label(hint: &str, label: &str) -> String {
+    let hint = hint.trim();
+    match hint.strip_prefix(label) {
+        Some(rest) if !label.is_empty() => rest.trim_start_matches(['.', ':']).trim_start().to_string(),
+        _ => hint.to_string(),
+    }
 }
 
 /// An earlier turn, sent along so that follow-up questions are understood.
@@ -185,11 +209,14 @@ pub(crate) async fn failure_of(resp: &Response) -> Failure {
 #[derive(Debug, Clone)]
 pub enum ChatEvent {
     Sources(Vec<Source>),
+    /// The verbatim passages, sent after the sources and before the first token.
+    Quotes(Vec<Quote>),
     Token(String),
     Done(Box<Answer>),
 }
 
-/// Ask a question; `on_event` sees the sources, then the tokens, then the checked answer.
+/// Ask a question; `on_event` sees the sources, the quotes, then the tokens, then the checked
+/// answer (whose quotes replace the earlier ones).
 pub async fn chat(
     api: &str,
     question: &str,
@@ -235,6 +262,11 @@ pub async fn chat(
                 "sources" => {
                     if let Ok(s) = serde_json::from_str::<Vec<Source>>(&data) {
                         on_event(ChatEvent::Sources(s));
+                    }
+                }
+                "quotes" => {
+                    if let Ok(q) = serde_json::from_str::<Vec<Quote>>(&data) {
+                        on_event(ChatEvent::Quotes(q));
                     }
                 }
                 "token" => {

@@ -1,5 +1,6 @@
 //! The chat: a launcher button and an accessible dialog in which answers stream in, with their
-//! sources, the "KI-generiert" label and thumbs up/down.
+//! sources, the passages quoted word for word ("Im Wortlaut"), the "KI-generiert" label and
+//! thumbs up/down.
 
 use leptos::ev;
 use leptos::html;
@@ -7,7 +8,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 
-use crate::api::{self, Answer, ChatEvent, Failure, Source, Turn};
+use crate::api::{self, Answer, ChatEvent, Failure, Quote, Source, Turn};
 use crate::config::Config;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,6 +28,8 @@ struct Exchange {
     question: RwSignal<String>,
     text: RwSignal<String>,
     sources: RwSignal<Vec<Source>>,
+    /// The verbatim passages: from the `quotes` event first, then from the final answer.
+    quotes: RwSignal<Vec<Quote>>,
     answer: RwSignal<Option<Answer>>,
     error: RwSignal<Option<String>>,
     phase: RwSignal<Phase>,
@@ -63,6 +66,62 @@ fn source_href(s: &Source) -> String {
     if s.deep_link.is_empty() { s.url.clone() } else { s.deep_link.clone() }
 }
 
+/// The two thumbs share one icon (Material Design's "thumb up", Apache-2.0); thumbs down is
+/// the same path turned by 180 degrees.
+const THUMB_PATH: &str = "M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z";
+
+/// Only web addresses become links: a quote's address comes from the server, but a
+/// `javascript:` URL must never reach an `href`.
+fn web_url(url: &str) -> Option<&str> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    (lower.starts_with("https://") || lower.starts_with("http://")).then_some(url)
+}
+
+/// "Im Wortlaut": each quote as a `figure` with the passage in a `blockquote` (German, the
+/// binding wording, whatever language the answer is in) and a link to its place in the page.
+/// The text goes in as a text node, never as HTML.
+#[component]
+fn QuotesView(quotes: RwSignal<Vec<Quote>>, sources: RwSignal<Vec<Source>>) -> impl IntoView {
+    move || {
+        let quotes = quotes.get();
+        if quotes.is_empty() {
+            return None;
+        }
+        let sources = sources.get();
+        let figures = quotes
+            .into_iter()
+            .filter(|q| !q.text.trim().is_empty())
+            .map(|q| {
+                let source = sources.iter().find(|s| s.n == q.n);
+                let href = web_url(&q.url)
+                    .map(str::to_string)
+                    .or_else(|| source.map(source_href).filter(|h| web_url(h).is_some()));
+                let name = match source {
+                    Some(s) if !s.title.is_empty() => format!("Quelle [{}]: {}", q.n, s.title),
+                    _ => format!("Quelle [{}]", q.n),
+                };
+                let caption = match href.clone() {
+                    Some(h) => view! {
+                        <a href=h target="_blank" rel="noopener">{name}
+                            <span class="sr">" (öffnet in einem neuen Fenster)"</span></a>
+                    }
+                    .into_any(),
+                    None => view! { <span>{name}</span> }.into_any(),
+                };
+                view! {
+                    <figure class="quote">
+                        <blockquote cite=href lang="de"><p>{q.text.trim().to_string()}</p></blockquote>
+                        <figcaption>"— "{caption}</figcaption>
+                    </figure>
+                }
+            })
+            .collect_view();
+        Some(view! {
+            <div class="quotes"><p class="quotes-title">"Im Wortlaut:"</p>{figures}</div>
+        })
+    }
+}
+
 /// The sources to list under an answer: those it cites, or all when it cites none.
 fn shown_sources(a: &Answer) -> Vec<Source> {
     let cited: Vec<Source> = a.sources.iter().filter(|s| s.cited).cloned().collect();
@@ -77,9 +136,14 @@ fn AnswerView(x: Exchange, api: String) -> impl IntoView {
             Phase::Waiting => view! {
                 <p class="pending"><span class="dots" aria-hidden="true"></span>
                 "Einen Moment bitte, ich suche auf den Seiten nach einer Antwort …"</p>
+                <QuotesView quotes=x.quotes sources=x.sources/>
             }
             .into_any(),
-            Phase::Streaming => view! { <p class="text">{move || x.text.get()}</p> }.into_any(),
+            Phase::Streaming => view! {
+                <p class="text">{move || x.text.get()}</p>
+                <QuotesView quotes=x.quotes sources=x.sources/>
+            }
+            .into_any(),
             Phase::Failed => view! {
                 <p class="error">{move || x.error.get().unwrap_or_default()}</p>
             }
@@ -93,6 +157,7 @@ fn AnswerView(x: Exchange, api: String) -> impl IntoView {
                     label: "KI-generiert".into(),
                     hint: String::new(),
                     flagged: false,
+                    quotes: Vec::new(),
                 });
                 let sources = a.sources.clone();
                 let parts = segments(&a.answer)
@@ -125,7 +190,7 @@ fn AnswerView(x: Exchange, api: String) -> impl IntoView {
                     })
                     .collect_view();
                 let label = if a.label.is_empty() { "KI-generiert".to_string() } else { a.label.clone() };
-                let hint = a.hint.clone();
+                let hint = api::hint_without_label(&a.hint, &label);
                 let flagged = a.flagged;
                 let answer_id = a.id.clone();
                 // one rating per answer
@@ -152,6 +217,7 @@ fn AnswerView(x: Exchange, api: String) -> impl IntoView {
                     {flagged.then(|| view! {
                         <p class="flag">"Nicht jede Aussage ließ sich einer Quelle zuordnen. Bitte prüfen Sie die Angaben."</p>
                     })}
+                    <QuotesView quotes=x.quotes sources=x.sources/>
                     {has_sources.then(|| view! {
                         <div class="sources"><p class="sources-title">"Quellen"</p><ol>{items}</ol></div>
                     })}
@@ -161,10 +227,16 @@ fn AnswerView(x: Exchange, api: String) -> impl IntoView {
                             <span class="feedback-q" aria-hidden="true">"Hilfreich?"</span>
                             <button type="button" class="thumb" aria-label="Ja, hilfreich"
                                 aria-pressed=move || (x.feedback.get() == Some(true)).to_string()
-                                on:click=move |_| rate_up(true)>"👍"</button>
+                                on:click=move |_| rate_up(true)>
+                                <svg aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="20" height="20">
+                                    <path fill="currentColor" d=THUMB_PATH/></svg>
+                            </button>
                             <button type="button" class="thumb" aria-label="Nein, nicht hilfreich"
                                 aria-pressed=move || (x.feedback.get() == Some(false)).to_string()
-                                on:click=move |_| rate(false)>"👎"</button>
+                                on:click=move |_| rate(false)>
+                                <svg aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="20" height="20">
+                                    <path fill="currentColor" transform="rotate(180 12 12)" d=THUMB_PATH/></svg>
+                            </button>
                             <span class="feedback-note">{move || x.feedback_note.get().unwrap_or_default()}</span>
                         </div>
                     })}
@@ -286,6 +358,7 @@ pub fn Chat(config: Config) -> impl IntoView {
             question: RwSignal::new(question.clone()),
             text: RwSignal::new(String::new()),
             sources: RwSignal::new(Vec::new()),
+            quotes: RwSignal::new(Vec::new()),
             answer: RwSignal::new(None),
             error: RwSignal::new(None),
             phase: RwSignal::new(Phase::Waiting),
@@ -303,12 +376,19 @@ pub fn Chat(config: Config) -> impl IntoView {
         spawn_local(async move {
             let result = api::chat(&api, &question, &history, |ev| match ev {
                 ChatEvent::Sources(s) => x.sources.set(s),
+                ChatEvent::Quotes(q) => {
+                    x.quotes.set(q);
+                    follow();
+                }
                 ChatEvent::Token(t) => {
                     x.phase.set(Phase::Streaming);
                     x.text.update(|s| s.push_str(&t));
                     follow();
                 }
                 ChatEvent::Done(a) => {
+                    // the final answer's lists replace what the stream sent before
+                    x.sources.set(a.sources.clone());
+                    x.quotes.set(a.quotes.clone());
                     x.answer.set(Some(*a));
                     x.phase.set(Phase::Done);
                     follow();
@@ -356,7 +436,7 @@ pub fn Chat(config: Config) -> impl IntoView {
                 aria-expanded=move || open.get().to_string()
                 prop:hidden=move || open.get()
                 on:click=move |_| show()>
-                <svg aria-hidden="true" viewBox="0 0 24 24" width="24" height="24"><path fill="currentColor"
+                <svg aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="24" height="24"><path fill="currentColor"
                     d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg>
                 <span>{t.launcher.clone()}</span>
             </button>
@@ -367,7 +447,7 @@ pub fn Chat(config: Config) -> impl IntoView {
                     {logo.map(|src| view! { <img class="logo" src=src alt=""/> })}
                     <h2 id="lotse-title">{title}</h2>
                     <button type="button" class="close" aria-label="Chat schließen" on:click=move |_| hide()>
-                        <svg aria-hidden="true" viewBox="0 0 24 24" width="20" height="20"><path fill="currentColor"
+                        <svg aria-hidden="true" focusable="false" viewBox="0 0 24 24" width="20" height="20"><path fill="currentColor"
                             d="M18.3 5.7 12 12l6.3 6.3-1.4 1.4L10.6 13.4 4.3 19.7 2.9 18.3 9.2 12 2.9 5.7 4.3 4.3l6.3 6.3 6.3-6.3z"/></svg>
                     </button>
                 </div>

@@ -19,6 +19,17 @@ pub struct Texts {
     pub original: String,
 }
 
+/// Where in the main content the Einfache-Sprache button goes
+/// (`data-lotse-simplify-position`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimplifyPosition {
+    /// Right after the content's first `h1`, so that the page still opens with its heading;
+    /// the first child of the content when it has no `h1` (the default; `heading`).
+    AfterHeading,
+    /// The first child of the content, above its heading (`top`).
+    Top,
+}
+
 /// Everything the widget needs (the town's name, `data-lotse-town`, goes into the title) to know about its page and its server.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -39,6 +50,9 @@ pub struct Config {
     pub chat: bool,
     /// `data-lotse-simplify="off"` leaves out the Einfache-Sprache button.
     pub simplify: bool,
+    /// `data-lotse-simplify-position="top"` puts the button above the content's heading;
+    /// by default (`heading`) it follows the content's first `h1`.
+    pub simplify_position: SimplifyPosition,
     /// The page's address as the server indexed it (`data-lotse-page-url`; default: the
     /// canonical link, else the address without its fragment).
     pub page_url: String,
@@ -87,6 +101,10 @@ impl Config {
             content_selector: attr("content").unwrap_or_else(|| DEFAULT_CONTENT.to_string()),
             chat: !attr("chat").is_some_and(|v| is_off(&v)),
             simplify: !attr("simplify").is_some_and(|v| is_off(&v)),
+            simplify_position: match attr("simplify-position") {
+                Some(p) if p.eq_ignore_ascii_case("top") => SimplifyPosition::Top,
+                _ => SimplifyPosition::AfterHeading,
+            },
             page_url: attr("page-url").unwrap_or_else(page_url),
             text,
         }

@@ -46,7 +46,7 @@ pub fn mount(script: Option<Element>) {
     if config.simplify {
         if let Some(content) = simplify::content_element(&config.content_selector) {
             if let Some((host, mount)) = shadow_host("lotse-simplify", &config) {
-                let _ = content.insert_before(&host, content.first_child().as_ref());
+                simplify::place(&content, &host, config.simplify_position);
                 simplify::attach(content, host);
                 let c = config.clone();
                 mount_to(mount, move || view! { <simplify::SimplifyButton config=c/> }).forget();

@@ -1,6 +1,6 @@
-//! The Einfache-Sprache button at the top of the main content: a click swaps the page's text
-//! for its plain-language version in place; a second click puts the original nodes back
-//! (the same nodes, so the original is restored exactly).
+//! The Einfache-Sprache button in the main content (after its first `h1`, or at its top): a
+//! click swaps the page's text for its plain-language version in place; a second click puts
+//! the original nodes back (the same nodes, so the original is restored exactly).
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -10,19 +10,50 @@ use leptos::task::spawn_local;
 use web_sys::{Element, Node};
 
 use crate::api::{self, SimplifyPoll};
-use crate::config::Config;
+use crate::config::{Config, SimplifyPosition};
 
-/// The content element, the widget's host inside it, the original nodes while the plain
-/// version is shown, and the plain version's container.
+/// One step on the way from the widget's host up to the content element: a node on that way
+/// and its siblings, taken out while the plain version is shown.
+struct Level {
+    node: Node,
+    parent: Node,
+    before: Vec<Node>,
+    after: Vec<Node>,
+}
+
+/// The content element, the widget's host inside it (perhaps deeper down, next to the
+/// heading), the original nodes while the plain version is shown, and the plain version's
+/// container.
 struct Swap {
     content: Element,
     host: Element,
-    saved: Vec<Node>,
+    saved: Vec<Level>,
     plain: Option<Element>,
 }
 
 thread_local! {
     static SWAP: RefCell<Option<Swap>> = const { RefCell::new(None) };
+}
+
+/// Put the button's host into the content: right after the content's first `h1` (after its
+/// `hgroup` if it has one) unless `position` says `Top` or there is no `h1`; else as the
+/// content's first child.
+pub fn place(content: &Element, host: &Element, position: SimplifyPosition) {
+    let heading = match position {
+        SimplifyPosition::AfterHeading => content.query_selector("h1").ok().flatten(),
+        SimplifyPosition::Top => None,
+    };
+    let placed = heading.and_then(|h1| {
+        let anchor = match h1.parent_element() {
+            Some(p) if p.tag_name().eq_ignore_ascii_case("hgroup") && p != *content => p,
+            _ => h1,
+        };
+        let parent = anchor.parent_node()?;
+        parent.insert_before(host, anchor.next_sibling().as_ref()).ok()
+    });
+    if placed.is_none() {
+        let _ = content.insert_before(host, content.first_child().as_ref());
+    }
 }
 
 /// Remember where the button lives (called once when mounting).
@@ -44,17 +75,35 @@ fn show_plain(html: &str) -> bool {
         let _ = plain.set_attribute("lang", "de");
         let _ = plain.set_attribute("data-lotse-plain", "");
         plain.set_inner_html(html);
-        let kids = sw.content.child_nodes();
-        let host: &Node = sw.host.as_ref();
-        let nodes: Vec<Node> = (0..kids.length())
-            .filter_map(|i| kids.item(i))
-            .filter(|n| n != host)
-            .collect();
-        for n in &nodes {
-            let _ = sw.content.remove_child(n);
+        let content: &Node = sw.content.as_ref();
+        if !content.contains(Some(sw.host.as_ref())) {
+            return false;
         }
-        let _ = sw.content.append_child(&plain);
-        sw.saved = nodes;
+        // take out everything in the content but the host and the elements around it (the
+        // host stays where it is, so a focused button keeps the focus)
+        let mut levels = Vec::new();
+        let mut node: Node = sw.host.clone().into();
+        while let Some(parent) = node.parent_node() {
+            let kids = parent.child_nodes();
+            let all: Vec<Node> = (0..kids.length()).filter_map(|i| kids.item(i)).collect();
+            let at = all.iter().position(|n| *n == node).unwrap_or(all.len());
+            let before = all[..at].to_vec();
+            let after = all.get(at + 1..).map(<[Node]>::to_vec).unwrap_or_default();
+            for n in before.iter().chain(&after) {
+                let _ = parent.remove_child(n);
+            }
+            let done = parent == *content;
+            levels.push(Level { node, parent: parent.clone(), before, after });
+            if done {
+                break;
+            }
+            node = parent;
+        }
+        // the host is now the only child of its parent: the plain version follows it
+        if let Some(parent) = sw.host.parent_node() {
+            let _ = parent.append_child(&plain);
+        }
+        sw.saved = levels;
         sw.plain = Some(plain);
         true
     })
@@ -66,9 +115,14 @@ fn show_original() {
         let mut s = s.borrow_mut();
         let Some(sw) = s.as_mut() else { return };
         let Some(plain) = sw.plain.take() else { return };
-        let _ = sw.content.remove_child(&plain);
-        for n in sw.saved.drain(..) {
-            let _ = sw.content.append_child(&n);
+        plain.remove();
+        for level in sw.saved.drain(..) {
+            for n in &level.before {
+                let _ = level.parent.insert_before(n, Some(&level.node));
+            }
+            for n in &level.after {
+                let _ = level.parent.append_child(n);
+            }
         }
     })
 }

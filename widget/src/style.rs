@@ -55,6 +55,13 @@ button { font: inherit; cursor: pointer; }
 .sources li { margin: .2em 0; }
 .sources a { color: var(--p); text-decoration: underline; }
 .sources .n { font-variant-numeric: tabular-nums; }
+.quotes-title { font-weight: 700; margin: .4em 0 .2em !important; }
+.quote { margin: 0 0 .6em; }
+.quote blockquote { margin: 0; padding: .45em .75em; border-left: 4px solid var(--p); border-radius: 0 6px 6px 0;
+  background: #e3e9ef; color: var(--fg); }
+.quote blockquote p { margin: 0 !important; white-space: pre-line; }
+.quote figcaption { margin: .25em 0 0 .95em; font-size: .9em; color: var(--muted); }
+.quote a { color: var(--p); text-decoration: underline; }
 .meta { font-size: .85em; color: var(--muted); }
 .label { display: inline-block; padding: .05em .5em; border: 1px solid var(--muted); border-radius: 4px;
   font-weight: 700; color: var(--fg); background: var(--bg); }
@@ -63,9 +70,10 @@ button { font: inherit; cursor: pointer; }
 .notice:empty { display: none; }
 .notice, .offline { margin: 0; padding: .4em 1em; font-size: .9em; background: #fdf0f0; }
 .feedback { display: flex; align-items: center; flex-wrap: wrap; gap: .4em; font-size: .9em; color: var(--muted); }
-.thumb { min-width: 44px; min-height: 44px; padding: .2em .5em; border: 1px solid var(--line); border-radius: 6px;
-  background: var(--bg); font-size: 1.1em; }
-.thumb[aria-pressed="true"] { border-color: var(--p); background: #dbe9f5; }
+.thumb { display: inline-flex; align-items: center; justify-content: center; min-width: 44px; min-height: 44px;
+  padding: .2em .5em; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--fg); }
+.thumb svg { width: 20px; height: 20px; }
+.thumb[aria-pressed="true"] { border-color: var(--p); background: #dbe9f5; color: var(--p); }
 .pending { color: var(--muted); }
 .dots::after { content: "…"; display: inline-block; margin-right: .3em; animation: lotse-pulse 1.2s infinite; }
 @keyframes lotse-pulse { 50% { opacity: .3; } }
@@ -93,7 +101,8 @@ button { font: inherit; cursor: pointer; }
 @media (prefers-reduced-motion: reduce) {
   .lotse *, .lotse *::before, .lotse *::after { animation: none !important; transition: none !important; }
 }
-@media (forced-colors: active) { .launcher, .send, .label, .thumb { border: 2px solid ButtonText; } }
+@media (forced-colors: active) { .launcher, .send, .label, .thumb { border: 2px solid ButtonText; }
+  .quote blockquote { border-left: 4px solid CanvasText; } }
 "#;
 
 /// The stylesheet, with the town's colour if the script tag sets one.
