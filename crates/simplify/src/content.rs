@@ -78,7 +78,7 @@ const SIE_FORMS: &[&str] = &["Ihnen", "Ihre", "Ihrem", "Ihren", "Ihrer", "Ihres"
 pub fn unsupported_nouns(original: &str, candidate: &str) -> Vec<String> {
     let o = fold(original);
     let mut out: Vec<String> = Vec::new();
-    for clause in crate::text::sentences(candidate)
+    for clause in lotse_text::sentences(candidate)
         .iter()
         .flat_map(|s| s.split(':').map(str::to_string).collect::<Vec<_>>())
     {
@@ -108,14 +108,14 @@ pub fn unsupported_nouns(original: &str, candidate: &str) -> Vec<String> {
 pub fn repeated_sentence(original: &str, candidate: &str) -> Option<String> {
     let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
     let count = |text: &str, s: &str| {
-        crate::text::sentences(text)
+        lotse_text::sentences(text)
             .iter()
             .filter(|x| norm(x) == s)
             .count()
     };
-    crate::text::sentences(candidate)
+    lotse_text::sentences(candidate)
         .into_iter()
-        .filter(|s| crate::text::words(s).len() >= 4)
+        .filter(|s| lotse_text::words(s).len() >= 4)
         .find(|s| {
             let n = norm(s);
             count(candidate, &n) > 1 && count(original, &n) < 2
@@ -169,7 +169,7 @@ pub fn without_unfounded_citations(original: &str, candidate: &str) -> String {
     candidate
         .split('\n')
         .map(|line| {
-            crate::text::sentences(line)
+            lotse_text::sentences(line)
                 .into_iter()
                 .filter(|s| {
                     let f = fold(s);

@@ -219,7 +219,7 @@ static REPLACES: LazyLock<Regex> = LazyLock::new(|| {
 /// A paragraph that says only when the statute takes effect and what it repeals, sentence by
 /// sentence in plain words ("gilt ab", "gilt nicht mehr"); `None` when any sentence says more.
 fn commencement(text: &str) -> Option<String> {
-    let sentences = crate::text::sentences(text);
+    let sentences = lotse_text::sentences(text);
     if sentences.is_empty() {
         return None;
     }

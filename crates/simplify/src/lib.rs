@@ -33,7 +33,6 @@ pub mod review;
 pub mod rules;
 pub mod sari;
 pub mod store;
-pub mod text;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -559,7 +558,7 @@ impl Simplifier {
                 Block::Paragraph { text } => model_units_of(&rules::expand(text)).len(),
                 Block::List { items, .. } => items
                     .iter()
-                    .filter(|i| crate::text::words(i).len() >= MIN_MODEL_WORDS + 4)
+                    .filter(|i| lotse_text::words(i).len() >= MIN_MODEL_WORDS + 4)
                     .map(|i| model_units_of(&rules::expand(i)).len())
                     .sum(),
                 _ => 0,
@@ -632,7 +631,7 @@ impl Simplifier {
                 Block::List { ordered, items } => {
                     let mut out = Vec::with_capacity(items.len());
                     for item in items {
-                        let long = crate::text::words(item).len() >= MIN_MODEL_WORDS + 4;
+                        let long = lotse_text::words(item).len() >= MIN_MODEL_WORDS + 4;
                         out.push(rewrite(item, long && model)?);
                     }
                     Block::List {
@@ -879,7 +878,7 @@ impl Simplifier {
     /// find no rewrite stay as they are). `None` unless at least one sentence was rewritten and
     /// the whole reads easier and passes every check against the unit.
     fn rewrite_sentences(&self, unit: &str, cancel: &CancelToken) -> Result<Option<String>> {
-        let sentences = crate::text::sentences(unit);
+        let sentences = lotse_text::sentences(unit);
         if sentences.len() < 2 {
             return Ok(None);
         }
@@ -1056,11 +1055,11 @@ fn for_model(expanded: &str) -> bool {
 
 /// The length and difficulty part of [`for_model`], for a text known to be no formula.
 fn long_or_hard(expanded: &str) -> bool {
-    let n = crate::text::words(expanded).len();
+    let n = lotse_text::words(expanded).len();
     if n >= MIN_MODEL_WORDS {
         return true;
     }
-    let spans = crate::text::sentence_spans(expanded);
+    let spans = lotse_text::sentence_spans(expanded);
     n >= MIN_SENTENCE_WORDS
         && split_enumerator(expanded).0.is_empty()
         && expanded.trim_start().chars().next().is_some_and(char::is_uppercase)
@@ -1094,8 +1093,8 @@ fn units(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut current = String::new();
     let mut words = 0;
-    for s in crate::text::sentences(text) {
-        let n = crate::text::words(&s).len();
+    for s in lotse_text::sentences(text) {
+        let n = lotse_text::words(&s).len();
         if words > 0 && words + n > MAX_UNIT_WORDS {
             out.push(std::mem::take(&mut current));
             words = 0;
@@ -1235,7 +1234,7 @@ mod tests {
     /// Given several sentences, answers with the first one only (it loses facts); given one
     /// sentence, makes each clause after a comma a sentence of its own.
     fn fake_clause_splitter(unit: &str) -> String {
-        let sentences = crate::text::sentences(unit);
+        let sentences = lotse_text::sentences(unit);
         if sentences.len() > 1 {
             sentences[0].clone()
         } else {

@@ -1,5 +1,6 @@
-//! Words that carry a rule's meaning without being a fact: negations ("nicht", "kein",
-//! "verboten", "ohne", "gebührenfrei"), limits ("nur", "mindestens", "höchstens",
+//! Whether a rewrite keeps the words that carry a rule's meaning without being a fact (the
+//! lexicon and its counts are `lotse_text`'s; this module compares): negations ("nicht",
+//! "kein", "verboten", "ohne", "gebührenfrei"), limits ("nur", "mindestens", "höchstens",
 //! "spätestens", "frühestens") and conditions ("wenn", "falls", "soweit", "sobald", "auf
 //! Antrag", "auf Verlangen", "es sei denn"), that something is paid ("auf eigene
 //! Kosten", "Gebührenschuldner"), and that a rule takes effect or is repealed ("in Kraft",
@@ -18,148 +19,15 @@
 //! rewrite that says so too, in any form. A rewrite that fails is not shown; the unit keeps the
 //! deterministic pass.
 
-use std::sync::LazyLock;
+use lotse_text::{circumstances, condition_forms, condition_openings, limits};
+pub use lotse_text::{conditions, mentions_payment, negations};
 
-use regex::Regex;
-
-use crate::pattern as re;
-
-/// Negations: particles and pronouns, "ohne", verbs and adjectives of prohibition or
-/// renunciation, adjectives in "-los"/"-frei" ("kostenlos" = "keine Kosten"), and "außer
-/// Kraft" ("gilt nicht mehr": the default model turned "tritt die Geschäftsordnung vom 6. März
-/// 1986 außer Kraft" into "tritt am 6. März 1986 in Kraft").
-static NEGATION: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)\b(?:außer\s+kraft|nicht|nichts|kein(?:e|en|em|er|es)?|nie|niemals|nirgends|nirgendwo|niemand(?:en|em)?|weder|ohne|verbot\w*|verbiet\w*|untersag\w*|unzulässig\w*|unerlaubt\w*|unbefugt\w*|unberechtigt\w*|abgesehen|abzusehen|absehen|verzicht\w*|unterlass\w*|\p{L}{4,}(?:los|frei)(?:e|en|em|er|es)?)\b",
-    )
-});
-
-/// A limit of the original and the forms a rewrite may use for it.
-struct Limit {
-    name: &'static str,
-    /// Found in the original: the rewrite must keep the limit.
-    trigger: Regex,
-    /// Accepted in the rewrite.
-    kept: Regex,
-}
-
-static LIMITS: LazyLock<Vec<Limit>> = LazyLock::new(|| {
-    [
-        (
-            "nur",
-            "nur|ausschließlich|lediglich",
-            "nur|ausschließlich|lediglich",
-        ),
-        (
-            "mindestens",
-            "mindestens|wenigstens",
-            "mindestens|wenigstens",
-        ),
-        ("höchstens", "höchstens|maximal", "höchstens|maximal|bis zu"),
-        // "Zahlen Sie bis zum 1. Juli" says the same as "spätestens am 1. Juli"
-        ("spätestens", "spätestens", "spätestens|bis"),
-        ("frühestens", "frühestens", "frühestens|erst"),
-        // not a limit but kept the same way: that a rule takes effect ("tritt ... in Kraft"
-        // became "Diese Satzung tritt am 1. Januar 2002." and "Die Änderungssätze tragen ...")
-        (
-            "in Kraft",
-            r"in[\s-]+kraft|inkrafttret\w*",
-            r"in[\s-]+kraft|inkrafttret\w*|gilt|gelten|gültig",
-        ),
-    ]
-    .into_iter()
-    .map(|(name, trigger, kept)| Limit {
-        name,
-        trigger: re(&format!(r"(?i)\b(?:{trigger})\b")),
-        kept: re(&format!(r"(?i)\b(?:{kept})\b")),
-    })
-    .collect()
-});
-
-/// Conditions of an original: conjunctions of condition and exception, and "auf Antrag" /
-/// "auf Verlangen". "außer" only where it is not "außer Betrieb", "außer Kraft" and the like.
-static CONDITION: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)\b(?:wenn|falls|sofern|soweit|solange|sobald|es sei denn|ausgenommen|außer(?:\s+(?:Betrieb|Kraft|Acht|Haus|Dienst|Landes|Stande|Atem|Reichweite|Sicht|Frage|Zweifel|Konkurrenz)\b)?|auf Antrag|auf Verlangen)\b",
-    )
-});
-
-/// A sentence that opens with a circumstance: "Bei Gewitter ist ... untersagt", "Bei
-/// Beschäftigung von Arbeitnehmern ist § 12 zu beachten", "Im Falle einer Erkrankung ...".
-/// The default model dropped such openings and left a rule without its condition.
-static CONDITION_OPENING: LazyLock<Regex> = LazyLock::new(|| {
-    re(r"(?:^|[.!?:]\s+|^\(\w{1,3}\)\s+|^\w{1,3}\)\s+)(?:Bei|Im\s+Fall(?:e)?)\b")
-});
-
-/// What a rewrite may use for a condition: the same words, and plain forms of "auf Antrag"
-/// ("wenn Sie einen Antrag stellen", "beantragen") and "auf Verlangen" ("wenn die Gemeinde es
-/// verlangt").
-static CONDITION_KEPT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i)\b(?:wenn|falls|sofern|soweit|solange|sobald|es sei denn|ausgenommen|außer|auf Antrag|auf Verlangen|antrag\w*|beantrag\w*|verlang\w*)\b",
-    )
-});
-
-/// What a rewrite may use for an opening "Bei ..." besides a conjunction: "bei" or "im
-/// Fall" anywhere; counted only up to the original's openings, so that "bei der Gemeinde"
-/// never stands in for a lost "wenn".
-static OPENING_KEPT: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(?:bei|im fall\w*)\b"));
-
-/// That something is paid: money, a cost, fee, contribution, tax or payment, in any compound
-/// ("Gebührenschuldner", "Zahlungsverzug", "auf eigene Kosten"). The verb "zahlen" only in
-/// lower case or as "Zahlen Sie": the noun "Zahlen" means numbers.
-static PAYMENT: LazyLock<Regex> = LazyLock::new(|| {
-    re(
-        r"(?i:\b\w*(?:kosten|gebühr|zahlung|bezahl|geld|entgelt|beitrag|beiträg|steuer|vergütung|entschädigung|umlage|auslagen|tarif|preis|erstatt)\w*|\b(?:euro|cent)\b)|\bzahl(?:en|t|e|st)\b|\bZahlen Sie\b",
-    )
-});
-
-/// Whether `text` says that something is paid (see `PAYMENT`).
-pub fn mentions_payment(text: &str) -> bool {
-    PAYMENT.is_match(text)
-}
-
-/// Conditions in an original (see `CONDITION`).
-pub fn conditions(text: &str) -> usize {
-    CONDITION
-        .find_iter(text)
-        // "außer" with a noun after it is an idiom ("außer Kraft"), not an exception
-        .filter(|m| {
-            !(m.as_str().to_lowercase().starts_with("außer") && m.as_str().len() > "außer".len())
-        })
-        .count()
-        + CONDITION_OPENING.find_iter(text).count()
-}
-
-/// Conditions `candidate` keeps of `original`'s (see `CONDITION_KEPT`, `OPENING_KEPT`).
+/// Conditions `candidate` keeps of `original`'s: its conjunctions and plain forms of a
+/// condition ([`condition_forms`]), and its "bei" / "im Fall" ([`circumstances`]) counted only
+/// up to the original's openings "Bei ...", so that "bei der Gemeinde" never stands in for a
+/// lost "wenn".
 fn kept_conditions(original: &str, candidate: &str) -> usize {
-    let openings = CONDITION_OPENING.find_iter(original).count();
-    CONDITION_KEPT.find_iter(candidate).count()
-        + OPENING_KEPT.find_iter(candidate).count().min(openings)
-}
-
-/// Negations in `text`; "weder ... noch" counts twice (it becomes two "nicht").
-pub fn negations(text: &str) -> usize {
-    NEGATION
-        .find_iter(text)
-        .filter(|m| !not_a_negation(m.as_str()))
-        .map(|m| {
-            if m.as_str().eq_ignore_ascii_case("weder") {
-                2
-            } else {
-                1
-            }
-        })
-        .sum()
-}
-
-/// Words in "-frei"/"-los" that name a quality, not the absence of a duty, fee or right:
-/// "barrierefrei" (accessible) may become "für alle gut nutzbar" without a "nicht".
-fn not_a_negation(word: &str) -> bool {
-    let lower = word.to_lowercase();
-    ["barrierefrei", "einwandfrei", "zweifelsfrei", "reibungslos"]
-        .iter()
-        .any(|w| lower.starts_with(w))
+    condition_forms(candidate) + circumstances(candidate).min(condition_openings(original))
 }
 
 /// Why `candidate` may say something else than `original` ("may": the check is coarse), if
@@ -172,9 +40,9 @@ pub fn problem(original: &str, candidate: &str) -> Option<String> {
     if after < before || after > 2 * before {
         return Some(format!("negations {before} -> {after}"));
     }
-    if let Some(l) = LIMITS
+    if let Some(l) = limits()
         .iter()
-        .find(|l| l.trigger.is_match(original) && !l.kept.is_match(candidate))
+        .find(|l| l.stated_in(original) && !l.any_form_in(candidate))
     {
         return Some(format!("drops the limit {:?}", l.name));
     }

@@ -85,13 +85,13 @@ pub fn copies_example(original: &str, candidate: &str) -> bool {
             .to_lowercase()
     };
     let original = norm(original);
-    let ours: Vec<String> = crate::text::sentences(candidate)
+    let ours: Vec<String> = lotse_text::sentences(candidate)
         .iter()
         .map(|s| norm(s))
         .collect();
     EXAMPLES
         .iter()
-        .flat_map(|(_, r)| crate::text::sentences(r))
+        .flat_map(|(_, r)| lotse_text::sentences(r))
         .map(|s| norm(&s))
         .filter(|s| s.split(' ').count() >= 4 && !original.contains(s.as_str()))
         .any(|s| ours.contains(&s))
@@ -134,7 +134,7 @@ pub fn clean(reply: &str) -> String {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !is_preface(l))
         .map(|l| {
-            crate::text::sentences(l)
+            lotse_text::sentences(l)
                 .into_iter()
                 .filter(|s| !is_meta(s))
                 .collect::<Vec<_>>()
@@ -151,24 +151,10 @@ pub fn clean(reply: &str) -> String {
     t.trim().to_string()
 }
 
-/// Informal address ("du", "dein") that the Sie-Form rule forbids.
+/// Informal address ("du", "dein") that the Sie-Form rule forbids (see
+/// [`lotse_text::du_form`]).
 pub fn uses_du(text: &str) -> bool {
-    text.split(|c: char| !c.is_alphabetic()).any(|w| {
-        matches!(
-            w.to_lowercase().as_str(),
-            "du" | "dich"
-                | "dir"
-                | "dein"
-                | "deine"
-                | "deinen"
-                | "deinem"
-                | "deiner"
-                | "deines"
-                | "euch"
-                | "euer"
-                | "eure"
-        )
-    })
+    lotse_text::du_form(text)
 }
 
 /// Whether `text` speaks in the first person ("wir", "ich"): a rewrite must not make the

@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::text::{sentences, syllables, words};
+use lotse_text::{sentences, syllables, words};
 
 /// Readability figures of one text.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

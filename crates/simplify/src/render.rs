@@ -3,7 +3,7 @@
 
 use lotse_core::Block;
 
-use crate::text::sentences;
+use lotse_text::sentences;
 use crate::{BlockStatus, LABEL, SimplifiedPage};
 
 /// Shown above a block that could not be simplified safely.

@@ -323,7 +323,7 @@ impl Glossary {
                 if let Some(m) = pattern.find(t) {
                     let already = t[m.end()..].trim_start().starts_with('(');
                     if !already {
-                        let sentence = crate::text::sentence_spans(t)
+                        let sentence = lotse_text::sentence_spans(t)
                             .into_iter()
                             .find(|s| s.start <= m.start() && m.start() < s.end);
                         match sentence {
@@ -451,7 +451,7 @@ mod tests {
             texts[0],
             "Sie erhalten einen Bescheid vom 3. Mai. Bescheid bedeutet: ein Brief vom Amt mit einer Entscheidung.\nDann zahlen Sie."
         );
-        assert_eq!(crate::text::sentences(&texts[0]).len(), 3);
+        assert_eq!(lotse_text::sentences(&texts[0]).len(), 3);
         // a title without an end mark keeps the explanation in brackets
         let mut titles = vec!["Satzungen der Gemeinde".to_string()];
         g.explain_first_use(&mut titles);
