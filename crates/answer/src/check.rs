@@ -271,6 +271,19 @@ pub fn check(
     c
 }
 
+/// Whether an answer addresses the citizen as "du" (a defect: answers use the Sie-Form).
+pub fn du_form(text: &str) -> bool {
+    lotse_text::du_form(&strip_markers(text))
+}
+
+/// Whether an answer says no ("nein", "nicht", "kein", "verboten" ...).
+pub fn denies(text: &str) -> bool {
+    lotse_text::denies(&strip_markers(text))
+}
+
+/// Whether a passage holds what could back a "nein": a negation, a limit or a prohibition.
+pub use lotse_text::backs_denial;
+
 /// Streaming filter: passes generated text on at word boundaries, dropping URLs that are not
 /// among the sources, so nothing foreign is shown even before the final check.
 #[derive(Debug, Default)]
@@ -343,6 +356,9 @@ mod tests {
             deep_link: url.into(),
             text: text.into(),
             full_text: text.into(),
+            chunk_text: text.into(),
+            quotes: Vec::new(),
+            key_score: 0.0,
         }
     }
 

@@ -4,8 +4,11 @@
 
 use std::collections::HashSet;
 
-use lotse_index::Hit;
+use lotse_core::{Block, Page};
 use lotse_index::analysis::{self, tokens};
+use lotse_index::{Hit, chunk};
+
+use crate::asked::{self, AskedKind};
 
 /// A numbered passage the model may cite.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,8 +21,15 @@ pub struct Passage {
     pub deep_link: String,
     /// The (trimmed) text given to the model.
     pub text: String,
-    /// The chunk's full text, for checking citations.
+    /// What citations are checked against: the text the model saw.
     pub full_text: String,
+    /// The retrieved chunk of this page that holds most of the question's words (the
+    /// refusal gate measures coverage on it).
+    pub chunk_text: String,
+    /// The verbatim sentence(s) or row(s) of the page that answer the question best.
+    pub quotes: Vec<KeyQuote>,
+    /// How well the key unit matches the question (question words, plus the wanted kind of fact).
+    pub key_score: f32,
 }
 
 /// Phrases that only appear in text trying to give orders to an AI assistant. Matched on
@@ -111,43 +121,18 @@ pub fn coverage(question: &str, texts: &[&str], town: &str) -> (f32, usize) {
     (best, q.len())
 }
 
-/// Split text into sentences (., !, ? or line ends; not after common abbreviations or digits).
+/// Split text into sentences: line ends, and `.`, `!`, `?` where the shared German splitter
+/// ([`lotse_text::sentence_spans`], which knows the abbreviations of statutes) ends one. The
+/// sentences are trimmed slices of `text`, so a quote made of them is verbatim.
 pub fn sentences(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
-    let mut start = 0;
-    let bytes: Vec<(usize, char)> = text.char_indices().collect();
-    for (i, &(pos, c)) in bytes.iter().enumerate() {
-        let end_here = match c {
-            '\n' => true,
-            '.' | '!' | '?' => {
-                let next_is_space = bytes.get(i + 1).is_none_or(|&(_, n)| n.is_whitespace());
-                let prev_word: String = text[start..pos]
-                    .rsplit(|ch: char| ch.is_whitespace())
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
-                let abbreviation = c == '.'
-                    && (prev_word.chars().count() <= 3
-                        && prev_word.chars().next().is_some_and(|ch| ch.is_alphabetic())
-                        || prev_word.chars().all(|ch| ch.is_ascii_digit()) && !prev_word.is_empty()
-                        || ["bzw", "ggf", "usw", "evtl", "vgl", "Abs", "Nr", "ca", "inkl"]
-                            .contains(&prev_word.as_str()));
-                next_is_space && !abbreviation
-            }
-            _ => false,
-        };
-        if end_here {
-            let end = pos + c.len_utf8();
-            let s = text[start..end].trim();
+    for line in text.split_inclusive('\n') {
+        for span in lotse_text::sentence_spans(line) {
+            let s = line[span.start..span.end].trim();
             if !s.is_empty() {
                 out.push(s);
             }
-            start = end;
         }
-    }
-    let rest = text[start..].trim();
-    if !rest.is_empty() {
-        out.push(rest);
     }
     out
 }
@@ -223,18 +208,174 @@ fn chunk_score(text: &str, question_stems: &HashSet<String>) -> usize {
         .count()
 }
 
-/// Build numbered passages: the best hit of each page (pages in rank order), at most
-/// `max_passages`, each trimmed to `words_per_passage`; passages that look like prompt
-/// injection are skipped and returned separately (for the output check).
+/// One unit of evidence: a sentence, a list item or a table row of a page, verbatim.
+#[derive(Debug, Clone)]
+struct Unit {
+    /// The unit's text exactly as the page has it (a table row's cells joined by " | ").
+    text: String,
+    /// What the unit needs to stand alone: a table's header row, a list's lead-in.
+    lead: Option<String>,
+    /// The heading path of the unit's section.
+    heading: Vec<String>,
+    anchor: Option<String>,
+    /// Units of one block (paragraph, list, table) share a group.
+    group: usize,
+    row: bool,
+}
+
+fn push_sentences(out: &mut Vec<Unit>, text: &str, heading: &[String], anchor: &Option<String>, group: usize) {
+    for s in sentences(text) {
+        out.push(Unit {
+            text: s.to_string(),
+            lead: None,
+            heading: heading.to_vec(),
+            anchor: anchor.clone(),
+            group,
+            row: false,
+        });
+    }
+}
+
+/// The units of a page: sentences of paragraphs, list items (with their lead-in), table rows
+/// (with the header row), each with its section's heading path.
+fn units_of_page(page: &Page) -> Vec<Unit> {
+    let mut out = Vec::new();
+    let mut path: Vec<(u8, String, Option<String>)> = Vec::new();
+    let mut last_paragraph: Option<String> = None;
+    for (group, block) in page.blocks.iter().enumerate() {
+        let heading: Vec<String> = path.iter().map(|(_, t, _)| t.clone()).collect();
+        let anchor = path.last().and_then(|(_, _, a)| a.clone());
+        match block {
+            Block::Heading { level, text, anchor } => {
+                while path.last().is_some_and(|(l, _, _)| *l >= *level) {
+                    path.pop();
+                }
+                path.push((*level, text.clone(), anchor.clone()));
+                last_paragraph = None;
+            }
+            Block::Paragraph { text } => {
+                push_sentences(&mut out, text, &heading, &anchor, group);
+                last_paragraph = Some(text.clone());
+            }
+            Block::List { items, .. } => {
+                let lead = last_paragraph
+                    .take()
+                    .and_then(|p| sentences(&p).last().map(|s| s.to_string()));
+                for item in items {
+                    out.push(Unit {
+                        text: item.clone(),
+                        lead: lead.clone(),
+                        heading: heading.clone(),
+                        anchor: anchor.clone(),
+                        group,
+                        row: false,
+                    });
+                }
+            }
+            Block::Table { rows } => {
+                let header = (rows.len() > 1).then(|| rows[0].join(" | "));
+                for (i, row) in rows.iter().enumerate() {
+                    if i == 0 && header.is_some() {
+                        continue;
+                    }
+                    out.push(Unit {
+                        text: row.join(" | "),
+                        lead: header.clone(),
+                        heading: heading.clone(),
+                        anchor: anchor.clone(),
+                        group,
+                        row: true,
+                    });
+                }
+                last_paragraph = None;
+            }
+        }
+    }
+    out
+}
+
+/// Units of a chunk's text when the page's structure is not at hand: lines, rows (lines with
+/// " | ", the first of a run being the header) and sentences.
+fn units_of_text(text: &str, heading: &str) -> Vec<Unit> {
+    let mut out = Vec::new();
+    let heading: Vec<String> = if heading.is_empty() { Vec::new() } else { vec![heading.to_string()] };
+    let mut header: Option<String> = None;
+    for (group, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.contains(" | ") {
+            if header.is_none() {
+                header = Some(line.to_string());
+                continue;
+            }
+            out.push(Unit {
+                text: line.to_string(),
+                lead: header.clone(),
+                heading: heading.clone(),
+                anchor: None,
+                group: usize::MAX,
+                row: true,
+            });
+        } else {
+            header = None;
+            push_sentences(&mut out, line.trim_start_matches("- "), &heading, &None, group);
+        }
+    }
+    out
+}
+
+/// Question stems matched by a text (compound parts count for stems of five letters or more).
+fn matched<'q>(text_stems: &[String], q: &'q [String]) -> Vec<&'q str> {
+    q.iter()
+        .filter(|s| {
+            text_stems.iter().any(|w| {
+                w == *s
+                    || (s.chars().count() >= 5 && w.contains(s.as_str()))
+                    || (w.chars().count() >= 5 && s.contains(w.as_str()))
+            })
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// A verbatim quote of a passage: the sentence or row that holds the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyQuote {
+    /// Verbatim text of the page (one sentence, list item or table row).
+    pub text: String,
+    /// A deep link to that place.
+    pub url: String,
+}
+
+/// Build numbered passages from the hits: the pages in rank order (at most `max_passages`,
+/// the same text under another URL once), each page's passage made of its units that best
+/// answer the question, within `words_per_passage`. Units that hold a fact of the wanted kind
+/// (an amount for "Was kostet ...") are preferred; a table row comes with its header row, a
+/// list item with its lead-in. `load` gives a page's structure (none: the hit's text is
+/// used). Passages that look like prompt injection are skipped and returned separately.
 pub fn select(
     hits: &[Hit],
     question: &str,
+    town: &str,
     max_passages: usize,
     words_per_passage: usize,
+    load: &dyn Fn(&str) -> Option<Page>,
 ) -> (Vec<Passage>, Vec<String>) {
-    let qstems: HashSet<String> = stems(question).into_iter().collect();
+    let town_stems: HashSet<String> = stems(town).into_iter().collect();
+    let qstems: Vec<String> = {
+        let mut seen = HashSet::new();
+        stems(question)
+            .into_iter()
+            .filter(|s| !is_generic(s, &town_stems))
+            .filter(|s| seen.insert(s.clone()))
+            .collect()
+    };
+    let wanted = asked::wanted(question);
     let mut seen = HashSet::new();
-    let mut passages = Vec::new();
+    let mut passages: Vec<Passage> = Vec::new();
+    let mut chunk_texts: Vec<String> = Vec::new();
     let mut injected = Vec::new();
     for h in hits {
         if looks_like_injection(&h.text) || looks_like_injection(&h.title) {
@@ -245,48 +386,220 @@ pub fn select(
         if !seen.insert(h.url.clone()) {
             continue;
         }
-        // of this page's retrieved chunks, the one that holds most of the question's words
-        let h = hits
-            .iter()
-            .filter(|o| o.url == h.url && !looks_like_injection(&o.text))
-            .map(|o| (chunk_score(&o.text, &qstems), o))
-            .fold((0usize, h), |best, (sc, o)| if sc > best.0 { (sc, o) } else { best })
-            .1;
         if passages.len() == max_passages {
             break;
         }
-        // the title and heading are given with the passage: do not repeat them in its text
-        let body: String = h
-            .text
-            .lines()
-            .filter(|l| {
-                let l = l.trim();
-                !l.is_empty() && l != h.title.trim() && l != h.heading.trim()
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let body = if body.trim().is_empty() { h.text.clone() } else { body };
+        // of this page's retrieved chunks, the one that holds most of the question's words
+        // (for the refusal gate and for pages without stored structure)
+        let qset: HashSet<String> = qstems.iter().cloned().collect();
+        let best_hit = hits
+            .iter()
+            .filter(|o| o.url == h.url && !looks_like_injection(&o.text))
+            .map(|o| (chunk_score(&o.text, &qset), o))
+            .fold((0usize, h), |best, (sc, o)| if sc > best.0 { (sc, o) } else { best })
+            .1;
         // the same text under another URL (a page and its PDF) adds nothing
-        let these: HashSet<String> = stems(&body).into_iter().collect();
-        let duplicate = passages.iter().any(|p: &Passage| {
-            let those: HashSet<String> = stems(&p.full_text).into_iter().collect();
+        let these: HashSet<String> = stems(&best_hit.text).into_iter().collect();
+        let duplicate = chunk_texts.iter().any(|t| {
+            let those: HashSet<String> = stems(t).into_iter().collect();
             let shared = these.intersection(&those).count();
             shared * 10 >= these.len().max(1) * 8 && shared * 10 >= those.len().max(1) * 8
         });
         if duplicate {
             continue;
         }
+        let page = load(&h.url);
+        let units = match &page {
+            Some(p) => units_of_page(p),
+            None => units_of_text(&best_hit.text, &best_hit.heading),
+        };
+        let is_pdf = page.as_ref().is_some_and(|p| p.kind == lotse_core::DocKind::Pdf) || h.url.to_lowercase().ends_with(".pdf");
+        let title = page.as_ref().map_or(h.title.clone(), |p| p.title.clone());
+        let Some(built) = build_passage(&units, &qstems, &wanted, &title, words_per_passage) else {
+            continue;
+        };
+        let fragment = |heading: &[String], anchor: &Option<String>| match (anchor, heading.last()) {
+            (Some(id), _) => format!("{}#{id}", h.url),
+            (None, Some(t)) if !is_pdf => format!("{}#{}", h.url, chunk::text_fragment(t)),
+            _ => h.url.clone(),
+        };
+        let key = &units[built.key];
+        let deep_link = if page.is_some() { fragment(&key.heading, &key.anchor) } else { best_hit.deep_link.clone() };
+        let quotes = built
+            .quotes
+            .iter()
+            .map(|&i| {
+                let u = &units[i];
+                let url = if u.row || is_pdf {
+                    deep_link.clone()
+                } else {
+                    format!("{}#{}", h.url, chunk::text_fragment(&u.text))
+                };
+                KeyQuote { text: u.text.clone(), url }
+            })
+            .collect();
+        chunk_texts.push(best_hit.text.clone());
         passages.push(Passage {
             n: passages.len() + 1,
             url: h.url.clone(),
             title: h.title.clone(),
-            heading: h.heading.clone(),
-            deep_link: h.deep_link.clone(),
-            text: focus(&body, &qstems, words_per_passage),
-            full_text: h.text.clone(),
+            heading: key.heading.last().cloned().unwrap_or_default(),
+            deep_link,
+            full_text: built.text.clone(),
+            text: built.text,
+            chunk_text: best_hit.text.clone(),
+            quotes,
+            key_score: built.key_score,
         });
     }
     (passages, injected)
+}
+
+struct Built {
+    text: String,
+    key: usize,
+    key_score: f32,
+    quotes: Vec<usize>,
+}
+
+/// Score a page's units and build its passage: the best unit first (with its lead), then the
+/// next best units of the page in document order, within `budget` words.
+fn build_passage(units: &[Unit], qstems: &[String], wanted: &[AskedKind], title: &str, budget: usize) -> Option<Built> {
+    if units.is_empty() {
+        return None;
+    }
+    let title_stems = stems(title);
+    let title_hits: HashSet<&str> = matched(&title_stems, qstems).into_iter().collect();
+    let mut heading_cache: std::collections::HashMap<Vec<String>, Vec<String>> = Default::default();
+    let mut bases: Vec<f32> = Vec::with_capacity(units.len());
+    let scores: Vec<f32> = units
+        .iter()
+        .map(|u| {
+            let own = matched(&stems(&u.text), qstems);
+            let hs = heading_cache
+                .entry(u.heading.clone())
+                .or_insert_with(|| stems(&u.heading.join(" ")))
+                .clone();
+            let mut context: HashSet<&str> = matched(&hs, qstems).into_iter().collect();
+            if let Some(l) = &u.lead {
+                context.extend(matched(&stems(l), qstems));
+            }
+            let own_set: HashSet<&str> = own.iter().copied().collect();
+            let ctx_only = context.iter().filter(|s| !own_set.contains(*s) && !title_hits.contains(*s)).count();
+            let base = own_set.len() as f32 + 0.5 * ctx_only as f32;
+            bases.push(base);
+            let mut bonus = 0.0;
+            for (i, k) in wanted.iter().enumerate() {
+                if asked::holds(*k, &u.text) {
+                    bonus += if i == 0 { 1.5 } else { 0.75 };
+                }
+            }
+            // very long units (a whole article in one sentence) dilute the evidence
+            let words = u.text.split_whitespace().count();
+            let length = if words > 60 { 0.5 } else { 0.0 };
+            // a fact of the wanted kind counts fully only next to the question's words
+            if base > 0.0 { base + bonus - length } else { 0.2 * bonus }
+        })
+        .collect();
+    let key = (0..units.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)))?;
+    let words = |s: &str| s.split_whitespace().count();
+    let mut chosen = vec![key];
+    let mut used = words(&units[key].text) + units[key].lead.as_deref().map_or(0, words);
+    let mut leads: HashSet<usize> = HashSet::from([units[key].group]);
+    let mut order: Vec<usize> = (0..units.len()).filter(|&i| i != key && scores[i] > 0.0).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    // the key's neighbours in its block come next (the condition after a rule), then the rest
+    for i in order {
+        let mut w = words(&units[i].text);
+        if !leads.contains(&units[i].group) {
+            w += units[i].lead.as_deref().map_or(0, words);
+        }
+        if used + w > budget {
+            continue;
+        }
+        used += w;
+        leads.insert(units[i].group);
+        chosen.push(i);
+    }
+    // the rest of the budget: the key's neighbours (the condition after a rule, the rule
+    // before an exception)
+    for d in 1..=8 {
+        for i in [key + d, key.wrapping_sub(d)] {
+            if i >= units.len() || chosen.contains(&i) || units[i].row != units[key].row {
+                continue;
+            }
+            let mut w = words(&units[i].text);
+            if !leads.contains(&units[i].group) {
+                w += units[i].lead.as_deref().map_or(0, words);
+            }
+            if used + w <= budget {
+                used += w;
+                leads.insert(units[i].group);
+                chosen.push(i);
+            }
+        }
+    }
+    // the quote: the key unit, and rows or items of its block that answer as well (an equal
+    // score: "Was kostet der Eintritt?" matches the rows for adults and for children alike)
+    // (none when the best unit shares no word with the question: no quote is better than a
+    // misleading one)
+    let mut quotes = if bases[key] > 0.0 { vec![key] } else { Vec::new() };
+    let key_facts = wanted.first().is_some_and(|k| asked::holds(*k, &units[key].text));
+    for &i in &chosen[1..] {
+        if quotes.is_empty() || quotes.len() == 3 {
+            break;
+        }
+        if units[i].group == units[key].group
+            && scores[i] >= scores[key]
+            && (!key_facts || wanted.first().is_some_and(|k| asked::holds(*k, &units[i].text)))
+        {
+            quotes.push(i);
+        }
+    }
+    quotes.sort_unstable();
+    // text: the key's block first (lead, key, its other units in order), then the others
+    let mut rest: Vec<usize> = chosen[1..].to_vec();
+    rest.sort_unstable();
+    let mut text = String::new();
+    let key_group = units[key].group;
+    let mut lines: Vec<String> = Vec::new();
+    if let Some(l) = &units[key].lead {
+        lines.push(l.clone());
+    }
+    lines.push(units[key].text.clone());
+    for &i in rest.iter().filter(|&&i| units[i].group == key_group) {
+        lines.push(units[i].text.clone());
+    }
+    let mut last_group = key_group;
+    let mut last_heading = units[key].heading.clone();
+    for &i in rest.iter().filter(|&&i| units[i].group != key_group) {
+        let u = &units[i];
+        if u.group != last_group {
+            if u.heading != last_heading {
+                if let Some(h) = u.heading.last() {
+                    lines.push(format!("{h}:"));
+                }
+                last_heading = u.heading.clone();
+            }
+            if let Some(l) = &u.lead {
+                lines.push(l.clone());
+            }
+            last_group = u.group;
+        }
+        lines.push(u.text.clone());
+    }
+    for l in lines {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&l);
+    }
+    Some(Built {
+        text,
+        key,
+        key_score: scores[key],
+        quotes,
+    })
 }
 
 #[cfg(test)]
@@ -337,5 +650,75 @@ mod tests {
             assert!(f.find("Zweiter").unwrap() > first, "order kept: {f}");
         }
         assert!(f.split_whitespace().count() <= 12);
+    }
+
+    fn hit(url: &str, title: &str, heading: &str, text: &str) -> Hit {
+        Hit {
+            url: url.into(),
+            title: title.into(),
+            heading: heading.into(),
+            heading_path: vec![heading.into()],
+            deep_link: format!("{url}#x"),
+            snippet: String::new(),
+            text: text.into(),
+            score: 1.0,
+            kind: lotse_core::DocKind::Html,
+            site: "http://town.test".into(),
+            collection: "website".into(),
+        }
+    }
+
+    fn fee_page() -> Page {
+        Page {
+            url: "http://town.test/verwaltungsgebuehren/".into(),
+            title: "Satzung über die Erhebung von Verwaltungsgebühren".into(),
+            kind: lotse_core::DocKind::Html,
+            lang: Some("de".into()),
+            modified: None,
+            blocks: vec![
+                Block::Heading { level: 2, text: "§ 1 Gebührenpflicht".into(), anchor: Some("p1".into()) },
+                Block::Paragraph {
+                    text: "Die Gemeinde erhebt für öffentliche Leistungen Gebühren nach dieser Satzung. \
+                           Gebührenschuldner ist, wer die Leistung veranlasst."
+                        .into(),
+                },
+                Block::Heading { level: 2, text: "Anlage: Gebührenverzeichnis".into(), anchor: None },
+                Block::Table {
+                    rows: vec![
+                        vec!["Nr.".into(), "Leistung".into(), "Gebühr".into()],
+                        vec!["1.".into(), "Beglaubigung einer Unterschrift".into(), "5,00 €".into()],
+                        vec!["2.".into(), "Ausstellung einer Meldebescheinigung".into(), "12,00 €".into()],
+                        vec!["3.".into(), "Fällung eines Baumes, Genehmigung".into(), "45,00 €".into()],
+                    ],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn a_was_kostet_question_finds_its_fee_table_row_with_the_header() {
+        let page = fee_page();
+        let hits = vec![hit(&page.url, &page.title, "§ 1 Gebührenpflicht", "Die Gemeinde erhebt für öffentliche Leistungen Gebühren nach dieser Satzung.")];
+        let load = |_: &str| Some(fee_page());
+        let (ps, _) = select(&hits, "Was kostet eine Meldebescheinigung?", "Gemeinde Testdorf", 2, 70, &load);
+        let p = &ps[0];
+        assert_eq!(p.quotes.len(), 1, "{p:?}");
+        assert_eq!(p.quotes[0].text, "2. | Ausstellung einer Meldebescheinigung | 12,00 €");
+        // the row stands alone: its header comes first in what the model sees
+        assert!(p.text.starts_with("Nr. | Leistung | Gebühr\n2. | Ausstellung einer Meldebescheinigung | 12,00 €"), "{}", p.text);
+        assert!(!p.quotes.iter().any(|q| q.text.contains("45,00")), "no other row quoted");
+        // the quote is the page's own text, never rewritten
+        for q in &p.quotes {
+            assert!(page.text().contains(&q.text), "{q:?}");
+        }
+    }
+
+    #[test]
+    fn without_stored_structure_the_chunk_text_is_used() {
+        let text = "Die Leihfrist beträgt vier Wochen. Eine Verlängerung ist zweimal möglich, wenn das Medium nicht vorbestellt ist.";
+        let hits = vec![hit("http://town.test/buecherei/", "Benutzungsordnung der Bücherei", "§ 5 Leihfrist", text)];
+        let (ps, _) = select(&hits, "Wie lange ist die Leihfrist?", "Gemeinde Testdorf", 2, 70, &|_| None);
+        assert_eq!(ps[0].quotes[0].text, "Die Leihfrist beträgt vier Wochen.", "{:?}", ps[0]);
+        assert!(text.contains(&ps[0].quotes[0].text));
     }
 }

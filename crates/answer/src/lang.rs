@@ -89,6 +89,18 @@ impl Lang {
         }
     }
 
+    /// The framing sentence of an extractive answer: the source's own words follow (in
+    /// German, the binding wording).
+    pub fn quote_lead(self, title: &str) -> String {
+        match self {
+            Lang::De => format!("In „{title}“ steht dazu:"),
+            Lang::En => format!("The source “{title}” says (in German, the binding wording):"),
+            Lang::Tr => format!("“{title}” kaynağında (bağlayıcı Almanca metin) şöyle yazıyor:"),
+            Lang::Uk => format!("У джерелі «{title}» (обов'язкове німецьке формулювання) сказано:"),
+            Lang::Ar => format!("ورد في المصدر «{title}» (النص الألماني الملزم):"),
+        }
+    }
+
     /// The answer when the model's text could not be backed by the passages: instead of
     /// unsupported statements, point to the page found (`title`, cited as `[1]`).
     pub fn pointer_text(self, title: &str) -> String {

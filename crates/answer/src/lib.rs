@@ -17,6 +17,7 @@
 //! Modules: `lang` (detection, fixed texts), `evidence` (selection, injection, strength),
 //! `prompt` (messages), `check` (citations, URLs, streaming filter).
 
+pub mod asked;
 pub mod check;
 pub mod evidence;
 pub mod lang;
@@ -32,7 +33,8 @@ use lotse_inference::{EmbedKind, Embedder, GenerationParams, InferenceError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-pub use evidence::{Passage, Strength};
+pub use asked::AskedKind;
+pub use evidence::{KeyQuote, Passage, Strength};
 
 /// The index's view of an embedder (for crawls and re-crawls): passages with the
 /// `passage: ` prefix.
@@ -116,6 +118,20 @@ pub struct Source {
     pub cited: bool,
 }
 
+/// The source's own words: the sentence or table row of a cited page that holds the answer,
+/// verbatim (German, whatever the answer's language: it is the binding wording).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Quote {
+    /// The number of the source it comes from (as in `[n]`).
+    pub n: usize,
+    /// Verbatim text of the page: a sentence, a list item, or a table row (cells joined by
+    /// " | "). Plain text, never HTML.
+    #[schema(example = "Erwachsene | 5,00 €")]
+    pub text: String,
+    /// Link to that place of the page (a `#:~:text=` fragment or the section's anchor).
+    pub url: String,
+}
+
 /// Where the time went, in milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Timings {
@@ -125,6 +141,9 @@ pub struct Timings {
     pub first_token_ms: Option<u64>,
     pub total_ms: u64,
     pub prompt_tokens: usize,
+    /// Prompt tokens reused from the model's cache (the rules every prompt starts with).
+    #[serde(default)]
+    pub cached_prompt_tokens: usize,
     pub completion_tokens: usize,
     /// Served from the answer cache.
     pub cached: bool,
@@ -156,13 +175,31 @@ pub struct Answer {
     /// The model's text could not be backed by the sources, so it was replaced by a pointer
     /// to the best page found (cited as `[1]`).
     pub fallback: bool,
+    /// The model's text missed the asked fact (or said "nein" without a source for it, or
+    /// addressed the citizen as "du"), so the answer is the source's own words with one
+    /// framing sentence.
+    #[serde(default)]
+    pub extractive: bool,
+    /// The source's own words that hold the answer (none for refusals).
+    #[serde(default)]
+    pub quotes: Vec<Quote>,
+    /// The kind of fact the question asks for, from its wording.
+    #[serde(default = "asked_other")]
+    pub asked: AskedKind,
     pub timings: Timings,
 }
 
-/// What a running answer reports: `Sources` first, then `Token`s, then `Done` (or `Error`).
+fn asked_other() -> AskedKind {
+    AskedKind::Other
+}
+
+/// What a running answer reports: `Sources` first, then `Quotes`, then `Token`s, then `Done`
+/// (or `Error`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnswerEvent {
     Sources(Vec<Source>),
+    /// The key sentence(s) of the best source, before generation starts.
+    Quotes(Vec<Quote>),
     Token(String),
     Done(Box<Answer>),
     Error(AnswerError),
@@ -302,7 +339,7 @@ impl Default for AnswerConfig {
             site: None,
             contact: Contact::default(),
             passages: 2,
-            words_per_passage: 80,
+            words_per_passage: 70,
             max_answer_tokens: 200,
             gate: Gate::default(),
         }
@@ -322,6 +359,8 @@ pub struct Prepared {
     pub strength: Strength,
     /// The gate refused: the evidence does not cover the question.
     pub weak_evidence: bool,
+    /// The kinds of fact the question wants, its own kind first.
+    pub wanted: Vec<AskedKind>,
     pub retrieval_ms: u64,
     started: Instant,
 }
@@ -343,6 +382,34 @@ impl Prepared {
                 cited: false,
             })
             .collect()
+    }
+
+    /// The key quotes of passage `n`.
+    pub fn quotes_of(&self, n: usize) -> Vec<Quote> {
+        self.passages
+            .iter()
+            .filter(|p| p.n == n)
+            .flat_map(|p| {
+                p.quotes.iter().map(move |q| Quote {
+                    n: p.n,
+                    text: q.text.clone(),
+                    url: q.url.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The quotes sent before the answer: those of the best source (none when refusing).
+    pub fn first_quotes(&self) -> Vec<Quote> {
+        if self.weak_evidence {
+            return Vec::new();
+        }
+        self.passages.first().map(|p| self.quotes_of(p.n)).unwrap_or_default()
+    }
+
+    /// The kind of fact asked for.
+    pub fn asked(&self) -> AskedKind {
+        self.wanted.first().copied().unwrap_or(AskedKind::Other)
     }
 }
 
@@ -368,6 +435,35 @@ impl std::fmt::Debug for Answerer {
             .field("town", &self.town)
             .field("embedder", &self.embedder.as_ref().map(|e| e.model_id().to_string()))
             .finish_non_exhaustive()
+    }
+}
+
+/// Whether the answer misses the asked fact although passage `n`'s key quote states one: the
+/// quote holds facts of the asked kind (for a yes/no question: the amount, time or period its
+/// words point to) and the answer states none of them.
+fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
+    let Some(passage) = p.passages.iter().find(|x| x.n == n) else {
+        return false;
+    };
+    let kinds: Vec<AskedKind> = match p.wanted.first() {
+        Some(AskedKind::YesNo) | Some(AskedKind::Other) => p.wanted[1..].to_vec(),
+        Some(k) => vec![*k],
+        None => Vec::new(),
+    };
+    let quote: String = passage.quotes.iter().map(|q| q.text.as_str()).collect::<Vec<_>>().join("\n");
+    kinds.iter().any(|k| {
+        let facts = asked::facts(*k, &quote);
+        !facts.is_empty() && !asked::states_any(answer, &facts)
+    })
+}
+
+/// A quote as it reads inside an answer: a table row's cells as "Erwachsene: 5,00 €".
+fn quote_for_reading(text: &str) -> String {
+    let cells: Vec<&str> = text.split(" | ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    match cells.as_slice() {
+        [] => text.trim().to_string(),
+        [one] => one.to_string(),
+        [first, rest @ ..] => format!("{first}: {}", rest.join(", ")),
     }
 }
 
@@ -550,13 +646,24 @@ impl Answerer {
         let lang = Self::validate(req)?;
         let standalone = prompt::standalone_question(req.question.trim(), &req.history);
         let hits = self.search_in(&standalone, 24, scope)?;
+        // a page's structure (sentences, list items, table rows with their header), only
+        // inside the caller's scope
+        let load = |url: &str| match self.index.page(url, scope) {
+            Ok(found) => found.map(|(_, page)| page),
+            Err(e) => {
+                tracing::warn!(error = %e, "page structure unreadable; using the chunk's text");
+                None
+            }
+        };
         let (passages, injected) = evidence::select(
             &hits,
             &standalone,
+            &self.town,
             self.config.passages,
             self.config.words_per_passage,
+            &load,
         );
-        let texts: Vec<&str> = passages.iter().map(|p| p.full_text.as_str()).collect();
+        let texts: Vec<&str> = passages.iter().map(|p| p.chunk_text.as_str()).collect();
         let (coverage, content_words) = evidence::coverage(&standalone, &texts, &self.town);
         let dense = self.best_cosine(&standalone, scope)?;
         let strength = Strength {
@@ -567,6 +674,7 @@ impl Answerer {
         let weak_evidence = passages.is_empty() || !self.config.gate.passes(&strength, lang);
         Ok(Prepared {
             lang,
+            wanted: asked::wanted(&standalone),
             standalone,
             request: req.clone(),
             passages,
@@ -620,6 +728,9 @@ impl Answerer {
             model: self.model_id(),
             flagged: false,
             fallback: false,
+            extractive: false,
+            quotes: Vec::new(),
+            asked: p.asked(),
             timings: Timings {
                 retrieval_ms: p.retrieval_ms,
                 first_token_ms: None,
@@ -637,6 +748,7 @@ impl Answerer {
             let answer = self.refusal(&p);
             // capacity 256: these cannot block
             let _ = tx.try_send(AnswerEvent::Sources(Vec::new()));
+            let _ = tx.try_send(AnswerEvent::Quotes(Vec::new()));
             let _ = tx.try_send(AnswerEvent::Done(Box::new(answer)));
             return Ok(AnswerRun { events: rx });
         }
@@ -653,6 +765,7 @@ impl Answerer {
             other => AnswerError::Model(other.to_string()),
         })?;
         let _ = tx.try_send(AnswerEvent::Sources(p.sources()));
+        let _ = tx.try_send(AnswerEvent::Quotes(p.first_quotes()));
         let this = self.clone();
         tokio::spawn(async move {
             let mut filter = check::StreamFilter::new(&p.passages);
@@ -677,7 +790,9 @@ impl Answerer {
                         }
                         let this2 = this.clone();
                         let answer = tokio::task::spawn_blocking(move || {
-                            this2.finish(&p, &g.text, first_token_ms, g.prompt_tokens, g.completion_tokens)
+                            let mut a = this2.finish(&p, &g.text, first_token_ms, g.prompt_tokens, g.completion_tokens);
+                            a.timings.cached_prompt_tokens = g.cached_prompt_tokens;
+                            a
                         })
                         .await;
                         let ev = match answer {
@@ -735,17 +850,52 @@ impl Answerer {
             first_token_ms,
             total_ms,
             prompt_tokens,
+            cached_prompt_tokens: 0,
             completion_tokens,
             cached: false,
         };
+        let best = p.passages.first();
+        let can_quote = best.is_some_and(|b| !b.quotes.is_empty());
         if c.model_refused {
+            // the model found no answer; when the best source states a fact of the asked
+            // kind plainly in a sentence that matches the question well, its own words are
+            // better than a refusal
+            let plain = best.is_some_and(|b| {
+                b.key_score >= 3.0
+                    && p.wanted.first().is_some_and(|k| {
+                        b.quotes.iter().any(|q| asked::holds(*k, &q.text)) && *k != AskedKind::YesNo
+                    })
+            });
+            if plain {
+                return self.extractive(p, timings, "model found no answer");
+            }
             let mut a = self.refusal(p);
             a.timings = timings;
             return a;
         }
+        // the passage the answer rests on: the best one when cited, else the first cited
+        let basis = if c.cited.contains(&1) { Some(1) } else { c.cited.first().copied() };
+        let reason = if c.unsupported() {
+            Some("not backed by the sources")
+        } else if check::du_form(&c.text) {
+            Some("du-form")
+        } else if check::denies(&c.text)
+            && !p.passages.iter().filter(|x| c.cited.contains(&x.n)).any(|x| check::backs_denial(&x.full_text))
+        {
+            Some("a denial without a negation in the cited passage")
+        } else if basis.is_some_and(|n| missing_fact(p, n, &c.text)) {
+            Some("the asked fact is missing")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            if can_quote {
+                return self.extractive(p, timings, reason);
+            }
+        }
         let mut sources = p.sources();
         // nothing backed by a passage (an invented fee, say): point to the best page instead
-        let fallback = c.unsupported() && !sources.is_empty();
+        let fallback = reason.is_some() && !sources.is_empty();
         let text = match sources.first() {
             Some(best) if fallback => p.lang.pointer_text(&best.title),
             _ => c.text.clone(),
@@ -755,11 +905,16 @@ impl Answerer {
         }
         if fallback {
             tracing::info!(
+                reason,
                 removed_unsupported = c.removed_unsupported,
                 unsupported_sentences = c.unsupported_sentences,
-                "answer not backed by the sources; pointing to the best page"
+                "answer not shown; pointing to the best page"
             );
         }
+        let quotes = match basis {
+            Some(n) if !fallback => p.quotes_of(n),
+            _ => Vec::new(),
+        };
         Answer {
             id: String::new(),
             answer: text,
@@ -771,6 +926,38 @@ impl Answerer {
             model: self.model_id(),
             flagged: !fallback && c.flagged(),
             fallback,
+            extractive: false,
+            quotes,
+            asked: p.asked(),
+            timings,
+        }
+    }
+
+    /// The extractive answer: one framing sentence and the best source's own words, cited.
+    fn extractive(&self, p: &Prepared, timings: Timings, reason: &str) -> Answer {
+        tracing::info!(reason, "answer replaced by the source's own words");
+        let quotes = p.quotes_of(1);
+        let title = p.passages.first().map(|b| b.title.clone()).unwrap_or_default();
+        let said: Vec<String> = quotes.iter().map(|q| quote_for_reading(&q.text)).collect();
+        let text = format!("{} „{}“ [1]", p.lang.quote_lead(&title), said.join(" … "));
+        let mut sources = p.sources();
+        for s in &mut sources {
+            s.cited = s.n == 1;
+        }
+        Answer {
+            id: String::new(),
+            answer: text,
+            sources,
+            refused: false,
+            label: LABEL.to_string(),
+            hint: p.lang.check_hint().to_string(),
+            lang: p.lang,
+            model: self.model_id(),
+            flagged: false,
+            fallback: false,
+            extractive: true,
+            quotes,
+            asked: p.asked(),
             timings,
         }
     }

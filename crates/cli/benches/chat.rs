@@ -2,8 +2,9 @@
 //! `lotse serve` binary (bad-boll fixture, crawled with embeddings into
 //! `target/bench-data/chat`, incremental on later runs):
 //!
-//! 1. 20 dev questions as server-sent events: time to the `sources` event, to the first
-//!    token, to the checked answer (p50);
+//! 1. the 50 dev questions with answer facts (`bad-boll.dev.facts.jsonl`) as server-sent
+//!    events: time to the `sources` and `quotes` events, to the first token, to the checked
+//!    answer (median, p90), prompt tokens and those reused from the model's prefix cache;
 //! 2. a repeated question from the answer cache (p50 over 20);
 //! 3. `/api/v1/search` under load: 32 concurrent clients for 10 s (throughput, p50, p99),
 //!    after warming the query-embedding cache with the dev questions;
@@ -63,7 +64,11 @@ impl Drop for Killed {
 }
 
 fn questions() -> Vec<String> {
-    std::fs::read_to_string(fixtures().join("questions/bad-boll.dev.jsonl"))
+    read_questions("questions/bad-boll.dev.jsonl")
+}
+
+fn read_questions(file: &str) -> Vec<String> {
+    std::fs::read_to_string(fixtures().join(file))
         .unwrap()
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -119,8 +124,10 @@ async fn main() {
 
     // 1. streamed answers
     let (mut to_sources, mut to_token, mut to_done) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut to_quotes, mut prompt_tokens, mut cached_tokens) = (Vec::new(), Vec::new(), Vec::new());
     let mut refused = 0;
-    for (i, q) in qs.iter().step_by(qs.len() / 20).take(20).enumerate() {
+    let fact_qs = read_questions("questions/bad-boll.dev.facts.jsonl");
+    for (i, q) in fact_qs.iter().enumerate() {
         let start = Instant::now();
         let resp = client
             .post(format!("{base}/api/v1/chat"))
@@ -133,12 +140,15 @@ async fn main() {
         assert_eq!(resp.status(), 200);
         let mut stream = resp.bytes_stream();
         let mut text = String::new();
-        let (mut s, mut f) = (None, None);
+        let (mut s, mut f, mut qt) = (None, None, None);
         while let Some(chunk) = stream.next().await {
             text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
             let now = start.elapsed().as_secs_f64() * 1000.0;
             if s.is_none() && text.contains("event: sources") {
                 s = Some(now);
+            }
+            if qt.is_none() && text.contains("event: quotes") {
+                qt = Some(now);
             }
             if f.is_none() && text.contains("event: token") {
                 f = Some(now);
@@ -148,17 +158,38 @@ async fn main() {
         if text.contains("\"refused\":true") {
             refused += 1;
         }
+        if let Some(d) = text.lines().rev().find_map(|l| l.strip_prefix("data: ")) {
+            if let Ok(a) = serde_json::from_str::<Value>(d) {
+                if let (Some(p), Some(c)) = (a["timings"]["prompt_tokens"].as_f64(), a["timings"]["cached_prompt_tokens"].as_f64()) {
+                    if p > 0.0 {
+                        prompt_tokens.push(p);
+                        cached_tokens.push(c);
+                    }
+                }
+            }
+        }
         to_sources.push(s.unwrap_or(done));
+        to_quotes.push(qt.unwrap_or(done));
         if let Some(f) = f {
             to_token.push(f);
         }
         to_done.push(done);
         eprintln!("  q{i:>2}: sources {:>6.0} ms, first token {:>6.0} ms, done {:>6.0} ms", s.unwrap_or(0.0), f.unwrap_or(0.0), done);
     }
-    println!("streamed answers over 20 dev questions ({refused} refused):");
-    println!("  time to sources event  p50 {:>8.0} ms", percentile(&to_sources, 0.5));
-    println!("  time to first token    p50 {:>8.0} ms ({} answers with tokens)", percentile(&to_token, 0.5), to_token.len());
-    println!("  full answer            p50 {:>8.0} ms", percentile(&to_done, 0.5));
+    println!("streamed answers over {} dev questions with answer facts ({refused} refused):", fact_qs.len());
+    let line = |name: &str, v: &[f64]| {
+        println!("  {name:<22} median {:>7.0} ms, p90 {:>7.0} ms", percentile(v, 0.5), percentile(v, 0.9));
+    };
+    line("time to sources event", &to_sources);
+    line("time to quotes event", &to_quotes);
+    line("time to first token", &to_token);
+    line("full answer", &to_done);
+    println!(
+        "  prompt tokens median {:.0}, of them from the prefix cache median {:.0} ({} answers with tokens)",
+        percentile(&prompt_tokens, 0.5),
+        percentile(&cached_tokens, 0.5),
+        to_token.len()
+    );
 
     // 2. the answer cache
     let mut cached = Vec::new();

@@ -41,6 +41,9 @@ pub struct RetrievalArgs {
 pub(crate) struct Question {
     pub question: String,
     pub expected_urls: Vec<String>,
+    /// Required facts, each a list of accepted forms (`*.facts.jsonl`); absent elsewhere.
+    #[serde(default)]
+    pub facts: Vec<Vec<String>>,
 }
 
 #[derive(Serialize, Debug, Clone)]

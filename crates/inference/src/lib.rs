@@ -146,6 +146,10 @@ pub struct Generation {
     pub stop_reason: StopReason,
     /// The prompt was longer than the context allows and was cut (see the generator's policy).
     pub prompt_truncated: bool,
+    /// Prompt tokens whose keys and values came from the cache (the prefix shared with the
+    /// previous prompt: the rules every answer starts with); 0 where the engine does not say.
+    #[serde(default)]
+    pub cached_prompt_tokens: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -237,6 +237,7 @@ impl Generator for RemoteGenerator {
             completion_tokens: 0,
             stop_reason: StopReason::MaxTokens,
             prompt_truncated: false,
+            cached_prompt_tokens: 0,
         };
         if params.max_tokens == 0 {
             return Ok(generation);

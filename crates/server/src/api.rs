@@ -122,7 +122,7 @@ pub(crate) async fn wait_answer(
                 return Ok(*a);
             }
             AnswerEvent::Error(e) => return Err(e.into()),
-            AnswerEvent::Sources(_) | AnswerEvent::Token(_) => {}
+            AnswerEvent::Sources(_) | AnswerEvent::Quotes(_) | AnswerEvent::Token(_) => {}
         }
     }
     Err(lotse_answer::AnswerError::Model("answer ended early".into()).into())
@@ -149,8 +149,9 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 ///
 /// Returns a cited answer from the town's website, or a refusal with the town's contact when
 /// the website does not answer it. With `Accept: text/event-stream` the answer streams as
-/// server-sent events: `sources` (the numbered sources, first), `token` (`{"text": ...}`,
-/// repeatedly), then `done` (the checked answer, as in the JSON response; show this text
+/// server-sent events: `sources` (the numbered sources, first), `quotes` (the best source's
+/// own words that hold the answer, `[{n, text, url}]`, before generation starts), `token`
+/// (`{"text": ...}`, repeatedly), then `done` (the checked answer, as in the JSON response; show this text
 /// in the end) or `error`.
 #[utoipa::path(
     post,
@@ -210,6 +211,7 @@ fn json_event(name: &str, value: &impl Serialize) -> Event {
 fn cached_events(a: Answer) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let events = vec![
         Ok(json_event("sources", &a.sources)),
+        Ok(json_event("quotes", &a.quotes)),
         Ok(json_event("token", &TokenEvent { text: a.answer.clone() })),
         Ok(json_event("done", &a)),
     ];
@@ -226,6 +228,7 @@ fn live_events(
         let ev = run.events.recv().await?;
         let event = match ev {
             AnswerEvent::Sources(s) => json_event("sources", &s),
+            AnswerEvent::Quotes(q) => json_event("quotes", &q),
             AnswerEvent::Token(t) => json_event("token", &TokenEvent { text: t }),
             AnswerEvent::Done(mut a) => {
                 finished(&state, &key, &mut a).await;

@@ -262,6 +262,8 @@ impl AppState {
         lotse_answer::AnswerRequest,
         lotse_answer::Answer,
         lotse_answer::Source,
+        lotse_answer::Quote,
+        lotse_answer::AskedKind,
         lotse_answer::Timings,
         lotse_answer::Turn,
         lotse_answer::Speaker,

@@ -261,7 +261,7 @@ fn stream_chunks(
                 }
             };
             match ev {
-                AnswerEvent::Sources(_) => continue,
+                AnswerEvent::Sources(_) | AnswerEvent::Quotes(_) => continue,
                 AnswerEvent::Token(t) => {
                     let e = chunk(&st.id, delta_role(st.first, &t), None);
                     st.first = false;

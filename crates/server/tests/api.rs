@@ -57,7 +57,10 @@ impl Generator for FakeCitingGenerator {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let prompt = &messages.last().unwrap().content;
         let mut text = String::new();
-        if let Some(start) = prompt.find("<quelle nr=\"1\"") {
+        if prompt.contains("Frage: Was kostet eine Einzelkarte") {
+            // a vague answer without the asked amount: the check must replace it
+            text.push_str("Der Eintritt ins Freibad ist in der Satzung geregelt [1]. ");
+        } else if let Some(start) = prompt.find("<quelle nr=\"1\"") {
             let body = &prompt[start..];
             let body = &body[body.find('>').unwrap() + 1..];
             let first = body.trim().split(". ").next().unwrap_or("").trim_end_matches('.');
@@ -84,6 +87,7 @@ impl Generator for FakeCitingGenerator {
             completion_tokens: text.split(' ').count(),
             stop_reason: StopReason::Eos,
             prompt_truncated: false,
+            cached_prompt_tokens: 0,
         })
     }
 }
@@ -168,6 +172,35 @@ fn build_index(dir: &std::path::Path) -> Arc<SearchIndex> {
         w.upsert(&record(url, title, coll, vis), Some(&page(url, title, heading, body)))
             .unwrap();
     }
+    // a fee table: the row asked about must be found and quoted with its own amount
+    let freibad = "http://town.test/ortsrecht/freibad/";
+    let mut fees = page(
+        freibad,
+        "Satzung über die Benutzung des Freibads",
+        "§ 4 Eintrittspreise",
+        "Für die Benutzung des Freibads werden folgende Eintrittspreise erhoben:",
+    );
+    fees.blocks.push(Block::Table {
+        rows: vec![
+            vec!["Eintrittskarte".into(), "Preis".into()],
+            vec!["Einzelkarte Erwachsene".into(), "5,00 €".into()],
+            vec!["Einzelkarte Kinder und Jugendliche".into(), "3,00 €".into()],
+            vec!["Saisonkarte Erwachsene".into(), "100,00 €".into()],
+        ],
+    });
+    fees.blocks.push(Block::Heading {
+        level: 2,
+        text: "§ 5 Badezeiten".into(),
+        anchor: Some("badezeiten".into()),
+    });
+    fees.blocks.push(Block::Paragraph {
+        text: "Die Badezeiten legt der Betriebsleiter fest. Sie werden am Eingang bekannt gegeben.".into(),
+    });
+    w.upsert(
+        &record(freibad, "Satzung über die Benutzung des Freibads", "website", Visibility::Public),
+        Some(&fees),
+    )
+    .unwrap();
     w.commit().unwrap();
     index.reload().unwrap();
     Arc::new(index)
@@ -316,6 +349,17 @@ async fn streams_sources_first_then_tokens_then_the_checked_answer() {
         .filter_map(|l| l.strip_prefix("event: "))
         .collect();
     assert_eq!(events.first(), Some(&"sources"), "{text}");
+    // the source's own words come before generation starts
+    assert_eq!(events.get(1), Some(&"quotes"), "{text}");
+    let quotes = text
+        .lines()
+        .skip_while(|l| *l != "event: quotes")
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap();
+    let quotes: Value = serde_json::from_str(quotes).unwrap();
+    assert!(quotes[0]["text"].as_str().unwrap().contains("dienstags von 15 bis 18 Uhr"), "{quotes}");
+    assert_eq!(quotes[0]["n"], 1);
+    assert!(quotes[0]["url"].as_str().unwrap().starts_with("http://town.test/leben/buecherei/#"), "{quotes}");
     assert_eq!(events.last(), Some(&"done"), "{text}");
     assert!(events.iter().filter(|e| **e == "token").count() >= 3, "{text}");
     assert!(!text.contains("gebuehren-frei"), "streamed tokens are filtered too: {text}");
@@ -323,6 +367,30 @@ async fn streams_sources_first_then_tokens_then_the_checked_answer() {
     let a: Value = serde_json::from_str(done).unwrap();
     assert!(a["answer"].as_str().unwrap().contains("dienstags"), "{a}");
     assert_eq!(a["label"], "KI-generiert");
+}
+
+#[tokio::test]
+async fn a_fee_question_finds_the_table_row_and_a_vague_answer_becomes_the_quote() {
+    let s = start(open_config(), Duration::ZERO, true).await;
+    let (status, a, _) = s
+        .chat(json!({"question": "Was kostet eine Einzelkarte für Erwachsene im Freibad?"}))
+        .await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["refused"], false, "{a}");
+    assert_eq!(a["asked"], "amount", "{a}");
+    assert_eq!(a["sources"][0]["url"], "http://town.test/ortsrecht/freibad/", "{a}");
+    // the quote is the row asked about, verbatim (cells joined as in the page's text)
+    let quotes = a["quotes"].as_array().unwrap();
+    assert_eq!(quotes[0]["text"], "Einzelkarte Erwachsene | 5,00 €", "{a}");
+    assert!(!quotes.iter().any(|q| q["text"].as_str().unwrap().contains("100,00")), "no other row: {a}");
+    // the fake model's answer named no amount: it is replaced by the source's own words
+    let text = a["answer"].as_str().unwrap();
+    assert_eq!(a["extractive"], true, "{a}");
+    assert!(text.contains("5,00 €") && text.contains("[1]"), "{text}");
+    assert!(!text.contains("geregelt"), "{text}");
+    assert_eq!(a["label"], "KI-generiert");
+    // a quote never carries markup from the page: it is plain text in JSON
+    assert!(!a["quotes"].to_string().contains('<'), "{a}");
 }
 
 #[tokio::test]

@@ -56,7 +56,7 @@ impl Generator for FakeCitingGenerator {
             None => "KEINE ANTWORT".to_string(),
         };
         on_token(&text);
-        Ok(Generation { text, prompt_tokens: prompt.len() / 4, completion_tokens: 12, stop_reason: StopReason::Eos, prompt_truncated: false })
+        Ok(Generation { text, prompt_tokens: prompt.len() / 4, completion_tokens: 12, stop_reason: StopReason::Eos, prompt_truncated: false, cached_prompt_tokens: 0 })
     }
 }
 

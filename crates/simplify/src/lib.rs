@@ -1187,6 +1187,7 @@ mod tests {
                 completion_tokens: 1,
                 stop_reason: lotse_inference::StopReason::Eos,
                 prompt_truncated: false,
+                cached_prompt_tokens: 0,
             })
         }
     }

@@ -58,6 +58,7 @@ fn generation(text: String) -> Generation {
         completion_tokens: 10,
         stop_reason: StopReason::Eos,
         prompt_truncated: false,
+        cached_prompt_tokens: 0,
     }
 }
 

@@ -661,6 +661,7 @@ impl Generator for LocalGenerator {
             completion_tokens: 0,
             stop_reason: StopReason::MaxTokens,
             prompt_truncated: fitted.truncated,
+            cached_prompt_tokens: 0,
         };
         if params.max_tokens == 0 {
             return Ok(generation);
@@ -686,6 +687,7 @@ impl Generator for LocalGenerator {
 
         let mut backend = self.lock();
         let mut pos = backend.resume(&fitted.tokens, params.background);
+        generation.cached_prompt_tokens = pos;
         tracing::debug!(
             prompt_tokens,
             reused = pos,

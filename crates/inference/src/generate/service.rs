@@ -246,6 +246,7 @@ impl Generator for Yielding {
                         completion_tokens: 0,
                         stop_reason: StopReason::Cancelled,
                         prompt_truncated: false,
+                        cached_prompt_tokens: 0,
                     });
                 }
                 thread::sleep(WATCH_INTERVAL);

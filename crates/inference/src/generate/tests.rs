@@ -514,6 +514,7 @@ fn done(text: &str, tokens: usize, stop_reason: StopReason) -> Generation {
         completion_tokens: tokens,
         stop_reason,
         prompt_truncated: false,
+        cached_prompt_tokens: 0,
     }
 }
 

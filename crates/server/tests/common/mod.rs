@@ -39,7 +39,7 @@ impl Generator for FakeSplittingRewriter {
             })
             .collect::<Vec<_>>()
             .join(".\n");
-        Ok(Generation { text, prompt_tokens: 1, completion_tokens: 1, stop_reason: StopReason::Eos, prompt_truncated: false })
+        Ok(Generation { text, prompt_tokens: 1, completion_tokens: 1, stop_reason: StopReason::Eos, prompt_truncated: false, cached_prompt_tokens: 0 })
     }
 }
 
