@@ -171,7 +171,8 @@ pub fn wanted(question: &str) -> Vec<AskedKind> {
     };
     also(AskedKind::Amount, Q_AMOUNT.is_match(&q) || q.contains("karte") || q.contains("erstatt"));
     also(AskedKind::DateTime, Q_DATETIME.is_match(&q));
-    also(AskedKind::Period, Q_PERIOD.is_match(&q) || q.contains("alter") || q.contains("alleine"));
+    // "Wann endet ...?" is often answered by an age or a period
+    also(AskedKind::Period, Q_PERIOD.is_match(&q) || q.contains("alter") || q.contains("alleine") || kind == AskedKind::DateTime);
     out.retain(|k| *k != AskedKind::Other);
     out
 }

@@ -223,8 +223,41 @@ struct Unit {
     row: bool,
 }
 
+/// Longest unit in words: a longer sentence (a by-law's enumeration in one sentence) is cut
+/// into runs of its clauses, each still verbatim.
+const MAX_UNIT_WORDS: usize = 40;
+
+/// Pieces of a sentence at clause boundaries (", " and "; "), greedily packed to at most
+/// [`MAX_UNIT_WORDS`] words; each piece is a slice of `sentence`.
+fn clauses(sentence: &str) -> Vec<&str> {
+    if sentence.split_whitespace().count() <= MAX_UNIT_WORDS {
+        return vec![sentence];
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut last_cut = 0;
+    let mut words = 0;
+    let bytes = sentence.as_bytes();
+    for (i, c) in sentence.char_indices() {
+        if c == ' ' {
+            words += 1;
+            if i > 0 && (bytes[i - 1] == b',' || bytes[i - 1] == b';') {
+                last_cut = i;
+            }
+            if words >= MAX_UNIT_WORDS && last_cut > start {
+                out.push(sentence[start..last_cut].trim());
+                start = last_cut;
+                words = sentence[start..i].split_whitespace().count();
+            }
+        }
+    }
+    out.push(sentence[start..].trim());
+    out.retain(|p| !p.is_empty());
+    out
+}
+
 fn push_sentences(out: &mut Vec<Unit>, text: &str, heading: &[String], anchor: &Option<String>, group: usize) {
-    for s in sentences(text) {
+    for s in sentences(text).into_iter().flat_map(clauses) {
         out.push(Unit {
             text: s.to_string(),
             lead: None,
@@ -332,12 +365,28 @@ fn matched<'q>(text_stems: &[String], q: &'q [String]) -> Vec<&'q str> {
         .filter(|s| {
             text_stems.iter().any(|w| {
                 w == *s
+                    // inflections the stemmer keeps apart ("melden"/"Meldungen")
+                    || (s.chars().count() >= 4 && w.starts_with(s.as_str()))
+                    || (w.chars().count() >= 4 && s.starts_with(w.as_str()))
                     || (s.chars().count() >= 5 && w.contains(s.as_str()))
                     || (w.chars().count() >= 5 && s.contains(w.as_str()))
             })
         })
         .map(String::as_str)
         .collect()
+}
+
+/// Whether a sentence is a statute's enactment formula or its entry into force.
+fn is_enactment(text: &str) -> bool {
+    let t = text.trim_start_matches(|c: char| !c.is_alphabetic()).to_lowercase();
+    t.starts_with("stand:")
+        || t.starts_with("stand ")
+        || t.starts_with("aufgrund")
+        || t.starts_with("auf grund")
+        || t.contains("in kraft")
+        || t.contains("außer kraft")
+        || (t.contains("gemeinderat") && (t.contains("beschlossen") || t.contains("gegeben")) && t.ends_with(':'))
+        || t.contains("ausgefertigt")
 }
 
 /// A verbatim quote of a passage: the sentence or row that holds the answer.
@@ -415,7 +464,16 @@ pub fn select(
         };
         let is_pdf = page.as_ref().is_some_and(|p| p.kind == lotse_core::DocKind::Pdf) || h.url.to_lowercase().ends_with(".pdf");
         let title = page.as_ref().map_or(h.title.clone(), |p| p.title.clone());
-        let Some(built) = build_passage(&units, &qstems, &wanted, &title, words_per_passage) else {
+        // the best page gets the full budget, the others half: each prompt token costs time
+        let budget = if passages.is_empty() { words_per_passage } else { words_per_passage / 2 };
+        // this page's retrieved chunks in rank order: hybrid retrieval has matched them by
+        // meaning too ("zu spät zurückbringen" -> "Säumnisgebühren"), which words cannot
+        let page_chunks: Vec<&str> = hits
+            .iter()
+            .filter(|o| o.url == h.url && !looks_like_injection(&o.text))
+            .map(|o| o.text.as_str())
+            .collect();
+        let Some(built) = build_passage(&units, &qstems, &wanted, &title, budget, &page_chunks) else {
             continue;
         };
         let fragment = |heading: &[String], anchor: &Option<String>| match (anchor, heading.last()) {
@@ -464,14 +522,23 @@ struct Built {
 
 /// Score a page's units and build its passage: the best unit first (with its lead), then the
 /// next best units of the page in document order, within `budget` words.
-fn build_passage(units: &[Unit], qstems: &[String], wanted: &[AskedKind], title: &str, budget: usize) -> Option<Built> {
+fn build_passage(
+    units: &[Unit],
+    qstems: &[String],
+    wanted: &[AskedKind],
+    title: &str,
+    budget: usize,
+    page_chunks: &[&str],
+) -> Option<Built> {
     if units.is_empty() {
         return None;
     }
+    let asks_enactment = qstems.iter().any(|s| s.starts_with("kraft") || s.starts_with("beschloss") || s.starts_with("erlass"));
     let title_stems = stems(title);
     let title_hits: HashSet<&str> = matched(&title_stems, qstems).into_iter().collect();
     let mut heading_cache: std::collections::HashMap<Vec<String>, Vec<String>> = Default::default();
     let mut bases: Vec<f32> = Vec::with_capacity(units.len());
+    let mut lexical: Vec<bool> = Vec::with_capacity(units.len());
     let scores: Vec<f32> = units
         .iter()
         .map(|u| {
@@ -486,19 +553,36 @@ fn build_passage(units: &[Unit], qstems: &[String], wanted: &[AskedKind], title:
             }
             let own_set: HashSet<&str> = own.iter().copied().collect();
             let ctx_only = context.iter().filter(|s| !own_set.contains(*s) && !title_hits.contains(*s)).count();
-            let base = own_set.len() as f32 + 0.5 * ctx_only as f32;
+            // the page's title is every unit's context: it counts a little, so that a unit
+            // holding the wanted fact on the right page beats one that only repeats words
+            let title_only = title_hits.iter().filter(|s| !own_set.contains(*s) && !context.contains(*s)).count();
+            // the rank of the retrieved chunk that holds the unit (by meaning and words)
+            let retrieved = page_chunks
+                .iter()
+                .position(|c| c.contains(u.text.as_str()))
+                .map_or(0.0, |r| [1.0, 0.6, 0.4][r.min(2)]);
+            lexical.push(!own_set.is_empty() || ctx_only > 0);
+            let base = own_set.len() as f32 + 0.5 * ctx_only as f32 + 0.25 * title_only as f32 + retrieved;
             bases.push(base);
             let mut bonus = 0.0;
             for (i, k) in wanted.iter().enumerate() {
                 if asked::holds(*k, &u.text) {
-                    bonus += if i == 0 { 1.5 } else { 0.75 };
+                    // a yes/no "fact" (nur, nicht, ab 17 Uhr) is a weak sign of an answer
+                    bonus += match (i, k) {
+                        (_, AskedKind::YesNo) => 0.5,
+                        (0, _) => 2.0,
+                        _ => 1.0,
+                    };
                 }
             }
             // very long units (a whole article in one sentence) dilute the evidence
             let words = u.text.split_whitespace().count();
             let length = if words > 60 { 0.5 } else { 0.0 };
+            // a statute's enactment formula ("Aufgrund von § 4 GemO hat der Gemeinderat am
+            // 19.04.2012 ... beschlossen") holds a date and the council but answers nothing
+            let formula = if !asks_enactment && is_enactment(&u.text) { 2.5 } else { 0.0 };
             // a fact of the wanted kind counts fully only next to the question's words
-            if base > 0.0 { base + bonus - length } else { 0.2 * bonus }
+            if base > 0.0 { base + bonus - length - formula } else { 0.2 * bonus - formula }
         })
         .collect();
     let key = (0..units.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)))?;
@@ -506,8 +590,14 @@ fn build_passage(units: &[Unit], qstems: &[String], wanted: &[AskedKind], title:
     let mut chosen = vec![key];
     let mut used = words(&units[key].text) + units[key].lead.as_deref().map_or(0, words);
     let mut leads: HashSet<usize> = HashSet::from([units[key].group]);
-    let mut order: Vec<usize> = (0..units.len()).filter(|&i| i != key && scores[i] > 0.0).collect();
-    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    // a lead-in's own items come first ("... endet, wenn der Angehörige" -> "5. das 65.
+    // Lebensjahr vollendet hat"), then the units by score
+    let mut order: Vec<usize> = (0..units.len())
+        .filter(|&i| i != key && units[i].lead.as_deref() == Some(units[key].text.as_str()) && !units[i].row)
+        .collect();
+    let mut by_score: Vec<usize> = (0..units.len()).filter(|&i| i != key && scores[i] > 0.0 && !order.contains(&i)).collect();
+    by_score.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    order.extend(by_score);
     // the key's neighbours in its block come next (the condition after a rule), then the rest
     for i in order {
         let mut w = words(&units[i].text);
@@ -543,7 +633,8 @@ fn build_passage(units: &[Unit], qstems: &[String], wanted: &[AskedKind], title:
     // score: "Was kostet der Eintritt?" matches the rows for adults and for children alike)
     // (none when the best unit shares no word with the question: no quote is better than a
     // misleading one)
-    let mut quotes = if bases[key] > 0.0 { vec![key] } else { Vec::new() };
+    let quotable = lexical[key] || (bases[key] > 0.0 && wanted.first().is_some_and(|k| asked::holds(*k, &units[key].text)));
+    let mut quotes = if quotable { vec![key] } else { Vec::new() };
     let key_facts = wanted.first().is_some_and(|k| asked::holds(*k, &units[key].text));
     for &i in &chosen[1..] {
         if quotes.is_empty() || quotes.len() == 3 {

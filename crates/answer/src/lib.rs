@@ -457,6 +457,29 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
     })
 }
 
+/// Whether a yes/no answer is a bare "Ja" (or next to nothing) while the key quote of
+/// passage `n` states a limit, a negation or a condition that the answer leaves out.
+fn missing_condition(p: &Prepared, n: usize, answer: &str) -> bool {
+    if p.asked() != AskedKind::YesNo {
+        return false;
+    }
+    let plain = check::strip_markers(answer);
+    let words = plain.split_whitespace().count();
+    if words < 4 {
+        return true;
+    }
+    let Some(passage) = p.passages.iter().find(|x| x.n == n) else {
+        return false;
+    };
+    let quote: String = passage.quotes.iter().map(|q| q.text.as_str()).collect::<Vec<_>>().join("\n");
+    let says_yes = plain.trim_start().to_lowercase().starts_with("ja");
+    says_yes
+        && !quote.is_empty()
+        && (lotse_text::backs_denial(&quote) || lotse_text::conditions(&quote) > 0)
+        && !lotse_text::backs_denial(&plain)
+        && lotse_text::conditions(&plain) == 0
+}
+
 /// A quote as it reads inside an answer: a table row's cells as "Erwachsene: 5,00 €".
 fn quote_for_reading(text: &str) -> String {
     let cells: Vec<&str> = text.split(" | ").map(str::trim).filter(|c| !c.is_empty()).collect();
@@ -885,6 +908,8 @@ impl Answerer {
             Some("a denial without a negation in the cited passage")
         } else if basis.is_some_and(|n| missing_fact(p, n, &c.text)) {
             Some("the asked fact is missing")
+        } else if basis.is_some_and(|n| missing_condition(p, n, &c.text)) {
+            Some("a bare yes where the source states a condition or limit")
         } else {
             None
         };

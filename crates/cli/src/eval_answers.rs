@@ -90,6 +90,10 @@ struct Row {
     prompt_tokens: usize,
     /// Says "nein"/"nicht"/"kein" with no negation, limit or prohibition in a cited passage.
     unbacked_denial: bool,
+    /// The text of each passage the model saw.
+    evidence: Vec<String>,
+    /// Every required fact is in the evidence (judged questions only).
+    facts_in_evidence: Option<bool>,
 }
 
 #[derive(Serialize)]
@@ -229,7 +233,7 @@ pub fn run(mut args: AnswersArgs) -> Result<()> {
             lang: None,
         };
         let row = if args.gate_only {
-            gate_row(&answerer, &req, &q.expected_urls)?
+            gate_row(&answerer, &req, &q.expected_urls, &q.facts)?
         } else {
             let started = Instant::now();
             let p = answerer.prepare(&req)?;
@@ -332,6 +336,8 @@ pub fn run(mut args: AnswersArgs) -> Result<()> {
                 miss,
                 prompt_tokens: a.timings.prompt_tokens,
                 unbacked_denial,
+                facts_in_evidence: judged.then(|| all_facts_in(&evidence, &q.facts)),
+                evidence: passage_texts.iter().map(|(_, t)| t.clone()).collect(),
                 answer: a.answer,
             }
         };
@@ -478,8 +484,9 @@ pub fn run(mut args: AnswersArgs) -> Result<()> {
     Ok(())
 }
 
-fn gate_row(answerer: &Arc<Answerer>, req: &AnswerRequest, expected: &[String]) -> Result<Row> {
+fn gate_row(answerer: &Arc<Answerer>, req: &AnswerRequest, expected: &[String], facts: &[Vec<String>]) -> Result<Row> {
     let p = answerer.prepare(req)?;
+    let evidence: String = p.passages.iter().map(|x| x.text.as_str()).collect::<Vec<_>>().join("\n");
     let urls: Vec<String> = p.passages.iter().map(|x| x.url.clone()).collect();
     Ok(Row {
         question: req.question.clone(),
@@ -500,11 +507,13 @@ fn gate_row(answerer: &Arc<Answerer>, req: &AnswerRequest, expected: &[String]) 
         quotes: p.first_quotes().into_iter().map(|q| q.text).collect(),
         extractive: false,
         asked: p.asked().name().to_string(),
-        facts: Vec::new(),
+        facts: facts.to_vec(),
         facts_correct: None,
         fact_first: None,
         miss: None,
         prompt_tokens: 0,
         unbacked_denial: false,
+        facts_in_evidence: (!facts.is_empty()).then(|| all_facts_in(&evidence, facts)),
+        evidence: p.passages.iter().map(|x| x.text.clone()).collect(),
     })
 }
