@@ -415,9 +415,12 @@ pub fn select(
     let town_stems: HashSet<String> = stems(town).into_iter().collect();
     let qstems: Vec<String> = {
         let mut seen = HashSet::new();
+        // the words of "wie lange", "wie hoch", "was kostet" ask for a kind of fact (scored
+        // as such), they are not its topic: "12 Monate lang" answers no "Wie lange ...?"
+        const ASKING: &[&str] = &["lang", "hoch", "kost", "kostet", "oft", "alt", "spat"];
         stems(question)
             .into_iter()
-            .filter(|s| !is_generic(s, &town_stems))
+            .filter(|s| !is_generic(s, &town_stems) && !ASKING.contains(&s.as_str()))
             .filter(|s| seen.insert(s.clone()))
             .collect()
     };
@@ -578,14 +581,27 @@ fn build_passage(
             // very long units (a whole article in one sentence) dilute the evidence
             let words = u.text.split_whitespace().count();
             let length = if words > 60 { 0.5 } else { 0.0 };
+            // fee schedules are where amounts live
+            let schedule = if u.row && wanted.first() == Some(&AskedKind::Amount) { 0.5 } else { 0.0 };
             // a statute's enactment formula ("Aufgrund von § 4 GemO hat der Gemeinderat am
             // 19.04.2012 ... beschlossen") holds a date and the council but answers nothing
             let formula = if !asks_enactment && is_enactment(&u.text) { 2.5 } else { 0.0 };
             // a fact of the wanted kind counts fully only next to the question's words
-            if base > 0.0 { base + bonus - length - formula } else { 0.2 * bonus - formula }
+            if base > 0.0 { base + bonus + schedule - length - formula } else { 0.2 * bonus - formula }
         })
         .collect();
-    let key = (0..units.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)))?;
+    let best = (0..units.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)))?;
+    // the best unit may only point elsewhere ("die sich aus dem Gebührenverzeichnis
+    // ersichtlichen Gebühren"): for an amount, time, period or office, the best unit that
+    // states one leads instead, when it is at least half as good
+    let primary = wanted.first().copied().filter(|k| *k != AskedKind::YesNo);
+    let key = match primary {
+        Some(k) if !asked::holds(k, &units[best].text) => (0..units.len())
+            .filter(|&i| bases[i] > 0.0 && scores[i] >= 0.5 * scores[best] && asked::holds(k, &units[i].text))
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)))
+            .unwrap_or(best),
+        _ => best,
+    };
     let words = |s: &str| s.split_whitespace().count();
     let mut chosen = vec![key];
     let mut used = words(&units[key].text) + units[key].lead.as_deref().map_or(0, words);

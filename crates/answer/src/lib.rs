@@ -457,6 +457,28 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
     })
 }
 
+/// Whether the answer repeats the rules it was given instead of answering ("die gefragte
+/// Angabe in der Quelle").
+fn talks_about_the_prompt(answer: &str) -> bool {
+    let lower = answer.to_lowercase();
+    ["gefragte angabe", "in der quelle", "laut quelle", "die quellen", "nummerierten quellen"]
+        .iter()
+        .any(|p| lower.contains(p))
+}
+
+/// Whether an answer to a question for an amount, a date or time, a period or an office
+/// states no such fact at all, while the best passage's quote does.
+fn names_no_fact(p: &Prepared, answer: &str) -> bool {
+    let Some(kind) = p.wanted.first().copied() else {
+        return false;
+    };
+    if matches!(kind, AskedKind::YesNo | AskedKind::Other) {
+        return false;
+    }
+    let quote: String = p.passages.first().map(|b| b.quotes.iter().map(|q| q.text.as_str()).collect::<Vec<_>>().join("\n")).unwrap_or_default();
+    asked::holds(kind, &quote) && !asked::holds(kind, &check::strip_markers(answer))
+}
+
 /// Whether a yes/no answer is a bare "Ja" (or next to nothing) while the key quote of
 /// passage `n` states a limit, a negation or a condition that the answer leaves out.
 fn missing_condition(p: &Prepared, n: usize, answer: &str) -> bool {
@@ -906,6 +928,10 @@ impl Answerer {
             && !p.passages.iter().filter(|x| c.cited.contains(&x.n)).any(|x| check::backs_denial(&x.full_text))
         {
             Some("a denial without a negation in the cited passage")
+        } else if talks_about_the_prompt(&c.text) {
+            Some("the model repeated its instructions")
+        } else if names_no_fact(p, &c.text) {
+            Some("the answer names no fact of the asked kind")
         } else if basis.is_some_and(|n| missing_fact(p, n, &c.text)) {
             Some("the asked fact is missing")
         } else if basis.is_some_and(|n| missing_condition(p, n, &c.text)) {

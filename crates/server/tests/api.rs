@@ -391,6 +391,10 @@ async fn a_fee_question_finds_the_table_row_and_a_vague_answer_becomes_the_quote
     assert_eq!(a["label"], "KI-generiert");
     // a quote never carries markup from the page: it is plain text in JSON
     assert!(!a["quotes"].to_string().contains('<'), "{a}");
+    // the OpenAPI description names the field and its schema
+    let spec: Value = serde_json::from_str(&lotse_server::openapi_json()).unwrap();
+    assert_eq!(spec["components"]["schemas"]["Answer"]["properties"]["quotes"]["items"]["$ref"], "#/components/schemas/Quote");
+    assert!(spec["components"]["schemas"]["Quote"]["required"].to_string().contains("text"), "{}", spec["components"]["schemas"]["Quote"]);
 }
 
 #[tokio::test]
@@ -593,7 +597,7 @@ async fn health_ready_metrics_and_search() {
         .set_answerer(Arc::new(Answerer::new(index, None, Some(service), AnswerConfig::default())));
     let r: Value = s.client.get(s.url("/ready")).send().await.unwrap().json().await.unwrap();
     assert_eq!(r["status"], "ready");
-    assert_eq!(r["pages"], 4);
+    assert_eq!(r["pages"], 5);
     let r: Value = s
         .client
         .get(s.url("/api/v1/search?q=Hundesteuer&limit=5"))
