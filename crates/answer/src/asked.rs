@@ -157,7 +157,8 @@ pub fn facts(kind: AskedKind, text: &str) -> Vec<String> {
     out
 }
 
-/// The kinds of fact worth preferring for a question: its own kind first, then the kinds
+/// The kinds of fact worth preferring for a question: its own kind first (possibly
+/// [`AskedKind::Other`]), then the kinds
 /// its words point to ("Darf ich am Sonntag ...?" is a yes/no about a time; "Gibt es eine
 /// Saisonkarte?" one about an amount).
 pub fn wanted(question: &str) -> Vec<AskedKind> {
@@ -169,11 +170,11 @@ pub fn wanted(question: &str) -> Vec<AskedKind> {
             out.push(k);
         }
     };
-    also(AskedKind::Amount, Q_AMOUNT.is_match(&q) || q.contains("karte") || q.contains("erstatt"));
+    let word = |w: &str| q.split(|c: char| !c.is_alphanumeric()).any(|x| x == w);
+    also(AskedKind::Amount, Q_AMOUNT.is_match(&q) || q.contains("erstatt"));
     also(AskedKind::DateTime, Q_DATETIME.is_match(&q));
     // "Wann endet ...?" is often answered by an age or a period
-    also(AskedKind::Period, Q_PERIOD.is_match(&q) || q.contains("alter") || q.contains("alleine") || kind == AskedKind::DateTime);
-    out.retain(|k| *k != AskedKind::Other);
+    also(AskedKind::Period, Q_PERIOD.is_match(&q) || word("alter") || word("alleine") || word("allein") || kind == AskedKind::DateTime);
     out
 }
 
@@ -220,12 +221,21 @@ fn normalise_number(n: &str) -> String {
 /// Whether `answer` states at least one of `facts` (numbers compared as numbers, words
 /// case-insensitively, a plural or inflected form of an office counting).
 pub fn states_any(answer: &str, facts: &[String]) -> bool {
+    // citation markers are no figures: "[1]" must not stand for "1. Juli"
+    let answer = crate::check::strip_markers(answer);
     let lower = answer.to_lowercase();
-    let answer_numbers = numbers(answer);
+    let answer_numbers = numbers(&answer);
     facts.iter().any(|f| {
         let fnums = numbers(f);
         if !fnums.is_empty() {
-            fnums.iter().all(|n| answer_numbers.contains(n))
+            // the unit or month too, where the fact has one ("4 Wochen" is not "4 Monate")
+            let unit: Vec<String> = f
+                .split(|c: char| !c.is_alphabetic())
+                .filter(|w| w.chars().count() >= 3)
+                .map(|w| w.to_lowercase().chars().take(4).collect())
+                .collect();
+            let with_euro = lower.replace('€', " euro ");
+            fnums.iter().all(|n| answer_numbers.contains(n)) && unit.iter().all(|u| with_euro.contains(u.as_str()))
         } else {
             let f = f.to_lowercase();
             let stem: String = f.chars().take(f.chars().count().saturating_sub(1).max(4)).collect();
@@ -257,6 +267,8 @@ mod tests {
             ("Wie beantrage ich eine Reservierung?", Other),
             ("Was ist eine Vorausleistung?", Other),
         ];
+        assert_eq!(wanted("Was muss ich als Hundehalter beachten?"), vec![Other]);
+        assert_eq!(wanted("Darf ich am Sonntag Glas einwerfen?"), vec![YesNo, DateTime]);
         for (q, k) in cases {
             assert_eq!(classify(q), k, "{q}");
         }
@@ -289,5 +301,10 @@ mod tests {
         assert!(!states_any("Sie erhalten 150 Euro pro Stunde [1].", &["15,00 €".into()]));
         assert!(states_any("Das Hausrecht hat der Hausmeister [1].", &["Hausmeister".into()]));
         assert!(!states_any("Das Hausrecht hat die Gemeinde [1].", &["Hausmeister".into()]));
+        // a citation marker is no date, and a period needs its unit
+        assert!(!states_any("Die Steuer ist jährlich fällig [1].", &["1. Juli".into()]));
+        assert!(!states_any("Die Leihfrist beträgt 4 Monate [1].", &["4 Wochen".into()]));
+        assert!(states_any("Die Leihfrist beträgt 4 Wochen [1].", &["4 Wochen".into()]));
+        assert!(states_any("Der Eintritt kostet 5 Euro [1].", &["5,00 €".into()]));
     }
 }

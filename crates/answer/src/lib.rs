@@ -128,7 +128,8 @@ pub struct Quote {
     /// " | "). Plain text, never HTML.
     #[schema(example = "Erwachsene | 5,00 €")]
     pub text: String,
-    /// Link to that place of the page (a `#:~:text=` fragment or the section's anchor).
+    /// Link to that place of the page (a `#:~:text=` fragment or the section's anchor; the
+    /// page's address for PDFs).
     pub url: String,
 }
 
@@ -172,15 +173,19 @@ pub struct Answer {
     pub model: String,
     /// Some statements could not be matched to a source; read with care.
     pub flagged: bool,
-    /// The model's text could not be backed by the sources, so it was replaced by a pointer
-    /// to the best page found (cited as `[1]`).
+    /// The model's text could not be shown (not backed by the sources, or one of the defects
+    /// that `extractive` names) and no quote matched the question well enough, so it was
+    /// replaced by a pointer to the best page found (cited as `[1]`).
     pub fallback: bool,
-    /// The model's text missed the asked fact (or said "nein" without a source for it, or
-    /// addressed the citizen as "du"), so the answer is the source's own words with one
-    /// framing sentence.
+    /// The model's text was not backed by the sources, missed the asked fact, said "nein"
+    /// without a source for it, gave a bare "Ja" against a stated condition, repeated its
+    /// rules or addressed the citizen as "du" (or the model found no answer where the best
+    /// source states one plainly), so the answer is the source's own words with one framing
+    /// sentence.
     #[serde(default)]
     pub extractive: bool,
-    /// The source's own words that hold the answer (none for refusals).
+    /// The source's own words that hold the answer (none for refusals and pointers). In a
+    /// stream this final list replaces the `quotes` event sent before generation.
     #[serde(default)]
     pub quotes: Vec<Quote>,
     /// The kind of fact the question asks for, from its wording.
@@ -359,7 +364,7 @@ pub struct Prepared {
     pub strength: Strength,
     /// The gate refused: the evidence does not cover the question.
     pub weak_evidence: bool,
-    /// The kinds of fact the question wants, its own kind first.
+    /// The kinds of fact the question wants, its own kind first (see [`asked::wanted`]).
     pub wanted: Vec<AskedKind>,
     pub retrieval_ms: u64,
     started: Instant,
@@ -457,6 +462,10 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
     })
 }
 
+/// The least key score (question words, the retrieved chunk, the asked kind of fact) for a
+/// quote to stand as the whole answer.
+const MIN_EXTRACTIVE_SCORE: f32 = 2.0;
+
 /// Whether the answer repeats the rules it was given instead of answering ("die gefragte
 /// Angabe in der Quelle").
 fn talks_about_the_prompt(answer: &str) -> bool {
@@ -486,17 +495,22 @@ fn missing_condition(p: &Prepared, n: usize, answer: &str) -> bool {
         return false;
     }
     let plain = check::strip_markers(answer);
-    let words = plain.split_whitespace().count();
-    if words < 4 {
+    let first = plain
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| !w.is_empty())
+        .unwrap_or("")
+        .to_lowercase();
+    if first != "ja" {
+        return false;
+    }
+    if plain.split_whitespace().count() < 4 {
         return true;
     }
     let Some(passage) = p.passages.iter().find(|x| x.n == n) else {
         return false;
     };
     let quote: String = passage.quotes.iter().map(|q| q.text.as_str()).collect::<Vec<_>>().join("\n");
-    let says_yes = plain.trim_start().to_lowercase().starts_with("ja");
-    says_yes
-        && !quote.is_empty()
+    !quote.is_empty()
         && (lotse_text::backs_denial(&quote) || lotse_text::conditions(&quote) > 0)
         && !lotse_text::backs_denial(&plain)
         && lotse_text::conditions(&plain) == 0
@@ -900,7 +914,6 @@ impl Answerer {
             cached: false,
         };
         let best = p.passages.first();
-        let can_quote = best.is_some_and(|b| !b.quotes.is_empty());
         if c.model_refused {
             // the model found no answer; when the best source states a fact of the asked
             // kind plainly in a sentence that matches the question well, its own words are
@@ -912,7 +925,7 @@ impl Answerer {
                     })
             });
             if plain {
-                return self.extractive(p, timings, "model found no answer");
+                return self.extractive(p, timings, "model found no answer", 1);
             }
             let mut a = self.refusal(p);
             a.timings = timings;
@@ -940,8 +953,16 @@ impl Answerer {
             None
         };
         if let Some(reason) = reason {
-            if can_quote {
-                return self.extractive(p, timings, reason);
+            // the quote of the passage the answer rests on replaces it, when that quote
+            // matches the question well enough to stand as the answer; else a pointer
+            let n = basis.unwrap_or(1);
+            let quotable = p
+                .passages
+                .iter()
+                .find(|x| x.n == n)
+                .is_some_and(|x| !x.quotes.is_empty() && x.key_score >= MIN_EXTRACTIVE_SCORE);
+            if quotable {
+                return self.extractive(p, timings, reason, n);
             }
         }
         let mut sources = p.sources();
@@ -985,15 +1006,16 @@ impl Answerer {
     }
 
     /// The extractive answer: one framing sentence and the best source's own words, cited.
-    fn extractive(&self, p: &Prepared, timings: Timings, reason: &str) -> Answer {
-        tracing::info!(reason, "answer replaced by the source's own words");
-        let quotes = p.quotes_of(1);
-        let title = p.passages.first().map(|b| b.title.clone()).unwrap_or_default();
-        let said: Vec<String> = quotes.iter().map(|q| quote_for_reading(&q.text)).collect();
-        let text = format!("{} „{}“ [1]", p.lang.quote_lead(&title), said.join(" … "));
+    fn extractive(&self, p: &Prepared, timings: Timings, reason: &str, n: usize) -> Answer {
+        tracing::info!(reason, passage = n, "answer replaced by the source's own words");
+        let quotes = p.quotes_of(n);
+        let title = p.passages.iter().find(|b| b.n == n).map(|b| b.title.clone()).unwrap_or_default();
+        // page text is quoted, never read as markup or citations of its own
+        let said: Vec<String> = quotes.iter().map(|q| check::strip_markers(&quote_for_reading(&q.text))).collect();
+        let text = format!("{} „{}“ [{n}]", p.lang.quote_lead(&title), said.join(" … "));
         let mut sources = p.sources();
         for s in &mut sources {
-            s.cited = s.n == 1;
+            s.cited = s.n == n;
         }
         Answer {
             id: String::new(),

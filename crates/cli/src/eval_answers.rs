@@ -179,7 +179,12 @@ pub(crate) fn fact_in(answer: &str, form: &str) -> bool {
             && (before.first().is_some_and(|c| c.is_ascii_digit())
                 || (before.first().is_some_and(|c| *c == '.' || *c == ',')
                     && before.get(1).is_some_and(|c| c.is_ascii_digit())));
-        let touches_after = ends_digit && after.is_some_and(|c| c.is_ascii_digit());
+        // "15" is in "15,00 €" (normalised "15.00") but not in "15.50", "150" or the date
+        // "18.03.2019": a separator after it may only be followed by zeros
+        let rest: String = a[end..].chars().skip(1).take_while(|c| c.is_ascii_digit()).collect();
+        let touches_after = ends_digit
+            && (after.is_some_and(|c| c.is_ascii_digit())
+                || (after == Some('.') && !rest.is_empty() && rest.chars().any(|c| c != '0')));
         if !touches_before && !touches_after {
             return true;
         }
@@ -516,4 +521,24 @@ fn gate_row(answerer: &Arc<Answerer>, req: &AnswerRequest, expected: &[String], 
         facts_in_evidence: (!facts.is_empty()).then(|| all_facts_in(&evidence, facts)),
         evidence: p.passages.iter().map(|x| x.text.clone()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fact_in;
+
+    #[test]
+    fn facts_match_by_the_fixture_rule() {
+        assert!(fact_in("Sie erhalten **15,00 €** je Stunde.", "15"));
+        assert!(fact_in("Sie erhalten 15,00 € je Stunde.", "15 €") || fact_in("Sie erhalten 15 € je Stunde.", "15 €"));
+        assert!(fact_in("Die Gebühr beträgt 15,00 €.", "15,00 €"));
+        assert!(fact_in("Die Gebühr beträgt 15 Euro.", "15 €"));
+        assert!(!fact_in("Die Gebühr beträgt 150 Euro.", "15"));
+        assert!(!fact_in("Seit 2015 gilt das.", "15"));
+        assert!(!fact_in("Es kostet 0,15 €.", "15"));
+        assert!(!fact_in("Es kostet 15,50 €.", "15"));
+        assert!(!fact_in("Beschlossen am 18.03.2019.", "18"));
+        assert!(fact_in("Ab dem 18. Lebensjahr.", "18"));
+        assert!(fact_in("in  der   ZWEITEN Klasse", "zweiten Klasse"));
+    }
 }
