@@ -451,6 +451,8 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
         return false;
     };
     let kinds: Vec<AskedKind> = match p.wanted.first() {
+        // a yes/no is answered with its figure ("Gibt es eine Saisonkarte?" -> 100,00 €)
+        Some(AskedKind::YesNo) if p.wanted.len() == 1 => vec![AskedKind::Amount, AskedKind::DateTime, AskedKind::Period],
         Some(AskedKind::YesNo) | Some(AskedKind::Other) => p.wanted[1..].to_vec(),
         Some(k) => vec![*k],
         None => Vec::new(),
