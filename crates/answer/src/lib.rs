@@ -990,6 +990,15 @@ impl Answerer {
             _ => Vec::new(),
         };
         Answer {
+            flagged: !fallback && c.flagged(),
+            fallback,
+            ..self.answered(p, text, sources, quotes, timings)
+        }
+    }
+
+    /// A (not refused) answer with its label, hint, language and model; no flags set.
+    fn answered(&self, p: &Prepared, text: String, sources: Vec<Source>, quotes: Vec<Quote>, timings: Timings) -> Answer {
+        Answer {
             id: String::new(),
             answer: text,
             sources,
@@ -998,8 +1007,8 @@ impl Answerer {
             hint: p.lang.check_hint().to_string(),
             lang: p.lang,
             model: self.model_id(),
-            flagged: !fallback && c.flagged(),
-            fallback,
+            flagged: false,
+            fallback: false,
             extractive: false,
             quotes,
             asked: p.asked(),
@@ -1020,20 +1029,8 @@ impl Answerer {
             s.cited = s.n == n;
         }
         Answer {
-            id: String::new(),
-            answer: text,
-            sources,
-            refused: false,
-            label: LABEL.to_string(),
-            hint: p.lang.check_hint().to_string(),
-            lang: p.lang,
-            model: self.model_id(),
-            flagged: false,
-            fallback: false,
             extractive: true,
-            quotes,
-            asked: p.asked(),
-            timings,
+            ..self.answered(p, text, sources, quotes, timings)
         }
     }
 
