@@ -72,7 +72,7 @@ fn is_generic(stem: &str, town_stems: &HashSet<String>) -> bool {
     const GENERIC: &[&str] = &[
         "gemei", "gemeind", "stadt", "gibt", "welch", "wann", "wiev", "viel", "bekomm", "darf",
         "muss", "kann", "konn", "geb", "erhalt", "mocht", "brauch", "frag", "werd", "wurd",
-        "hab", "hat", "bitt", "dort", "hier", "imm", "beim",
+        "hab", "hat", "bitt", "dort", "hier", "imm", "beim", "lass",
     ];
     town_stems.contains(stem) || GENERIC.contains(&stem)
 }
@@ -257,15 +257,22 @@ fn clauses(sentence: &str) -> Vec<&str> {
 }
 
 fn push_sentences(out: &mut Vec<Unit>, text: &str, heading: &[String], anchor: &Option<String>, group: usize) {
-    for s in sentences(text).into_iter().flat_map(clauses) {
-        out.push(Unit {
-            text: s.to_string(),
-            lead: None,
-            heading: heading.to_vec(),
-            anchor: anchor.clone(),
-            group,
-            row: false,
-        });
+    for sentence in sentences(text) {
+        let pieces = clauses(sentence);
+        // a later piece of a long sentence has the sentence's start as its lead-in: it names
+        // what the piece is about ("Die Registrierung erfolgt, indem ..." before "... in das
+        // Haustierregister von Tasso e.V.")
+        let Some(&first) = pieces.first() else { continue };
+        for (k, s) in pieces.into_iter().enumerate() {
+            out.push(Unit {
+                text: s.to_string(),
+                lead: (k > 0).then(|| first.to_string()),
+                heading: heading.to_vec(),
+                anchor: anchor.clone(),
+                group,
+                row: false,
+            });
+        }
     }
 }
 
@@ -379,10 +386,87 @@ fn matched<'q>(text_stems: &[String], q: &'q [String]) -> Vec<&'q str> {
                     || (w.chars().count() >= 4 && s.starts_with(w.as_str()))
                     || (s.chars().count() >= 5 && w.contains(s.as_str()))
                     || (w.chars().count() >= 5 && s.contains(w.as_str()))
+                    // the question's word as the head of a compound ("leitet" in
+                    // "Betriebsleitung", "Hund" in "Schäferhund")
+                    || (s.chars().count() >= 4 && w.chars().count() > s.chars().count() + 3 && w.ends_with(s.as_str()))
+                    || same_head(s, w)
+                    // one letter apart in a long word ("Fahrtkosten", "Fahrkosten")
+                    || (s.chars().count() >= 7 && one_edit(s, w))
             })
         })
         .map(String::as_str)
         .collect()
+}
+
+/// Whether two words are one insertion, deletion or substitution apart.
+fn one_edit(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let (short, long) = if a.len() <= b.len() { (&a, &b) } else { (&b, &a) };
+    if long.len() - short.len() > 1 || a == b {
+        return false;
+    }
+    let p = short.iter().zip(long.iter()).take_while(|(x, y)| x == y).count();
+    if short.len() == long.len() {
+        short[p + 1..] == long[p + 1..]
+    } else {
+        short[p..] == long[p + 1..]
+    }
+}
+
+/// Whether a text starts like an item of an enumeration: "1. ", "12. ", "a) ", "aa) ".
+fn enumerated(text: &str) -> bool {
+    let t = text.trim_start();
+    let head: String = t.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    let rest = &t[head.len()..];
+    !head.is_empty()
+        && head.len() <= 3
+        && ((head.chars().all(|c| c.is_ascii_digit()) && rest.starts_with(". "))
+            || (head.chars().all(|c| c.is_ascii_lowercase()) && rest.starts_with(") ")))
+}
+
+/// Derivational endings that two unrelated words may share ("Zuständigkeit", "Tätigkeit").
+const SUFFIXES: &[&str] = &["igkeit", "lichkeit", "keit", "heit", "schaft", "ung", "lich", "isch", "ig"];
+
+/// Whether two compounds share their head, the last part that names the thing: "Feuerwehr-
+/// lehrgang" and "Fortbildungslehrgang", "Altglascontainer" and "Altglasbehälter" do not,
+/// "Zuständigkeit" and "Tätigkeit" do not (a shared derivational ending is no head). Both
+/// words have eight letters or more, the shared end six or more, four of them before any
+/// derivational ending.
+fn same_head(a: &str, b: &str) -> bool {
+    if a.chars().count() < 8 || b.chars().count() < 8 {
+        return false;
+    }
+    let shared: String = {
+        let mut rev: Vec<char> = a.chars().rev().zip(b.chars().rev()).take_while(|(x, y)| x == y).map(|(x, _)| x).collect();
+        rev.reverse();
+        rev.into_iter().collect()
+    };
+    if shared.chars().count() < 6 {
+        return false;
+    }
+    let mut root = shared.as_str();
+    while let Some(r) = SUFFIXES.iter().find_map(|suf| root.strip_suffix(suf)) {
+        root = r;
+    }
+    root.chars().count() >= 4
+}
+
+/// Whether a question asks what follows from an act or omission ("Was passiert, wenn ich den
+/// Gehweg nicht räume?", "Was droht ...?", "Welche Strafe ...?").
+fn asks_consequence(question: &str) -> bool {
+    let q = question.to_lowercase();
+    ["was passiert", "was geschieht", "was droht", "welche folgen", "strafe", "bußgeld", "bussgeld"]
+        .iter()
+        .any(|p| q.contains(p))
+}
+
+/// Whether a sentence states a consequence: a fine, an administrative offence, a measure at
+/// someone's cost.
+fn states_consequence(text: &str) -> bool {
+    let t = text.to_lowercase();
+    ["geldbuße", "geldbusse", "bußgeld", "ordnungswidrig", "geahndet", "zwangsgeld", "auf kosten", "ersatzvornahme"]
+        .iter()
+        .any(|p| t.contains(p))
 }
 
 /// Whether a sentence is a statute's enactment formula or its entry into force.
@@ -434,6 +518,7 @@ pub fn select(
             .collect()
     };
     let wanted = asked::wanted(question);
+    let consequence = asks_consequence(question);
     let mut seen = HashSet::new();
     let mut passages: Vec<Passage> = Vec::new();
     let mut chunk_texts: Vec<String> = Vec::new();
@@ -485,7 +570,7 @@ pub fn select(
             .filter(|o| o.url == h.url && !looks_like_injection(&o.text))
             .map(|o| o.text.as_str())
             .collect();
-        let Some(built) = build_passage(&units, &qstems, &wanted, &title, budget, &page_chunks) else {
+        let Some(built) = build_passage(&units, &qstems, &wanted, consequence, &title, budget, &page_chunks) else {
             continue;
         };
         let fragment = |heading: &[String], anchor: &Option<String>| match (anchor, heading.last()) {
@@ -538,6 +623,7 @@ fn build_passage(
     units: &[Unit],
     qstems: &[String],
     wanted: &[AskedKind],
+    consequence: bool,
     title: &str,
     budget: usize,
     page_chunks: &[&str],
@@ -554,7 +640,8 @@ fn build_passage(
     let scores: Vec<f32> = units
         .iter()
         .map(|u| {
-            let own = matched(&stems(&u.text), qstems);
+            let text_stems = stems(&u.text);
+            let own = matched(&text_stems, qstems);
             let hs = heading_cache
                 .entry(u.heading.clone())
                 .or_insert_with(|| stems(&u.heading.join(" ")))
@@ -595,6 +682,12 @@ fn build_passage(
             // a statute's enactment formula ("Aufgrund von § 4 GemO hat der Gemeinderat am
             // 19.04.2012 ... beschlossen") holds a date and the council but answers nothing
             let formula = if !asks_enactment && is_enactment(&u.text) { 2.5 } else { 0.0 };
+            // "Was passiert, wenn ...?" is answered where a by-law says what follows: a fine,
+            // an offence, a measure at the holder's cost
+            // (an item under "Ordnungswidrig handelt, wer ..." states one through its lead-in)
+            if consequence && (states_consequence(&u.text) || u.lead.as_deref().is_some_and(states_consequence)) {
+                bonus += 2.5;
+            }
             // a fact of the wanted kind counts fully only next to the question's words
             if base > 0.0 { base + bonus + schedule - length - formula } else { 0.2 * bonus - formula }
         })
@@ -658,11 +751,15 @@ fn build_passage(
     // score: "Was kostet der Eintritt?" matches the rows for adults and for children alike)
     // (none when the best unit shares no word with the question: no quote is better than a
     // misleading one)
-    let quotable = lexical[key] || (bases[key] > 0.0 && wanted.first().is_some_and(|k| asked::holds(*k, &units[key].text)));
+    let quotable = lexical[key]
+        || (bases[key] > 0.0 && wanted.first().is_some_and(|k| asked::holds(*k, &units[key].text)))
+        || (bases[key] > 0.0 && consequence && states_consequence(&units[key].text));
     let mut quotes = if quotable { vec![key] } else { Vec::new() };
     let key_facts = wanted.first().is_some_and(|k| asked::holds(*k, &units[key].text));
+    // a fee table's rows are short: up to five of them quote the schedule's relevant part
+    let max_quotes = if units[key].row { 5 } else { 3 };
     for &i in &chosen[1..] {
-        if quotes.is_empty() || quotes.len() == 3 {
+        if quotes.is_empty() || quotes.len() == max_quotes {
             break;
         }
         if units[i].group == units[key].group
@@ -672,7 +769,72 @@ fn build_passage(
             quotes.push(i);
         }
     }
+    if !quotes.is_empty() && !units[key].row {
+        let primary = wanted.first().copied();
+        let answers = |i: usize| {
+            bases[i] > 0.0 && (lexical[i] || primary.is_some_and(|k| asked::holds(k, &units[i].text)))
+        };
+        // a lead-in alone says nothing ("... endet, wenn der Angehörige"): its best items
+        // (in the passage) are quoted with it
+        // (items with a figure first: "5. das 65. Lebensjahr vollendet hat")
+        let figure = |i: usize| {
+            [AskedKind::Amount, AskedKind::DateTime, AskedKind::Period]
+                .iter()
+                .chain(primary.iter())
+                .any(|k| asked::holds(*k, &units[i].text))
+        };
+        // (a PDF gives no list blocks: there, numbered lines after an open sentence are its items)
+        let open = !units[key].text.trim_end().ends_with(['.', '!', '?']);
+        let mut items: Vec<usize> = chosen
+            .iter()
+            .copied()
+            .filter(|&i| {
+                !units[i].row
+                    && (units[i].lead.as_deref() == Some(units[key].text.as_str())
+                        || (open && i > key && i <= key + 12 && enumerated(&units[i].text)))
+            })
+            .collect();
+        items.sort_by(|&a, &b| {
+            (answers(b) || figure(b), figure(b))
+                .cmp(&(answers(a) || figure(a), figure(a)))
+                .then(scores[b].total_cmp(&scores[a]))
+                .then(a.cmp(&b))
+        });
+        quotes.extend(items.into_iter().take(2));
+        // the sentence right after the key in its paragraph, when it states the asked kind of
+        // fact too ("... bis 16.00 Uhr überlassen. Die Benutzung endet um 22.00 Uhr.")
+        if let Some(k) = primary.filter(|k| !matches!(k, AskedKind::YesNo | AskedKind::Other)) {
+            let next = chosen
+                .iter()
+                .copied()
+                .filter(|&i| i > key && units[i].group == units[key].group && units[i].lead.is_none())
+                .min()
+                .filter(|&i| asked::holds(k, &units[i].text));
+            if let Some(next) = next.filter(|_| quotes.len() < max_quotes) {
+                quotes.push(next);
+            }
+        }
+        // an item alone lacks its rule ("außerhalb von Plakatträgern zu plakatieren" without
+        // "ist ohne Erlaubnis untersagt"): its lead-in, a sentence of the block before, is quoted first
+        if let Some(lead) = &units[key].lead {
+            if let Some(l) = (0..key).rev().find(|&i| units[i].group <= units[key].group && units[i].text == *lead) {
+                quotes.push(l);
+            }
+        }
+        // a consequence is told with its fine: the sentence that states the amount of a fine
+        // ("Geldbuße ... höchstens 500 Euro") joins an offence without one
+        if consequence && !quotes.iter().any(|&i| asked::holds(AskedKind::Amount, &units[i].text)) {
+            let fine = chosen
+                .iter()
+                .copied()
+                .filter(|&i| states_consequence(&units[i].text) && asked::holds(AskedKind::Amount, &units[i].text))
+                .max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)));
+            quotes.extend(fine);
+        }
+        quotes.dedup();
+    }
     quotes.sort_unstable();
+    quotes.dedup();
     // text: the key's block first (lead, key, its other units in order), then the others
     let mut rest: Vec<usize> = chosen[1..].to_vec();
     rest.sort_unstable();
@@ -827,6 +989,86 @@ mod tests {
         for q in &p.quotes {
             assert!(page.text().contains(&q.text), "{q:?}");
         }
+    }
+
+    #[test]
+    fn compound_heads_and_one_letter_differences_match_but_derivational_endings_do_not() {
+        let q = |s: &str| stems(s);
+        // "Feuerwehrlehrgang" and "Fortbildungslehrgang" share their head
+        assert!(!matched(&q("Fortbildungslehrgängen"), &q("Feuerwehrlehrgängen")).is_empty());
+        // the question's word as a compound's head
+        assert!(!matched(&q("Betriebsleitung"), &q("leitet")).is_empty());
+        // "Fahrtkosten" / "Fahrkosten"
+        assert!(!matched(&q("Fahrkosten"), &q("Fahrtkosten")).is_empty());
+        // a shared ending is no shared head
+        assert!(matched(&q("Tätigkeit"), &q("Zuständigkeit")).is_empty());
+        assert!(!same_head("zustandigkeit", "tatigkeit"));
+        assert!(one_edit("fahrtkost", "fahrkost") && !one_edit("fahrkost", "fahrkost") && !one_edit("gebuhr", "gehalt"));
+        assert!(enumerated("5. das 65. Lebensjahr vollendet hat,") && enumerated("a) Die Fragestunde"));
+        assert!(!enumerated("2025 wurde") && !enumerated("Die Gebühr"));
+    }
+
+    fn page(title: &str, blocks: Vec<Block>) -> Page {
+        Page {
+            url: "http://town.test/satzung/".into(),
+            title: title.into(),
+            kind: lotse_core::DocKind::Html,
+            lang: Some("de".into()),
+            modified: None,
+            blocks,
+        }
+    }
+
+    #[test]
+    fn a_lead_in_is_quoted_with_its_item_that_holds_the_figure() {
+        let p = page(
+            "Satzung über die Freiwillige Feuerwehr",
+            vec![
+                Block::Heading { level: 2, text: "§ 4 Beendigung des Feuerwehrdienstes".into(), anchor: None },
+                Block::Paragraph {
+                    text: "(1) Der ehrenamtliche Feuerwehrdienst in der Einsatzabteilung endet, wenn der Angehörige der Gemeindefeuerwehr".into(),
+                },
+                Block::List {
+                    ordered: true,
+                    items: vec!["die Probezeit nicht besteht,".into(), "das 65. Lebensjahr vollendet hat,".into()],
+                },
+            ],
+        );
+        let hits = vec![hit(&p.url, &p.title, "§ 4", "(1) Der ehrenamtliche Feuerwehrdienst in der Einsatzabteilung endet")];
+        let load = |_: &str| Some(p.clone());
+        let (ps, _) = select(&hits, "Wann endet der ehrenamtliche Feuerwehrdienst?", "Gemeinde Testdorf", 2, 70, &load);
+        let quotes: Vec<&str> = ps[0].quotes.iter().map(|q| q.text.as_str()).collect();
+        assert!(quotes.iter().any(|q| q.contains("65. Lebensjahr")), "{quotes:?}");
+        assert!(quotes.iter().any(|q| q.contains("Feuerwehrdienst in der Einsatzabteilung endet")), "{quotes:?}");
+        for q in &quotes {
+            assert!(p.text().contains(q), "verbatim: {q}");
+        }
+    }
+
+    #[test]
+    fn a_consequence_question_finds_the_offence_and_its_fine() {
+        let p = page(
+            "Streupflichtsatzung",
+            vec![
+                Block::Heading { level: 2, text: "§ 1 Räum- und Streupflicht".into(), anchor: None },
+                Block::Paragraph {
+                    text: "Den Straßenanliegern obliegt es, die Gehwege bei Schneeanhäufungen zu räumen und bei Glätte zu bestreuen.".into(),
+                },
+                Block::Heading { level: 2, text: "§ 8 Ordnungswidrigkeiten".into(), anchor: None },
+                Block::Paragraph {
+                    text: "(1) Ordnungswidrig handelt, wer vorsätzlich oder fahrlässig seine Pflichten aus § 1 nicht erfüllt.".into(),
+                },
+                Block::Paragraph {
+                    text: "(2) Ordnungswidrigkeiten können mit einer Geldbuße von mindestens 5 Euro und höchstens 500 Euro geahndet werden.".into(),
+                },
+            ],
+        );
+        let hits = vec![hit(&p.url, &p.title, "§ 1", "Den Straßenanliegern obliegt es, die Gehwege zu räumen")];
+        let load = |_: &str| Some(p.clone());
+        let (ps, _) = select(&hits, "Was passiert, wenn ich den Gehweg nicht räume?", "Gemeinde Testdorf", 2, 70, &load);
+        let quotes: String = ps[0].quotes.iter().map(|q| q.text.as_str()).collect::<Vec<_>>().join(" ");
+        assert!(quotes.contains("500 Euro"), "{quotes}");
+        assert!(!asks_consequence("Wie breit muss der geräumte Gehweg sein?"));
     }
 
     #[test]
