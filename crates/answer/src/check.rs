@@ -359,6 +359,7 @@ mod tests {
             chunk_text: text.into(),
             quotes: Vec::new(),
             key_score: 0.0,
+            settled: false,
         }
     }
 

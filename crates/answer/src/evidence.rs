@@ -30,6 +30,9 @@ pub struct Passage {
     pub quotes: Vec<KeyQuote>,
     /// How well the key unit matches the question (question words, plus the wanted kind of fact).
     pub key_score: f32,
+    /// The quotes state a fact of the asked kind (an amount, a time, a period, an office; for
+    /// "Was passiert, wenn ...?" an offence or a fine).
+    pub settled: bool,
 }
 
 /// Phrases that only appear in text trying to give orders to an AI assistant. Matched on
@@ -532,7 +535,7 @@ pub fn select(
         if !seen.insert(h.url.clone()) {
             continue;
         }
-        if passages.len() == max_passages {
+        if passages.len() == max_passages || passages.first().is_some_and(settles) {
             break;
         }
         // of this page's retrieved chunks, the one that holds most of the question's words
@@ -580,7 +583,7 @@ pub fn select(
         };
         let key = &units[built.key];
         let deep_link = if page.is_some() { fragment(&key.heading, &key.anchor) } else { best_hit.deep_link.clone() };
-        let quotes = built
+        let quotes: Vec<KeyQuote> = built
             .quotes
             .iter()
             .map(|&i| {
@@ -603,11 +606,27 @@ pub fn select(
             full_text: built.text.clone(),
             text: built.text,
             chunk_text: best_hit.text.clone(),
+            settled: wanted
+                .first()
+                .is_some_and(|k| !matches!(k, AskedKind::YesNo | AskedKind::Other) && quotes.iter().any(|q| asked::holds(*k, &q.text)))
+                || (consequence && quotes.iter().any(|q| states_consequence(&q.text))),
             quotes,
             key_score: built.key_score,
         });
     }
     (passages, injected)
+}
+
+/// The least key score of a passage that settles the question alone (question words, the
+/// retrieved chunk and the asked kind of fact together).
+const SETTLING_SCORE: f32 = 4.0;
+
+/// Whether a passage answers the question so plainly that a second one would only cost prompt
+/// time (each prompt token costs ~10 ms on a town's CPU) and invite a citation of the wrong
+/// page: its quote states the asked amount, time, period or office, and its key unit matches
+/// the question well.
+fn settles(p: &Passage) -> bool {
+    p.key_score >= SETTLING_SCORE && p.settled
 }
 
 struct Built {

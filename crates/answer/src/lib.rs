@@ -933,12 +933,7 @@ impl Answerer {
             // the model found no answer; when the best source states a fact of the asked
             // kind plainly in a sentence that matches the question well, its own words are
             // better than a refusal
-            let plain = best.is_some_and(|b| {
-                b.key_score >= 3.0
-                    && p.wanted.first().is_some_and(|k| {
-                        b.quotes.iter().any(|q| asked::holds(*k, &q.text)) && *k != AskedKind::YesNo
-                    })
-            });
+            let plain = best.is_some_and(|b| b.key_score >= 3.0 && b.settled);
             if plain {
                 return self.extractive(p, timings, "model found no answer", 1);
             }
@@ -969,8 +964,15 @@ impl Answerer {
         };
         if let Some(reason) = reason {
             // the quote of the passage the answer rests on replaces it, when that quote
-            // matches the question well enough to stand as the answer; else a pointer
-            let n = basis.unwrap_or(1);
+            // matches the question well enough to stand as the answer; else a pointer. An
+            // answer resting on a weaker passage than the best gets the best one's quote: the
+            // model's choice of source is as doubtful as its text
+            let strongest = |n: usize| p.passages.iter().find(|x| x.n == n).map_or(0.0, |x| x.key_score);
+            let n = match basis {
+                Some(n) if n != 1 && strongest(1) > strongest(n) && p.passages.first().is_some_and(|b| !b.quotes.is_empty()) => 1,
+                Some(n) => n,
+                None => 1,
+            };
             let quotable = p
                 .passages
                 .iter()

@@ -55,11 +55,31 @@ fn system_prompt(town: &str, lang: Lang) -> String {
     )
 }
 
+/// A page title as the prompt names it: a by-law's short name when it has one ("Satzung über
+/// die Entschädigung ... (Feuerwehrentschädigungssatzung)" -> "Feuerwehrentschädigungssatzung"),
+/// else at most twelve words. Long titles cost prompt time and say nothing the passage does not.
+fn prompt_title(title: &str) -> String {
+    let words = title.split_whitespace().count();
+    if words > 8 {
+        if let (Some(open), true) = (title.rfind('('), title.trim_end().ends_with(')')) {
+            let short = title[open + 1..title.trim_end().len() - 1].trim();
+            // "(Polizeiliche Umweltschutz-Verordnung)" names the by-law; "(GemO)" does not
+            if short.chars().count() >= 8 && short.chars().next().is_some_and(char::is_uppercase) {
+                return short.to_string();
+            }
+        }
+        if words > 12 {
+            return title.split_whitespace().take(12).collect::<Vec<_>>().join(" ") + " …";
+        }
+    }
+    title.to_string()
+}
+
 /// The messages for the model: rules, then passages and question in one user turn.
 pub fn messages(p: &Prepared, town: &str) -> Vec<ChatMessage> {
     let mut user = String::from("Quellen:\n");
     for passage in &p.passages {
-        let title = passage.title.replace('"', "'");
+        let title = prompt_title(&passage.title).replace('"', "'");
         let section = if passage.heading.is_empty() || passage.heading == passage.title {
             String::new()
         } else {
@@ -143,6 +163,17 @@ mod tests {
             "Wann ist die Bücherei im Alten Schulhaus geöffnet?"
         );
         assert_eq!(standalone_question("Und dafür?", &[]), "Und dafür?");
+    }
+
+    #[test]
+    fn long_titles_are_named_by_their_short_name() {
+        assert_eq!(
+            prompt_title("Satzung über die Entschädigung der ehrenamtlich tätigen Angehörigen der Gemeindefeuerwehr (Feuerwehrentschädigungssatzung)"),
+            "Feuerwehrentschädigungssatzung"
+        );
+        assert_eq!(prompt_title("Benutzungsordnung der Bücherei"), "Benutzungsordnung der Bücherei");
+        let t = prompt_title("Satzung über die Erhebung von Gebühren für die Benutzung der öffentlichen Räume und Plätze der Gemeinde Bad Boll im Jahr");
+        assert!(t.ends_with('…') && t.split_whitespace().count() == 13, "{t}");
     }
 
     #[test]
