@@ -192,6 +192,11 @@ pub struct Answer {
     #[serde(default = "asked_other")]
     pub asked: AskedKind,
     pub timings: Timings,
+    /// Why the model's text was not shown (an extractive answer or a pointer), for the
+    /// evaluation and logs; not part of the API.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub replaced: Option<&'static str>,
 }
 
 fn asked_other() -> AskedKind {
@@ -804,6 +809,7 @@ impl Answerer {
             fallback: false,
             extractive: false,
             quotes: Vec::new(),
+            replaced: None,
             asked: p.asked(),
             timings: Timings {
                 retrieval_ms: p.retrieval_ms,
@@ -933,7 +939,7 @@ impl Answerer {
             // the model found no answer; when the best source states a fact of the asked
             // kind plainly in a sentence that matches the question well, its own words are
             // better than a refusal
-            let plain = best.is_some_and(|b| b.key_score >= 3.0 && b.settled);
+            let plain = best.is_some_and(|b| b.key_score >= MIN_EXTRACTIVE_SCORE && b.settled);
             if plain {
                 return self.extractive(p, timings, "model found no answer", 1);
             }
@@ -951,6 +957,8 @@ impl Answerer {
             && !p.passages.iter().filter(|x| c.cited.contains(&x.n)).any(|x| check::backs_denial(&x.full_text))
         {
             Some("a denial without a negation in the cited passage")
+        } else if check::strip_markers(&c.text).split_whitespace().count() < 3 {
+            Some("the answer is a word or two")
         } else if talks_about_the_prompt(&c.text) {
             Some("the model repeated its instructions")
         } else if names_no_fact(p, &c.text) {
@@ -1007,6 +1015,7 @@ impl Answerer {
         Answer {
             flagged: !fallback && c.flagged(),
             fallback,
+            replaced: reason.filter(|_| fallback),
             ..self.answered(p, text, sources, quotes, timings)
         }
     }
@@ -1026,13 +1035,14 @@ impl Answerer {
             fallback: false,
             extractive: false,
             quotes,
+            replaced: None,
             asked: p.asked(),
             timings,
         }
     }
 
     /// The extractive answer: one framing sentence and the best source's own words, cited.
-    fn extractive(&self, p: &Prepared, timings: Timings, reason: &str, n: usize) -> Answer {
+    fn extractive(&self, p: &Prepared, timings: Timings, reason: &'static str, n: usize) -> Answer {
         tracing::info!(reason, passage = n, "answer replaced by the source's own words");
         let quotes = p.quotes_of(n);
         let title = p.passages.iter().find(|b| b.n == n).map(|b| b.title.clone()).unwrap_or_default();
@@ -1045,6 +1055,7 @@ impl Answerer {
         }
         Answer {
             extractive: true,
+            replaced: Some(reason),
             ..self.answered(p, text, sources, quotes, timings)
         }
     }

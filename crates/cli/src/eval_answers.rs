@@ -77,6 +77,9 @@ struct Row {
     quotes: Vec<String>,
     /// The answer is the quote with a framing sentence.
     extractive: bool,
+    /// Why the model's text was replaced (by the quote or a pointer), if it was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replaced: Option<&'static str>,
     /// The kind of fact asked for (by the question's wording).
     asked: String,
     /// Required facts (from the question set; empty: not judged on facts).
@@ -334,6 +337,7 @@ pub fn run(mut args: AnswersArgs) -> Result<()> {
                 total_ms: a.timings.total_ms,
                 quotes: a.quotes.iter().map(|q| q.text.clone()).collect(),
                 extractive: a.extractive,
+                replaced: a.replaced,
                 asked: a.asked.name().to_string(),
                 facts: q.facts.clone(),
                 facts_correct,
@@ -511,6 +515,7 @@ fn gate_row(answerer: &Arc<Answerer>, req: &AnswerRequest, expected: &[String], 
         answer: String::new(),
         quotes: p.first_quotes().into_iter().map(|q| q.text).collect(),
         extractive: false,
+        replaced: None,
         asked: p.asked().name().to_string(),
         facts: facts.to_vec(),
         facts_correct: None,
