@@ -957,8 +957,8 @@ impl Answerer {
             && !p.passages.iter().filter(|x| c.cited.contains(&x.n)).any(|x| check::backs_denial(&x.full_text))
         {
             Some("a denial without a negation in the cited passage")
-        } else if check::strip_markers(&c.text).split_whitespace().count() < 3 {
-            Some("the answer is a word or two")
+        } else if check::strip_markers(&c.text).split_whitespace().count() < 3 && asked::numbers(&check::strip_markers(&c.text)).is_empty() {
+            Some("the answer is a word or two without a figure")
         } else if talks_about_the_prompt(&c.text) {
             Some("the model repeated its instructions")
         } else if names_no_fact(p, &c.text) {
