@@ -819,6 +819,16 @@ impl Crawler<'_> {
             .await;
             match res {
                 Ok(Ok(page)) => (page, None, Vec::new(), false),
+                Ok(Err(e @ pdf::PdfError::TooLarge { .. })) => {
+                    // a decompression bomb or a monster: skipped, not retried as transient
+                    tracing::warn!(%url, reason = %e, "skipping pdf");
+                    self.summary.skip("pdf_limits");
+                    self.summary.failures.push(Failure {
+                        url: url.to_string(),
+                        reason: format!("pdf_limits: {e}"),
+                    });
+                    return Ok(());
+                }
                 Ok(Err(e)) => {
                     self.summary.fail(&url, format!("pdf: {e}"));
                     return Ok(());

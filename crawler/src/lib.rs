@@ -13,6 +13,7 @@ mod crawl;
 pub mod extract;
 pub mod fetch;
 pub mod pdf;
+pub mod pdf_limits;
 pub mod robots;
 pub mod sitemap;
 pub mod urls;

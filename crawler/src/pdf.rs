@@ -18,6 +18,10 @@
 //! `pdf-extract` can panic on unusual files; extraction runs under
 //! [`std::panic::catch_unwind`] and a panic becomes [`PdfError::Panicked`]. The panic message is
 //! still printed by the process's panic hook.
+//!
+//! Every PDF is read under [`PdfLimits`] (decoded bytes, objects, pages, content, text, time;
+//! see [`crate::pdf_limits`]): a decompression bomb is refused with [`PdfError::TooLarge`]
+//! before it is decoded, for crawls, the CMS refresh and uploads alike.
 
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -26,6 +30,8 @@ use lotse_core::{Block, DocKind, Page};
 use pdf_extract::{Document, Object, PlainTextOutput};
 
 use crate::extract::normalize_space;
+use crate::pdf_limits::{self, Clock, GuardedOutput};
+pub use crate::pdf_limits::{PdfLimit, PdfLimits};
 
 /// Why a PDF could not be turned into a page.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +46,9 @@ pub enum PdfError {
     NoText,
     #[error("pdf extraction panicked: {0}")]
     Panicked(String),
+    /// A decompression bomb, or a file too large or complex to read safely.
+    #[error("pdf exceeds the {what} limit: {detail}")]
+    TooLarge { what: PdfLimit, detail: String },
 }
 
 /// Extracts a PDF into a page: title, then the text structured into headings, paragraphs,
@@ -54,14 +63,37 @@ pub fn extract_pdf(
     url: &url::Url,
     link_text: Option<&str>,
 ) -> Result<Page, PdfError> {
+    extract_pdf_with_limits(bytes, url, link_text, &PdfLimits::default())
+}
+
+/// [`extract_pdf`] with other limits.
+pub fn extract_pdf_with_limits(
+    bytes: &[u8],
+    url: &url::Url,
+    link_text: Option<&str>,
+    limits: &PdfLimits,
+) -> Result<Page, PdfError> {
     let head = &bytes[..bytes.len().min(1024)];
     if !head.windows(5).any(|w| w == b"%PDF-") {
         return Err(PdfError::NotPdf);
     }
-    let raw = catch_unwind(AssertUnwindSafe(|| read_pdf(bytes)))
+    let raw = catch_unwind(AssertUnwindSafe(|| read_pdf(bytes, limits)))
         .map_err(|panic| PdfError::Panicked(panic_message(panic.as_ref())))??;
 
     let mut blocks = structure_pages(&raw.pages);
+    if raw.left_out > 0 {
+        tracing::warn!(%url, pages = raw.left_out, "pdf pages left out: too much content");
+    }
+    if blocks.is_empty() && raw.left_out > 0 {
+        return Err(PdfError::TooLarge {
+            what: PdfLimit::PageContent,
+            detail: format!(
+                "{} pages with more than {} KiB of content each, and no text elsewhere",
+                raw.left_out,
+                limits.max_content_bytes / 1024
+            ),
+        });
+    }
     if blocks.is_empty() {
         return Err(PdfError::NoText);
     }
@@ -124,24 +156,45 @@ struct RawPdf {
     modified: Option<String>,
     /// Plain text of each page in order.
     pages: Vec<String>,
+    /// Pages left out: too much content to parse (see [`PdfLimits::max_content_bytes`]).
+    left_out: usize,
 }
 
-fn read_pdf(bytes: &[u8]) -> Result<RawPdf, PdfError> {
-    let mut doc = Document::load_mem(bytes).map_err(|e| PdfError::Unreadable(e.to_string()))?;
-    if doc.is_encrypted() {
-        // Many PDFs are "encrypted" with an empty user password only to forbid editing.
-        doc.decrypt("").map_err(|_| PdfError::Encrypted)?;
-    }
+fn read_pdf(bytes: &[u8], limits: &PdfLimits) -> Result<RawPdf, PdfError> {
+    let clock = Clock::start(limits.max_time);
+    // every stream decoded into a counting sink before lopdf sees the file
+    let checked = pdf_limits::preflight(bytes, limits, &clock)?;
+    let (mut doc, mut loaded) = pdf_limits::load(&checked, bytes.len(), limits, &clock)?;
+    drop(checked);
+    // Many PDFs are "encrypted" with an empty user password only to forbid editing.
+    pdf_limits::restore_encryption(&mut doc)?;
+    pdf_limits::expand_object_streams(&mut doc, &mut loaded, bytes.len(), limits, &clock)?;
+    let too_much_content = pdf_limits::check_document(&mut doc, bytes.len(), limits, &clock)?;
     let info_title = info_string(&doc, b"Title");
     let modified = info_string(&doc, b"ModDate").and_then(|d| pdf_date(&d));
 
     let mut pages = Vec::new();
     let mut last_error = None;
+    let mut text_bytes = 0;
     for page_number in doc.get_pages().keys() {
+        clock.check()?;
+        if too_much_content.contains(page_number) {
+            continue;
+        }
         let mut text = String::new();
         let res = {
-            let mut output = PlainTextOutput::new(&mut text);
-            pdf_extract::output_doc_page(&doc, &mut output, *page_number)
+            let mut output = GuardedOutput::new(
+                PlainTextOutput::new(&mut text),
+                &clock,
+                text_bytes,
+                limits.max_text_bytes,
+            );
+            let res = pdf_extract::output_doc_page(&doc, &mut output, *page_number);
+            if let Some(limit) = output.hit.take() {
+                return Err(limit);
+            }
+            text_bytes = output.text;
+            res
         };
         match res {
             Ok(()) => pages.push(text),
@@ -155,6 +208,7 @@ fn read_pdf(bytes: &[u8]) -> Result<RawPdf, PdfError> {
             info_title,
             modified,
             pages,
+            left_out: too_much_content.len(),
         }),
     }
 }

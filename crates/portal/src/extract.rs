@@ -4,7 +4,9 @@
 //! Supported: PDF, DOCX, ODT, plain text, Markdown, HTML. Nothing in a file is ever executed:
 //! DOCX and ODT are read as XML (macros are ignored), HTML is parsed, never rendered. Zip
 //! containers are read with a budget for the unpacked size and the number of entries, so a
-//! zip bomb is refused instead of filling the memory.
+//! zip bomb is refused instead of filling the memory. PDFs are read under the crawler's
+//! [`lotse_crawler::pdf::PdfLimits`] (decoded bytes, objects, pages, content, time): a PDF
+//! decompression bomb is [`ExtractError::PdfTooLarge`] (422) before it is decoded.
 
 use std::io::{Cursor, Read};
 
@@ -82,6 +84,10 @@ pub enum ExtractError {
     Corrupt { kind: &'static str, reason: String },
     #[error("zip container unpacks to too much data")]
     ZipBomb,
+    /// A PDF over the limits of [`lotse_crawler::pdf::PdfLimits`] (a decompression bomb, or
+    /// too large or complex to read safely).
+    #[error("{0}")]
+    PdfTooLarge(String),
     #[error("encrypted document")]
     Encrypted,
     #[error("no text in the document")]
@@ -97,6 +103,7 @@ impl ExtractError {
             ExtractError::Mismatch { .. } => "type_mismatch",
             ExtractError::Corrupt { .. } => "corrupt_file",
             ExtractError::ZipBomb => "zip_bomb",
+            ExtractError::PdfTooLarge(_) => "pdf_too_large",
             ExtractError::Encrypted => "encrypted",
             ExtractError::NoText => "no_text",
         }
@@ -120,6 +127,9 @@ impl ExtractError {
             ),
             ExtractError::ZipBomb => {
                 "Die Datei entpackt sich zu einer unplausibel großen Datenmenge und wurde abgelehnt.".into()
+            }
+            ExtractError::PdfTooLarge(_) => {
+                "Die PDF-Datei entpackt sich zu einer unplausibel großen Datenmenge oder ist zu umfangreich, um sie sicher zu lesen, und wurde abgelehnt.".into()
             }
             ExtractError::Encrypted => {
                 "Die Datei ist verschlüsselt oder kennwortgeschützt. Bitte laden Sie eine ungeschützte Fassung hoch.".into()
@@ -232,6 +242,7 @@ pub fn extract(bytes: &[u8], name: &str, url: &str) -> Result<(FileKind, Page), 
             lotse_crawler::pdf::extract_pdf(bytes, &u, None).map_err(|e| match e {
                 lotse_crawler::pdf::PdfError::Encrypted => ExtractError::Encrypted,
                 lotse_crawler::pdf::PdfError::NoText => ExtractError::NoText,
+                e @ lotse_crawler::pdf::PdfError::TooLarge { .. } => ExtractError::PdfTooLarge(e.to_string()),
                 other => ExtractError::Corrupt {
                     kind: "pdf",
                     reason: other.to_string(),
@@ -708,6 +719,18 @@ mod tests {
         assert_eq!(sniff(b"# Hallo", "notiz.md").unwrap(), FileKind::Markdown);
         assert_eq!(sniff(b"Hallo", "notiz").unwrap(), FileKind::Text);
         assert_eq!(sniff(b"", "x.txt"), Err(ExtractError::Empty));
+    }
+
+    #[test]
+    fn a_pdf_bomb_is_refused_with_a_german_message() {
+        // one page of 64 MiB of zeros (FlateDecode), 65 KB of file; 1 GiB: tests/pdf_bomb.rs
+        let bomb = lotse_crawler::pdf_limits::testing::zero_bomb(64 << 20);
+        let err = extract(&bomb, "haushaltsplan.pdf", "").unwrap_err();
+        assert!(matches!(err, ExtractError::PdfTooLarge(_)), "{err:?}");
+        assert_eq!(err.code(), "pdf_too_large");
+        assert!(!err.is_type_error(), "422, not 415");
+        assert!(err.message_de().starts_with("Die PDF-Datei entpackt sich"), "{}", err.message_de());
+        assert!(err.to_string().contains("stream_size"), "{err}");
     }
 
     #[test]

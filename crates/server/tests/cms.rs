@@ -203,6 +203,23 @@ async fn the_publish_webhook_reindexes_the_page_and_its_rewrite_follows() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publish_webhook_skips_a_pdf_bomb() {
+    let env = start(Some(TOKEN)).await;
+    // 1 MB of PDF whose page is 1 GiB of zeros (issue 31); the crawler's tests measure memory
+    let bomb = lotse_crawler::pdf_limits::testing::zero_bomb(1 << 30);
+    std::fs::write(env.site.site_dir().join("ortsrecht/haushalt.pdf"), bomb).unwrap();
+    let url = env.site.url("/ortsrecht/haushalt.pdf");
+    let started = Instant::now();
+    let (status, _, b) = env.post("/api/v1/pages/refresh", Some(TOKEN), json!({ "url": url })).await;
+    assert_eq!(status, 200, "{b}");
+    assert_eq!(b["status"], "not_indexed", "{b}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    let (status, hits) = env.get("/api/v1/search?q=Haushalt", None).await;
+    assert_eq!(status, 200);
+    assert!(!hits.to_string().contains("haushalt.pdf"), "{hits}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cms_gets_its_own_text_in_einfache_sprache() {
     let env = start(Some(TOKEN)).await;
     let text = "# Sperrmüll\n\nDie Abholung erfolgt gem. Abfallsatzung auf Antrag, die Gebühr beträgt 25,00 € je Termin.\n\n- Anmeldung bis Freitag\n- Telefon 07164 808-0";

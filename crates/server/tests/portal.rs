@@ -565,9 +565,12 @@ async fn uploads_of_each_type_are_indexed_and_bad_ones_leave_nothing_behind() {
     corrupt.truncate(corrupt.len() / 2);
     let exe = [b"MZ\x90\x00".to_vec(), vec![0u8; 64]].concat();
     let oversize = vec![b'a'; 2 * 1024 * 1024 + 10];
+    // a PDF decompression bomb: 1 MB of file, one page of 1 GiB of zeros (issue 31)
+    let pdf_bomb = lotse_crawler::pdf_limits::testing::zero_bomb(1 << 30);
     for (name, bytes, status) in [
         ("kaputt.pdf", corrupt, 422),
         ("bombe.docx", docx_bomb(), 422),
+        ("haushalt.pdf", pdf_bomb, 422),
         ("programm.txt", exe, 415),
         ("luege.docx", pdf(&["Luegenwort"]), 415),
         ("gross.txt", oversize, 413),
@@ -576,6 +579,10 @@ async fn uploads_of_each_type_are_indexed_and_bad_ones_leave_nothing_behind() {
         let r = s.upload(&alice, a, name, bytes).await;
         assert_eq!(r.status, status, "{name}: {}", r.text);
         assert!(!r.message().is_empty(), "{name}: a German message");
+        if name == "haushalt.pdf" {
+            assert_eq!(r.code(), "pdf_too_large", "{}", r.text);
+            assert!(r.message().contains("unplausibel großen Datenmenge"), "{}", r.text);
+        }
     }
     let after = s.get(&alice, &format!("/portal/api/collections/{a}/documents")).await.json();
     assert_eq!(after, before, "failed uploads leave no rows");
