@@ -492,6 +492,9 @@ pub struct KeyQuote {
     pub text: String,
     /// A deep link to that place.
     pub url: String,
+    /// The key unit or a row as good as it: the answer must state its figure. Context quoted
+    /// with it (a lead-in, items, the next sentence, a fine) need not be repeated.
+    pub core: bool,
 }
 
 /// Build numbered passages from the hits: the pages in rank order (at most `max_passages`,
@@ -593,7 +596,7 @@ pub fn select(
                 } else {
                     format!("{}#{}", h.url, chunk::text_fragment(&u.text))
                 };
-                KeyQuote { text: u.text.clone(), url }
+                KeyQuote { text: u.text.clone(), url, core: built.core.contains(&i) }
             })
             .collect();
         chunk_texts.push(best_hit.text.clone());
@@ -606,9 +609,10 @@ pub fn select(
             full_text: built.text.clone(),
             text: built.text,
             chunk_text: best_hit.text.clone(),
-            settled: wanted
-                .first()
-                .is_some_and(|k| !matches!(k, AskedKind::YesNo | AskedKind::Other) && quotes.iter().any(|q| asked::holds(*k, &q.text)))
+            settled: (built.lexical
+                && wanted
+                    .first()
+                    .is_some_and(|k| !matches!(k, AskedKind::YesNo | AskedKind::Other) && quotes.iter().any(|q| asked::holds(*k, &q.text))))
                 || (consequence && quotes.iter().any(|q| states_consequence(&q.text))),
             quotes,
             key_score: built.key_score,
@@ -633,7 +637,11 @@ struct Built {
     text: String,
     key: usize,
     key_score: f32,
+    /// The key shares words with the question (not only the page's title or the kind of fact).
+    lexical: bool,
     quotes: Vec<usize>,
+    /// The key and the rows as good as it (see [`KeyQuote::core`]).
+    core: Vec<usize>,
 }
 
 /// Score a page's units and build its passage: the best unit first (with its lead), then the
@@ -788,6 +796,7 @@ fn build_passage(
             quotes.push(i);
         }
     }
+    let core = quotes.clone();
     if !quotes.is_empty() && !units[key].row {
         let primary = wanted.first().copied();
         let answers = |i: usize| {
@@ -852,6 +861,12 @@ fn build_passage(
         }
         quotes.dedup();
     }
+    // at most five quotes in all, the key and its equals first
+    if quotes.len() > 5 {
+        let extra: Vec<usize> = quotes.iter().copied().filter(|i| !core.contains(i)).collect();
+        quotes = core.clone();
+        quotes.extend(extra.into_iter().take(5usize.saturating_sub(core.len())));
+    }
     quotes.sort_unstable();
     quotes.dedup();
     // text: the key's block first (lead, key, its other units in order), then the others
@@ -864,7 +879,8 @@ fn build_passage(
         lines.push(l.clone());
     }
     lines.push(units[key].text.clone());
-    for &i in rest.iter().filter(|&&i| units[i].group == key_group) {
+    // (the key's lead-in stands above it already: a clause piece's sentence start is not repeated)
+    for &i in rest.iter().filter(|&&i| units[i].group == key_group && units[key].lead.as_deref() != Some(units[i].text.as_str())) {
         lines.push(units[i].text.clone());
     }
     let mut last_group = key_group;
@@ -895,7 +911,9 @@ fn build_passage(
         text,
         key,
         key_score: scores[key],
+        lexical: lexical[key],
         quotes,
+        core,
     })
 }
 

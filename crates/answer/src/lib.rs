@@ -472,6 +472,11 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
             if facts.is_empty() {
                 return false;
             }
+            if !q.core {
+                // context quoted with the key (a lead-in, the next sentence, a fine) need not
+                // be repeated
+                return false;
+            }
             let row = q.text.contains(" | ");
             if !row && facts.len() <= 4 && *k != AskedKind::Office {
                 facts.iter().any(|f| !asked::states_any(answer, std::slice::from_ref(f)))
@@ -939,7 +944,7 @@ impl Answerer {
             // the model found no answer; when the best source states a fact of the asked
             // kind plainly in a sentence that matches the question well, its own words are
             // better than a refusal
-            let plain = best.is_some_and(|b| b.key_score >= MIN_EXTRACTIVE_SCORE && b.settled);
+            let plain = best.is_some_and(|b| b.key_score >= 3.0 && b.settled);
             if plain {
                 return self.extractive(p, timings, "model found no answer", 1);
             }
@@ -957,7 +962,10 @@ impl Answerer {
             && !p.passages.iter().filter(|x| c.cited.contains(&x.n)).any(|x| check::backs_denial(&x.full_text))
         {
             Some("a denial without a negation in the cited passage")
-        } else if check::strip_markers(&c.text).split_whitespace().count() < 3 && asked::numbers(&check::strip_markers(&c.text)).is_empty() {
+        } else if check::strip_markers(&c.text).split_whitespace().count() < 3
+            && asked::numbers(&check::strip_markers(&c.text)).is_empty()
+            && !p.wanted.iter().any(|k| *k != AskedKind::YesNo && asked::holds(*k, &c.text))
+        {
             Some("the answer is a word or two without a figure")
         } else if talks_about_the_prompt(&c.text) {
             Some("the model repeated its instructions")

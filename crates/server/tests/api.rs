@@ -278,6 +278,9 @@ async fn answers_cite_their_source_and_carry_the_label() {
     assert!(a["hint"].as_str().unwrap().contains("Quelle"));
     let text = a["answer"].as_str().unwrap();
     assert!(text.contains("108 Euro") && text.contains("[1]"), "{text}");
+    // the model's answer states the asked amount: it stands (the next sentence's rate for a
+    // further dog, quoted as context, need not be repeated)
+    assert_eq!(a["extractive"], false, "{a}");
     assert!(!text.contains("gebuehren-frei"), "foreign URL removed: {text}");
     let src = &a["sources"][0];
     assert_eq!(src["url"], "http://town.test/ortsrecht/hundesteuer/");
