@@ -140,62 +140,6 @@ pub fn sentences(text: &str) -> Vec<&str> {
     out
 }
 
-/// The part of `text` most about the question: the best-covering sentence and its
-/// neighbours, at most `max_words` words, in the original order.
-pub fn focus(text: &str, question_stems: &HashSet<String>, max_words: usize) -> String {
-    let sents = sentences(text);
-    let words = |s: &str| s.split_whitespace().count();
-    if sents.is_empty() || words(text) <= max_words {
-        return text.trim().to_string();
-    }
-    // distinct question words in the sentence; compound parts count (stems of 5+ letters)
-    let score = |s: &str| {
-        let words = stems(s);
-        question_stems
-            .iter()
-            .filter(|q| {
-                words.iter().any(|w| {
-                    w == *q
-                        || (q.chars().count() >= 5 && w.contains(q.as_str()))
-                        || (w.chars().count() >= 5 && q.contains(w.as_str()))
-                })
-            })
-            .count()
-    };
-    let best = (0..sents.len())
-        .max_by_key(|&i| (score(sents[i]), std::cmp::Reverse(i)))
-        .unwrap_or(0);
-    let (mut lo, mut hi) = (best, best);
-    let mut total = words(sents[best]);
-    loop {
-        let mut grew = false;
-        if hi + 1 < sents.len() && total + words(sents[hi + 1]) <= max_words {
-            hi += 1;
-            total += words(sents[hi]);
-            grew = true;
-        }
-        if lo > 0 && total + words(sents[lo - 1]) <= max_words {
-            lo -= 1;
-            total += words(sents[lo]);
-            grew = true;
-        }
-        if !grew {
-            break;
-        }
-    }
-    let mut out = sents[lo..=hi].join(" ");
-    if total > max_words {
-        // one very long sentence: cut at the word limit
-        out = out
-            .split_whitespace()
-            .take(max_words)
-            .collect::<Vec<_>>()
-            .join(" ")
-            + " …";
-    }
-    out
-}
-
 /// Distinct question stems found in a text (compound parts count).
 fn chunk_score(text: &str, question_stems: &HashSet<String>) -> usize {
     let words: HashSet<String> = stems(text).into_iter().collect();
@@ -952,19 +896,6 @@ mod tests {
             "Gemeinde Bad Boll",
         );
         assert_eq!(c, 0.0);
-    }
-
-    #[test]
-    fn focus_keeps_the_relevant_sentences_in_order() {
-        let text = "Erster Satz über Gebühren allgemein. Zweiter Satz über Hunde und Steuer. \
-                    Dritter Satz über Katzen. Vierter Satz über Vögel.";
-        let q: HashSet<String> = stems("Hunde Steuer").into_iter().collect();
-        let f = focus(text, &q, 12);
-        assert!(f.contains("Zweiter Satz"), "{f}");
-        if let Some(first) = f.find("Erster") {
-            assert!(f.find("Zweiter").unwrap() > first, "order kept: {f}");
-        }
-        assert!(f.split_whitespace().count() <= 12);
     }
 
     fn hit(url: &str, title: &str, heading: &str, text: &str) -> Hit {
