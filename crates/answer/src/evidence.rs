@@ -74,8 +74,8 @@ pub fn stems(text: &str) -> Vec<String> {
 fn is_generic(stem: &str, town_stems: &HashSet<String>) -> bool {
     const GENERIC: &[&str] = &[
         "gemei", "gemeind", "stadt", "gibt", "welch", "wann", "wiev", "viel", "bekomm", "darf",
-        "muss", "kann", "konn", "geb", "erhalt", "mocht", "brauch", "frag", "werd", "wurd", "hab",
-        "hat", "bitt", "dort", "hier", "imm", "beim", "lass",
+        "muss", "kann", "konn", "geb", "erhalt", "mocht", "brauch", "werd", "wurd", "hab", "hat",
+        "bitt", "dort", "hier", "imm", "beim", "lass",
     ];
     town_stems.contains(stem) || GENERIC.contains(&stem)
 }
@@ -962,7 +962,7 @@ fn build_passage(
             quotes.push(i);
         }
     }
-    let core = quotes.clone();
+    let mut core = quotes.clone();
     if !quotes.is_empty() && !units[key].row {
         let primary = wanted.first().copied();
         let answers = |i: usize| {
@@ -1019,6 +1019,12 @@ fn build_passage(
                 .find(|&i| units[i].group <= units[key].group && units[i].text == *lead)
             {
                 quotes.push(l);
+                // the start of the key's own sentence (a clause piece's lead) is part of the
+                // rule: its condition ("nicht innerhalb von 48 Stunden identifiziert") must be
+                // stated as well
+                if units[l].group == units[key].group {
+                    core.push(l);
+                }
             }
         }
         let siblings: Vec<usize> = chosen
@@ -1376,6 +1382,37 @@ mod tests {
         let quotes: Vec<&str> = ps[0].quotes.iter().map(|q| q.text.as_str()).collect();
         assert!(quotes.iter().any(|q| q.contains("7,36 Euro")), "{quotes:?}");
         assert!(quotes.iter().any(|q| q.contains("0,81 Euro")), "{quotes:?}");
+    }
+
+    #[test]
+    fn the_start_of_the_key_sentence_is_part_of_the_rule() {
+        let p = page(
+            "Katzenschutzverordnung",
+            vec![
+                Block::Heading { level: 2, text: "§ 4 Maßnahmen gegenüber Katzenhaltern".into(), anchor: None },
+                Block::Paragraph {
+                    text: "(2) Ist eine nach Absatz 1 angetroffene unkastrierte Halterkatze darüber hinaus entgegen § 3 Absatz 1 nicht gekennzeichnet und registriert und kann ihre Halterin oder ihr Halter nicht innerhalb von 48 Stunden identifiziert werden, kann die Gemeinde oder ein von ihr Beauftragter die Kastration auf Kosten der Katzenhalterin oder des Katzenhalters durch eine Tierärztin oder einen Tierarzt durchführen lassen.".into(),
+                },
+            ],
+        );
+        let hits = vec![hit(&p.url, &p.title, "§ 4", "unkastrierte Halterkatze")];
+        let load = |_: &str| Some(p.clone());
+        let (ps, _) = select(
+            &hits,
+            "Was passiert, wenn meine unkastrierte Katze aufgegriffen wird?",
+            "Gemeinde Testdorf",
+            2,
+            70,
+            &load,
+        );
+        let core: Vec<&str> = ps[0]
+            .quotes
+            .iter()
+            .filter(|q| q.core)
+            .map(|q| q.text.as_str())
+            .collect();
+        assert!(core.iter().any(|q| q.contains("auf Kosten")), "{core:?}");
+        assert!(core.iter().any(|q| q.contains("48 Stunden")), "{core:?}");
     }
 
     #[test]

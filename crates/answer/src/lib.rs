@@ -469,6 +469,10 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
         Some(AskedKind::YesNo) if p.wanted.len() == 1 => {
             vec![AskedKind::Amount, AskedKind::DateTime, AskedKind::Period]
         }
+        // "Was passiert, wenn ...?" is answered with the measure, its deadline and the fine
+        Some(AskedKind::Other) if evidence::asks_consequence(&p.request.question) => {
+            vec![AskedKind::Amount, AskedKind::DateTime, AskedKind::Period]
+        }
         Some(AskedKind::YesNo) | Some(AskedKind::Other) => p.wanted[1..].to_vec(),
         Some(k) => vec![*k],
         None => Vec::new(),
