@@ -61,18 +61,10 @@ impl Lang {
     pub fn check_hint(self) -> &'static str {
         match self {
             Lang::De => "KI-generiert. Bitte prüfen Sie die Angaben in der verlinkten Quelle.",
-            Lang::En => {
-                "KI-generiert (AI-generated). Please check the details in the linked source."
-            }
-            Lang::Tr => {
-                "KI-generiert (yapay zekâ tarafından üretildi). Lütfen bilgileri bağlantılı kaynakta kontrol edin."
-            }
-            Lang::Uk => {
-                "KI-generiert (створено ШІ). Будь ласка, перевірте дані у вказаному джерелі."
-            }
-            Lang::Ar => {
-                "KI-generiert (مُنشأ بالذكاء الاصطناعي). يُرجى التحقق من المعلومات في المصدر المرفق."
-            }
+            Lang::En => "KI-generiert (AI-generated). Please check the details in the linked source.",
+            Lang::Tr => "KI-generiert (yapay zekâ tarafından üretildi). Lütfen bilgileri bağlantılı kaynakta kontrol edin.",
+            Lang::Uk => "KI-generiert (створено ШІ). Будь ласка, перевірте дані у вказаному джерелі.",
+            Lang::Ar => "KI-generiert (مُنشأ بالذكاء الاصطناعي). يُرجى التحقق من المعلومات في المصدر المرفق.",
         }
     }
 
@@ -179,42 +171,19 @@ pub struct ContactWords {
 
 const EN_WORDS: &[&str] = &[
     "the", "what", "how", "is", "are", "do", "does", "can", "where", "when", "who", "which", "i",
-    "my", "of", "for", "to", "in", "a", "an", "have", "need", "much", "there", "you", "it", "with",
-    "and", "or", "should", "must", "get", "be",
+    "my", "of", "for", "to", "in", "a", "an", "have", "need", "much", "there", "you", "it",
+    "with", "and", "or", "should", "must", "get", "be",
 ];
 const DE_WORDS: &[&str] = &[
-    "der", "die", "das", "ist", "sind", "wie", "was", "wo", "wann", "wer", "ich", "mein", "meine",
-    "kann", "und", "oder", "für", "ein", "eine", "einen", "zu", "im", "in", "mit", "muss", "gibt",
-    "es", "es", "den", "dem", "des", "bei", "auf", "wird", "werden", "darf", "man", "welche",
-    "welcher", "nicht", "von", "an",
+    "der", "die", "das", "ist", "sind", "wie", "was", "wo", "wann", "wer", "ich", "mein",
+    "meine", "kann", "und", "oder", "für", "ein", "eine", "einen", "zu", "im", "in", "mit",
+    "muss", "gibt", "es", "es", "den", "dem", "des", "bei", "auf", "wird", "werden", "darf",
+    "man", "welche", "welcher", "nicht", "von", "an",
 ];
 const TR_WORDS: &[&str] = &[
-    "ne",
-    "nasıl",
-    "nasil",
-    "için",
-    "icin",
-    "mi",
-    "mı",
-    "mu",
-    "mü",
-    "bir",
-    "ve",
-    "nerede",
-    "kaç",
-    "kac",
-    "ne zaman",
-    "hangi",
-    "var",
-    "yok",
-    "ben",
-    "benim",
-    "belediye",
-    "ücret",
-    "nedir",
-    "miyim",
-    "mıyım",
-    "gerekiyor",
+    "ne", "nasıl", "nasil", "için", "icin", "mi", "mı", "mu", "mü", "bir", "ve", "nerede",
+    "kaç", "kac", "ne zaman", "hangi", "var", "yok", "ben", "benim", "belediye", "ücret",
+    "nedir", "miyim", "mıyım", "gerekiyor",
 ];
 
 /// Guess the language of a question. German unless the evidence for another is clear.
@@ -266,19 +235,10 @@ mod tests {
 
     #[test]
     fn detects_the_supported_languages() {
-        assert_eq!(
-            detect("Wie viel kostet ein Hundesteuer-Bescheid?"),
-            Lang::De
-        );
-        assert_eq!(
-            detect("Werden Fahrtkosten zu Feuerwehrlehrgängen erstattet?"),
-            Lang::De
-        );
+        assert_eq!(detect("Wie viel kostet ein Hundesteuer-Bescheid?"), Lang::De);
+        assert_eq!(detect("Werden Fahrtkosten zu Feuerwehrlehrgängen erstattet?"), Lang::De);
         assert_eq!(detect("How much is the dog tax in Bad Boll?"), Lang::En);
-        assert_eq!(
-            detect("What are the opening hours of the library?"),
-            Lang::En
-        );
+        assert_eq!(detect("What are the opening hours of the library?"), Lang::En);
         assert_eq!(detect("Köpek vergisi ne kadar?"), Lang::Tr);
         assert_eq!(detect("Kütüphane ne zaman açık?"), Lang::Tr);
         assert_eq!(detect("Скільки коштує податок на собаку?"), Lang::Uk);

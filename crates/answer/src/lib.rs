@@ -49,9 +49,7 @@ impl lotse_index::ChunkEmbedder for PassageEmbedder {
     }
     fn embed_passages(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        self.0
-            .embed(&refs, EmbedKind::Passage)
-            .map_err(|e| e.to_string())
+        self.0.embed(&refs, EmbedKind::Passage).map_err(|e| e.to_string())
     }
 }
 pub use lang::Lang;
@@ -416,10 +414,7 @@ impl Prepared {
         if self.weak_evidence {
             return Vec::new();
         }
-        self.passages
-            .first()
-            .map(|p| self.quotes_of(p.n))
-            .unwrap_or_default()
+        self.passages.first().map(|p| self.quotes_of(p.n)).unwrap_or_default()
     }
 
     /// The kind of fact asked for.
@@ -448,10 +443,7 @@ impl std::fmt::Debug for Answerer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Answerer")
             .field("town", &self.town)
-            .field(
-                "embedder",
-                &self.embedder.as_ref().map(|e| e.model_id().to_string()),
-            )
+            .field("embedder", &self.embedder.as_ref().map(|e| e.model_id().to_string()))
             .finish_non_exhaustive()
     }
 }
@@ -466,9 +458,7 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
     };
     let kinds: Vec<AskedKind> = match p.wanted.first() {
         // a yes/no is answered with its figure ("Gibt es eine Saisonkarte?" -> 100,00 €)
-        Some(AskedKind::YesNo) if p.wanted.len() == 1 => {
-            vec![AskedKind::Amount, AskedKind::DateTime, AskedKind::Period]
-        }
+        Some(AskedKind::YesNo) if p.wanted.len() == 1 => vec![AskedKind::Amount, AskedKind::DateTime, AskedKind::Period],
         // "Was passiert, wenn ...?" is answered with the measure, its deadline and the fine
         Some(AskedKind::Other) if evidence::asks_consequence(&p.request.question) => {
             vec![AskedKind::Amount, AskedKind::DateTime, AskedKind::Period]
@@ -480,11 +470,9 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
     // a share of people or votes in the key sentence ("Ein Viertel der Gemeinderäte kann ...")
     // is its condition: an answer that drops it states a different rule
     let plain = check::strip_markers(answer).to_lowercase();
-    let dropped_share = passage
-        .quotes
-        .iter()
-        .filter(|q| q.core)
-        .any(|q| shares(&q.text).iter().any(|s| !plain.contains(s.as_str())));
+    let dropped_share = passage.quotes.iter().filter(|q| q.core).any(|q| {
+        shares(&q.text).iter().any(|s| !plain.contains(s.as_str()))
+    });
     if dropped_share {
         return true;
     }
@@ -504,9 +492,7 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
             }
             let row = q.text.contains(" | ");
             if !row && facts.len() <= 4 && *k != AskedKind::Office {
-                facts
-                    .iter()
-                    .any(|f| !asked::states_any(answer, std::slice::from_ref(f)))
+                facts.iter().any(|f| !asked::states_any(answer, std::slice::from_ref(f)))
             } else {
                 !asked::states_any(answer, &facts)
             }
@@ -517,21 +503,13 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
 /// The shares a sentence names, lowercased: "viertel", "drittel", "hälfte", "mehrheit" (of the
 /// members, the votes, the costs).
 fn shares(text: &str) -> Vec<String> {
-    const SHARES: &[&str] = &[
-        "viertel", "drittel", "fünftel", "zehntel", "hälfte", "mehrheit",
-    ];
+    const SHARES: &[&str] = &["viertel", "drittel", "fünftel", "zehntel", "hälfte", "mehrheit"];
     let lower = text.to_lowercase();
-    let words: Vec<&str> = lower
-        .split(|c: char| !c.is_alphabetic())
-        .filter(|w| !w.is_empty())
-        .collect();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).collect();
     let mut out: Vec<String> = Vec::new();
     for w in words {
         // whole words only ("Vierteljahr" is a period, "Stadtviertel" a place)
-        if let Some(s) = SHARES
-            .iter()
-            .find(|s| w == **s || (w.starts_with(**s) && w.len() <= s.len() + 1))
-        {
+        if let Some(s) = SHARES.iter().find(|s| w == **s || (w.starts_with(**s) && w.len() <= s.len() + 1)) {
             if !out.iter().any(|o| o == s) {
                 out.push((*s).to_string());
             }
@@ -548,15 +526,9 @@ const MIN_EXTRACTIVE_SCORE: f32 = 2.0;
 /// Angabe in der Quelle").
 fn talks_about_the_prompt(answer: &str) -> bool {
     let lower = answer.to_lowercase();
-    [
-        "gefragte angabe",
-        "in der quelle",
-        "laut quelle",
-        "die quellen",
-        "nummerierten quellen",
-    ]
-    .iter()
-    .any(|p| lower.contains(p))
+    ["gefragte angabe", "in der quelle", "laut quelle", "die quellen", "nummerierten quellen"]
+        .iter()
+        .any(|p| lower.contains(p))
 }
 
 /// Whether an answer to a question for an amount, a date or time, a period or an office
@@ -568,17 +540,7 @@ fn names_no_fact(p: &Prepared, answer: &str) -> bool {
     if matches!(kind, AskedKind::YesNo | AskedKind::Other) {
         return false;
     }
-    let quote: String = p
-        .passages
-        .first()
-        .map(|b| {
-            b.quotes
-                .iter()
-                .map(|q| q.text.as_str())
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default();
+    let quote: String = p.passages.first().map(|b| b.quotes.iter().map(|q| q.text.as_str()).collect::<Vec<_>>().join("\n")).unwrap_or_default();
     asked::holds(kind, &quote) && !asked::holds(kind, &check::strip_markers(answer))
 }
 
@@ -603,12 +565,7 @@ fn missing_condition(p: &Prepared, n: usize, answer: &str) -> bool {
     let Some(passage) = p.passages.iter().find(|x| x.n == n) else {
         return false;
     };
-    let quote: String = passage
-        .quotes
-        .iter()
-        .map(|q| q.text.as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let quote: String = passage.quotes.iter().map(|q| q.text.as_str()).collect::<Vec<_>>().join("\n");
     !quote.is_empty()
         && (lotse_text::backs_denial(&quote) || lotse_text::conditions(&quote) > 0)
         && !lotse_text::backs_denial(&plain)
@@ -617,11 +574,7 @@ fn missing_condition(p: &Prepared, n: usize, answer: &str) -> bool {
 
 /// A quote as it reads inside an answer: a table row's cells as "Erwachsene: 5,00 €".
 fn quote_for_reading(text: &str) -> String {
-    let cells: Vec<&str> = text
-        .split(" | ")
-        .map(str::trim)
-        .filter(|c| !c.is_empty())
-        .collect();
+    let cells: Vec<&str> = text.split(" | ").map(str::trim).filter(|c| !c.is_empty()).collect();
     match cells.as_slice() {
         [] => text.trim().to_string(),
         [one] => one.to_string(),
@@ -722,10 +675,7 @@ impl Answerer {
             });
         }
         if req.history.len() > MAX_HISTORY_TURNS
-            || req
-                .history
-                .iter()
-                .any(|t| t.content.chars().count() > MAX_TURN_CHARS)
+            || req.history.iter().any(|t| t.content.chars().count() > MAX_TURN_CHARS)
         {
             return Err(AnswerError::HistoryTooLong {
                 max_turns: MAX_HISTORY_TURNS,
@@ -734,9 +684,7 @@ impl Answerer {
         }
         match req.lang.as_deref().map(str::trim) {
             None | Some("") | Some("auto") => Ok(lang::detect(q)),
-            Some(code) => {
-                Lang::parse(code).ok_or_else(|| AnswerError::UnknownLanguage(code.to_string()))
-            }
+            Some(code) => Lang::parse(code).ok_or_else(|| AnswerError::UnknownLanguage(code.to_string())),
         }
     }
 
@@ -786,11 +734,7 @@ impl Answerer {
         let mut req = SearchRequest::new(query, scope);
         req.limit = limit;
         req.site = self.site_filter(scope);
-        let model = self
-            .embedder
-            .as_ref()
-            .map(|e| e.model_id().to_string())
-            .unwrap_or_default();
+        let model = self.embedder.as_ref().map(|e| e.model_id().to_string()).unwrap_or_default();
         let has_vectors = self
             .index
             .embedding_model()
@@ -803,9 +747,7 @@ impl Answerer {
                 vector: v,
             });
         }
-        self.index
-            .search(&req)
-            .map_err(|e| AnswerError::Index(e.to_string()))
+        self.index.search(&req).map_err(|e| AnswerError::Index(e.to_string()))
     }
 
     /// Validate, find evidence and decide whether to refuse. Blocking (embedding, search).
@@ -814,11 +756,7 @@ impl Answerer {
     }
 
     /// [`Answerer::prepare`] over `scope` (the staff portal's chosen collections).
-    pub fn prepare_in(
-        &self,
-        req: &AnswerRequest,
-        scope: &CollectionScope,
-    ) -> Result<Prepared, AnswerError> {
+    pub fn prepare_in(&self, req: &AnswerRequest, scope: &CollectionScope) -> Result<Prepared, AnswerError> {
         let started = Instant::now();
         let lang = Self::validate(req)?;
         let standalone = prompt::standalone_question(req.question.trim(), &req.history);
@@ -864,11 +802,7 @@ impl Answerer {
     }
 
     /// Cosine of the closest chunk in scope (dense search, top 1), when vectors exist.
-    fn best_cosine(
-        &self,
-        query: &str,
-        scope: &CollectionScope,
-    ) -> Result<Option<f32>, AnswerError> {
+    fn best_cosine(&self, query: &str, scope: &CollectionScope) -> Result<Option<f32>, AnswerError> {
         let Some(v) = self.query_vector(query)? else {
             return Ok(None);
         };
@@ -892,10 +826,7 @@ impl Answerer {
             model_id: &model,
             vector: &v,
         });
-        let hits = self
-            .index
-            .search(&req)
-            .map_err(|e| AnswerError::Index(e.to_string()))?;
+        let hits = self.index.search(&req).map_err(|e| AnswerError::Index(e.to_string()))?;
         Ok(hits.first().map(|h| h.score))
     }
 
@@ -975,13 +906,7 @@ impl Answerer {
                         }
                         let this2 = this.clone();
                         let answer = tokio::task::spawn_blocking(move || {
-                            let mut a = this2.finish(
-                                &p,
-                                &g.text,
-                                first_token_ms,
-                                g.prompt_tokens,
-                                g.completion_tokens,
-                            );
+                            let mut a = this2.finish(&p, &g.text, first_token_ms, g.prompt_tokens, g.completion_tokens);
                             a.timings.cached_prompt_tokens = g.cached_prompt_tokens;
                             a
                         })
@@ -1013,8 +938,7 @@ impl Answerer {
         prompt_tokens: usize,
         completion_tokens: usize,
     ) -> Answer {
-        let passage_vectors: std::cell::OnceCell<Option<Vec<Vec<f32>>>> =
-            std::cell::OnceCell::new();
+        let passage_vectors: std::cell::OnceCell<Option<Vec<Vec<f32>>>> = std::cell::OnceCell::new();
         let mut semantic = |sentence: &str, n: usize| -> bool {
             // only for answers in another language than the pages, where words cannot match
             if p.lang == Lang::De {
@@ -1054,17 +978,9 @@ impl Answerer {
             // (a by-law's penalty clause names the duty by its paragraph, "wer ... seine
             // Verpflichtungen aus § 1 nicht erfüllt", so it shares few words with a "Was
             // passiert, wenn ...?": there the fine it states is enough)
-            let least = if evidence::asks_consequence(&p.request.question) {
-                2.5
-            } else {
-                3.0
-            };
+            let least = if evidence::asks_consequence(&p.request.question) { 2.5 } else { 3.0 };
             let plain = best.is_some_and(|b| b.key_score >= least && b.settled);
-            tracing::debug!(
-                key_score = best.map(|b| b.key_score),
-                settled = best.map(|b| b.settled),
-                "the model found no answer"
-            );
+            tracing::debug!(key_score = best.map(|b| b.key_score), settled = best.map(|b| b.settled), "the model found no answer");
             if plain {
                 return self.extractive(p, timings, "model found no answer", 1);
             }
@@ -1073,29 +989,18 @@ impl Answerer {
             return a;
         }
         // the passage the answer rests on: the best one when cited, else the first cited
-        let basis = if c.cited.contains(&1) {
-            Some(1)
-        } else {
-            c.cited.first().copied()
-        };
+        let basis = if c.cited.contains(&1) { Some(1) } else { c.cited.first().copied() };
         let reason = if c.unsupported() {
             Some("not backed by the sources")
         } else if check::du_form(&c.text) {
             Some("du-form")
         } else if check::denies(&c.text)
-            && !p
-                .passages
-                .iter()
-                .filter(|x| c.cited.contains(&x.n))
-                .any(|x| check::backs_denial(&x.full_text))
+            && !p.passages.iter().filter(|x| c.cited.contains(&x.n)).any(|x| check::backs_denial(&x.full_text))
         {
             Some("a denial without a negation in the cited passage")
         } else if check::strip_markers(&c.text).split_whitespace().count() < 3
             && asked::numbers(&check::strip_markers(&c.text)).is_empty()
-            && !p
-                .wanted
-                .iter()
-                .any(|k| *k != AskedKind::YesNo && asked::holds(*k, &c.text))
+            && !p.wanted.iter().any(|k| *k != AskedKind::YesNo && asked::holds(*k, &c.text))
         {
             Some("the answer is a word or two without a figure")
         } else if talks_about_the_prompt(&c.text) {
@@ -1114,20 +1019,9 @@ impl Answerer {
             // matches the question well enough to stand as the answer; else a pointer. An
             // answer resting on a weaker passage than the best gets the best one's quote: the
             // model's choice of source is as doubtful as its text
-            let strongest = |n: usize| {
-                p.passages
-                    .iter()
-                    .find(|x| x.n == n)
-                    .map_or(0.0, |x| x.key_score)
-            };
+            let strongest = |n: usize| p.passages.iter().find(|x| x.n == n).map_or(0.0, |x| x.key_score);
             let n = match basis {
-                Some(n)
-                    if n != 1
-                        && strongest(1) > strongest(n)
-                        && p.passages.first().is_some_and(|b| !b.quotes.is_empty()) =>
-                {
-                    1
-                }
+                Some(n) if n != 1 && strongest(1) > strongest(n) && p.passages.first().is_some_and(|b| !b.quotes.is_empty()) => 1,
                 Some(n) => n,
                 None => 1,
             };
@@ -1148,11 +1042,7 @@ impl Answerer {
             _ => c.text.clone(),
         };
         for s in &mut sources {
-            s.cited = if fallback {
-                s.n == 1
-            } else {
-                c.cited.contains(&s.n)
-            };
+            s.cited = if fallback { s.n == 1 } else { c.cited.contains(&s.n) };
         }
         if fallback {
             tracing::info!(
@@ -1175,14 +1065,7 @@ impl Answerer {
     }
 
     /// A (not refused) answer with its label, hint, language and model; no flags set.
-    fn answered(
-        &self,
-        p: &Prepared,
-        text: String,
-        sources: Vec<Source>,
-        quotes: Vec<Quote>,
-        timings: Timings,
-    ) -> Answer {
+    fn answered(&self, p: &Prepared, text: String, sources: Vec<Source>, quotes: Vec<Quote>, timings: Timings) -> Answer {
         Answer {
             id: String::new(),
             answer: text,
@@ -1204,23 +1087,11 @@ impl Answerer {
 
     /// The extractive answer: one framing sentence and the best source's own words, cited.
     fn extractive(&self, p: &Prepared, timings: Timings, reason: &'static str, n: usize) -> Answer {
-        tracing::info!(
-            reason,
-            passage = n,
-            "answer replaced by the source's own words"
-        );
+        tracing::info!(reason, passage = n, "answer replaced by the source's own words");
         let quotes = p.quotes_of(n);
-        let title = p
-            .passages
-            .iter()
-            .find(|b| b.n == n)
-            .map(|b| b.title.clone())
-            .unwrap_or_default();
+        let title = p.passages.iter().find(|b| b.n == n).map(|b| b.title.clone()).unwrap_or_default();
         // page text is quoted, never read as markup or citations of its own
-        let said: Vec<String> = quotes
-            .iter()
-            .map(|q| check::strip_markers(&quote_for_reading(&q.text)))
-            .collect();
+        let said: Vec<String> = quotes.iter().map(|q| check::strip_markers(&quote_for_reading(&q.text))).collect();
         let text = format!("{} „{}“ [{n}]", p.lang.quote_lead(&title), said.join(" … "));
         let mut sources = p.sources();
         for s in &mut sources {
@@ -1235,17 +1106,12 @@ impl Answerer {
 
     /// Answer and wait for the whole result.
     pub async fn answer(self: &Arc<Self>, req: &AnswerRequest) -> Result<Answer, AnswerError> {
-        self.answer_in(req, &CollectionScope::public_website())
-            .await
+        self.answer_in(req, &CollectionScope::public_website()).await
     }
 
     /// Answer from the collections of `scope` (the caller has checked that the asker may read
     /// them) and wait for the whole result.
-    pub async fn answer_in(
-        self: &Arc<Self>,
-        req: &AnswerRequest,
-        scope: &CollectionScope,
-    ) -> Result<Answer, AnswerError> {
+    pub async fn answer_in(self: &Arc<Self>, req: &AnswerRequest, scope: &CollectionScope) -> Result<Answer, AnswerError> {
         let this = self.clone();
         let req = req.clone();
         let scope = scope.clone();
@@ -1260,9 +1126,7 @@ impl Answerer {
                 _ => {}
             }
         }
-        Err(AnswerError::Model(
-            "the answer ended without a result".into(),
-        ))
+        Err(AnswerError::Model("the answer ended without a result".into()))
     }
 }
 
@@ -1272,14 +1136,8 @@ mod tests {
 
     #[test]
     fn shares_are_whole_words() {
-        assert_eq!(
-            shares("Ein Viertel der Gemeinderäte kann verlangen"),
-            vec!["viertel"]
-        );
-        assert_eq!(
-            shares("zur Hälfte, mit der Mehrheit der Stimmen"),
-            vec!["hälfte", "mehrheit"]
-        );
+        assert_eq!(shares("Ein Viertel der Gemeinderäte kann verlangen"), vec!["viertel"]);
+        assert_eq!(shares("zur Hälfte, mit der Mehrheit der Stimmen"), vec!["hälfte", "mehrheit"]);
         assert!(shares("im Vierteljahr, im Stadtviertel").is_empty());
     }
 }

@@ -8,24 +8,9 @@ use crate::{Contact, Prepared, Speaker, Turn};
 
 /// Words that mark a follow-up which only makes sense with the previous question.
 const FOLLOW_UP_STARTS: &[&str] = &[
-    "und ",
-    "und?",
-    "was ist mit",
-    "wie ist es mit",
-    "wie sieht es",
-    "gilt das",
-    "gilt dies",
-    "auch ",
-    "und wenn",
-    "dafür",
-    "dazu",
-    "davon",
-    "dort",
-    "wo genau",
-    "wann genau",
-    "what about",
-    "and ",
-    "and if",
+    "und ", "und?", "was ist mit", "wie ist es mit", "wie sieht es", "gilt das", "gilt dies",
+    "auch ", "und wenn", "dafür", "dazu", "davon", "dort", "wo genau", "wann genau",
+    "what about", "and ", "and if",
 ];
 const FOLLOW_UP_WORDS: &[&str] = &[
     "das", "dies", "diese", "dieser", "dieses", "es", "dafür", "dazu", "davon", "dort", "dann",
@@ -84,12 +69,7 @@ fn prompt_title(title: &str) -> String {
             }
         }
         if words > 12 {
-            return title
-                .split_whitespace()
-                .take(12)
-                .collect::<Vec<_>>()
-                .join(" ")
-                + " …";
+            return title.split_whitespace().take(12).collect::<Vec<_>>().join(" ") + " …";
         }
     }
     title.to_string()
@@ -145,16 +125,23 @@ pub fn refusal_text(lang: Lang, town: &str, contact: &Contact) -> String {
     if let Some(h) = &contact.hours_url {
         parts.push(format!("{}: {h}", w.hours));
     }
-    let who = contact.name.clone().unwrap_or_else(|| match lang {
-        Lang::De => format!("die Verwaltung der {town}"),
-        _ => town.to_string(),
-    });
+    let who = contact
+        .name
+        .clone()
+        .unwrap_or_else(|| match lang {
+            Lang::De => format!("die Verwaltung der {town}"),
+            _ => town.to_string(),
+        });
     let details = if parts.is_empty() {
         String::new()
     } else {
         format!(" ({})", parts.join(", "))
     };
-    format!("{} {} {who}{details}.", lang.refusal_opening(town), w.lead)
+    format!(
+        "{} {} {who}{details}.",
+        lang.refusal_opening(town),
+        w.lead
+    )
 }
 
 #[cfg(test)]
@@ -181,22 +168,12 @@ mod tests {
     #[test]
     fn long_titles_are_named_by_their_short_name() {
         assert_eq!(
-            prompt_title(
-                "Satzung über die Entschädigung der ehrenamtlich tätigen Angehörigen der Gemeindefeuerwehr (Feuerwehrentschädigungssatzung)"
-            ),
+            prompt_title("Satzung über die Entschädigung der ehrenamtlich tätigen Angehörigen der Gemeindefeuerwehr (Feuerwehrentschädigungssatzung)"),
             "Feuerwehrentschädigungssatzung"
         );
-        assert_eq!(
-            prompt_title("Benutzungsordnung der Bücherei"),
-            "Benutzungsordnung der Bücherei"
-        );
-        let t = prompt_title(
-            "Satzung über die Erhebung von Gebühren für die Benutzung der öffentlichen Räume und Plätze der Gemeinde Bad Boll im Jahr",
-        );
-        assert!(
-            t.ends_with('…') && t.split_whitespace().count() == 13,
-            "{t}"
-        );
+        assert_eq!(prompt_title("Benutzungsordnung der Bücherei"), "Benutzungsordnung der Bücherei");
+        let t = prompt_title("Satzung über die Erhebung von Gebühren für die Benutzung der öffentlichen Räume und Plätze der Gemeinde Bad Boll im Jahr");
+        assert!(t.ends_with('…') && t.split_whitespace().count() == 13, "{t}");
     }
 
     #[test]
@@ -209,10 +186,7 @@ mod tests {
         };
         let t = refusal_text(Lang::De, "Gemeinde Bad Boll", &c);
         assert!(t.contains("keine verlässliche Antwort"), "{t}");
-        assert!(
-            t.contains("07164 808-0") && t.contains("info@bad-boll.de"),
-            "{t}"
-        );
+        assert!(t.contains("07164 808-0") && t.contains("info@bad-boll.de"), "{t}");
         let t = refusal_text(Lang::En, "Gemeinde Bad Boll", &Contact::default());
         assert!(t.starts_with("I'm sorry"), "{t}");
     }

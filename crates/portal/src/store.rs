@@ -1475,9 +1475,18 @@ pub mod testing {
     }
 }
 
-/// Rows as CSV (RFC 4180 quoting), header first.
+/// Rows as CSV (RFC 4180 quoting), header first. A cell that a spreadsheet would read as a
+/// formula (`=HYPERLINK(...)`, `+`, `-`, `@`, a tab or carriage return first) gets a leading
+/// `'`, so a name or purpose typed by a user can never run in the admin's spreadsheet
+/// (OWASP "CSV injection").
 pub fn to_csv(header: &[&str], rows: &[Vec<String>]) -> String {
     let quote = |s: &str| {
+        let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+            std::borrow::Cow::Owned(format!("'{s}"))
+        } else {
+            std::borrow::Cow::Borrowed(s)
+        };
+        let s = s.as_ref();
         if s.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", s.replace('"', "\"\""))
         } else {
@@ -1559,5 +1568,10 @@ mod tests {
     #[test]
     fn csv_quotes() {
         assert_eq!(to_csv(&["a", "b"], &[vec!["x,y".into(), "q\"".into()]]), "a,b\r\n\"x,y\",\"q\"\"\"\r\n");
+        // formulas are defused
+        assert_eq!(
+            to_csv(&["a"], &[vec!["=HYPERLINK(\"http://x\",\"y\")".into()], vec!["@SUM(1)".into()], vec!["-2+3".into()], vec!["Frau Meier".into()]]),
+            "a\r\n\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"\r\n'@SUM(1)\r\n'-2+3\r\nFrau Meier\r\n"
+        );
     }
 }

@@ -469,8 +469,32 @@ pub fn app(state: Arc<AppState>) -> Router {
     // the widget's files are public and static: any origin may load them, unthrottled
     let widget = Router::new().route("/widget/{file}", get(widget::asset));
     api.merge(widget)
+        .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// The content security policy of Lotse's own HTML pages (documents, error pages): no
+/// scripts, no frames, nothing from elsewhere. The portal's shell sets its own.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+/// Headers every response carries unless its handler set them: `nosniff` everywhere, and for
+/// HTML a strict content security policy, no framing and a same-origin referrer.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let h = res.headers_mut();
+    h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
+    if html {
+        h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(PAGE_CSP));
+        h.entry(header::X_FRAME_OPTIONS).or_insert(HeaderValue::from_static("DENY"));
+        h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("same-origin"));
+    }
+    res
 }
 
 /// Count every request in the metrics, by route template and status.

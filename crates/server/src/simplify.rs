@@ -663,11 +663,12 @@ impl SimplifyService {
         }
     }
 
-    /// Whether citizens' answers are waiting for or using the model, or searches are coming in.
-    fn chat_busy(&self) -> bool {
+    /// Whether citizens' answers are waiting for or using the model, or searches are coming in
+    /// (those hold a rewrite back for a few seconds at most, see `GenerationService::must_wait`).
+    fn chat_busy(&self, since: std::time::Instant) -> bool {
         self.answerer
             .generation()
-            .is_some_and(|g| g.gives_way())
+            .is_some_and(|g| g.must_wait(since))
     }
 }
 
@@ -683,7 +684,8 @@ impl Progress for WorkerProgress<'_> {
             j.total = total;
         });
         // citizens' chats first
-        while self.svc.chat_busy() && !self.svc.cancel.is_cancelled() {
+        let since = std::time::Instant::now();
+        while self.svc.chat_busy(since) && !self.svc.cancel.is_cancelled() {
             std::thread::sleep(Duration::from_millis(200));
         }
     }

@@ -488,6 +488,13 @@ async fn a_canary_in_group_a_never_reaches_group_b_citizens_or_the_openai_api() 
     let page = s.get(&alice, &format!("/portal/dokumente/{}", doc["id"])).await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains(CANARY) && page.text.contains("id=\"abschnitt-1\""));
+    // a document page runs no script and cannot be framed; nothing is sniffed
+    let csp = page.headers.get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(page.headers.get("x-content-type-options").unwrap(), "nosniff");
+    assert_eq!(page.headers.get("x-frame-options").unwrap(), "DENY");
+    let search = s.portal_search(&alice, CANARY, &a.to_string(), false).await;
+    assert_eq!(search.headers.get("x-content-type-options").unwrap(), "nosniff");
     let carl = s.login("carl").await;
     let r = s.portal_search(&carl, CANARY, &a.to_string(), false).await;
     assert!(r.text.contains(CANARY), "another member of the group finds it: {}", r.text);

@@ -30,6 +30,9 @@ const EVENT_BUFFER: usize = 256;
 const WATCH_INTERVAL: Duration = Duration::from_millis(50);
 /// Background work waits until no interactive request (a search) came for this long.
 const QUIET_AFTER_ACTIVITY: Duration = Duration::from_millis(1000);
+/// The longest that searches alone hold background work back: a search every second must not
+/// keep the rewrites waiting forever (a search costs milliseconds, a rewrite's prompt seconds).
+const MAX_WAIT_FOR_SEARCHES: Duration = Duration::from_secs(10);
 
 /// What a running generation reports, in order: any number of `Token`s, then one `Done` or
 /// one `Error`.
@@ -188,6 +191,13 @@ impl GenerationService {
         self.last_activity_ms.fetch_max(ms, Ordering::Relaxed);
     }
 
+    /// Whether background work that has waited since `since` should go on waiting:
+    /// generations are queued or running, or a search came less than a second ago and the
+    /// wait is shorter than [`MAX_WAIT_FOR_SEARCHES`].
+    pub fn must_wait(&self, since: Instant) -> bool {
+        self.busy() || (self.gives_way() && since.elapsed() < MAX_WAIT_FOR_SEARCHES)
+    }
+
     /// Whether background work should wait: generations are queued or running, or an
     /// interactive request came less than a second ago.
     pub fn gives_way(&self) -> bool {
@@ -238,7 +248,8 @@ impl Generator for Yielding {
         let mut params = params.clone();
         params.background = true;
         loop {
-            while self.service.gives_way() {
+            let since = Instant::now();
+            while self.service.must_wait(since) {
                 if cancel.is_cancelled() {
                     return Ok(Generation {
                         text: String::new(),
@@ -257,7 +268,8 @@ impl Generator for Yielding {
             let result = thread::scope(|scope| {
                 scope.spawn(|| {
                     while !finished.load(Ordering::SeqCst) {
-                        if cancel.is_cancelled() || self.service.gives_way() {
+                        // a running rewrite stops for a citizen's generation, not for a search
+                        if cancel.is_cancelled() || self.service.busy() {
                             attempt.cancel();
                             return;
                         }

@@ -777,6 +777,10 @@ fn background_generation_gives_way_to_the_service_and_runs_again() {
     assert!(service.gives_way());
     std::thread::sleep(Duration::from_millis(1100));
     assert!(!service.gives_way());
+    // ... but searches alone hold it back for ten seconds at most
+    service.note_activity();
+    assert!(service.must_wait(std::time::Instant::now()));
+    assert!(!service.must_wait(std::time::Instant::now() - Duration::from_secs(11)));
 }
 
 /// Fake generator that panics, for the worker's panic guard.
