@@ -163,6 +163,15 @@ pub struct ExternalModel {
     /// Provider, for the AI register.
     #[serde(default)]
     pub provider: Option<String>,
+    /// The service runs outside the town's own servers (default). Set `false` only for an
+    /// engine on the administration's own hardware: only then may private collections and
+    /// personal data go to it.
+    #[serde(default = "default_true")]
+    pub external: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The citizens' widget (`/widget/lotse.js` and its module and WebAssembly).

@@ -21,6 +21,7 @@ pub mod limit;
 pub mod metrics;
 pub mod oidc;
 pub mod openai;
+pub mod policy;
 pub mod portal;
 pub mod simplify;
 pub mod widget;
@@ -103,6 +104,9 @@ impl AppState {
 
     /// Models are loaded and the index is open: start answering.
     pub fn set_answerer(&self, answerer: Arc<Answerer>) {
+        if let Some(note) = answerer.generation().and_then(|g| policy::main_engine_note(g.info())) {
+            tracing::warn!("{note}");
+        }
         self.content_version
             .store(answerer.index().content_version(), Ordering::SeqCst);
         *self.answerer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answerer);
