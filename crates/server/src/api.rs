@@ -62,6 +62,14 @@ pub(crate) async fn start_answer(
         let out = Outgoing::chat(&scope, &req.question, req.history.iter().map(|t| t.content.as_str()));
         policy::may_send(g.info(), &out).is_err()
     });
+    let mut req = req;
+    if keep_local {
+        // searched without the personal data (no page answers a name); never sent anywhere
+        req.question = policy::without_personal_data(&req.question);
+        for t in &mut req.history {
+            t.content = policy::without_personal_data(&t.content);
+        }
+    }
     let a2 = answerer.clone();
     let prepared = tokio::task::spawn_blocking(move || a2.prepare(&req))
         .await

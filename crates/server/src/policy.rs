@@ -149,6 +149,23 @@ pub fn may_send(engine: &ModelInfo, out: &Outgoing<'_>) -> Result<(), Refusal> {
     }
 }
 
+/// `text` without the personal data the PII guard finds (for retrieval only: a question
+/// answered without the engine is searched without the asker's name or address, which no
+/// page of the website answers).
+pub fn without_personal_data(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for f in pii::find(text) {
+        if f.start >= at {
+            out.push_str(&text[at..f.start]);
+            out.push(' ');
+            at = f.end;
+        }
+    }
+    out.push_str(&text[at..]);
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// What the admin must know when the main engine is external (logged at start-up and shown
 /// in `/ready`), in English.
 pub fn main_engine_note(engine: &ModelInfo) -> Option<String> {
@@ -186,6 +203,12 @@ mod tests {
         assert!(matches!(r, Err(Refusal::PersonalData(ref k)) if k.contains(&PiiKind::Email)), "{r:?}");
         assert!(may_send(&ext, &Outgoing::text("Ansprechpartnerin: Frau Petra Hoffmann")).is_err());
         assert_eq!(may_send(&ext, &Outgoing::text("Die Bücherei ist dienstags geöffnet.")), Ok(()));
+    }
+
+    #[test]
+    fn personal_data_is_left_out_for_retrieval() {
+        let q = without_personal_data("Ich bin Frau Petra Hoffmann (hoffmann@web.de). Wie hoch ist die Hundesteuer?");
+        assert!(!q.contains("Hoffmann") && !q.contains("web.de") && q.contains("Wie hoch ist die Hundesteuer?"), "{q}");
     }
 
     #[test]
