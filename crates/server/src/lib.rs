@@ -9,6 +9,8 @@
 //! - Errors are JSON with a stable code and a German message (`error::ApiError`); logs are
 //!   English and never contain questions, answers or client addresses.
 //! - Answers come only from the public collection (the `answer` crate searches nothing else).
+//! - What may go to an external engine is decided in one place, `policy::may_send`: no text of
+//!   a private collection, no personal data in what the asker wrote.
 //! - The OpenAPI document is generated from the handlers (`ApiDoc`); `openapi/openapi.json`
 //!   is checked against it by a test.
 
