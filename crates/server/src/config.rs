@@ -596,6 +596,7 @@ mod tests {
         assert!(c.feedback.enabled && !c.feedback.store_question);
         assert!(!format!("{c:?}").contains(c.cms.token.as_deref().unwrap()), "token not in Debug");
         assert_eq!(c.portal.external.len(), 1);
+        assert!(c.portal.external[0].external, "external unless set to false");
         assert_eq!(c.portal.responsible, "Fachbereich IT");
         assert!(c.portal.database.as_deref().is_some_and(|d| d.starts_with("postgres://")));
         assert_eq!(c.portal.oidc.as_ref().map(|o| o.editor_groups.len()), Some(1));

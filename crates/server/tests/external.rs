@@ -16,7 +16,7 @@ use lotse_inference::generate::GenerationService;
 use lotse_inference::{CancelToken, ChatMessage, Generation, GenerationParams, Generator, ModelInfo, StopReason};
 use lotse_portal::auth::{self, Level, Role};
 use lotse_portal::kompass::{Check, DEFAULT_CHECK, DEFAULT_TEXT};
-use lotse_server::portal::Portal;
+use lotse_server::portal::{External, Portal};
 use lotse_server::simplify::SimplifyService;
 use lotse_server::{AppState, Config};
 use lotse_simplify::{Glossary, Simplifier};
@@ -46,8 +46,12 @@ struct FakeRecordingExternalEngine {
 
 impl FakeRecordingExternalEngine {
     fn new() -> FakeRecordingExternalEngine {
+        FakeRecordingExternalEngine::with("fake-hosted-llm", true)
+    }
+    /// The same fake as an engine of the administration's own (`external: false`).
+    fn with(id: &str, external: bool) -> FakeRecordingExternalEngine {
         FakeRecordingExternalEngine {
-            info: ModelInfo { id: "fake-hosted-llm".into(), external: true, context_len: 4096 },
+            info: ModelInfo { id: id.into(), external, context_len: 4096 },
             received: Mutex::new(Vec::new()),
         }
     }
@@ -127,6 +131,8 @@ fn build_index(dir: &std::path::Path) -> Arc<SearchIndex> {
 struct Server {
     addr: SocketAddr,
     engine: Arc<FakeRecordingExternalEngine>,
+    /// The in-house portal model (`intern`), when the server has one.
+    in_house: Option<Arc<FakeRecordingExternalEngine>>,
     client: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -198,6 +204,12 @@ impl Server {
 /// The server with one engine, external: `admin` (gold), `alice` (editor of bauamt,
 /// bronze: may use external engines), `bob` (staff of bauamt, seepferdchen: may not).
 async fn start() -> Server {
+    start_with(false).await
+}
+
+/// [`start`]; with `in_house`, also a portal model `intern` on the administration's own
+/// hardware (`[[portal.external]] external = false`).
+async fn start_with(in_house: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.limits.chat_per_minute = 0;
@@ -214,7 +226,17 @@ async fn start() -> Server {
         let id = store.create_user(name, name, Some(&hash), role, &groups).unwrap();
         store.set_level(id, level).unwrap();
     }
-    let portal = Portal::new(store.clone(), Check::parse(DEFAULT_CHECK).unwrap(), DEFAULT_TEXT.to_string(), config.portal.levels.clone(), vec![]);
+    let in_house = in_house.then(|| Arc::new(FakeRecordingExternalEngine::with("fake-in-house", false)));
+    let models = in_house
+        .iter()
+        .map(|g| External {
+            name: "intern".into(),
+            label: "Großes Modell (eigener Server)".into(),
+            provider: "Fachbereich IT".into(),
+            service: Arc::new(GenerationService::new(g.clone(), 1, 8)),
+        })
+        .collect();
+    let portal = Portal::new(store.clone(), Check::parse(DEFAULT_CHECK).unwrap(), DEFAULT_TEXT.to_string(), config.portal.levels.clone(), models);
     // the register was seeded when this server still ran a local model; now the engine is
     // external and the entries must say so
     let was_local = ModelInfo { id: "qwen-local".into(), external: false, context_len: 4096 };
@@ -231,7 +253,7 @@ async fn start() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(lotse_server::serve(listener, state, std::future::pending()));
-    Server { addr, engine, client: reqwest::Client::new(), _dir: dir }
+    Server { addr, engine, in_house, client: reqwest::Client::new(), _dir: dir }
 }
 
 fn assert_no_canary(s: &Server) {
@@ -380,4 +402,50 @@ async fn models_audit_register_and_ready_call_the_external_main_engine_external(
     assert_eq!(ready["engine_external"], true, "{ready}");
     let notes = ready["notes"].as_array().unwrap();
     assert!(notes.iter().any(|n| n.as_str().unwrap().contains("external")), "{ready}");
+}
+
+#[tokio::test]
+async fn an_in_house_portal_model_may_read_private_collections_the_external_main_engine_may_not() {
+    let s = start_with(true).await;
+    let bob = s.login("bob").await; // seepferdchen: no external services, but the in-house model
+    let alice = s.login("alice").await;
+    let r = s.post(Some(&alice), "/portal/api/collections", json!({"title": "Bauamt intern", "owner": {"kind": "group", "id": "bauamt"}})).await;
+    let col = r.json()["id"].as_i64().unwrap();
+    let up = s
+        .client
+        .put(s.url(&format!("/portal/api/collections/{col}/documents/weisung.txt")))
+        .header("cookie", format!("lotse_session={}", alice.cookie))
+        .header("x-csrf-token", &alice.csrf)
+        .body(format!("Die Hundesteuer wird intern nach {DOC_CANARY} erhoben."))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(up.status().as_u16(), 201);
+
+    let models = s.get(Some(&bob), "/portal/api/models").await.json();
+    assert_eq!((models[0]["external"].clone(), models[0]["allowed"].clone()), (json!(true), json!(false)), "{models}");
+    assert_eq!((models[1]["name"].clone(), models[1]["external"].clone(), models[1]["allowed"].clone()), (json!("intern"), json!(false), json!(true)), "{models}");
+
+    // the main engine: refused, and pointed to the model of the administration's own
+    let r = s.post(Some(&alice), "/portal/api/chat", json!({"question": "Wie wird die Hundesteuer erhoben?", "collections": [col]})).await;
+    assert_eq!((r.status, r.code().as_str()), (403, "external_private"), "{}", r.text);
+    assert!(r.message().contains("Modell der eigenen Verwaltung"), "{}", r.message());
+    // the in-house model: answered from the collection, personal data and all
+    let r = s
+        .post(Some(&bob), "/portal/api/chat", json!({"question": "Wie wird die Hundesteuer intern erhoben? Antwort an hoffmann@web.de", "collections": [col], "model": "intern"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["answer"]["model"], "fake-in-house");
+    let in_house = s.in_house.as_ref().unwrap();
+    assert_eq!(in_house.calls(), 1, "{}", r.text);
+    assert!(in_house.log().contains(DOC_CANARY));
+    assert_eq!(s.engine.calls(), 0, "nothing reached the external main engine");
+    let admin = s.login("admin").await;
+    let audit = s.get(Some(&admin), "/portal/api/admin/audit").await.json();
+    let answered: Vec<&Value> = audit.as_array().unwrap().iter().filter(|e| e["outcome"] == "answered").collect();
+    assert_eq!(answered.len(), 1, "{audit}");
+    assert_eq!((answered[0]["model"].clone(), answered[0]["external"].clone()), (json!("intern"), json!(false)), "{audit}");
+    let register = s.get(Some(&admin), "/portal/api/register").await.json();
+    let entry = register.as_array().unwrap().iter().find(|e| e["model"] == "intern").cloned().unwrap();
+    assert!(entry["provider"].as_str().unwrap().contains("Eigener Server"), "{entry}");
 }
