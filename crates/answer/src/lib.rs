@@ -234,6 +234,8 @@ pub enum AnswerError {
     Index(String),
     #[error("model: {0}")]
     Model(String),
+    #[error("the engine is external and the evidence comes from private collections")]
+    External,
 }
 
 impl AnswerError {
@@ -259,6 +261,9 @@ impl AnswerError {
             }
             AnswerError::Index(_) | AnswerError::Model(_) => {
                 "Leider ist ein Fehler aufgetreten. Bitte versuchen Sie es später noch einmal.".into()
+            }
+            AnswerError::External => {
+                "Interne Sammlungen dürfen nach dem KI-Kompass nicht an externe KI-Dienste gehen. Bitte wählen Sie ein Modell der eigenen Verwaltung oder nur die Website.".into()
             }
         }
     }
@@ -372,6 +377,9 @@ pub struct Prepared {
     /// The kinds of fact the question wants, its own kind first (see [`asked::wanted`]).
     pub wanted: Vec<AskedKind>,
     pub retrieval_ms: u64,
+    /// The scope held a collection other than the public website (staff documents): such
+    /// passages never go to an external engine (`start` refuses with `External`).
+    pub private: bool,
     started: Instant,
 }
 
@@ -797,6 +805,7 @@ impl Answerer {
             strength,
             weak_evidence,
             retrieval_ms: started.elapsed().as_millis() as u64,
+            private: scope.collections().iter().any(|c| *c != lotse_core::CollectionId::website()),
             started,
         })
     }
@@ -869,6 +878,11 @@ impl Answerer {
             return Ok(AnswerRun { events: rx });
         }
         let generation = self.generation.clone().ok_or(AnswerError::NoModel)?;
+        if p.private && generation.info().external {
+            // the server's policy refuses this before; this is the last line
+            tracing::error!(engine = %generation.info().id, "private passages kept from an external engine");
+            return Err(AnswerError::External);
+        }
         let messages = prompt::messages(&p, &self.town);
         let params = GenerationParams {
             max_tokens: self.config.max_answer_tokens,
@@ -927,6 +941,51 @@ impl Answerer {
             }
         });
         Ok(AnswerRun { events: rx })
+    }
+
+    /// Answer without calling the model: the best source's own words, cited `[1]`, when its
+    /// quote matches the question well enough; else a pointer to the best page; the refusal
+    /// when the evidence is weak. For questions that may not go to the engine (personal data
+    /// and an external engine); `reason` says why (English, for the log and `replaced`). The
+    /// answer names no model.
+    pub fn without_model(&self, p: &Prepared, reason: &'static str) -> Answer {
+        let timings = Timings {
+            retrieval_ms: p.retrieval_ms,
+            first_token_ms: None,
+            total_ms: p.started.elapsed().as_millis() as u64,
+            ..Timings::default()
+        };
+        let mut a = match p.passages.first() {
+            _ if p.weak_evidence => self.refusal(p),
+            Some(best) if !best.quotes.is_empty() && best.key_score >= MIN_EXTRACTIVE_SCORE => {
+                self.extractive(p, timings, reason, best.n)
+            }
+            Some(best) => {
+                let mut sources = p.sources();
+                for s in &mut sources {
+                    s.cited = s.n == best.n;
+                }
+                Answer {
+                    fallback: true,
+                    replaced: Some(reason),
+                    ..self.answered(p, p.lang.pointer_text(&best.title), sources, Vec::new(), timings)
+                }
+            }
+            None => self.refusal(p),
+        };
+        a.model = String::new();
+        a
+    }
+
+    /// [`Answerer::without_model`] as a run: sources, quotes and the answer at once.
+    pub fn start_without_model(&self, p: Prepared, reason: &'static str) -> AnswerRun {
+        let (tx, rx) = mpsc::channel(4);
+        let answer = self.without_model(&p, reason);
+        // capacity 4: these cannot block
+        let _ = tx.try_send(AnswerEvent::Sources(answer.sources.clone()));
+        let _ = tx.try_send(AnswerEvent::Quotes(answer.quotes.clone()));
+        let _ = tx.try_send(AnswerEvent::Done(Box::new(answer)));
+        AnswerRun { events: rx }
     }
 
     /// Check the generated text and build the final answer. Blocking (may embed).

@@ -245,8 +245,9 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         match loaded {
             Ok((a, s)) => {
                 tracing::info!(model = %a.model_id(), town = %a.town(), "ready: answering at http://{local}/api/v1/chat");
-                if let Some(p) = state.portal() {
-                    if let Err(e) = lotse_server::portal::seed_register(&p, &a.model_id(), &state.config.portal.responsible) {
+                if let (Some(p), Some(g)) = (state.portal(), a.generation()) {
+                    let provider = args.engine.engine_url.as_deref().filter(|_| g.info().external);
+                    if let Err(e) = lotse_server::portal::seed_register(&p, g.info(), provider, &state.config.portal.responsible) {
                         tracing::warn!(error = %e, "cannot seed the AI register");
                     }
                 }

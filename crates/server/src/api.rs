@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::policy::{self, Outgoing};
 
 /// A streamed piece of the answer (`token` event).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -54,10 +55,29 @@ pub(crate) async fn start_answer(
         return Ok(Started::Cached(hit));
     }
     state.metrics.answer_cache_misses.fetch_add(1, Ordering::Relaxed);
+    // personal data in a citizen's question never goes to an external engine: the answer
+    // is then the source's own words, without the model (`policy`)
+    let keep_local = answerer.generation().is_some_and(|g| {
+        let scope = lotse_core::CollectionScope::public_website();
+        let out = Outgoing::chat(&scope, &req.question, req.history.iter().map(|t| t.content.as_str()));
+        policy::may_send(g.info(), &out).is_err()
+    });
+    let mut req = req;
+    if keep_local {
+        // searched without the personal data (no page answers a name); never sent anywhere
+        req.question = policy::without_personal_data(&req.question);
+        for t in &mut req.history {
+            t.content = policy::without_personal_data(&t.content);
+        }
+    }
     let a2 = answerer.clone();
     let prepared = tokio::task::spawn_blocking(move || a2.prepare(&req))
         .await
         .map_err(|e| ApiError::from(lotse_answer::AnswerError::Model(e.to_string())))??;
+    if keep_local {
+        let run = answerer.start_without_model(prepared, "personal data kept from the external engine");
+        return Ok(Started::Running { run, key });
+    }
     let run = answerer.start(prepared).map_err(|e| {
         if e == lotse_answer::AnswerError::Busy {
             state.metrics.busy.fetch_add(1, Ordering::Relaxed);
@@ -361,6 +381,14 @@ pub struct Readiness {
     pub embedder: Option<String>,
     pub pages: Option<u64>,
     pub chunks: Option<u64>,
+    /// The main engine runs outside the town's servers (no private collections, no
+    /// personal data go to it).
+    #[serde(default)]
+    pub engine_external: Option<bool>,
+    /// What the admin should know about this setup (English), e.g. why staff chat over
+    /// private collections is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// 200 when the models are loaded and the index is open, else 503.
@@ -380,10 +408,13 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Read
                 embedder: None,
                 pages: None,
                 chunks: None,
+                engine_external: None,
+                notes: Vec::new(),
             }),
         );
     };
     let stats = a.index().stats().ok();
+    let engine = a.generation().map(|g| g.info().clone());
     (
         StatusCode::OK,
         Json(Readiness {
@@ -392,6 +423,8 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Read
             embedder: a.embedder().map(|e| e.model_id().to_string()),
             pages: stats.as_ref().map(|s| s.pages),
             chunks: stats.as_ref().map(|s| s.chunks),
+            engine_external: engine.as_ref().map(|e| e.external),
+            notes: engine.as_ref().and_then(policy::main_engine_note).into_iter().collect(),
         }),
     )
 }

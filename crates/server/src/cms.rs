@@ -251,6 +251,19 @@ pub async fn simplify_content(
         ));
     }
     let svc = simplify::service(&state)?;
+    // the CMS's text is not published yet: personal data in it never goes to an external
+    // engine (`policy`)
+    let all = format!("{}\n{}", page.title, page.text());
+    if let Err(refusal) = crate::policy::may_send(svc.engine(), &crate::policy::Outgoing::text(&all)) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            refusal.code(),
+            format!(
+                "Der Text enthält vermutlich personenbezogene Daten ({}). Nach dem KI-Kompass dürfen solche Daten nicht an externe KI-Dienste gehen, deshalb wird er nicht in Einfache Sprache übertragen. Bitte entfernen Sie die Angaben.",
+                refusal.kinds_de()
+            ),
+        ));
+    }
     let (_, lookup) = tokio::task::spawn_blocking(move || svc.lookup_content(page))
         .await
         .map_err(internal)?;

@@ -163,6 +163,15 @@ pub struct ExternalModel {
     /// Provider, for the AI register.
     #[serde(default)]
     pub provider: Option<String>,
+    /// The service runs outside the town's own servers (default). Set `false` only for an
+    /// engine on the administration's own hardware: only then may private collections and
+    /// personal data go to it.
+    #[serde(default = "default_true")]
+    pub external: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The citizens' widget (`/widget/lotse.js` and its module and WebAssembly).
@@ -587,6 +596,7 @@ mod tests {
         assert!(c.feedback.enabled && !c.feedback.store_question);
         assert!(!format!("{c:?}").contains(c.cms.token.as_deref().unwrap()), "token not in Debug");
         assert_eq!(c.portal.external.len(), 1);
+        assert!(c.portal.external[0].external, "external unless set to false");
         assert_eq!(c.portal.responsible, "Fachbereich IT");
         assert!(c.portal.database.as_deref().is_some_and(|d| d.starts_with("postgres://")));
         assert_eq!(c.portal.oidc.as_ref().map(|o| o.editor_groups.len()), Some(1));

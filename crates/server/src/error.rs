@@ -79,6 +79,7 @@ impl From<AnswerError> for ApiError {
             AnswerError::UnknownLanguage(_) => (StatusCode::BAD_REQUEST, "unknown_language"),
             AnswerError::Busy => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             AnswerError::NoModel => (StatusCode::SERVICE_UNAVAILABLE, "no_model"),
+            AnswerError::External => (StatusCode::FORBIDDEN, "external_private"),
             AnswerError::Index(_) | AnswerError::Model(_) => {
                 tracing::error!(error = %e, "answer failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")

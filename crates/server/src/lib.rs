@@ -9,6 +9,8 @@
 //! - Errors are JSON with a stable code and a German message (`error::ApiError`); logs are
 //!   English and never contain questions, answers or client addresses.
 //! - Answers come only from the public collection (the `answer` crate searches nothing else).
+//! - What may go to an external engine is decided in one place, `policy::may_send`: no text of
+//!   a private collection, no personal data in what the asker wrote.
 //! - The OpenAPI document is generated from the handlers (`ApiDoc`); `openapi/openapi.json`
 //!   is checked against it by a test.
 
@@ -21,6 +23,7 @@ pub mod limit;
 pub mod metrics;
 pub mod oidc;
 pub mod openai;
+pub mod policy;
 pub mod portal;
 pub mod simplify;
 pub mod widget;
@@ -103,6 +106,9 @@ impl AppState {
 
     /// Models are loaded and the index is open: start answering.
     pub fn set_answerer(&self, answerer: Arc<Answerer>) {
+        if let Some(note) = answerer.generation().and_then(|g| policy::main_engine_note(g.info())) {
+            tracing::warn!("{note}");
+        }
         self.content_version
             .store(answerer.index().content_version(), Ordering::SeqCst);
         *self.answerer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answerer);

@@ -9,8 +9,10 @@
 //!   hash is stored); requests that change something with a cookie carry the session's CSRF
 //!   token in `X-CSRF-Token`. API tokens (`Authorization: Bearer lotse_…`) need no CSRF token
 //!   and act only within their scopes.
-//! - Private collections are searched only in the scope the caller may read; external models
-//!   get no private collection and no question in which the PII guard finds personal data.
+//! - Private collections are searched only in the scope the caller may read; an external
+//!   engine (a `[[portal.external]]`, or the main engine when it is external) gets no private
+//!   collection and no question in which the PII guard finds personal data: `policy::may_send`
+//!   decides, and choosing an external engine needs the KI-Kompass level for it.
 //! - An upload is extracted completely before anything is written; the index is committed
 //!   before the document row is; a failure leaves the old state.
 //! - Logs name no question, no answer and no document content; the audit log stores content
@@ -29,6 +31,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use lotse_answer::{Answer, AnswerRequest, Answerer, Turn};
 use lotse_core::{Block, CollectionId, CollectionScope, PageRecord};
+use lotse_inference::ModelInfo;
 use lotse_inference::generate::GenerationService;
 use lotse_portal::auth::{self, Action, Denied, LevelRules, Owner, Principal, Scope, UserInfo};
 use lotse_portal::kompass::{Check, Graded, PublicCheck};
@@ -42,6 +45,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::policy::{self, Outgoing};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "lotse_session";
@@ -52,7 +56,8 @@ pub const INDEX_SITE: &str = "lotse-portal";
 /// The model name of the local generator in portal requests.
 pub const LOCAL_MODEL: &str = "lokal";
 
-/// An external model staff may choose.
+/// A further model staff may choose (`[[portal.external]]`); whether it is external is its
+/// generator's `ModelInfo::external`.
 pub struct External {
     pub name: String,
     pub label: String,
@@ -112,6 +117,12 @@ impl Portal {
 
     fn external(&self, name: &str) -> Option<&External> {
         self.externals.iter().find(|e| e.name == name)
+    }
+
+    /// Whether some engine of this server is not external: the main one (`main`) or one of
+    /// the portal's models.
+    fn internal_available(&self, main: Option<&ModelInfo>) -> bool {
+        main.is_some_and(|m| !m.external) || self.externals.iter().any(|e| !e.service.info().external)
     }
 
     /// Seconds to wait before `key` may try to sign in again, if it must wait.
@@ -1271,36 +1282,29 @@ pub async fn chat(
         .collect();
     let base = state.answerer().ok_or_else(ApiError::starting)?;
     let model_name = req.model.clone().filter(|m| !m.is_empty() && m != LOCAL_MODEL);
-    let answerer: Arc<Answerer> = match &model_name {
-        None => base,
+    let (answerer, label): (Arc<Answerer>, String) = match &model_name {
+        None => (base.clone(), main_label(&base)),
         Some(name) => {
             let Some(ext) = c.portal.external(name) else {
                 return Err(ApiError::bad_request("unknown_model", "Dieses Modell ist nicht eingerichtet."));
             };
-            c.allow(&Action::ExternalModel)?;
-            if !cols.is_empty() {
-                audit(&c, "chat", Some(name.clone()), true, col_names.clone(), "blocked_private").await;
-                return Err(blocked(
-                    "external_private",
-                    format!(
-                        "Interne Sammlungen dürfen nicht an externe KI-Dienste gehen. Bitte wählen Sie das lokale Modell oder nur die Website ({}).",
-                        ext.label
-                    ),
-                ));
-            }
-            let mut all = req.question.clone();
-            for t in &turns {
-                all.push('\n');
-                all.push_str(&t.content);
-            }
-            let kinds = pii::kinds(&all);
-            if !kinds.is_empty() {
-                audit(&c, "chat", Some(name.clone()), true, col_names.clone(), "blocked_pii").await;
-                return Err(blocked("external_pii", pii::refusal_de(&kinds)));
-            }
-            Arc::new(base.with_generation(ext.service.clone()))
+            (Arc::new(base.with_generation(ext.service.clone())), ext.label.clone())
         }
     };
+    let engine = answerer.generation().map(|g| g.info().clone());
+    let external = engine.as_ref().is_some_and(|e| e.external);
+    let audit_model = model_name.clone().or_else(|| engine.as_ref().map(|e| e.id.clone()));
+    if let Some(engine) = &engine {
+        if engine.external {
+            c.allow(&Action::ExternalModel)?;
+        }
+        let out = Outgoing::chat(&scope, &req.question, turns.iter().map(|t| t.content.as_str()));
+        if let Err(refusal) = policy::may_send(engine, &out) {
+            audit(&c, "chat", audit_model, true, col_names.clone(), refusal.outcome()).await;
+            let internal = c.portal.internal_available(base.generation().map(|g| g.info()));
+            return Err(blocked(refusal.code(), refusal.message_de(&label, internal)));
+        }
+    }
     let areq = AnswerRequest { question: req.question.clone(), history: turns, lang: req.lang.clone() };
     Answerer::validate(&areq)?;
     let mut answer = answerer.answer_in(&areq, &scope).await?;
@@ -1339,8 +1343,8 @@ pub async fn chat(
         &c,
         AuditEntry {
             action: "chat".into(),
-            model: Some(model_name.clone().unwrap_or_else(|| answer.model.clone())),
-            external: model_name.is_some(),
+            model: audit_model.or_else(|| Some(answer.model.clone())),
+            external,
             collections: col_names,
             prompt_tokens: answer.timings.prompt_tokens as i64,
             completion_tokens: answer.timings.completion_tokens as i64,
@@ -1535,18 +1539,36 @@ pub struct PortalModel {
 pub async fn models(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<PortalModel>>, ApiError> {
     let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Portal)?;
-    let local = state.answerer().map(|a| a.model_id()).unwrap_or_default();
+    let chat_ok = c.allow(&Action::Chat).is_ok();
+    let ext_ok = chat_ok && c.allow(&Action::ExternalModel).is_ok();
+    let main = state.answerer();
+    let main_external = main.as_ref().and_then(|a| a.generation()).is_some_and(|g| g.info().external);
     let mut out = vec![PortalModel {
         name: LOCAL_MODEL.into(),
-        label: if local.is_empty() { "Lokales Modell".into() } else { format!("Lokales Modell ({local})") },
-        external: false,
-        allowed: c.allow(&Action::Chat).is_ok(),
+        label: main.as_deref().map_or_else(|| "Lokales Modell".into(), main_label),
+        external: main_external,
+        allowed: if main_external { ext_ok } else { chat_ok },
     }];
-    let ext_ok = c.allow(&Action::ExternalModel).is_ok();
     for e in &c.portal.externals {
-        out.push(PortalModel { name: e.name.clone(), label: e.label.clone(), external: true, allowed: ext_ok });
+        let external = e.service.info().external;
+        out.push(PortalModel {
+            name: e.name.clone(),
+            label: e.label.clone(),
+            external,
+            allowed: if external { ext_ok } else { chat_ok },
+        });
     }
     Ok(Json(out))
+}
+
+/// What staff see of the main engine (the model `lokal` of a chat request): local, or an
+/// external service, as it is.
+fn main_label(a: &Answerer) -> String {
+    match a.generation().map(|g| g.info()) {
+        Some(i) if i.external => format!("Standardmodell ({}, externer KI-Dienst)", i.id),
+        Some(i) if !i.id.is_empty() => format!("Lokales Modell ({})", i.id),
+        _ => "Lokales Modell".into(),
+    }
 }
 
 // ---- administration ----------------------------------------------------------------------
@@ -2096,7 +2118,7 @@ pub fn open(config: &crate::Config, data: &std::path::Path) -> Result<Portal, St
             base_url: e.url.clone(),
             model: e.model.clone(),
             api_key_env: e.api_key_env.clone(),
-            external: true,
+            external: e.external,
             context_len: 8192,
             timeout_secs: 120,
         };
@@ -2116,9 +2138,14 @@ pub fn open(config: &crate::Config, data: &std::path::Path) -> Result<Portal, St
     })
 }
 
+/// The provider the register names for an engine on the administration's own hardware.
+const OWN_PROVIDER: &str = "Eigener Server der Verwaltung (Lotse, lokales Modell)";
+
 /// Seed the AI system register with this installation's uses (entries an admin changed
-/// stay as they are).
-pub fn seed_register(portal: &Portal, local_model: &str, responsible: &str) -> Result<(), StoreError> {
+/// stay as they are). `engine` is the main engine; when it is external the register says
+/// so and names `provider` (its service or address). An entry seeded earlier that still
+/// names the administration's own server while the engine is external is corrected.
+pub fn seed_register(portal: &Portal, engine: &ModelInfo, provider: Option<&str>, responsible: &str) -> Result<(), StoreError> {
     let entry = |name: &str, model: &str, purpose: &str, provider: &str, risk: &str| RegisterEntry {
         name: name.into(),
         model: model.into(),
@@ -2128,36 +2155,57 @@ pub fn seed_register(portal: &Portal, local_model: &str, responsible: &str) -> R
         responsible: responsible.into(),
         updated_at: 0,
     };
-    let own = "Eigener Server der Verwaltung (Lotse, lokales Modell)";
-    portal.store.seed_register(&entry(
-        "Bürger-Chat",
-        local_model,
-        "Beantwortet Fragen von Bürgerinnen und Bürgern aus den Seiten der Website, mit Quellen; gekennzeichnet als KI-generiert.",
-        own,
-        "begrenzt (Transparenzpflichten)",
-    ))?;
-    portal.store.seed_register(&entry(
-        "Einfache Sprache",
-        local_model,
-        "Schreibt Seiten der Website in Einfache Sprache um; das Original bleibt verbindlich.",
-        own,
-        "begrenzt (Transparenzpflichten)",
-    ))?;
-    portal.store.seed_register(&entry(
-        "Mitarbeiterportal",
-        local_model,
-        "Beantwortet Fragen von Beschäftigten aus internen Sammlungen, mit Quellen; Menschen bleiben verantwortlich.",
-        own,
-        "minimal",
-    ))?;
+    let external_provider = format!(
+        "Externer KI-Dienst: {} (außerhalb der Verwaltung; keine internen Dokumente, keine personenbezogenen Daten)",
+        provider.filter(|p| !p.trim().is_empty()).unwrap_or(&engine.id)
+    );
+    let main_provider = if engine.external { external_provider.as_str() } else { OWN_PROVIDER };
+    let staff_purpose = if engine.external {
+        "Beantwortet Fragen von Beschäftigten aus der Website, mit Quellen; interne Sammlungen und personenbezogene Daten gehen nicht an diesen externen Dienst."
+    } else {
+        "Beantwortet Fragen von Beschäftigten aus internen Sammlungen, mit Quellen; Menschen bleiben verantwortlich."
+    };
+    let main_uses = [
+        entry(
+            "Bürger-Chat",
+            &engine.id,
+            "Beantwortet Fragen von Bürgerinnen und Bürgern aus den Seiten der Website, mit Quellen; gekennzeichnet als KI-generiert.",
+            main_provider,
+            "begrenzt (Transparenzpflichten)",
+        ),
+        entry(
+            "Einfache Sprache",
+            &engine.id,
+            "Schreibt Seiten der Website in Einfache Sprache um; das Original bleibt verbindlich.",
+            main_provider,
+            "begrenzt (Transparenzpflichten)",
+        ),
+        entry("Mitarbeiterportal", &engine.id, staff_purpose, main_provider, "minimal"),
+    ];
+    let existing = portal.store.register()?;
+    for e in &main_uses {
+        match existing.iter().find(|x| x.name == e.name) {
+            None => portal.store.seed_register(e)?,
+            // seeded for a local engine, which this one is not: the entry would be untrue
+            Some(old) if engine.external && old.provider == OWN_PROVIDER => {
+                tracing::warn!(entry = %e.name, "AI register named the own server for an external engine; corrected");
+                portal.store.put_register(&RegisterEntry {
+                    model: e.model.clone(),
+                    provider: e.provider.clone(),
+                    purpose: e.purpose.clone(),
+                    ..old.clone()
+                })?;
+            }
+            Some(_) => {}
+        }
+    }
     for e in &portal.externals {
-        portal.store.seed_register(&entry(
-            &format!("Mitarbeiterportal: {}", e.label),
-            &e.name,
-            "Externer KI-Dienst für Fragen ohne interne Dokumente und ohne personenbezogene Daten.",
-            &e.provider,
-            "minimal",
-        ))?;
+        let (purpose, provider) = if e.service.info().external {
+            ("Externer KI-Dienst für Fragen ohne interne Dokumente und ohne personenbezogene Daten.", e.provider.clone())
+        } else {
+            ("Modell auf einem Server der Verwaltung, auch für interne Sammlungen.", format!("Eigener Server der Verwaltung ({})", e.provider))
+        };
+        portal.store.seed_register(&entry(&format!("Mitarbeiterportal: {}", e.label), &e.name, purpose, &provider, "minimal"))?;
     }
     Ok(())
 }

@@ -147,6 +147,11 @@ impl std::fmt::Debug for SimplifyService {
 }
 
 impl SimplifyService {
+    /// The engine the rewrites go to.
+    pub fn engine(&self) -> &lotse_inference::ModelInfo {
+        self.simplifier.engine()
+    }
+
     /// The service; call [`SimplifyService::start_worker`] to begin rewriting.
     pub fn new(
         answerer: Arc<Answerer>,
@@ -802,7 +807,11 @@ pub async fn simplify(
         Ok::<_, ApiError>((svc2.lookup(&url, &status_url), status_url))
     })
     .await
-    .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("{e}")))??;
+    .map_err(|e| {
+        // a panic or a cancelled task: its text is for the log, never for citizens
+        tracing::error!(error = %e, "simplify lookup task failed");
+        ApiError::internal()
+    })??;
     match looked_up {
         (Lookup::Ready(page), _) => Ok(Json(page.as_ref()).into_response()),
         (Lookup::Pending(p), _) => Ok(crate::cms::accepted(p)),

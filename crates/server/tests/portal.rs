@@ -250,7 +250,7 @@ async fn start() -> Server {
             service: Arc::new(GenerationService::new(external.clone(), 1, 8)),
         }],
     );
-    lotse_server::portal::seed_register(&portal, "fake-local", "Fachbereich IT").unwrap();
+    lotse_server::portal::seed_register(&portal, &ModelInfo { id: "fake-local".into(), external: false, context_len: 4096 }, None, "Fachbereich IT").unwrap();
     let state = AppState::new(config);
     state.set_answerer(answerer);
     state.set_portal(Arc::new(portal));

@@ -536,6 +536,11 @@ impl Simplifier {
         &self.rules_version
     }
 
+    /// The engine that rewrites (its id and whether it is external).
+    pub fn engine(&self) -> &lotse_inference::ModelInfo {
+        self.generator.info()
+    }
+
     /// Whether the model runs outside the town's servers (see `ModelInfo::external`).
     pub fn external(&self) -> bool {
         self.generator.info().external
