@@ -1552,6 +1552,59 @@ impl Store {
     }
 }
 
+/// Run `fut` on a small runtime of its own, on a thread of its own (callers may be inside a
+/// runtime).
+fn on_own_runtime<T: Send>(fut: impl Future<Output = Result<T>> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Invalid(format!("runtime: {e}")))?;
+            rt.block_on(fut)
+        })
+        .join()
+        .unwrap_or(Err(StoreError::Invalid("a database task panicked".into())))
+    })
+}
+
+/// Write a consistent copy of the SQLite file `src` (any of Lotse's: portal, rewrites,
+/// feedback) to `dest`, which must not exist, with `VACUUM INTO`: safe while a server writes.
+pub fn snapshot_sqlite(src: &Path, dest: &Path) -> Result<()> {
+    if !src.is_file() {
+        return Err(StoreError::NotFound("database file"));
+    }
+    if dest.exists() {
+        return Err(StoreError::Exists("backup file"));
+    }
+    sqlx::any::install_default_drivers();
+    let url = sqlite_url(src).replace("mode=rwc", "mode=rw");
+    let d = dest.to_string_lossy().to_string();
+    on_own_runtime(async move {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&url).await?;
+        sqlx::query("VACUUM INTO $1").bind(d).execute(&mut c).await?;
+        c.close().await?;
+        Ok(())
+    })
+}
+
+/// Check a SQLite file with `PRAGMA integrity_check` (a restore verifies each file first).
+pub fn check_sqlite(path: &Path) -> Result<()> {
+    if !path.is_file() {
+        return Err(StoreError::NotFound("database file"));
+    }
+    sqlx::any::install_default_drivers();
+    let url = sqlite_url(path).replace("mode=rwc", "mode=ro");
+    on_own_runtime(async move {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&url).await?;
+        let r: String = sqlx::query("PRAGMA integrity_check").fetch_one(&mut c).await?.try_get(0)?;
+        c.close().await?;
+        if r == "ok" { Ok(()) } else { Err(StoreError::Invalid(format!("integrity check: {r}"))) }
+    })
+}
+
 /// Stores for tests: SQLite in a directory, or, when `LOTSE_TEST_POSTGRES` names a
 /// PostgreSQL server (`postgres://USER:PASSWORD@127.0.0.1/postgres`), a fresh database of its
 /// own there, so that the same tests run against both backends (`.ci/run` does both).
