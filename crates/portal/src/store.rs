@@ -1595,7 +1595,9 @@ pub fn check_sqlite(path: &Path) -> Result<()> {
         return Err(StoreError::NotFound("database file"));
     }
     sqlx::any::install_default_drivers();
-    let url = sqlite_url(path).replace("mode=rwc", "mode=ro");
+    // read-write (never created): a copy in WAL mode cannot be opened read-only without its
+    // shared-memory file; the check itself writes nothing
+    let url = sqlite_url(path).replace("mode=rwc", "mode=rw");
     on_own_runtime(async move {
         use sqlx::Connection;
         let mut c = sqlx::AnyConnection::connect(&url).await?;
@@ -1727,6 +1729,66 @@ mod tests {
         let copy = Store::open(&b).unwrap();
         assert!(copy.user_by_name("c").unwrap().is_some());
         assert!(s.backup(&b).is_err(), "never overwrites");
+    }
+
+    #[test]
+    fn ids_are_never_given_out_twice_and_originals_go_with_their_document() {
+        let (_d, s) = store();
+        let owner = Owner::Group("bauamt".into());
+        let a = s.create_collection("A", &owner, None).unwrap();
+        let d1 = s.reserve_document(a.id, "x.txt", "text", "x", None).unwrap();
+        let up = Upload { kind: "text", title: "x", sha256: "00", original: b"Originaltext \x00\xff bytes", uploaded_by: None };
+        s.finish_document(d1, &up, 3).unwrap();
+        assert_eq!(s.document_original(d1).unwrap().unwrap(), up.original);
+        assert_eq!(s.document(d1).unwrap().unwrap().bytes, up.original.len() as i64);
+        assert!(matches!(s.reserve_document(a.id, "x.txt", "text", "x", None), Err(StoreError::Exists(_))));
+        s.delete_collection(a.id).unwrap();
+        assert!(s.document_original(d1).unwrap().is_none(), "the original goes with its collection");
+        assert!(matches!(s.reserve_document(a.id, "y.txt", "text", "y", None), Err(StoreError::NotFound(_))));
+        let b = s.create_collection("B", &owner, None).unwrap();
+        assert!(b.id > a.id, "{} after {}", b.id, a.id);
+        let d2 = s.reserve_document(b.id, "x.txt", "text", "x", None).unwrap();
+        assert!(d2 > d1);
+        s.delete_document(d2).unwrap();
+        let d3 = s.reserve_document(b.id, "x.txt", "text", "x", None).unwrap();
+        assert!(d3 > d2);
+        s.reserve_ids_through("collections", b.id + 10).unwrap();
+        assert!(s.create_collection("C", &owner, None).unwrap().id > b.id + 10);
+        assert!(s.reserve_ids_through("users", 5).is_err());
+    }
+
+    #[test]
+    fn a_store_of_schema_1_migrates_and_keeps_its_data() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("portal.sqlite");
+        {
+            // a database as the first release left it: migration 1 only
+            sqlx::any::install_default_drivers();
+            let url = sqlite_url(&p);
+            on_own_runtime(async move {
+                use sqlx::Connection;
+                let mut c = sqlx::AnyConnection::connect(&url).await?;
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "{} CREATE TABLE lotse_schema (version BIGINT NOT NULL); INSERT INTO lotse_schema VALUES (1);
+                     INSERT INTO collections (id, title, owner_kind, owner_id, created_at) VALUES (4, 'Alt', 'group', 'bauamt', 0);
+                     INSERT INTO documents (id, collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_at)
+                       VALUES (9, 4, 'a.txt', 'text', 'A', 'ff', 3, 1, 0);",
+                    MIGRATIONS[0]
+                )))
+                .execute(&mut c)
+                .await?;
+                c.close().await?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(s.collection(4).unwrap().unwrap().title, "Alt");
+        assert_eq!(s.document(9).unwrap().unwrap().file_name, "a.txt");
+        assert!(s.document_original(9).unwrap().is_none(), "no original was kept before");
+        assert!(s.create_collection("Neu", &Owner::Group("bauamt".into()), None).unwrap().id > 4);
+        assert!(s.reserve_document(4, "b.txt", "text", "b", None).unwrap() > 9);
     }
 
     #[test]
