@@ -53,10 +53,23 @@ pub enum AdminCommand {
         #[command(flatten)]
         data: DataArg,
     },
-    /// Write a consistent copy of the portal database (safe while the server runs).
+    /// Write one consistent copy of everything a crawl cannot bring back into a new directory
+    /// (safe while the server runs): the portal database with the uploaded originals, the
+    /// approved and corrected rewrites (simplify.sqlite) and the ratings (feedback.sqlite).
     Backup {
-        /// Destination file (must not exist).
+        /// Destination directory (must not exist, or be empty).
         dest: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Bring a backup of `lotse admin backup` back into the data directory. Stop the server
+    /// first; start it afterwards (it writes the uploads into the index from their originals).
+    Restore {
+        /// The backup directory.
+        src: PathBuf,
+        /// Replace existing databases (they are moved aside into `before-restore-*`, not deleted).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         data: DataArg,
     },
@@ -71,14 +84,14 @@ pub enum AdminCommand {
 pub struct DataArg {
     /// Data directory (holds portal.sqlite).
     #[arg(long, default_value = "data", env = "LOTSE_DATA")]
-    data: PathBuf,
+    pub data: PathBuf,
     /// The portal's PostgreSQL database instead of portal.sqlite (as `[portal] database`).
     #[arg(long, env = "LOTSE__PORTAL__DATABASE")]
-    database: Option<String>,
+    pub database: Option<String>,
 }
 
 impl DataArg {
-    fn open(&self) -> Result<Store> {
+    pub fn open(&self) -> Result<Store> {
         if let Some(url) = &self.database {
             return Store::connect(url).context("cannot open the portal database");
         }
@@ -142,11 +155,27 @@ pub fn run(cmd: AdminCommand) -> Result<()> {
             }
         }
         AdminCommand::Backup { dest, data } => {
-            if dest.exists() {
-                bail!("{} exists already", dest.display());
+            let m = crate::backup::backup(&data.data, data.database.is_some(), &dest)?;
+            for f in &m.files {
+                println!("{}\t{} bytes", f.name, f.bytes);
             }
-            data.open()?.backup(&dest)?;
+            if data.database.is_some() {
+                println!("the portal database is PostgreSQL: back it up with pg_dump (it holds the uploaded originals)");
+            }
             println!("backup written to {}", dest.display());
+        }
+        AdminCommand::Restore { src, force, data } => {
+            if data.database.is_some() {
+                eprintln!("(the portal database is PostgreSQL: restore it with pg_restore/psql; this restores the SQLite files)");
+            }
+            let r = crate::backup::restore(&src, &data.data, force)?;
+            for f in &r.restored {
+                println!("restored {f}");
+            }
+            if let Some(aside) = &r.moved_aside {
+                println!("the databases that were there are kept in {}", aside.display());
+            }
+            println!("start `lotse serve` (or run `lotse index rebuild`): uploads are written into the index from their originals");
         }
         AdminCommand::Register { data } => {
             let store = data.open()?;

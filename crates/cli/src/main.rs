@@ -5,6 +5,7 @@
 //! 0 only on success.
 
 mod admin;
+mod backup;
 mod eval;
 mod eval_answers;
 mod models;
@@ -214,6 +215,18 @@ enum IndexCommand {
         #[command(flatten)]
         models: runtime::ModelArgs,
     },
+    /// Build a new index (after a schema change, or when it was lost): every uploaded document
+    /// from its original in the portal database; then crawl the website again with `lotse
+    /// crawl`. The old index directory is kept as `index.old-*`. Stop the server first.
+    Rebuild {
+        #[command(flatten)]
+        portal: admin::DataArg,
+        #[command(flatten)]
+        models: runtime::ModelArgs,
+        /// BM25 only: no chunk vectors (add them later with `lotse index embed`).
+        #[arg(long)]
+        no_embed: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -254,6 +267,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(EvalCommand::Retrieval(args)) => eval::retrieval(args),
         Command::Models(cmd) => models::run(cmd),
         Command::Index(IndexCommand::Embed { data, models }) => index_embed(&data, &models),
+        Command::Index(IndexCommand::Rebuild { portal, models, no_embed }) => index_rebuild(&portal, &models, no_embed),
         Command::Generate(args) => generate(args),
         Command::Eval(EvalCommand::Answers(args)) => eval_answers::run(args),
         Command::Ask(args) => serve::ask(args),
@@ -403,6 +417,60 @@ fn index_embed(data: &Path, models: &runtime::ModelArgs) -> Result<()> {
     writer.commit()?;
     let (embedded, _) = writer.embedding_counts();
     println!("embedded {embedded} chunks of {pages} pages");
+    Ok(())
+}
+
+/// `lotse index rebuild`: a new index beside the old one, uploads from their originals, then
+/// swapped into place (the old directory is kept).
+fn index_rebuild(portal: &admin::DataArg, models: &runtime::ModelArgs, no_embed: bool) -> Result<()> {
+    let data = &portal.data;
+    let store = portal.open()?;
+    let fresh = data.join("index.rebuild");
+    if fresh.exists() {
+        std::fs::remove_dir_all(&fresh).with_context(|| format!("cannot remove {}", fresh.display()))?;
+    }
+    let embedder = if no_embed {
+        None
+    } else {
+        match runtime::load_embedder(models)? {
+            Ok(e) => Some(Arc::new(runtime::IndexEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>),
+            Err(why) => {
+                tracing::warn!("{why}; indexing for BM25 only (add vectors later with `lotse index embed`)");
+                None
+            }
+        }
+    };
+    let done = {
+        let index = SearchIndex::open(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
+        lotse_portal::documents::reconcile(&store, &index, embedder).context("cannot write the uploads into the new index")?
+    };
+    let old = data.join("index");
+    let mut kept = None;
+    if old.exists() {
+        let aside = data.join(format!("index.old-{}", lotse_portal::store::now()));
+        std::fs::rename(&old, &aside).with_context(|| format!("cannot move {} aside", old.display()))?;
+        kept = Some(aside);
+    }
+    if let Err(e) = std::fs::rename(&fresh, &old) {
+        if let Some(aside) = &kept {
+            let _ = std::fs::rename(aside, &old);
+        }
+        return Err(e).with_context(|| format!("cannot move the new index to {}", old.display()));
+    }
+    println!(
+        "rebuilt {}: {} uploads written from their originals{}",
+        old.display(),
+        done.reindexed,
+        if done.failed + done.without_original > 0 {
+            format!(", {} without a kept original, {} unreadable", done.without_original, done.failed)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(aside) = kept {
+        println!("the old index is kept in {} (delete it when the new one serves)", aside.display());
+    }
+    println!("now crawl the website again: lotse crawl URL --data {}", data.display());
     Ok(())
 }
 

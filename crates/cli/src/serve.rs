@@ -224,8 +224,13 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         ));
         tracing::info!("listening on http://{local} (GET /ready says when the models are loaded)");
         let (models, engine) = (args.models.clone(), args.engine.clone());
+        let portal = state.portal();
         let loaded = tokio::task::spawn_blocking(move || {
             let (a, g) = build(&config, &data, &models, &engine, true)?;
+            if let Some(p) = &portal {
+                // before the first upload can arrive (uploads wait for the answerer)
+                lotse_server::portal::reconcile(p, &a).context("cannot reconcile the index with the portal's uploads")?;
+            }
             let s = match g {
                 Some(g) if config.simplify.enabled => {
                     // a local model runs one generation at a time: rewrites give way to

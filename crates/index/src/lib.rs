@@ -359,6 +359,39 @@ impl SearchIndex {
         })
     }
 
+    /// Deleted documents still on disk (until [`IndexWriter::purge_deleted`] or a merge).
+    pub fn deleted_docs(&self) -> Result<u64> {
+        Ok(self
+            .index
+            .searchable_segment_metas()?
+            .iter()
+            .map(|m| u64::from(m.num_deleted_docs()))
+            .sum())
+    }
+
+    /// The collection ids that at least one live document of the index carries.
+    pub fn collections(&self) -> Result<Vec<String>> {
+        let searcher = self.reader.searcher();
+        let mut seen = std::collections::BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let inverted = segment.inverted_index(self.fields.collection)?;
+            let mut terms = inverted.terms().stream().map_err(tantivy::TantivyError::from)?;
+            while terms.advance() {
+                if let Ok(s) = std::str::from_utf8(terms.key()) {
+                    seen.insert(s.to_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for c in seen {
+            // the term dictionary still lists terms of deleted documents until a merge
+            if searcher.search(&*term_query(self.fields.collection, &c), &tantivy::collector::Count)? > 0 {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     /// All page records of one site.
     pub fn page_records(&self, site: &str) -> Result<Vec<PageRecord>> {
         let searcher = self.reader.searcher();
@@ -1056,6 +1089,38 @@ impl IndexWriter {
         ));
         self.delete_chunks(url);
         self.delete_content(url);
+    }
+
+    /// Remove everything of one collection: chunks, records and stored structure (a portal
+    /// collection that was deleted). Never call it with the website's collection by accident:
+    /// it removes exactly what carries this collection id.
+    pub fn remove_collection(&mut self, collection: &lotse_core::CollectionId) {
+        self.inner.delete_term(Term::from_field_text(
+            self.fields.collection,
+            &collection.0,
+        ));
+    }
+
+    /// After a commit that deleted documents: rewrite the segments holding deleted documents
+    /// so their text is gone from disk, not only from search (tantivy otherwise keeps it until
+    /// a merge happens to pick the segment). Returns the number of segments rewritten.
+    pub fn purge_deleted(&mut self) -> Result<usize> {
+        let segments: Vec<tantivy::index::SegmentId> = self
+            .inner
+            .index()
+            .searchable_segment_metas()?
+            .into_iter()
+            .filter(|m| m.has_deletes())
+            .map(|m| m.id())
+            .collect();
+        if segments.is_empty() {
+            return Ok(0);
+        }
+        self.inner.merge(&segments).wait()?;
+        // old segment files go now, not at the next commit
+        self.inner.garbage_collect_files().wait()?;
+        self.reader.reload()?;
+        Ok(segments.len())
     }
 
     /// Store a site's state (learned crawl hints).

@@ -16,6 +16,7 @@
 //! - Nothing here logs document or chat text.
 
 pub mod auth;
+pub mod documents;
 pub mod extract;
 pub mod kompass;
 pub mod pii;

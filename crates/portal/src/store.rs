@@ -35,6 +35,9 @@ pub enum StoreError {
     Exists(&'static str),
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The search index failed while uploads were written or reconciled.
+    #[error("index: {0}")]
+    Index(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -160,6 +163,20 @@ const MIGRATIONS: &[&str] = &[
         risk_class TEXT NOT NULL,
         responsible TEXT NOT NULL,
         updated_at INTEGER NOT NULL
+    );",
+    // 2: ids that are never given out twice (issue 31.5). SQLite reuses the highest rowid of a
+    // deleted row, so a new collection could inherit a deleted one's index entries; the last
+    // id given out per table is kept here, on both backends alike.
+    "CREATE TABLE lotse_ids (
+        name TEXT PRIMARY KEY,
+        last_id INTEGER NOT NULL
+    );
+    INSERT INTO lotse_ids (name, last_id) SELECT 'collections', COALESCE(MAX(id), 0) FROM collections;
+    INSERT INTO lotse_ids (name, last_id) SELECT 'documents', COALESCE(MAX(id), 0) FROM documents;",
+    // 3: the originals of uploaded documents (issue 31.6), so the index can be rebuilt from them
+    "CREATE TABLE document_files (
+        document_id BIGINT PRIMARY KEY REFERENCES documents(id) ON DELETE CASCADE,
+        content BLOB NOT NULL
     );",
 ];
 
@@ -336,13 +353,15 @@ pub enum Backend {
 }
 
 /// A migration's SQL for `backend`: SQLite takes it as written; PostgreSQL gets `BIGSERIAL`
-/// row ids, `BIGINT` integers and no `COLLATE NOCASE` (names are stored lowercase).
+/// row ids, `BIGINT` integers, `BYTEA` for `BLOB` and no `COLLATE NOCASE` (names are stored
+/// lowercase).
 pub fn ddl(sql: &str, backend: Backend) -> String {
     match backend {
         Backend::Sqlite => sql.to_string(),
         Backend::Postgres => sql
             .replace("INTEGER PRIMARY KEY", "BIGSERIAL PRIMARY KEY")
             .replace("INTEGER", "BIGINT")
+            .replace(" BLOB", " BYTEA")
             .replace(" COLLATE NOCASE", ""),
     }
 }
@@ -463,6 +482,27 @@ fn rows<T>(rows: Vec<AnyRow>, f: impl Fn(&AnyRow) -> sqlx::Result<T>) -> Result<
     Ok(rows.iter().map(f).collect::<sqlx::Result<Vec<T>>>()?)
 }
 
+/// An uploaded file as it is kept: what [`Store::finish_document`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct Upload<'a> {
+    pub kind: &'a str,
+    pub title: &'a str,
+    /// Hex SHA-256 of `original`.
+    pub sha256: &'a str,
+    pub original: &'a [u8],
+    pub uploaded_by: Option<i64>,
+}
+
+/// The next id of `table` from `lotse_ids`, inside the caller's transaction: ids are never
+/// given out twice, whatever was deleted.
+async fn next_id(tx: &mut sqlx::Transaction<'_, sqlx::Any>, table: &str) -> Result<i64> {
+    Ok(sqlx::query("UPDATE lotse_ids SET last_id = last_id + 1 WHERE name = $1 RETURNING last_id")
+        .bind(table)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?)
+}
+
 const COLLECTION_SELECT: &str = "SELECT c.id, c.title, c.owner_kind, c.owner_id, c.created_at, (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id) FROM collections c";
 const DOCUMENT_SELECT: &str =
     "SELECT id, collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_at FROM documents";
@@ -542,7 +582,10 @@ impl Store {
                 .max_lifetime(None)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        sqlx::raw_sql("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON").execute(conn).await?;
+                        // secure_delete: a deleted upload's bytes are overwritten, not left in free pages
+                        sqlx::raw_sql("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON")
+                            .execute(conn)
+                            .await?;
                         Ok(())
                     })
                 }),
@@ -984,17 +1027,21 @@ impl Store {
         }
         let (kind, id) = owner_cols(owner);
         let cid: i64 = self.run(async {
-            Ok(sqlx::query(
-                "INSERT INTO collections (title, owner_kind, owner_id, created_by, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            let mut tx = self.pool.begin().await?;
+            let cid = next_id(&mut tx, "collections").await?;
+            sqlx::query(
+                "INSERT INTO collections (id, title, owner_kind, owner_id, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
+            .bind(cid)
             .bind(title)
             .bind(kind)
             .bind(id.as_str())
             .bind(created_by)
             .bind(now())
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(cid)
         })?;
         self.collection(cid)?.ok_or(StoreError::NotFound("collection"))
     }
@@ -1027,8 +1074,59 @@ impl Store {
             let n = sqlx::query("DELETE FROM collections WHERE id = $1").bind(id).execute(&mut *tx).await?.rows_affected();
             not_found_if_none(n, "collection")?;
             tx.commit().await?;
+            self.forget_deleted().await?;
             Ok(docs)
         })
+    }
+
+    /// Every document of every collection (for reconciling the index).
+    pub fn all_documents(&self) -> Result<Vec<Document>> {
+        self.run(async {
+            let r = sqlx::query(AssertSqlSafe(format!("{DOCUMENT_SELECT} ORDER BY id"))).fetch_all(&self.pool).await?;
+            rows(r, document_row)
+        })
+    }
+
+    /// The ids of documents whose original file is kept.
+    pub fn documents_with_original(&self) -> Result<std::collections::HashSet<i64>> {
+        self.run(async {
+            let r = sqlx::query("SELECT document_id FROM document_files").fetch_all(&self.pool).await?;
+            Ok(rows(r, |r| r.try_get(0))?.into_iter().collect())
+        })
+    }
+
+    /// The original file of a document, as uploaded.
+    pub fn document_original(&self, id: i64) -> Result<Option<Vec<u8>>> {
+        self.run(async {
+            let r = sqlx::query("SELECT content FROM document_files WHERE document_id = $1").bind(id).fetch_optional(&self.pool).await?;
+            Ok(r.map(|r| r.try_get(0)).transpose()?)
+        })
+    }
+
+    /// Make sure ids up to `id` are never given out for `table` (`collections` or
+    /// `documents`): the index may hold entries of ids the database no longer knows.
+    pub fn reserve_ids_through(&self, table: &'static str, id: i64) -> Result<()> {
+        if !matches!(table, "collections" | "documents") {
+            return Err(StoreError::Invalid(format!("no id sequence {table:?}")));
+        }
+        self.run(async {
+            sqlx::query("UPDATE lotse_ids SET last_id = $1 WHERE name = $2 AND last_id < $1")
+                .bind(id)
+                .bind(table)
+                .execute(&self.pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// After a delete: with SQLite, move the WAL into the database file and truncate it, so
+    /// that (with `secure_delete`) the deleted bytes are gone from disk, not only unreachable.
+    /// PostgreSQL frees them at its next (auto)vacuum.
+    async fn forget_deleted(&self) -> Result<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await?;
+        }
+        Ok(())
     }
 
     pub fn documents(&self, collection_id: i64) -> Result<Vec<Document>> {
@@ -1061,56 +1159,83 @@ impl Store {
         })
     }
 
-    /// Reserve a document id before indexing (the row is completed by [`Store::finish_document`]
-    /// or removed by [`Store::delete_document`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn put_document(
-        &self,
-        collection_id: i64,
-        file_name: &str,
-        kind: &str,
-        title: &str,
-        sha256: &str,
-        bytes: i64,
-        uploaded_by: Option<i64>,
-    ) -> Result<i64> {
+    /// Reserve a new document's id before indexing (the row is completed by
+    /// [`Store::finish_document`] or removed by [`Store::delete_document`]). The collection must
+    /// exist; the name must be free in it.
+    pub fn reserve_document(&self, collection_id: i64, file_name: &str, kind: &str, title: &str, uploaded_by: Option<i64>) -> Result<i64> {
         self.run(async {
-            Ok(sqlx::query(
-                "INSERT INTO documents (collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_by, uploaded_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8)
-                 ON CONFLICT (collection_id, file_name) DO UPDATE SET kind = excluded.kind, title = excluded.title,
-                   sha256 = excluded.sha256, bytes = excluded.bytes, uploaded_by = excluded.uploaded_by, uploaded_at = excluded.uploaded_at
-                 RETURNING id",
+            let mut tx = self.pool.begin().await?;
+            let exists = sqlx::query("SELECT id FROM collections WHERE id = $1").bind(collection_id).fetch_optional(&mut *tx).await?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound("collection"));
+            }
+            let id = next_id(&mut tx, "documents").await?;
+            sqlx::query(
+                "INSERT INTO documents (id, collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_by, uploaded_at)
+                 VALUES ($1, $2, $3, $4, $5, '', 0, 0, $6, $7)",
             )
+            .bind(id)
             .bind(collection_id)
             .bind(file_name)
             .bind(kind)
             .bind(title)
-            .bind(sha256)
-            .bind(bytes)
             .bind(uploaded_by)
             .bind(now())
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| unique_violation(e, "document"))?;
+            tx.commit().await?;
+            Ok(id)
         })
     }
 
-    pub fn finish_document(&self, id: i64, n_chunks: u32) -> Result<()> {
+    /// Complete (or replace) a document once its chunks are committed: metadata, chunk count
+    /// and the original file, in one transaction.
+    pub fn finish_document(&self, id: i64, upload: &Upload<'_>, n_chunks: u32) -> Result<()> {
         self.run(async {
-            sqlx::query("UPDATE documents SET n_chunks = $1 WHERE id = $2")
-                .bind(i64::from(n_chunks))
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
+            let mut tx = self.pool.begin().await?;
+            let n = sqlx::query(
+                "UPDATE documents SET kind = $1, title = $2, sha256 = $3, bytes = $4, n_chunks = $5, uploaded_by = $6, uploaded_at = $7 WHERE id = $8",
+            )
+            .bind(upload.kind)
+            .bind(upload.title)
+            .bind(upload.sha256)
+            .bind(upload.original.len() as i64)
+            .bind(i64::from(n_chunks))
+            .bind(upload.uploaded_by)
+            .bind(now())
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            not_found_if_none(n, "document")?;
+            sqlx::query(
+                "INSERT INTO document_files (document_id, content) VALUES ($1, $2)
+                 ON CONFLICT (document_id) DO UPDATE SET content = excluded.content",
+            )
+            .bind(id)
+            .bind(upload.original)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
             Ok(())
         })
     }
 
+    /// Set a document's chunk count (after its chunks were written again from the original).
+    pub fn set_chunks(&self, id: i64, n_chunks: u32) -> Result<()> {
+        self.run(async {
+            sqlx::query("UPDATE documents SET n_chunks = $1 WHERE id = $2").bind(i64::from(n_chunks)).bind(id).execute(&self.pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Delete a document's row and its original.
     pub fn delete_document(&self, id: i64) -> Result<()> {
         self.run(async {
             let n = sqlx::query("DELETE FROM documents WHERE id = $1").bind(id).execute(&self.pool).await?.rows_affected();
-            not_found_if_none(n, "document")
+            not_found_if_none(n, "document")?;
+            self.forget_deleted().await
         })
     }
 
@@ -1427,6 +1552,61 @@ impl Store {
     }
 }
 
+/// Run `fut` on a small runtime of its own, on a thread of its own (callers may be inside a
+/// runtime).
+fn on_own_runtime<T: Send>(fut: impl Future<Output = Result<T>> + Send) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Invalid(format!("runtime: {e}")))?;
+            rt.block_on(fut)
+        })
+        .join()
+        .unwrap_or(Err(StoreError::Invalid("a database task panicked".into())))
+    })
+}
+
+/// Write a consistent copy of the SQLite file `src` (any of Lotse's: portal, rewrites,
+/// feedback) to `dest`, which must not exist, with `VACUUM INTO`: safe while a server writes.
+pub fn snapshot_sqlite(src: &Path, dest: &Path) -> Result<()> {
+    if !src.is_file() {
+        return Err(StoreError::NotFound("database file"));
+    }
+    if dest.exists() {
+        return Err(StoreError::Exists("backup file"));
+    }
+    sqlx::any::install_default_drivers();
+    let url = sqlite_url(src).replace("mode=rwc", "mode=rw");
+    let d = dest.to_string_lossy().to_string();
+    on_own_runtime(async move {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&url).await?;
+        sqlx::query("VACUUM INTO $1").bind(d).execute(&mut c).await?;
+        c.close().await?;
+        Ok(())
+    })
+}
+
+/// Check a SQLite file with `PRAGMA integrity_check` (a restore verifies each file first).
+pub fn check_sqlite(path: &Path) -> Result<()> {
+    if !path.is_file() {
+        return Err(StoreError::NotFound("database file"));
+    }
+    sqlx::any::install_default_drivers();
+    // read-write (never created): a copy in WAL mode cannot be opened read-only without its
+    // shared-memory file; the check itself writes nothing
+    let url = sqlite_url(path).replace("mode=rwc", "mode=rw");
+    on_own_runtime(async move {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&url).await?;
+        let r: String = sqlx::query("PRAGMA integrity_check").fetch_one(&mut c).await?.try_get(0)?;
+        c.close().await?;
+        if r == "ok" { Ok(()) } else { Err(StoreError::Invalid(format!("integrity check: {r}"))) }
+    })
+}
+
 /// Stores for tests: SQLite in a directory, or, when `LOTSE_TEST_POSTGRES` names a
 /// PostgreSQL server (`postgres://USER:PASSWORD@127.0.0.1/postgres`), a fresh database of its
 /// own there, so that the same tests run against both backends (`.ci/run` does both).
@@ -1558,6 +1738,66 @@ mod tests {
         let copy = Store::open(&b).unwrap();
         assert!(copy.user_by_name("c").unwrap().is_some());
         assert!(s.backup(&b).is_err(), "never overwrites");
+    }
+
+    #[test]
+    fn ids_are_never_given_out_twice_and_originals_go_with_their_document() {
+        let (_d, s) = store();
+        let owner = Owner::Group("bauamt".into());
+        let a = s.create_collection("A", &owner, None).unwrap();
+        let d1 = s.reserve_document(a.id, "x.txt", "text", "x", None).unwrap();
+        let up = Upload { kind: "text", title: "x", sha256: "00", original: b"Originaltext \x00\xff bytes", uploaded_by: None };
+        s.finish_document(d1, &up, 3).unwrap();
+        assert_eq!(s.document_original(d1).unwrap().unwrap(), up.original);
+        assert_eq!(s.document(d1).unwrap().unwrap().bytes, up.original.len() as i64);
+        assert!(matches!(s.reserve_document(a.id, "x.txt", "text", "x", None), Err(StoreError::Exists(_))));
+        s.delete_collection(a.id).unwrap();
+        assert!(s.document_original(d1).unwrap().is_none(), "the original goes with its collection");
+        assert!(matches!(s.reserve_document(a.id, "y.txt", "text", "y", None), Err(StoreError::NotFound(_))));
+        let b = s.create_collection("B", &owner, None).unwrap();
+        assert!(b.id > a.id, "{} after {}", b.id, a.id);
+        let d2 = s.reserve_document(b.id, "x.txt", "text", "x", None).unwrap();
+        assert!(d2 > d1);
+        s.delete_document(d2).unwrap();
+        let d3 = s.reserve_document(b.id, "x.txt", "text", "x", None).unwrap();
+        assert!(d3 > d2);
+        s.reserve_ids_through("collections", b.id + 10).unwrap();
+        assert!(s.create_collection("C", &owner, None).unwrap().id > b.id + 10);
+        assert!(s.reserve_ids_through("users", 5).is_err());
+    }
+
+    #[test]
+    fn a_store_of_schema_1_migrates_and_keeps_its_data() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("portal.sqlite");
+        {
+            // a database as the first release left it: migration 1 only
+            sqlx::any::install_default_drivers();
+            let url = sqlite_url(&p);
+            on_own_runtime(async move {
+                use sqlx::Connection;
+                let mut c = sqlx::AnyConnection::connect(&url).await?;
+                sqlx::raw_sql(AssertSqlSafe(format!(
+                    "{} CREATE TABLE lotse_schema (version BIGINT NOT NULL); INSERT INTO lotse_schema VALUES (1);
+                     INSERT INTO collections (id, title, owner_kind, owner_id, created_at) VALUES (4, 'Alt', 'group', 'bauamt', 0);
+                     INSERT INTO documents (id, collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_at)
+                       VALUES (9, 4, 'a.txt', 'text', 'A', 'ff', 3, 1, 0);",
+                    MIGRATIONS[0]
+                )))
+                .execute(&mut c)
+                .await?;
+                c.close().await?;
+                Ok(())
+            })
+            .unwrap();
+        }
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert_eq!(s.collection(4).unwrap().unwrap().title, "Alt");
+        assert_eq!(s.document(9).unwrap().unwrap().file_name, "a.txt");
+        assert!(s.document_original(9).unwrap().is_none(), "no original was kept before");
+        assert!(s.create_collection("Neu", &Owner::Group("bauamt".into()), None).unwrap().id > 4);
+        assert!(s.reserve_document(4, "b.txt", "text", "b", None).unwrap() > 9);
     }
 
     #[test]

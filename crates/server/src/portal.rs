@@ -30,7 +30,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use lotse_answer::{Answer, AnswerRequest, Answerer, Turn};
-use lotse_core::{Block, CollectionId, CollectionScope, PageRecord};
+use lotse_core::{Block, CollectionId, CollectionScope};
 use lotse_inference::ModelInfo;
 use lotse_inference::generate::GenerationService;
 use lotse_portal::auth::{self, Action, Denied, LevelRules, Owner, Principal, Scope, UserInfo};
@@ -39,7 +39,7 @@ use lotse_portal::store::{
     self, AuditEntry, AuditRecord, ChatMessage, ChatSummary, Collection, Document, Prompt,
     RegisterEntry, TokenInfo, Usage,
 };
-use lotse_portal::{Store, StoreError, extract, pii};
+use lotse_portal::{Store, StoreError, documents, extract, pii};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -52,7 +52,7 @@ pub const COOKIE: &str = "lotse_session";
 /// The header that carries the session's CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The site name portal documents have in the index (never a crawled site).
-pub const INDEX_SITE: &str = "lotse-portal";
+pub use lotse_portal::documents::INDEX_SITE;
 /// The model name of the local generator in portal requests.
 pub const LOCAL_MODEL: &str = "lokal";
 
@@ -184,6 +184,10 @@ fn store_error(e: StoreError) -> ApiError {
         }
         StoreError::Sql(e) => {
             tracing::error!(error = %e, "portal store failed");
+            ApiError::internal()
+        }
+        StoreError::Index(e) => {
+            tracing::error!(error = %e, "the index failed for the portal");
             ApiError::internal()
         }
     }
@@ -782,12 +786,19 @@ pub async fn delete_collection(
     c.allow(&Action::Portal)?;
     let col = load_collection(&c, id).await?;
     c.allow(&Action::ManageCollection(&col.owner))?;
-    let store = c.store();
-    let docs = blocking(move || store.documents(id).map_err(store_error)).await?;
-    let urls: Vec<String> = docs.iter().map(|d| d.url.clone()).collect();
-    remove_from_index(&state, urls).await?;
-    let store = c.store();
-    blocking(move || store.delete_collection(id).map(|_| ()).map_err(store_error)).await?;
+    // under the one-writer lock, as uploads: none can add chunks between the index and the row
+    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+    {
+        let _one_at_a_time = state.refresh_lock.lock().await;
+        let store = c.store();
+        blocking(move || {
+            // the collection's every chunk, record and structure, whichever upload wrote them
+            remove_from_index(&answerer, |w| w.remove_collection(&store::index_collection(id)))?;
+            store.delete_collection(id).map(|_| ()).map_err(store_error)
+        })
+        .await?;
+    }
+    state.refresh_index().await;
     audit(&c, "delete_collection", None, false, vec![col.title.clone()], "ok").await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -818,27 +829,22 @@ fn busy() -> ApiError {
     .retry_after(10)
 }
 
-async fn remove_from_index(state: &Arc<AppState>, urls: Vec<String>) -> Result<(), ApiError> {
-    if urls.is_empty() {
-        return Ok(());
+/// Remove from the index, commit, and rewrite the segments that held what was removed (so
+/// the text is gone from disk too). The caller holds `refresh_lock`; this blocks.
+fn remove_from_index(answerer: &Answerer, remove: impl FnOnce(&mut lotse_index::IndexWriter)) -> Result<(), ApiError> {
+    let mut w = answerer.index().writer().map_err(|e| {
+        tracing::warn!(error = %e, "cannot open the index writer");
+        busy()
+    })?;
+    remove(&mut w);
+    w.commit().map_err(|e| {
+        tracing::error!(error = %e, "index commit failed");
+        ApiError::internal()
+    })?;
+    if let Err(e) = w.purge_deleted() {
+        // removed from search already; the bytes go at the next merge
+        tracing::warn!(error = %e, "cannot rewrite the segments of deleted documents");
     }
-    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
-    let _one_at_a_time = state.refresh_lock.lock().await;
-    blocking(move || {
-        let mut w = answerer.index().writer().map_err(|e| {
-            tracing::warn!(error = %e, "cannot open the index writer");
-            busy()
-        })?;
-        for u in &urls {
-            w.remove(u);
-        }
-        w.commit().map_err(|e| {
-            tracing::error!(error = %e, "index commit failed");
-            ApiError::internal()
-        })
-    })
-    .await?;
-    state.refresh_index().await;
     Ok(())
 }
 
@@ -901,70 +907,50 @@ pub async fn upload(
     })
     .await?;
     let sha = auth::hex(&Sha256::digest(&bytes));
-    let size = bytes.len() as i64;
     let title = page.title.clone();
-    let user = c.user()?.clone();
-    // 2. the document's id: the old one when replacing
+    // 2.-4. under the one-writer lock, which deletes take too: the collection is checked
+    // again there, so no chunk is written into a collection deleted meanwhile
+    let _one_at_a_time = state.refresh_lock.lock().await;
     let store = c.store();
-    let (n2, sha2, t2) = (name.clone(), sha.clone(), title.clone());
-    let (doc_id, existing) = blocking(move || {
+    let uid = c.user()?.id;
+    let (n2, t2) = (name.clone(), title.clone());
+    let (col, doc_id, existing) = blocking(move || {
+        let col = store.collection(id).map_err(store_error)?.ok_or_else(|| not_found("collection"))?;
         if let Some(d) = store.document_by_name(id, &n2).map_err(store_error)? {
-            return Ok((d.id, Some(d)));
+            return Ok((col, d.id, Some(d)));
         }
-        let id = store
-            .put_document(id, &n2, kind.key(), &t2, &sha2, size, Some(user.id))
-            .map_err(store_error)?;
-        Ok((id, None))
+        let doc_id = store.reserve_document(id, &n2, kind.key(), &t2, Some(uid)).map_err(store_error)?;
+        Ok((col, doc_id, None))
     })
     .await?;
-    let url = store::document_url(doc_id);
-    page.url = url.clone();
-    // 3. the index, under the one-writer lock; on failure the old state stays
-    let indexed = {
-        let _one_at_a_time = state.refresh_lock.lock().await;
-        let answerer = answerer.clone();
-        let col2 = col.clone();
-        let record = PageRecord {
-            url: url.clone(),
-            site: INDEX_SITE.to_string(),
-            site_name: None,
-            collection: col2.index_id(),
-            visibility: col2.visibility(),
-            kind: page.kind,
-            title: page.title.clone(),
-            aliases: Vec::new(),
-            etag: None,
-            last_modified: None,
-            content_hash: sha.clone(),
-            links: Vec::new(),
-            modified: None,
-            indexed: true,
-            n_chunks: 0,
-            fetched_at: store::now().max(0) as u64,
-        };
-        blocking(move || {
-            let mut w = answerer.index().writer().map_err(|e| {
-                tracing::warn!(error = %e, "cannot open the index writer");
-                busy()
-            })?;
-            let embedder = answerer
-                .embedder()
-                .cloned()
-                .map(|e| Arc::new(lotse_answer::PassageEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>);
-            w.set_embedder(embedder);
-            let result = w.upsert(&record, Some(&page)).and_then(|n| w.commit().map(|_| n));
-            match result {
-                Ok(n) => Ok(n),
-                Err(e) => {
-                    let _ = w.rollback();
-                    tracing::error!(error = %e, "indexing an upload failed");
-                    Err(ApiError::internal())
-                }
-            }
-        })
-        .await
-    };
+    // 3. the index; on failure the old state stays
     let store = c.store();
+    let (col2, sha2) = (col.clone(), sha.clone());
+    let indexed = blocking(move || {
+        let mut w = answerer.index().writer().map_err(|e| {
+            tracing::warn!(error = %e, "cannot open the index writer");
+            busy()
+        })?;
+        let embedder = answerer
+            .embedder()
+            .cloned()
+            .map(|e| Arc::new(lotse_answer::PassageEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>);
+        w.set_embedder(embedder);
+        let result = documents::write(&mut w, &col2, doc_id, &mut page, &sha2).and_then(|n| w.commit().map(|_| n).map_err(StoreError::from));
+        match result {
+            Ok(n) => {
+                // a replaced version's chunks are gone from disk too
+                let _ = w.purge_deleted();
+                Ok(n)
+            }
+            Err(e) => {
+                let _ = w.rollback();
+                tracing::error!(error = %e, "indexing an upload failed");
+                Err(ApiError::internal())
+            }
+        }
+    })
+    .await;
     let n_chunks = match indexed {
         Ok(n) => n,
         Err(e) => {
@@ -974,17 +960,26 @@ pub async fn upload(
             return Err(e);
         }
     };
-    state.refresh_index().await;
-    // 4. the row: new metadata and chunk count
-    let (n2, uid) = (name.clone(), c.user()?.id);
+    // 4. the row: new metadata, chunk count and the original file, in one transaction
+    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+    let is_new = existing.is_none();
     let doc = blocking(move || {
-        store
-            .put_document(id, &n2, kind.key(), &title, &sha, size, Some(uid))
-            .map_err(store_error)?;
-        store.finish_document(doc_id, n_chunks).map_err(store_error)?;
+        let upload = store::Upload { kind: kind.key(), title: &title, sha256: &sha, original: &bytes, uploaded_by: Some(uid) };
+        if let Err(e) = store.finish_document(doc_id, &upload, n_chunks) {
+            // the chunks must not outlive a row that was never completed (a replaced
+            // document's old original stays; start-up writes its chunks again from it)
+            if is_new {
+                let _ = remove_from_index(&answerer, |w| w.remove(&store::document_url(doc_id)));
+                let _ = store.delete_document(doc_id);
+            }
+            return Err(store_error(e));
+        }
         store.document(doc_id).map_err(store_error)?.ok_or_else(|| not_found("document"))
     })
-    .await?;
+    .await;
+    drop(_one_at_a_time);
+    state.refresh_index().await;
+    let doc = doc?;
     audit(&c, if existing.is_some() { "replace_document" } else { "upload_document" }, None, false, vec![col.title.clone()], "ok").await;
     Ok((if existing.is_some() { StatusCode::OK } else { StatusCode::CREATED }, Json(doc)))
 }
@@ -1016,9 +1011,17 @@ pub async fn delete_document(
     c.allow(&Action::Portal)?;
     let (doc, col) = readable_document(&c, id).await?;
     c.allow(&Action::ManageCollection(&col.owner))?;
-    remove_from_index(&state, vec![doc.url.clone()]).await?;
-    let store = c.store();
-    blocking(move || store.delete_document(id).map_err(store_error)).await?;
+    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
+    {
+        let _one_at_a_time = state.refresh_lock.lock().await;
+        let store = c.store();
+        blocking(move || {
+            remove_from_index(&answerer, |w| w.remove(&doc.url))?;
+            store.delete_document(id).map_err(store_error)
+        })
+        .await?;
+    }
+    state.refresh_index().await;
     audit(&c, "delete_document", None, false, vec![col.title.clone()], "ok").await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -2140,6 +2143,16 @@ pub fn open(config: &crate::Config, data: &std::path::Path) -> Result<Portal, St
 
 /// The provider the register names for an engine on the administration's own hardware.
 const OWN_PROVIDER: &str = "Eigener Server der Verwaltung (Lotse, lokales Modell)";
+
+/// Bring the index in line with the portal database before the first request (orphans
+/// removed, uploads missing from the index written again from their originals); logs counts.
+pub fn reconcile(portal: &Portal, answerer: &Answerer) -> Result<documents::Reconciled, StoreError> {
+    let embedder = answerer
+        .embedder()
+        .cloned()
+        .map(|e| Arc::new(lotse_answer::PassageEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>);
+    documents::reconcile(&portal.store, answerer.index(), embedder)
+}
 
 /// Seed the AI system register with this installation's uses (entries an admin changed
 /// stay as they are). `engine` is the main engine; when it is external the register says

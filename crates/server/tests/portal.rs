@@ -111,6 +111,7 @@ fn build_index(dir: &std::path::Path) -> Arc<SearchIndex> {
 
 struct Server {
     addr: SocketAddr,
+    index: Arc<SearchIndex>,
     external: Arc<FakeExternalGenerator>,
     store: Arc<Store>,
     client: reqwest::Client,
@@ -221,7 +222,7 @@ async fn start() -> Server {
     let local = Arc::new(FakeCitingGenerator::new("fake-local", false));
     let external = Arc::new(FakeExternalGenerator::new("fake-external", true));
     let answerer = Arc::new(Answerer::new(
-        index,
+        index.clone(),
         None,
         Some(Arc::new(GenerationService::new(local, 1, 8))),
         AnswerConfig { ..config.answer_config() },
@@ -257,7 +258,7 @@ async fn start() -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(lotse_server::serve(listener, state, std::future::pending()));
-    Server { addr, external, store, client: reqwest::Client::new(), _dir: dir }
+    Server { addr, index, external, store, client: reqwest::Client::new(), _dir: dir }
 }
 
 async fn group_collection(s: &Server, who: &Who, title: &str, group: &str) -> i64 {
@@ -704,4 +705,129 @@ async fn the_ki_kompass_opens_the_chat_and_history_can_be_deleted() {
     assert_eq!(s.post(&carl, "/portal/api/logout", json!({})).await.status, 204);
     assert_eq!(s.get(&carl, "/portal/api/me").await.status, 401);
     let _ = Scope::ALL;
+}
+
+// ---- issue 31.5: ids never reused, deletes race no upload, the index follows the database --
+
+/// Index collections of the portal and uploads' page records, as the index holds them now.
+fn portal_entries(index: &SearchIndex) -> (Vec<String>, Vec<String>) {
+    index.reload().unwrap();
+    let cols = index.collections().unwrap().into_iter().filter(|c| c.starts_with("portal-")).collect();
+    let urls = index.page_records(lotse_portal::documents::INDEX_SITE).unwrap().into_iter().map(|r| r.url).collect();
+    (cols, urls)
+}
+
+#[tokio::test]
+async fn delete_while_uploading_leaves_no_chunk_behind_and_no_id_is_reused() {
+    let s = start().await;
+    let alice = s.login("alice").await;
+    let mut last_collection = 0;
+    let mut last_document = 0;
+    for round in 0..6 {
+        let a = group_collection(&s, &alice, &format!("Runde {round}"), "bauamt").await;
+        assert!(a > last_collection, "collection ids only grow: {a} after {last_collection}");
+        last_collection = a;
+        let first = s.upload(&alice, a, "erst.txt", format!("Die erste Notiz Rundewort{round} steht hier.").into()).await;
+        assert_eq!(first.status, 201, "{}", first.text);
+        let d = first.json()["id"].as_i64().unwrap();
+        assert!(d > last_document, "document ids only grow: {d} after {last_document}");
+        last_document = d;
+        // an upload and the collection's delete at the same moment (the upload of a larger
+        // file is still being read while the delete arrives)
+        let body: String = (0..400).map(|i| format!("Absatz {i}: Die Geheimnotiz {CANARY} gilt im Bauamt.\n\n")).collect();
+        let del_path = format!("/portal/api/collections/{a}");
+        let (up, del) = tokio::join!(
+            s.upload(&alice, a, "geheim.txt", body.into_bytes()),
+            async {
+                if round % 2 == 1 {
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * round as u64)).await;
+                }
+                s.send(&alice, Method::DELETE, &del_path, None).await
+            }
+        );
+        assert_eq!(del.status, 204, "{}", del.text);
+        assert!(matches!(up.status, 201 | 404), "the upload either finished first or found no collection: {} {}", up.status, up.text);
+        if up.status == 201 {
+            last_document = last_document.max(up.json()["id"].as_i64().unwrap());
+        }
+        let (cols, urls) = portal_entries(&s.index);
+        assert!(!cols.contains(&format!("portal-{a}")), "round {round}: no entry of the deleted collection: {cols:?} {urls:?}");
+        assert_eq!(s.index.deleted_docs().unwrap(), 0, "deleted chunks are gone from disk too");
+        // the next collection gets a new id and sees nothing of the old one
+        let b = group_collection(&s, &alice, &format!("Danach {round}"), "bauamt").await;
+        assert!(b > a, "a new collection never reuses {a}: {b}");
+        last_collection = b;
+        let r = s.portal_search(&alice, CANARY, &b.to_string(), false).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(!r.text.contains(CANARY), "{}", r.text);
+        assert!(s.store.collection(a).unwrap().is_none());
+    }
+    // documents: a deleted document's id is not given out again either
+    let c = group_collection(&s, &alice, "Ids", "bauamt").await;
+    let one = s.upload(&alice, c, "eins.txt", "Die Notiz Idwort eins.".into()).await.json()["id"].as_i64().unwrap();
+    assert_eq!(s.send(&alice, Method::DELETE, &format!("/portal/api/documents/{one}"), None).await.status, 204);
+    let two = s.upload(&alice, c, "eins.txt", "Die Notiz Idwort zwei.".into()).await.json()["id"].as_i64().unwrap();
+    assert!(two > one && one > last_document, "{one} {two} {last_document}");
+    // with SQLite the deleted text is gone from the database file and its WAL too
+    if std::env::var(lotse_portal::store::testing::POSTGRES_ENV).map(|v| v.trim().is_empty()).unwrap_or(true) {
+        for f in ["portal.sqlite", "portal.sqlite-wal"] {
+            let raw = std::fs::read(s._dir.path().join(f)).unwrap_or_default();
+            assert!(!raw.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()), "{f} holds no deleted text");
+        }
+    }
+}
+
+#[tokio::test]
+async fn start_up_reconciles_the_index_with_the_database() {
+    let s = start().await;
+    let alice = s.login("alice").await;
+    let a = group_collection(&s, &alice, "Bauamt intern", "bauamt").await;
+    let r = s.upload(&alice, a, "weisung.txt", format!("Die Dienstanweisung {CANARY} regelt die Vertretung.").into()).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let doc = r.json()["id"].as_i64().unwrap();
+    // orphans as a crash or an old version could leave them: a collection and a document
+    // the database does not know (with ids beyond its own)
+    let orphan_col = lotse_portal::store::Collection {
+        id: a + 50,
+        title: "weg".into(),
+        owner: lotse_portal::auth::Owner::Group("kaemmerei".into()),
+        created_at: 0,
+        documents: 0,
+    };
+    let real_col = s.store.collection(a).unwrap().unwrap();
+    {
+        let mut w = s.index.writer().unwrap();
+        let mut page = Page {
+            url: String::new(),
+            title: "Alt".into(),
+            kind: DocKind::Text,
+            lang: None,
+            modified: None,
+            blocks: vec![Block::Paragraph { text: "Die alte Waisennotiz Orphanwort bleibt nicht.".into() }],
+        };
+        lotse_portal::documents::write(&mut w, &orphan_col, doc + 70, &mut page.clone(), "x").unwrap();
+        lotse_portal::documents::write(&mut w, &real_col, doc + 80, &mut page, "y").unwrap();
+        // and the real upload's chunks lost
+        w.remove(&lotse_portal::store::document_url(doc));
+        w.commit().unwrap();
+    }
+    let (cols, urls) = portal_entries(&s.index);
+    assert_eq!(cols.len(), 2, "{cols:?}");
+    assert_eq!(urls.len(), 2, "{urls:?}");
+    let done = lotse_portal::documents::reconcile(&s.store, &s.index, None).unwrap();
+    assert_eq!((done.orphan_collections, done.orphan_documents, done.reindexed, done.without_original), (1, 1, 1, 0), "{done:?}");
+    let (cols, urls) = portal_entries(&s.index);
+    assert_eq!(cols, vec![format!("portal-{a}")]);
+    assert_eq!(urls, vec![lotse_portal::store::document_url(doc)]);
+    // the lost upload is found again, written from its original
+    let r = s.portal_search(&alice, CANARY, &a.to_string(), false).await;
+    assert!(r.text.contains(CANARY), "{}", r.text);
+    // ids the index has seen are not given out again
+    let b = group_collection(&s, &alice, "Neu", "bauamt").await;
+    assert!(b > a + 50, "{b}");
+    let next = s.upload(&alice, b, "neu.txt", "Die Notiz Neuwort.".into()).await.json()["id"].as_i64().unwrap();
+    assert!(next > doc + 80, "{next}");
+    // a second run finds nothing to do
+    let again = lotse_portal::documents::reconcile(&s.store, &s.index, None).unwrap();
+    assert_eq!((again.orphan_collections, again.orphan_documents, again.reindexed), (0, 0, 0), "{again:?}");
 }
