@@ -148,8 +148,12 @@ async fn a_burst_of_wrong_passwords_checks_few_and_keeps_memory_flat() {
         // is throttled for bob after the configured number of failures in all ...
         let more = s.burst("bob", ATTACKER, 2 * limit as usize, 1).await;
         let failed = (count(&statuses, 401) + count(&more, 401)) as u64;
-        assert_eq!(failed, limit, "{more:?}");
-        assert_eq!(s.state.login.password_checks() - before_checks, limit);
+        assert_eq!(s.state.login.password_checks() - before_checks, failed);
+        if per_minute.is_some() {
+            assert_eq!(failed, limit, "{more:?}");
+        } else {
+            assert!(failed <= limit, "the address's sign-in rate ends it sooner: {more:?}");
+        }
         // ... even with the right password ...
         let r = s.login("bob", PASSWORD, ATTACKER).await;
         assert_eq!(r.status, 429);
