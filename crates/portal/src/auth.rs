@@ -390,6 +390,57 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
     }
 }
 
+/// The largest argon2 memory a stored hash may ask for (64 MiB; Lotse's own hashes use 19).
+const MAX_PASSWORD_KIB: u32 = 64 * 1024;
+
+/// Working memory for argon2, kept and reused between checks ([`verify_password_in`]).
+///
+/// Each check with [`verify_password`] allocates 19 MiB; when many run on many threads the
+/// allocator keeps that memory per thread arena and the process grows by hundreds of MiB
+/// (issue 31). A server holds a few of these instead, one per check allowed at once.
+#[derive(Default)]
+pub struct PasswordMemory(Vec<argon2::Block>);
+
+impl fmt::Debug for PasswordMemory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PasswordMemory({} KiB)", self.0.len())
+    }
+}
+
+/// A PHC string that never matches, for unknown names: checking against it costs as much as
+/// a real check, so names cannot be probed by timing.
+pub const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0000000000000000000000000000000000000000000";
+
+/// [`verify_password`] with the caller's working memory, which grows once to the hash's
+/// memory cost and is reused afterwards.
+pub fn verify_password_in(password: &str, hash: &str, memory: &mut PasswordMemory) -> bool {
+    let Ok(h) = PasswordHash::new(hash) else { return false };
+    let (Some(salt), Some(expected)) = (h.salt, h.hash) else { return false };
+    let Ok(algorithm) = Algorithm::try_from(h.algorithm) else { return false };
+    let version = match h.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&h) else { return false };
+    if params.m_cost() > MAX_PASSWORD_KIB {
+        return false;
+    }
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else { return false };
+    let blocks = params.block_count();
+    if memory.0.len() < blocks {
+        memory.0.resize(blocks, argon2::Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let argon = Argon2::new(algorithm, version, params);
+    if argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, &mut memory.0[..blocks]).is_err() {
+        return false;
+    }
+    let want = expected.as_bytes();
+    out.len() == want.len() && out.iter().zip(want).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// A fresh random token (32 bytes, hex), with `prefix` (`lotse_` for API tokens).
 pub fn random_token(prefix: &str) -> String {
     let mut b = [0u8; 32];
@@ -501,5 +552,20 @@ mod tests {
         assert!(verify_password("korrekt-pferd-batterie", &h));
         assert!(!verify_password("falsch-pferd-batterie", &h));
         assert_eq!(hash_password("kurz"), Err(PasswordError::TooShort(MIN_PASSWORD_CHARS)));
+    }
+
+    #[test]
+    fn reused_memory_verifies_like_a_fresh_check() {
+        let h = hash_password("korrekt-pferd-batterie").unwrap();
+        let mut mem = PasswordMemory::default();
+        for _ in 0..2 {
+            assert!(verify_password_in("korrekt-pferd-batterie", &h, &mut mem));
+            assert!(!verify_password_in("falsch-pferd-batterie", &h, &mut mem));
+        }
+        assert!(!verify_password_in("x", DUMMY_HASH, &mut mem));
+        assert!(!verify_password_in("x", "not a hash", &mut mem));
+        // a hash asking for more memory than allowed is refused without allocating it
+        let huge = h.replace("m=19456", "m=1048576");
+        assert!(!verify_password_in("korrekt-pferd-batterie", &huge, &mut mem));
     }
 }

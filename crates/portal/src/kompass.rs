@@ -1,8 +1,10 @@
 //! The KI-Kompass: the town's usage policy (Markdown) and its multiple-choice check (the
 //! "KI-Seepferdchen"). Passing the check lifts a staff member to the check's level.
 //!
-//! The correct answers never leave the server: [`Check::public`] strips them, and grading
-//! says only which questions were wrong.
+//! The correct answers never leave this crate: `Question::correct` is private, [`Check::public`]
+//! strips them, and a failed attempt tells only how many answers were right, not which
+//! (with the attempt limit in the server, the check cannot be solved by trying; issue 31).
+//! A passed attempt names the questions answered wrongly, so staff can learn from it.
 
 use std::path::Path;
 
@@ -20,9 +22,9 @@ pub const DEFAULT_CHECK: &str = include_str!("../assets/ki-kompass-check.toml");
 pub struct Question {
     pub text: String,
     pub options: Vec<String>,
-    /// Index of the right option.
+    /// Index of the right option (never leaves this crate).
     #[serde(skip_serializing)]
-    pub correct: usize,
+    correct: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,7 +58,8 @@ pub struct Graded {
     pub passed: bool,
     pub right: usize,
     pub total: usize,
-    /// 0-based numbers of the questions answered wrongly.
+    /// 0-based numbers of the questions answered wrongly; only after a pass (a failed
+    /// attempt does not say which answers were wrong).
     pub wrong: Vec<usize>,
     pub level: Level,
 }
@@ -130,11 +133,12 @@ impl Check {
             .collect();
         let total = self.questions.len();
         let right = total - wrong.len();
+        let passed = right as f64 >= self.pass_ratio * total as f64 - 1e-9;
         Graded {
-            passed: right as f64 >= self.pass_ratio * total as f64 - 1e-9,
+            passed,
             right,
             total,
-            wrong,
+            wrong: if passed { wrong } else { Vec::new() },
             level: self.level,
         }
     }
@@ -172,7 +176,9 @@ mod tests {
         assert!(g.passed, "4 of 5 is 0.8");
         let mut two_wrong = one_wrong;
         two_wrong[1] = (two_wrong[1] + 1) % c.questions[1].options.len();
-        assert!(!c.grade(&two_wrong).passed);
+        let failed = c.grade(&two_wrong);
+        assert!(!failed.passed);
+        assert_eq!((failed.right, failed.wrong.len()), (3, 0), "a failed attempt does not say which were wrong");
         assert!(!c.grade(&[]).passed);
     }
 

@@ -178,7 +178,15 @@ const MIGRATIONS: &[&str] = &[
         document_id BIGINT PRIMARY KEY REFERENCES documents(id) ON DELETE CASCADE,
         content BLOB NOT NULL
     );",
+    // 4: API tokens expire (tokens made before get 90 days from the migration); the audit
+    // log names whom an admin change was about (issue 31). `{now}` is the migration's time.
+    "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+    UPDATE api_tokens SET expires_at = {now} + 7776000;
+    ALTER TABLE audit ADD COLUMN target TEXT;",
 ];
+
+/// How long an API token lasts unless the caller says otherwise (`[portal] token_days`).
+pub const DEFAULT_TOKEN_DAYS: u32 = 90;
 
 /// A collection as the portal shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -236,6 +244,8 @@ pub struct TokenInfo {
     pub scopes: Vec<Scope>,
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+    /// Unix time after which the token no longer works.
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -302,6 +312,8 @@ pub struct AuditEntry {
     pub completion_tokens: i64,
     pub outcome: String,
     pub content: Option<String>,
+    /// Whom an admin change was about (an account's name).
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -318,6 +330,8 @@ pub struct AuditRecord {
     pub completion_tokens: i64,
     pub outcome: String,
     pub content: Option<String>,
+    /// Whom an admin change was about (an account's name).
+    pub target: Option<String>,
 }
 
 /// Usage per group and model.
@@ -646,7 +660,8 @@ impl Store {
             drop(c);
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
                 let mut tx = self.pool.begin().await?;
-                sqlx::raw_sql(AssertSqlSafe(ddl(sql, backend))).execute(&mut *tx).await?;
+                let sql = ddl(sql, backend).replace("{now}", &now().to_string());
+                sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
                 sqlx::query("UPDATE lotse_schema SET version = $1").bind((i + 1) as i64).execute(&mut *tx).await?;
                 tx.commit().await?;
                 tracing::info!(version = i + 1, "portal store migrated");
@@ -898,6 +913,19 @@ impl Store {
         })
     }
 
+    /// How many KI-Kompass attempts `user_id` handed in since `since` (Unix time), and when
+    /// the earliest of them was.
+    pub fn attempts_since(&self, user_id: i64, since: i64) -> Result<(i64, Option<i64>)> {
+        self.run(async {
+            let r = sqlx::query("SELECT COUNT(*), MIN(at) FROM kompass_attempts WHERE user_id = $1 AND at >= $2")
+                .bind(user_id)
+                .bind(since)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok((r.try_get(0)?, r.try_get(1)?))
+        })
+    }
+
     // ---- sessions and tokens -----------------------------------------------------------
 
     /// A new session: returns (cookie token, CSRF token). Only the token's hash is stored.
@@ -944,20 +972,28 @@ impl Store {
         })
     }
 
-    /// A new API token for `user_id`; the token is shown once and stored as a hash.
+    /// A new API token for `user_id`, valid for [`DEFAULT_TOKEN_DAYS`]; the token is shown
+    /// once and stored as a hash.
     pub fn create_token(&self, user_id: i64, name: &str, scopes: &[Scope]) -> Result<String> {
+        self.create_token_for(user_id, name, scopes, DEFAULT_TOKEN_DAYS)
+    }
+
+    /// A new API token for `user_id`, valid for `days` days (at least one).
+    pub fn create_token_for(&self, user_id: i64, name: &str, scopes: &[Scope], days: u32) -> Result<String> {
         if scopes.is_empty() {
             return Err(StoreError::Invalid("a token needs at least one scope".into()));
         }
         let token = auth::random_token("lotse_");
         let s: Vec<&str> = scopes.iter().map(|s| s.key()).collect();
         self.run(async {
-            sqlx::query("INSERT INTO api_tokens (token_hash, name, user_id, scopes, created_at) VALUES ($1, $2, $3, $4, $5)")
+            let t = now();
+            sqlx::query("INSERT INTO api_tokens (token_hash, name, user_id, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
                 .bind(auth::token_hash(&token))
                 .bind(name)
                 .bind(user_id)
                 .bind(s.join(","))
-                .bind(now())
+                .bind(t)
+                .bind(t + i64::from(days.max(1)) * 86_400)
                 .execute(&self.pool)
                 .await?;
             Ok(())
@@ -965,13 +1001,14 @@ impl Store {
         Ok(token)
     }
 
-    /// The owner and scopes of a token.
+    /// The owner and scopes of a token that has not expired.
     pub fn token(&self, token: &str) -> Result<Option<(UserInfo, Vec<Scope>)>> {
         let h = auth::token_hash(token);
         self.run(async {
             let mut c = self.pool.acquire().await?;
-            let row = sqlx::query("SELECT user_id, scopes FROM api_tokens WHERE token_hash = $1")
+            let row = sqlx::query("SELECT user_id, scopes FROM api_tokens WHERE token_hash = $1 AND expires_at >= $2")
                 .bind(h.as_str())
+                .bind(now())
                 .fetch_optional(&mut *c)
                 .await?;
             let Some(row) = row else { return Ok(None) };
@@ -989,7 +1026,7 @@ impl Store {
     pub fn tokens(&self) -> Result<Vec<TokenInfo>> {
         self.run(async {
             let r = sqlx::query(
-                "SELECT t.id, t.name, u.name, t.scopes, t.created_at, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id",
+                "SELECT t.id, t.name, u.name, t.scopes, t.created_at, t.last_used_at, t.expires_at FROM api_tokens t JOIN users u ON u.id = t.user_id ORDER BY t.id",
             )
             .fetch_all(&self.pool)
             .await?;
@@ -1001,6 +1038,7 @@ impl Store {
                     scopes: r.try_get::<String, _>(3)?.split(',').filter_map(Scope::parse).collect(),
                     created_at: r.try_get(4)?,
                     last_used_at: r.try_get(5)?,
+                    expires_at: r.try_get::<Option<i64>, _>(6)?.unwrap_or(0),
                 })
             })
         })
@@ -1399,8 +1437,8 @@ impl Store {
     pub fn audit(&self, e: &AuditEntry) -> Result<()> {
         self.run(async {
             sqlx::query(
-                "INSERT INTO audit (at, user_id, user_name, groups, action, model, external, collections, prompt_tokens, completion_tokens, outcome, content)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO audit (at, user_id, user_name, groups, action, model, external, collections, prompt_tokens, completion_tokens, outcome, content, target)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(now())
             .bind(e.user_id)
@@ -1414,6 +1452,7 @@ impl Store {
             .bind(e.completion_tokens)
             .bind(if e.outcome.is_empty() { "ok" } else { e.outcome.as_str() })
             .bind(e.content.as_deref())
+            .bind(e.target.as_deref())
             .execute(&self.pool)
             .await?;
             Ok(())
@@ -1424,7 +1463,7 @@ impl Store {
     pub fn audit_log(&self, since: i64, limit: usize) -> Result<Vec<AuditRecord>> {
         self.run(async {
             let r = sqlx::query(
-                "SELECT id, at, user_name, groups, action, model, external, collections, prompt_tokens, completion_tokens, outcome, content
+                "SELECT id, at, user_name, groups, action, model, external, collections, prompt_tokens, completion_tokens, outcome, content, target
                  FROM audit WHERE at >= $1 ORDER BY id DESC LIMIT $2",
             )
             .bind(since)
@@ -1445,6 +1484,7 @@ impl Store {
                     completion_tokens: r.try_get(9)?,
                     outcome: r.try_get(10)?,
                     content: r.try_get(11)?,
+                    target: r.try_get(12)?,
                 })
             })
         })
@@ -1702,6 +1742,33 @@ mod tests {
         drop(s);
         let s = Store::open(&p).unwrap();
         assert_eq!(s.user_by_name("ANNA").unwrap().unwrap().groups, vec!["bauamt".to_string()]);
+    }
+
+    #[test]
+    fn tokens_expire_and_old_ones_get_days_from_the_migration() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("portal.sqlite");
+        let s = Store::open(&p).unwrap();
+        let id = s.create_user("cms", "CMS", None, Role::Staff, &[]).unwrap();
+        let t = s.create_token_for(id, "cms", &[Scope::Simplify], 7).unwrap();
+        let listed = &s.tokens().unwrap()[0];
+        assert!((listed.expires_at - now() - 7 * 86_400).abs() < 60, "{listed:?}");
+        assert!(s.token(&t).unwrap().is_some());
+        s.run(async { Ok(sqlx::query("UPDATE api_tokens SET expires_at = $1").bind(now() - 1).execute(&s.pool).await?) }).unwrap();
+        assert!(s.token(&t).unwrap().is_none(), "an expired token no longer works");
+        // a store of schema 1 (tokens without expiry): the migration gives them 90 days
+        s.run(async {
+            sqlx::raw_sql("ALTER TABLE api_tokens DROP COLUMN expires_at; ALTER TABLE audit DROP COLUMN target; UPDATE lotse_schema SET version = 1")
+                .execute(&s.pool)
+                .await?;
+            Ok(())
+        })
+        .unwrap();
+        drop(s);
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+        assert!(s.token(&t).unwrap().is_some());
+        assert!((s.tokens().unwrap()[0].expires_at - now() - 90 * 86_400).abs() < 60);
     }
 
     #[test]

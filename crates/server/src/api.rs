@@ -445,7 +445,11 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             preempted: g.preempted(),
         }))
         .unwrap_or_default();
-    let body = state.metrics.render(&pool, state.answers.entry_count());
+    let mut body = state.metrics.render(&pool, state.answers.entry_count());
+    body.push_str(&format!(
+        "# HELP lotse_portal_password_checks_total Portal passwords checked with argon2.\n# TYPE lotse_portal_password_checks_total counter\nlotse_portal_password_checks_total {}\n",
+        state.login.password_checks()
+    ));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
         body,

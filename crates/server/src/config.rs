@@ -70,8 +70,19 @@ pub struct PortalSettings {
     pub kompass_check: Option<PathBuf>,
     /// Which KI-Kompass level unlocks what.
     pub levels: lotse_portal::auth::LevelRules,
-    /// Failed sign-ins per account (and per client address) before a pause.
+    /// Failed sign-ins per account and client address before that pair must pause (1 minute,
+    /// doubling with each further failure, at most 15); the account from all addresses, and
+    /// the address over all accounts, pause after 4x as many. No hard lock-out.
     pub login_attempts: u32,
+    /// Sign-in requests per client address and minute (0: no limit).
+    pub login_per_minute: u32,
+    /// Passwords checked (argon2, 19 MiB each) at once; more sign-ins at the same moment get
+    /// 503 with Retry-After.
+    pub login_concurrency: u32,
+    /// KI-Kompass check attempts per account in 24 hours (0: no limit).
+    pub kompass_attempts: u32,
+    /// API tokens expire after this many days.
+    pub token_days: u32,
     /// External OpenAI-compatible services staff may choose for questions without private
     /// collections and without personal data.
     pub external: Vec<ExternalModel>,
@@ -101,12 +112,18 @@ pub struct OidcSettings {
     /// The claim with the account's groups.
     #[serde(default = "default_groups_claim")]
     pub groups_claim: String,
-    /// Members of these groups are portal admins.
+    /// Members of these groups are portal admins: full paths as the provider sends them
+    /// (`/IT/lotse-admins`; a top-level group with or without its `/`, any case).
     #[serde(default)]
     pub admin_groups: Vec<String>,
-    /// Members of these groups are editors (manage collections).
+    /// Members of these groups are editors (manage collections); full paths as above.
     #[serde(default)]
     pub editor_groups: Vec<String>,
+    /// Provider group (full path) -> portal group. When set, only these groups count;
+    /// when empty, each group becomes the portal group of its full path (`/FB1/intern` ->
+    /// `fb1_intern`).
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, String>,
     /// The sign-in button's text.
     #[serde(default = "default_oidc_label")]
     pub label: String,
@@ -139,6 +156,10 @@ impl Default for PortalSettings {
             kompass_check: None,
             levels: lotse_portal::auth::LevelRules::default(),
             login_attempts: 5,
+            login_per_minute: 10,
+            login_concurrency: 2,
+            kompass_attempts: 5,
+            token_days: 90,
             external: Vec::new(),
             responsible: "Bitte eintragen ([portal] responsible)".into(),
             database: None,

@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod feedback;
 pub mod limit;
+pub mod login;
 pub mod metrics;
 pub mod oidc;
 pub mod openai;
@@ -64,6 +65,8 @@ pub struct AppState {
     /// Answers given lately, by id, for their ratings.
     pub(crate) answer_records: moka::future::Cache<String, Arc<feedback::AnswerRecord>>,
     portal: RwLock<Option<Arc<portal::Portal>>>,
+    /// The portal's sign-in guard (rate, failure tallies, argon2 slots).
+    pub login: login::LoginGuard,
 }
 
 impl std::fmt::Debug for AppState {
@@ -81,6 +84,7 @@ impl AppState {
             .time_to_live(Duration::from_secs(config.limits.answer_cache_ttl_secs.max(1)))
             .build();
         let limits = limit::RateLimits::new(&config.limits);
+        let login = login::LoginGuard::new(&config.portal);
         let widget = widget::WidgetAssets::from_config(&config);
         // ratings come minutes after the answer; a day is plenty
         let answer_records = moka::future::Cache::builder()
@@ -101,6 +105,7 @@ impl AppState {
             feedback: RwLock::new(None),
             answer_records,
             portal: RwLock::new(None),
+            login,
         })
     }
 
@@ -536,6 +541,7 @@ pub async fn serve(
                 n += 1;
                 if n % 12 == 0 {
                     state.limits.forget_idle();
+                    state.login.forget_idle();
                 }
                 if n % 720 == 1 {
                     portal::expire_chats(&state).await;

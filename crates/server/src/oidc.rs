@@ -1,8 +1,11 @@
 //! OpenID Connect sign-in for the staff portal (Keycloak, ADFS, Entra ID and the like): the
 //! authorisation code flow with PKCE (S256), a `state` bound to the browser by a cookie, and a
 //! `nonce` bound to the ID token. The identity provider's group claim becomes the account's
-//! groups; configured groups make an account an admin or an editor. Role and groups are taken
-//! from the claims at every sign-in, so the directory stays the source of truth.
+//! groups, each by its full path or through the configured mapping table (issue 31: by the
+//! leaf name, `/Extern/lotse-admins` had made its members admins); configured groups (full
+//! paths) make an account an admin or an editor; a group nothing maps grants nothing. Role
+//! and groups are taken from the claims at every sign-in, so the directory stays the source
+//! of truth.
 //!
 //! Design decision: the ID token is taken from the token endpoint over TLS, the direct channel
 //! of OpenID Connect Core 3.1.3.7 (6): the TLS server check stands in for the token's signature,
@@ -15,7 +18,7 @@
 //!   `state` is in the server's table and in that browser's cookie).
 //! - No token, code or claim is logged; the log names the outcome and the reason only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -162,22 +165,56 @@ pub fn jwt_claims(token: &str) -> Option<serde_json::Value> {
     serde_json::from_slice(&base64url_decode(payload)?).ok()
 }
 
-/// Group names from the claim: Keycloak's `/parent/child` paths lose their slashes' prefix,
-/// names are lowercased, spaces become `-`, and names that are not valid groups are dropped.
-pub fn groups_from_claim(v: Option<&serde_json::Value>) -> Vec<String> {
-    let raw: Vec<String> = match v {
+/// A group as the identity provider names it, for comparing: trimmed, lowercase, without
+/// one leading `/` (Keycloak writes top-level groups as `/Bauamt`). The rest of the path
+/// stays: `/Extern/lotse-admins` is `extern/lotse-admins`, never `lotse-admins`.
+pub fn group_key(raw: &str) -> String {
+    let t = raw.trim();
+    t.strip_prefix('/').unwrap_or(t).to_lowercase()
+}
+
+/// The portal group a provider group gets when there is no mapping table: its full path,
+/// segments joined with `_`, spaces as `-` (`/FB1/intern` -> `fb1_intern`, `Team Bauamt`
+/// -> `team-bauamt`). A path whose segments contain `_` or other characters a group name
+/// cannot have gets none (two paths must never become one group).
+fn path_group(key: &str) -> Option<String> {
+    let segments: Vec<String> = key.split('/').map(|seg| seg.trim().replace(char::is_whitespace, "-")).collect();
+    if segments.iter().any(|seg| seg.is_empty() || seg.contains('_')) {
+        return None;
+    }
+    let name = segments.join("_");
+    lotse_portal::store::valid_group(&name).then_some(name)
+}
+
+/// The claim's values: a list of strings, or one string (one group, never split).
+fn claim_values(v: Option<&serde_json::Value>) -> Vec<String> {
+    match v {
         Some(serde_json::Value::Array(a)) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
-        Some(serde_json::Value::String(s)) => s.split([',', ' ']).map(str::to_string).collect(),
+        Some(serde_json::Value::String(s)) => vec![s.clone()],
         _ => Vec::new(),
-    };
-    let mut out: Vec<String> = raw
+    }
+}
+
+/// Portal groups from the claim. With a mapping table (`[portal.oidc.groups]`, provider
+/// group -> portal group) only groups in the table count; without one, each group by its
+/// full path ([`path_group`]). Groups that map to nothing grant nothing.
+pub fn groups_from_claim(v: Option<&serde_json::Value>, table: &BTreeMap<String, String>) -> Vec<String> {
+    let table: BTreeMap<String, &String> = table.iter().map(|(k, g)| (group_key(k), g)).collect();
+    let mut out: Vec<String> = claim_values(v)
         .iter()
-        .map(|g| g.trim().trim_start_matches('/').rsplit('/').next().unwrap_or("").to_lowercase().replace(' ', "-"))
+        .map(|raw| group_key(raw))
+        .filter_map(|key| if table.is_empty() { path_group(&key) } else { table.get(&key).map(|g| g.to_string()) })
         .filter(|g| lotse_portal::store::valid_group(g))
         .collect();
     out.sort();
     out.dedup();
     out
+}
+
+/// Whether the claim names one of `configured` (full paths, compared by [`group_key`]).
+fn claim_has_any(v: Option<&serde_json::Value>, configured: &[String]) -> bool {
+    let want: Vec<String> = configured.iter().map(|g| group_key(g)).collect();
+    claim_values(v).iter().any(|raw| want.contains(&group_key(raw)))
 }
 
 #[derive(Deserialize)]
@@ -212,6 +249,11 @@ impl Oidc {
             if url::Url::parse(url).is_err() {
                 return Err(OidcError::Config(format!("{what} is not a URL: {url}")));
             }
+        }
+        if let Some((from, to)) = settings.groups.iter().find(|(_, g)| !lotse_portal::store::valid_group(g)) {
+            return Err(OidcError::Config(format!(
+                "[portal.oidc.groups] maps {from:?} to {to:?}, which is no group name (lowercase letters, digits, - and _)"
+            )));
         }
         if !transport_ok(&settings.issuer) {
             return Err(OidcError::Config("the issuer must use https (http only on a loopback address)".into()));
@@ -362,11 +404,11 @@ impl Oidc {
             .to_lowercase()
             .replace(char::is_whitespace, ".");
         let display_name = s("name").filter(|n| !n.trim().is_empty()).unwrap_or_else(|| name.clone());
-        let groups = groups_from_claim(c.get(&self.settings.groups_claim));
-        let lower = |v: &[String]| v.iter().map(|g| g.to_lowercase()).collect::<Vec<_>>();
-        let role = if groups.iter().any(|g| lower(&self.settings.admin_groups).contains(g)) {
+        let claim = c.get(&self.settings.groups_claim);
+        let groups = groups_from_claim(claim, &self.settings.groups);
+        let role = if claim_has_any(claim, &self.settings.admin_groups) {
             Role::Admin
-        } else if groups.iter().any(|g| lower(&self.settings.editor_groups).contains(g)) {
+        } else if claim_has_any(claim, &self.settings.editor_groups) {
             Role::Editor
         } else {
             Role::Staff
@@ -397,6 +439,7 @@ mod tests {
             groups_claim: "groups".into(),
             admin_groups: vec!["lotse-admins".into()],
             editor_groups: vec!["Redaktion".into()],
+            groups: BTreeMap::new(),
             label: "Mit dem Stadt-Konto anmelden".into(),
             scopes: vec!["openid".into(), "profile".into()],
         }
@@ -447,6 +490,36 @@ mod tests {
             "preferred_username": "M.Mueller", "name": "Maria Müller",
             "groups": ["/Bauamt", "/Redaktion", "not a/valid group!"],
         })
+    }
+
+    #[test]
+    fn groups_count_by_full_path_and_unknown_ones_grant_nothing() {
+        let o = Oidc::new(settings()).unwrap();
+        let iss = "https://login.stadt.example/realms/stadt";
+        let mut claims = json_claims(iss, "lotse", "n1");
+        claims["groups"] = serde_json::json!(["/Extern/lotse-admins", "/FB1/intern", "/FB2/intern", "Team Bauamt", "/a_b/c"]);
+        let id = o.identity(&jwt(claims.clone()), iss, "n1").unwrap();
+        assert_eq!(id.role, Role::Staff, "a group of the same leaf name elsewhere is not the admin group");
+        assert_eq!(id.groups, vec!["extern_lotse-admins", "fb1_intern", "fb2_intern", "team-bauamt"]);
+        // the top-level group itself still makes an admin, with or without its slash
+        claims["groups"] = serde_json::json!(["/lotse-admins"]);
+        assert_eq!(o.identity(&jwt(claims.clone()), iss, "n1").unwrap().role, Role::Admin);
+        // one string is one group, never split at spaces
+        claims["groups"] = serde_json::json!("Team Bauamt");
+        assert_eq!(o.identity(&jwt(claims.clone()), iss, "n1").unwrap().groups, vec!["team-bauamt"]);
+
+        // with a mapping table, only mapped groups count
+        let table = BTreeMap::from([
+            ("/FB1/intern".to_string(), "fb1".to_string()),
+            ("/FB2/intern".to_string(), "fb2".to_string()),
+        ]);
+        let o = Oidc::new(OidcSettings { groups: table, ..settings() }).unwrap();
+        claims["groups"] = serde_json::json!(["/fb1/intern", "/FB2/intern", "/Extern/lotse-admins", "/Bauamt"]);
+        let id = o.identity(&jwt(claims), iss, "n1").unwrap();
+        assert_eq!(id.groups, vec!["fb1", "fb2"]);
+        assert_eq!(id.role, Role::Staff);
+        let bad = BTreeMap::from([("/X".to_string(), "Not Valid".to_string())]);
+        assert!(matches!(Oidc::new(OidcSettings { groups: bad, ..settings() }), Err(OidcError::Config(_))));
     }
 
     #[test]

@@ -5,9 +5,10 @@
 //! - Every handler asks [`lotse_portal::auth::authorize`] (through [`Ctx::allow`]) before it
 //!   reads or writes anything; that function is the one place that decides. No session: 401;
 //!   wrong role, group, level or token scope: 403.
-//! - A session is a random token in an `HttpOnly; SameSite=Strict; Secure` cookie (only its
-//!   hash is stored); requests that change something with a cookie carry the session's CSRF
-//!   token in `X-CSRF-Token`. API tokens (`Authorization: Bearer lotse_…`) need no CSRF token
+//! - A session is a random token in an `HttpOnly; SameSite=Strict; Secure` cookie named
+//!   `__Host-lotse_session` (only its hash is stored; `lotse_session` on path `/portal`
+//!   without `Secure` when `[portal] secure_cookie = false`); requests that change
+//!   something with a cookie carry the session's CSRF token in `X-CSRF-Token`. API tokens (`Authorization: Bearer lotse_…`) need no CSRF token
 //!   and act only within their scopes.
 //! - Private collections are searched only in the scope the caller may read; an external
 //!   engine (a `[[portal.external]]`, or the main engine when it is external) gets no private
@@ -18,10 +19,8 @@
 //! - Logs name no question, no answer and no document content; the audit log stores content
 //!   only when `[portal] audit_content` is on, and then with personal data redacted.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -45,10 +44,16 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
+use crate::login::Refused;
 use crate::policy::{self, Outgoing};
 
-/// The session cookie's name.
-pub const COOKIE: &str = "lotse_session";
+/// The session cookie's name: `__Host-` binds it to this host, `https` and path `/`, so no
+/// other subdomain or plain-HTTP page can set or overwrite it (browsers treat
+/// `http://localhost` and `http://127.0.0.1` as secure too).
+pub const COOKIE: &str = "__Host-lotse_session";
+/// The session cookie's name with `[portal] secure_cookie = false` (plain HTTP on another
+/// host), where a `__Host-` cookie would be refused by the browser.
+pub const PLAIN_COOKIE: &str = "lotse_session";
 /// The header that carries the session's CSRF token.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The site name portal documents have in the index (never a crawled site).
@@ -65,23 +70,19 @@ pub struct External {
     pub service: Arc<GenerationService>,
 }
 
-/// The portal's state: its store, the KI-Kompass, the external models and the sign-in
-/// throttle.
+/// The portal's state: its store, the KI-Kompass and the external models. (The sign-in
+/// guard is [`AppState::login`](crate::AppState), built from the configuration.)
 pub struct Portal {
     pub store: Arc<Store>,
     pub check: Check,
     pub kompass_text: String,
     pub rules: LevelRules,
     externals: Vec<External>,
-    throttle: Mutex<HashMap<String, Failures>>,
+    /// One KI-Kompass attempt at a time is counted and graded (the attempt limit holds for
+    /// parallel requests).
+    kompass_attempt: Mutex<()>,
     /// Sign-in with the town's identity provider, when configured.
     oidc: Option<Arc<crate::oidc::Oidc>>,
-}
-
-#[derive(Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: Instant,
 }
 
 impl std::fmt::Debug for Portal {
@@ -104,7 +105,7 @@ impl Portal {
             kompass_text,
             rules,
             externals,
-            throttle: Mutex::new(HashMap::new()),
+            kompass_attempt: Mutex::new(()),
             oidc: None,
         }
     }
@@ -123,37 +124,6 @@ impl Portal {
     /// the portal's models.
     fn internal_available(&self, main: Option<&ModelInfo>) -> bool {
         main.is_some_and(|m| !m.external) || self.externals.iter().any(|e| !e.service.info().external)
-    }
-
-    /// Seconds to wait before `key` may try to sign in again, if it must wait.
-    fn throttled(&self, key: &str, limit: u32) -> Option<u64> {
-        let map = self.throttle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let f = map.get(key)?;
-        if f.count < limit.max(1) {
-            return None;
-        }
-        // 1 minute after `limit` failures, doubling for each further one, at most 15 minutes
-        let extra = (f.count - limit.max(1)).min(4);
-        let pause = Duration::from_secs(60 << extra);
-        let elapsed = f.last.elapsed();
-        (elapsed < pause).then(|| (pause - elapsed).as_secs().max(1))
-    }
-
-    fn failed(&self, key: &str) {
-        let mut map = self.throttle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() > 10_000 {
-            map.retain(|_, f| f.last.elapsed() < Duration::from_secs(3600));
-        }
-        let e = map.entry(key.to_string()).or_insert(Failures { count: 0, last: Instant::now() });
-        e.count += 1;
-        e.last = Instant::now();
-    }
-
-    fn succeeded(&self, key: &str) {
-        self.throttle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(key);
     }
 }
 
@@ -293,7 +263,7 @@ pub async fn ctx(state: &AppState, method: &Method, headers: &HeaderMap) -> Resu
             )),
         };
     }
-    let Some(token) = cookie_value(headers, COOKIE).filter(|t| !t.is_empty()) else {
+    let Some(token) = cookie_value(headers, cookie_name(state)).filter(|t| !t.is_empty()) else {
         return Ok(Ctx { portal, principal: Principal::Anonymous, csrf: None });
     };
     let found = blocking(move || store.session(&token).map_err(store_error)).await?;
@@ -362,10 +332,16 @@ fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>, reviews_on: bool) -> Me {
     }
 }
 
+/// The session cookie's name under this configuration ([`COOKIE`] or [`PLAIN_COOKIE`]).
+pub fn cookie_name(state: &AppState) -> &'static str {
+    if state.config.portal.secure_cookie { COOKIE } else { PLAIN_COOKIE }
+}
+
 fn session_cookie(state: &AppState, token: &str, max_age: i64) -> HeaderValue {
-    let secure = if state.config.portal.secure_cookie { "; Secure" } else { "" };
+    let attrs = if state.config.portal.secure_cookie { "Path=/; Secure" } else { "Path=/portal" };
     HeaderValue::from_str(&format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/portal; Max-Age={max_age}{secure}"
+        "{}={token}; HttpOnly; SameSite=Strict; {attrs}; Max-Age={max_age}",
+        cookie_name(state)
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("lotse_session=; Max-Age=0"))
 }
@@ -392,7 +368,8 @@ fn start_session(store: &Store, user: &UserInfo, ttl: i64, outcome: &str) -> Res
     responses(
         (status = 200, description = "Signed in; the session cookie is set", body = Me),
         (status = 401, description = "Wrong name or password", body = ErrorBody),
-        (status = 429, description = "Too many failed attempts; see Retry-After", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this address or for this account; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Every password check is busy; see Retry-After", body = ErrorBody),
     ))]
 pub async fn login(
     State(state): State<Arc<AppState>>,
@@ -403,40 +380,43 @@ pub async fn login(
     let portal = state.portal().ok_or_else(disabled)?;
     let req = json_body(body)?;
     let ip: IpAddr = crate::limit::client_ip(peer.ip(), &headers, &state.config.server.trusted_proxies);
-    let limit = state.config.portal.login_attempts;
-    let name_key = format!("name:{}", req.name.trim().to_lowercase());
-    // an address may try a few accounts, not a dictionary of them
-    let ip_key = format!("ip:{ip}");
-    for (key, n) in [(&name_key, limit), (&ip_key, limit.saturating_mul(4))] {
-        if let Some(wait) = portal.throttled(key, n) {
+    // counted before the password is checked; refused at once, nothing waits (crate::login)
+    let (ticket, mut slot) = match state.login.admit(&req.name, ip) {
+        Ok(admitted) => admitted,
+        Err(Refused::Throttled(wait)) => {
+            tracing::debug!("portal sign-in throttled");
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "login_throttled",
-                "Zu viele fehlgeschlagene Anmeldeversuche. Bitte warten Sie einen Moment und versuchen Sie es dann erneut.",
+                "Zu viele Anmeldeversuche. Bitte warten Sie einen Moment und versuchen Sie es dann erneut.",
             )
             .retry_after(wait));
         }
-    }
+        Err(Refused::Busy) => {
+            tracing::debug!("portal sign-in refused: every password check is busy");
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "login_busy",
+                "Gerade melden sich sehr viele Personen an. Bitte versuchen Sie es in einem Moment noch einmal.",
+            )
+            .retry_after(1));
+        }
+    };
     let store = portal.store.clone();
     let ttl = i64::from(state.config.portal.session_hours.max(1)) * 3600;
     let name = req.name.clone();
     let signed_in = blocking(move || {
-        let Some((uid, hash)) = store.password_hash(&name).map_err(store_error)? else {
-            // spend the same time as a real check, so names cannot be probed
-            let _ = auth::verify_password(&req.password, "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0000000000000000000000000000000000000000000");
-            return Ok(None);
-        };
-        if !auth::verify_password(&req.password, &hash) {
-            return Ok(None);
-        }
+        let found = store.password_hash(&name).map_err(store_error)?;
+        // an unknown name costs a check too, so names cannot be probed
+        let right = slot.verify(&req.password, found.as_ref().map(|(_, h)| h.as_str()));
+        drop(slot);
+        let Some((uid, _)) = found.filter(|_| right) else { return Ok(None) };
         let Some(user) = store.user(uid).map_err(store_error)? else { return Ok(None) };
         let (token, csrf) = start_session(&store, &user, ttl, "ok")?;
         Ok(Some((user, token, csrf)))
     })
     .await?;
     let Some((user, token, csrf)) = signed_in else {
-        portal.failed(&name_key);
-        portal.failed(&ip_key);
         tracing::info!("portal sign-in failed");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -444,7 +424,7 @@ pub async fn login(
             "Benutzername oder Passwort ist falsch.",
         ));
     };
-    portal.succeeded(&name_key);
+    state.login.succeeded(&ticket);
     let ctx = Ctx { portal, principal: Principal::User(user.clone()), csrf: None };
     let mut resp = Json(me(&ctx, user, Some(csrf), reviews_on(&state))).into_response();
     resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &token, ttl));
@@ -458,7 +438,7 @@ pub async fn login(
 pub async fn logout(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
     let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Portal)?;
-    if let Some(token) = cookie_value(&headers, COOKIE) {
+    if let Some(token) = cookie_value(&headers, cookie_name(&state)) {
         let store = c.store();
         blocking(move || store.delete_session(&token).map_err(store_error)).await?;
     }
@@ -690,9 +670,14 @@ pub async fn kompass(State(state): State<Arc<AppState>>, method: Method, headers
     }))
 }
 
-/// Hand in the check ("KI-Seepferdchen"); a pass raises the level.
+/// The window of the KI-Kompass attempt limit (`[portal] kompass_attempts`), in seconds.
+const KOMPASS_WINDOW: i64 = 24 * 3600;
+
+/// Hand in the check ("KI-Seepferdchen"); a pass raises the level. A failed attempt says how
+/// many answers were right, not which; `[portal] kompass_attempts` attempts per 24 hours.
 #[utoipa::path(post, path = "/portal/api/kompass", tag = "portal", request_body = KompassAnswers,
-    responses((status = 200, body = Graded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Graded), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 429, description = "Too many attempts in 24 hours; see Retry-After", body = ErrorBody)))]
 pub async fn kompass_check(
     State(state): State<Arc<AppState>>,
     method: Method,
@@ -709,15 +694,34 @@ pub async fn kompass_check(
             format!("Bitte beantworten Sie alle {n} Fragen."),
         ));
     }
-    let mut graded = c.portal.check.grade(&req.answers);
-    let user = c.user()?.clone();
-    let store = c.store();
-    let level = c.portal.check.level;
-    let g = graded.clone();
-    graded.level = blocking(move || {
-        store
-            .record_attempt(user.id, g.right, g.total, g.passed, level)
-            .map_err(store_error)
+    let uid = c.user()?.id;
+    let portal = c.portal.clone();
+    let max = i64::from(state.config.portal.kompass_attempts);
+    let graded = blocking(move || {
+        // count, grade and record as one step, so parallel attempts cannot pass the limit
+        let _one = portal.kompass_attempt.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = store::now();
+        let st = &portal.store;
+        if max > 0 {
+            let (n, earliest) = st.attempts_since(uid, now - KOMPASS_WINDOW).map_err(store_error)?;
+            if n >= max {
+                let wait = earliest.map_or(KOMPASS_WINDOW, |t| t + KOMPASS_WINDOW - now).max(1);
+                tracing::info!("KI-Kompass attempt limit reached");
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "kompass_attempts",
+                    format!(
+                        "Sie haben den KI-Kompass-Test heute schon {max}-mal abgegeben. Bitte lesen Sie die Regeln in Ruhe noch einmal; morgen können Sie es erneut versuchen."
+                    ),
+                )
+                .retry_after(wait as u64));
+            }
+        }
+        let mut graded = portal.check.grade(&req.answers);
+        graded.level = st
+            .record_attempt(uid, graded.right, graded.total, graded.passed, portal.check.level)
+            .map_err(store_error)?;
+        Ok(graded)
     })
     .await?;
     Ok(Json(graded))
@@ -1375,6 +1379,11 @@ async fn audit(c: &Ctx, action: &str, model: Option<String>, external: bool, col
     .await;
 }
 
+/// Audit an admin change about the account `target`.
+async fn audit_about(c: &Ctx, action: &str, target: &str) {
+    audit_full(c, AuditEntry { action: action.into(), target: Some(target.into()), outcome: "ok".into(), ..AuditEntry::default() }).await;
+}
+
 /// Write an audit entry for the request's user; a failure is logged, not shown.
 async fn audit_full(c: &Ctx, mut e: AuditEntry) {
     if let Some(u) = c.principal.user() {
@@ -1629,7 +1638,7 @@ pub async fn create_user(
         store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))
     })
     .await?;
-    audit(&c, "create_user", None, false, Vec::new(), "ok").await;
+    audit_about(&c, "create_user", &u.name).await;
     Ok((StatusCode::CREATED, Json(u)))
 }
 
@@ -1646,6 +1655,7 @@ pub async fn change_user(
     let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ManageUsers)?;
     let req = json_body(body)?;
+    let req_disabled = req.disabled;
     let store = c.store();
     let u = blocking(move || {
         let u = store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))?;
@@ -1664,7 +1674,7 @@ pub async fn change_user(
         store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))
     })
     .await?;
-    audit(&c, "change_user", None, false, Vec::new(), "ok").await;
+    audit_about(&c, if req_disabled { "disable_user" } else { "change_user" }, &u.name).await;
     Ok(Json(u))
 }
 
@@ -1705,13 +1715,15 @@ pub async fn create_token(
     c.allow(&Action::ManageUsers)?;
     let req = json_body(body)?;
     let (store, me_id) = (c.store(), c.user()?.id);
-    let token = blocking(move || {
+    let days = state.config.portal.token_days;
+    let (token, owner) = blocking(move || {
         let uid = req.user_id.unwrap_or(me_id);
-        store.user(uid).map_err(store_error)?.ok_or_else(|| not_found("user"))?;
-        store.create_token(uid, &req.name, &req.scopes).map_err(store_error)
+        let owner = store.user(uid).map_err(store_error)?.ok_or_else(|| not_found("user"))?;
+        let token = store.create_token_for(uid, &req.name, &req.scopes, days).map_err(store_error)?;
+        Ok((token, owner.name))
     })
     .await?;
-    audit(&c, "create_token", None, false, Vec::new(), "ok").await;
+    audit_about(&c, "create_token", &owner).await;
     Ok((StatusCode::CREATED, Json(CreatedToken { token })))
 }
 
@@ -1721,8 +1733,13 @@ pub async fn revoke_token(State(state): State<Arc<AppState>>, method: Method, he
     let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ManageUsers)?;
     let store = c.store();
-    blocking(move || store.revoke_token(id).map_err(store_error)).await?;
-    audit(&c, "revoke_token", None, false, Vec::new(), "ok").await;
+    let owner = blocking(move || {
+        let owner = store.tokens().map_err(store_error)?.into_iter().find(|t| t.id == id).map(|t| t.user);
+        store.revoke_token(id).map_err(store_error)?;
+        Ok(owner)
+    })
+    .await?;
+    audit_about(&c, "revoke_token", owner.as_deref().unwrap_or("-")).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1767,12 +1784,12 @@ pub async fn audit_log(State(state): State<Arc<AppState>>, method: Method, heade
     if !csv {
         return Ok(Json(rows).into_response());
     }
-    let header = ["id", "at", "user", "groups", "action", "model", "external", "collections", "prompt_tokens", "completion_tokens", "outcome", "content"];
+    let header = ["id", "at", "user", "groups", "action", "target", "model", "external", "collections", "prompt_tokens", "completion_tokens", "outcome", "content"];
     let data: Vec<Vec<String>> = rows
         .into_iter()
         .map(|r| {
             vec![
-                r.id.to_string(), r.at.to_string(), r.user, r.groups, r.action, r.model.unwrap_or_default(),
+                r.id.to_string(), r.at.to_string(), r.user, r.groups, r.action, r.target.unwrap_or_default(), r.model.unwrap_or_default(),
                 r.external.to_string(), r.collections, r.prompt_tokens.to_string(), r.completion_tokens.to_string(),
                 r.outcome, r.content.unwrap_or_default(),
             ]

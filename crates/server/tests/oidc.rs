@@ -147,6 +147,7 @@ async fn start(idp: &FakeIdentityProvider) -> Server {
         groups_claim: "groups".into(),
         admin_groups: vec!["lotse-admins".into()],
         editor_groups: vec!["lotse-redaktion".into()],
+        groups: Default::default(),
         label: "Mit dem Dienstkonto anmelden".into(),
         scopes: vec!["openid".into(), "profile".into()],
     };
@@ -232,8 +233,18 @@ async fn sign_in_maps_claims_to_groups_and_roles() {
     assert_eq!(m["user"]["groups"], json!(["kaemmerei"]));
     assert_eq!(s.store.users().unwrap().len(), 1, "the same account, found by its subject");
 
+    // groups count by their full path (issue 31): a foreign group with the admin group's leaf
+    // name grants nothing, and two departments' `intern` groups stay two groups
+    idp.claims.lock().unwrap().groups = vec!["/Extern/lotse-admins".into(), "/FB1/intern".into(), "/FB2/intern".into()];
+    let (callback, state) = through_provider(&s).await;
+    let r = s.http.get(&callback).header(header::COOKIE, format!("lotse_oidc={state}")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let m = me(&s, &cookie(&r, "lotse_session").unwrap().0).await;
+    assert_eq!(m["user"]["role"], "staff");
+    assert_eq!(m["user"]["groups"], json!(["extern_lotse-admins", "fb1_intern", "fb2_intern"]));
+
     let logins = s.store.audit_log(0, 10).unwrap();
-    assert_eq!(logins.iter().filter(|a| a.action == "login" && a.outcome == "oidc").count(), 2);
+    assert_eq!(logins.iter().filter(|a| a.action == "login" && a.outcome == "oidc").count(), 3);
 }
 
 #[tokio::test]
