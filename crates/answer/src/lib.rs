@@ -477,10 +477,12 @@ fn missing_fact(p: &Prepared, n: usize, answer: &str) -> bool {
     };
     // a share of people or votes in the key sentence ("Ein Viertel der Gemeinderäte kann ...")
     // is its condition: an answer that drops it states a different rule
+    // (German answers only: an answer in another language says it in its own words)
     let plain = check::strip_markers(answer).to_lowercase();
-    let dropped_share = passage.quotes.iter().filter(|q| q.core).any(|q| {
-        shares(&q.text).iter().any(|s| !plain.contains(s.as_str()))
-    });
+    let dropped_share = p.lang == Lang::De
+        && passage.quotes.iter().filter(|q| q.core).any(|q| {
+            shares(&q.text).iter().any(|s| !states_share(&plain, s))
+        });
     if dropped_share {
         return true;
     }
@@ -524,6 +526,20 @@ fn shares(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether a lowercased answer states a share, in words or as a figure ("ein Viertel",
+/// "25 %", "1/4"; "die Hälfte", "50 %", "halb").
+fn states_share(answer: &str, share: &str) -> bool {
+    let figures: &[&str] = match share {
+        "viertel" => &["1/4", "25 %", "25%", "25 prozent"],
+        "drittel" => &["1/3", "2/3"],
+        "fünftel" => &["1/5", "20 %", "20%"],
+        "zehntel" => &["1/10", "10 %", "10%"],
+        "hälfte" => &["1/2", "50 %", "50%", "halb"],
+        _ => &[],
+    };
+    answer.contains(share) || figures.iter().any(|f| answer.contains(f))
 }
 
 /// The least key score (question words, the retrieved chunk, the asked kind of fact) for a

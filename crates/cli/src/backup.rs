@@ -138,10 +138,14 @@ pub fn restore(src: &Path, data: &Path, force: bool) -> Result<Restored> {
     // 1. refuse to replace data in use or present, unless forced
     let present: Vec<&str> = FILES.iter().copied().filter(|f| data.join(f).exists()).collect();
     let in_use = FILES.iter().any(|f| with_sidecars(&data.join(f))[1..3].iter().any(|p| p.exists()));
+    // (--force never overrides this: a running server would go on writing into the moved files)
+    if in_use {
+        bail!(
+            "{} is in use (a database has its write-ahead log open: is `lotse serve` running?); stop the server first (after a crash, start and stop it once)",
+            data.display()
+        );
+    }
     if !force {
-        if in_use {
-            bail!("{} is in use (a database has its write-ahead log open: is `lotse serve` running?); stop the server first, or pass --force", data.display());
-        }
         if !present.is_empty() {
             bail!("{} already holds {}; pass --force to replace them (they are moved aside, not deleted)", data.display(), present.join(", "));
         }

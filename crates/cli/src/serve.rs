@@ -73,12 +73,37 @@ pub fn apply_config(models: &mut ModelArgs, engine: &mut EngineArgs, c: &Config)
         engine.engine_api_key_env = c.engine.api_key_env.clone();
     }
     if !engine.engine_external {
-        engine.engine_external = c.engine.external.unwrap_or(false);
+        // unset: an engine at a public address is a hosted service (fail closed); one on this
+        // machine or in the administration's network is its own
+        engine.engine_external = c.engine.external.unwrap_or_else(|| {
+            engine.engine == EngineKind::Openai && engine.engine_url.as_deref().is_some_and(public_address)
+        });
     }
     if engine.engine_context == 4096 {
         if let Some(n) = c.engine.context {
             engine.engine_context = n;
         }
+    }
+}
+
+/// Whether an engine URL points outside this machine and the local network: not loopback,
+/// not a private or link-local address, not a single-label or `.local`/`.lan`/`.internal`
+/// host name (a container or intranet name). Unparsable URLs count as public.
+fn public_address(url: &str) -> bool {
+    let Ok(u) = url::Url::parse(url) else { return true };
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => !(ip.is_loopback() || ip.is_private() || ip.is_link_local()),
+        Some(url::Host::Ipv6(ip)) => {
+            let seg = ip.segments()[0];
+            !(ip.is_loopback() || (seg & 0xfe00) == 0xfc00 || (seg & 0xffc0) == 0xfe80)
+        }
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            !(d == "localhost"
+                || !d.contains('.')
+                || [".localhost", ".local", ".lan", ".internal", ".home.arpa"].iter().any(|s| d.ends_with(s)))
+        }
+        None => true,
     }
 }
 
@@ -229,7 +254,11 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             let (a, g) = build(&config, &data, &models, &engine, true)?;
             if let Some(p) = &portal {
                 // before the first upload can arrive (uploads wait for the answerer)
-                lotse_server::portal::reconcile(p, &a).context("cannot reconcile the index with the portal's uploads")?;
+                // a failure (the index locked by a crawl, one damaged original) is logged and
+                // the server runs on: the citizens' chat does not depend on it
+                if let Err(e) = lotse_server::portal::reconcile(p, &a) {
+                    tracing::error!(error = %e, "cannot reconcile the index with the portal's uploads; run `lotse serve` again when the index is free");
+                }
             }
             let s = match g {
                 Some(g) if config.simplify.enabled => {
@@ -348,4 +377,19 @@ pub fn ask(mut args: AskArgs) -> Result<()> {
         answer.timings.completion_tokens
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod external_tests {
+    use super::public_address;
+
+    #[test]
+    fn hosted_engines_count_as_external_unless_configured() {
+        for url in ["https://api.openai.com/v1", "http://203.0.113.7:8000/v1", "https://llm.example.org/v1"] {
+            assert!(public_address(url), "{url}");
+        }
+        for url in ["http://127.0.0.1:8080/v1", "http://localhost:11434/v1", "http://10.1.2.3/v1", "http://192.168.0.5/v1", "http://vllm:8000/v1", "http://gpu.rathaus.internal/v1", "http://[::1]:8000/v1", "http://[fd00::5]/v1"] {
+            assert!(!public_address(url), "{url}");
+        }
+    }
 }

@@ -1756,9 +1756,9 @@ mod tests {
         assert!(s.token(&t).unwrap().is_some());
         s.run(async { Ok(sqlx::query("UPDATE api_tokens SET expires_at = $1").bind(now() - 1).execute(&s.pool).await?) }).unwrap();
         assert!(s.token(&t).unwrap().is_none(), "an expired token no longer works");
-        // a store of schema 1 (tokens without expiry): the migration gives them 90 days
+        // a store of schema 3 (tokens without expiry): migration 4 gives them 90 days
         s.run(async {
-            sqlx::raw_sql("ALTER TABLE api_tokens DROP COLUMN expires_at; ALTER TABLE audit DROP COLUMN target; UPDATE lotse_schema SET version = 1")
+            sqlx::raw_sql("ALTER TABLE api_tokens DROP COLUMN expires_at; ALTER TABLE audit DROP COLUMN target; UPDATE lotse_schema SET version = 3")
                 .execute(&s.pool)
                 .await?;
             Ok(())

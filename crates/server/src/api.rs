@@ -59,7 +59,7 @@ pub(crate) async fn start_answer(
     // is then the source's own words, without the model (`policy`)
     let keep_local = answerer.generation().is_some_and(|g| {
         let scope = lotse_core::CollectionScope::public_website();
-        let out = Outgoing::chat(&scope, &req.question, req.history.iter().map(|t| t.content.as_str()));
+        let out = Outgoing::chat(&scope, &req.question, crate::policy::user_turns(&req.history));
         policy::may_send(g.info(), &out).is_err()
     });
     let mut req = req;

@@ -52,6 +52,12 @@ impl<'a> Outgoing<'a> {
     }
 }
 
+/// The asker's own earlier turns: what a prompt carries of the history (Lotse's own answers,
+/// which may name the town's contact, are not the asker's data and are never sent back).
+pub fn user_turns(history: &[lotse_answer::Turn]) -> impl Iterator<Item = &str> {
+    history.iter().filter(|t| t.role == lotse_answer::Speaker::User).map(|t| t.content.as_str())
+}
+
 /// Why something may not go to an external engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {

@@ -45,7 +45,7 @@ use sha2::{Digest, Sha256};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::login::Refused;
-use crate::policy::{self, Outgoing};
+use crate::policy::{self, Outgoing, user_turns};
 
 /// The session cookie's name: `__Host-` binds it to this host, `https` and path `/`, so no
 /// other subdomain or plain-HTTP page can set or overwrite it (browsers treat
@@ -1305,7 +1305,7 @@ pub async fn chat(
         if engine.external {
             c.allow(&Action::ExternalModel)?;
         }
-        let out = Outgoing::chat(&scope, &req.question, turns.iter().map(|t| t.content.as_str()));
+        let out = Outgoing::chat(&scope, &req.question, user_turns(&turns));
         if let Err(refusal) = policy::may_send(engine, &out) {
             audit(&c, "chat", audit_model, true, col_names.clone(), refusal.outcome()).await;
             let internal = c.portal.internal_available(base.generation().map(|g| g.info()));

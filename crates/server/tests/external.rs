@@ -168,7 +168,7 @@ impl Server {
     async fn send(&self, who: Option<&Who>, method: reqwest::Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
         let mut r = self.client.request(method, self.url(path));
         if let Some(w) = who {
-            r = r.header("cookie", format!("lotse_session={}", w.cookie)).header("x-csrf-token", &w.csrf);
+            r = r.header("cookie", &w.cookie).header("x-csrf-token", &w.csrf);
         }
         for (k, v) in headers {
             r = r.header(*k, *v);
@@ -195,7 +195,8 @@ impl Server {
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200, "login {name}");
         let set = resp.headers().get("set-cookie").unwrap().to_str().unwrap().to_string();
-        let cookie = set.split(';').next().unwrap().trim_start_matches("lotse_session=").to_string();
+        // the whole "name=value" pair (the name is "__Host-lotse_session" with secure cookies)
+        let cookie = set.split(';').next().unwrap().to_string();
         let body: Value = resp.json().await.unwrap();
         Who { cookie, csrf: body["csrf"].as_str().unwrap().to_string() }
     }
@@ -275,7 +276,7 @@ async fn an_external_main_engine_gets_no_private_text_and_no_personal_data() {
     let up = s
         .client
         .put(s.url(&format!("/portal/api/collections/{col}/documents/weisung.txt")))
-        .header("cookie", format!("lotse_session={}", alice.cookie))
+        .header("cookie", &alice.cookie)
         .header("x-csrf-token", &alice.csrf)
         .body(format!("Die Hundesteuer wird intern nach {DOC_CANARY} erhoben. Die Hundesteuer beträgt intern 99 Euro."))
         .send()
@@ -414,7 +415,7 @@ async fn an_in_house_portal_model_may_read_private_collections_the_external_main
     let up = s
         .client
         .put(s.url(&format!("/portal/api/collections/{col}/documents/weisung.txt")))
-        .header("cookie", format!("lotse_session={}", alice.cookie))
+        .header("cookie", &alice.cookie)
         .header("x-csrf-token", &alice.csrf)
         .body(format!("Die Hundesteuer wird intern nach {DOC_CANARY} erhoben."))
         .send()
