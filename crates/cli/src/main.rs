@@ -6,6 +6,7 @@
 
 mod admin;
 mod backup;
+mod bench;
 mod eval;
 mod eval_answers;
 mod models;
@@ -50,6 +51,9 @@ enum Command {
     Index(IndexCommand),
     /// Stream a completion of a prompt to stdout, for a quick check of the generator.
     Generate(GenerateArgs),
+    /// Benchmarks: the local generator beside llama.cpp on the same model file.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Answer a citizen's question from the index, with sources (the API's answer).
     Ask(serve::AskArgs),
     /// Serve the chat, search and OpenAI-compatible API over HTTP.
@@ -113,6 +117,10 @@ struct GenerateArgs {
     /// Stop before this string (repeatable).
     #[arg(long)]
     stop: Vec<String>,
+    /// Tokens drafted from the prompt and checked per pass in greedy decoding (0: one token
+    /// a pass); the generator's default when not given.
+    #[arg(long)]
+    draft_tokens: Option<usize>,
     #[command(flatten)]
     models: runtime::ModelArgs,
     #[command(flatten)]
@@ -269,6 +277,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Index(IndexCommand::Embed { data, models }) => index_embed(&data, &models),
         Command::Index(IndexCommand::Rebuild { portal, models, no_embed }) => index_rebuild(&portal, &models, no_embed),
         Command::Generate(args) => generate(args),
+        Command::Bench(cmd) => bench::run(cmd),
         Command::Eval(EvalCommand::Answers(args)) => eval_answers::run(args),
         Command::Ask(args) => serve::ask(args),
         Command::Simplify(args) => simplify::run(args),
@@ -478,7 +487,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
     use lotse_inference::{CancelToken, ChatMessage, GenerationParams, StopReason};
     use std::io::Write;
 
-    let generator = runtime::load_generator(&args.models, &args.engine)?;
+    let generator = runtime::load_generator_with(&args.models, &args.engine, args.draft_tokens)?;
     let mut messages = Vec::new();
     if let Some(system) = args.system {
         messages.push(ChatMessage::system(system));

@@ -27,7 +27,7 @@ pub struct ModelArgs {
 }
 
 /// The default model of a role.
-fn default_model(args: &ModelArgs, role: ModelRole) -> Result<manifest::Manifest> {
+pub fn default_model(args: &ModelArgs, role: ModelRole) -> Result<manifest::Manifest> {
     let ms = manifest::load_dir_or_builtin(&args.manifests).with_context(|| {
         format!(
             "cannot read model manifests in {}",
@@ -99,6 +99,16 @@ pub enum EngineKind {
 
 /// Load the configured generator: the local default model (warmed up) or a remote engine.
 pub fn load_generator(models: &ModelArgs, engine: &EngineArgs) -> Result<Arc<dyn Generator>> {
+    load_generator_with(models, engine, None)
+}
+
+/// [`load_generator`] with `draft_tokens` drafted tokens per pass for the local model (its
+/// default when `None`).
+pub fn load_generator_with(
+    models: &ModelArgs,
+    engine: &EngineArgs,
+    draft_tokens: Option<usize>,
+) -> Result<Arc<dyn Generator>> {
     match engine.engine {
         EngineKind::Local => {
             let m = default_model(models, ModelRole::Generator)?;
@@ -108,6 +118,8 @@ pub fn load_generator(models: &ModelArgs, engine: &EngineArgs) -> Result<Arc<dyn
                 LoadOptions {
                     max_context: engine.engine_context,
                     model_id: Some(m.id.clone()),
+                    draft_tokens: draft_tokens
+                        .unwrap_or(lotse_inference::generate::DEFAULT_DRAFT_TOKENS),
                     ..LoadOptions::default()
                 },
             )

@@ -89,6 +89,29 @@ impl Default for LoadOptions {
 /// Drafted tokens checked per pass by default (measured: see ARCHITECTURE.md).
 pub const DEFAULT_DRAFT_TOKENS: usize = 3;
 
+/// What [`LocalGenerator::bench_decode`] measured.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecodeRun {
+    /// The prompt pass (the first token's logits ready).
+    pub prompt: Duration,
+    /// Generating the tokens after the first.
+    pub decode: Duration,
+    /// Tokens generated (the first included).
+    pub tokens: usize,
+    /// Forward passes the tokens took (fewer than `tokens` when drafts were accepted).
+    pub passes: usize,
+    /// Tokens drafted, and how many of them the model confirmed.
+    pub drafted: usize,
+    pub accepted: usize,
+}
+
+impl DecodeRun {
+    /// Generated tokens per second after the first (llama-bench's `tg` figure).
+    pub fn tokens_per_s(&self) -> f64 {
+        (self.tokens.saturating_sub(1)) as f64 / self.decode.as_secs_f64().max(1e-9)
+    }
+}
+
 /// The network behind the generator, by `general.architecture`.
 enum Backend {
     Qwen2(Box<Qwen2>),
@@ -527,6 +550,11 @@ impl LocalGenerator {
     }
 
     /// Tokens the prompt for `messages` takes before any truncation.
+    /// The prompt `messages` make, as tokens (the chat template applied).
+    pub fn chat_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        self.encode_prompt(messages)
+    }
+
     pub fn prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize> {
         Ok(self.encode_prompt(messages)?.len())
     }
@@ -552,6 +580,83 @@ impl LocalGenerator {
         let took = started.elapsed();
         backend.reset();
         Ok(took)
+    }
+
+    /// For benchmarks: `prompt` from an empty cache, then exactly `n` greedy tokens (an
+    /// end-of-turn token is fed back like any other), checking up to `draft_tokens` tokens
+    /// drafted from the sequence per pass (Lotse's Qwen2 only; 0 decodes one token a pass).
+    pub fn bench_decode(&self, prompt: &[u32], n: usize, draft_tokens: usize) -> Result<DecodeRun> {
+        if prompt.is_empty() || prompt.len() + n + draft_tokens > self.info.context_len {
+            return Err(InferenceError::Candle(format!(
+                "{} prompt and {n} new tokens for a context of {}",
+                prompt.len(),
+                self.info.context_len
+            )));
+        }
+        let argmax = |logits: &Tensor| -> Result<u32> {
+            let v = logits.to_vec1::<f32>()?;
+            let (best, _) = v
+                .iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |b, (i, &x)| if x > b.1 { (i, x) } else { b });
+            Ok(best as u32)
+        };
+        let mut backend = self.lock();
+        backend.reset();
+        let started = Instant::now();
+        let mut pos = 0;
+        let mut logits = None;
+        for chunk in prompt.chunks(backend.prefill_chunk(self.prefill_chunk)) {
+            logits = Some(backend.forward(chunk, pos)?);
+            pos += chunk.len();
+        }
+        let mut run = DecodeRun {
+            prompt: started.elapsed(),
+            ..DecodeRun::default()
+        };
+        let started = Instant::now();
+        let mut logits = logits.ok_or_else(|| InferenceError::Candle("no prompt".into()))?;
+        let mut history = prompt.to_vec();
+        while run.tokens < n {
+            let next = argmax(&logits)?;
+            history.push(next);
+            run.tokens += 1;
+            run.passes += 1;
+            if run.tokens == n {
+                // the last token's logits are not needed
+                break;
+            }
+            let draft = super::lookup::draft(&history, draft_tokens.min(n - run.tokens)).to_vec();
+            if !draft.is_empty() {
+                let mut input = Vec::with_capacity(draft.len() + 1);
+                input.push(next);
+                input.extend_from_slice(&draft);
+                if let Some(all) = backend.forward_all(&input, pos) {
+                    let all = all?;
+                    pos += 1;
+                    let mut accepted = 0;
+                    for (i, &d) in draft.iter().enumerate() {
+                        if argmax(&all.get(i)?)? != d {
+                            break;
+                        }
+                        accepted += 1;
+                        history.push(d);
+                    }
+                    pos += accepted;
+                    run.tokens += accepted;
+                    run.drafted += draft.len();
+                    run.accepted += accepted;
+                    backend.truncate(pos);
+                    logits = all.get(accepted)?;
+                    continue;
+                }
+            }
+            logits = backend.forward(&[next], pos)?;
+            pos += 1;
+        }
+        run.decode = started.elapsed();
+        backend.reset();
+        Ok(run)
     }
 
     /// Tokens whose K/V the model keeps for the next prompt (Lotse's Qwen2 only).

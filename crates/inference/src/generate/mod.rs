@@ -22,6 +22,6 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
-pub use gguf::{LoadOptions, LocalGenerator};
+pub use gguf::{DEFAULT_DRAFT_TOKENS, DecodeRun, LoadOptions, LocalGenerator};
 pub use service::{GenerationEvent, GenerationHandle, GenerationService};
 pub use template::{CHATML_TEMPLATE, ChatTemplate};
