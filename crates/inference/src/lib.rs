@@ -8,6 +8,7 @@
 
 pub mod embed;
 pub mod generate;
+mod kernels;
 pub mod manifest;
 pub mod remote;
 

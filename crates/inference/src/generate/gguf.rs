@@ -31,6 +31,7 @@ use super::fit::{FittedPrompt, PromptCodec, fit_prompt};
 use super::qwen2::{KvSlot, Qwen2, Qwen2Config};
 use super::stream::{StopMatcher, TextStream};
 use super::template::ChatTemplate;
+use crate::kernels::Kernels;
 use crate::{
     CancelToken, ChatMessage, Generation, GenerationParams, Generator, InferenceError, ModelInfo,
     Result, StopReason,
@@ -71,6 +72,8 @@ pub struct LoadOptions {
     /// Greedy decoding checks up to this many tokens drafted from the prompt in one forward
     /// pass ([`super::lookup`]; Lotse's own Qwen2 forward only). 0 decodes one token a pass.
     pub draft_tokens: usize,
+    /// Which matrix kernels Lotse's Qwen2 uses (the best for this CPU by default).
+    pub kernels: Kernels,
 }
 
 impl Default for LoadOptions {
@@ -82,6 +85,7 @@ impl Default for LoadOptions {
             model_id: None,
             candle_qwen2: false,
             draft_tokens: DEFAULT_DRAFT_TOKENS,
+            kernels: Kernels::Auto,
         }
     }
 }
@@ -376,6 +380,7 @@ fn load_backend<R: Read + Seek>(
                 cfg,
                 context_len,
                 &device,
+                opts.kernels.isa(),
             )?))
         }
         "qwen2" => Backend::CandleQwen2(Box::new(quantized_qwen2::ModelWeights::from_gguf(

@@ -25,3 +25,4 @@ mod testutil;
 pub use gguf::{DEFAULT_DRAFT_TOKENS, DecodeRun, LoadOptions, LocalGenerator};
 pub use service::{GenerationEvent, GenerationHandle, GenerationService};
 pub use template::{CHATML_TEMPLATE, ChatTemplate};
+pub use crate::kernels::Kernels;

@@ -21,6 +21,7 @@ use candle_nn::attention::cpu_flash::causal::causal_decode_f32_interleaved;
 use candle_nn::attention::{AttnMask, flash_attn};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use crate::kernels::{Isa, QActs, QMatrix};
 use crate::{InferenceError, Result};
 
 /// Qwen2 hyper-parameters from GGUF metadata (`qwen2.*`).
@@ -40,51 +41,125 @@ impl Qwen2Config {
     }
 }
 
-/// A linear layer kept both as a `QMatMul` (general path) and as its `QTensor` (fused gemv).
+/// Linear layers that share one input (q/k/v, gate/up, or a single one), run in as few
+/// passes as their weights allow: Q4_K and Q6_K weights through Lotse's kernels (stacked
+/// into one matrix when they have one type), others through candle's `QMatMul`. Each
+/// weight is held once: the GGUF tensor is dropped after packing.
 #[derive(Debug)]
-struct Linear {
-    weight: Arc<QTensor>,
-    matmul: QMatMul,
+struct Projection {
+    groups: Vec<Group>,
 }
 
-impl Linear {
-    fn new(weight: QTensor) -> Result<Linear> {
-        let weight = Arc::new(weight);
-        let matmul = QMatMul::from_arc(weight.clone())?;
-        Ok(Linear { weight, matmul })
-    }
+#[derive(Debug)]
+enum Group {
+    /// One matrix of stacked parts; the widths of the parts' outputs.
+    Own(QMatrix, Vec<usize>),
+    Candle(QMatMul),
 }
 
-/// `xs` through several linear layers sharing that input: one fused pass when candle has a
-/// kernel for it (single-row input, same dtype), separate matmuls otherwise.
-fn project(xs: &Tensor, layers: &[&Linear]) -> Result<Vec<Tensor>> {
-    let (_, seq_len, _) = xs.dims3()?;
-    if seq_len == 1 {
-        let weights: Vec<&QTensor> = layers.iter().map(|l| l.weight.as_ref()).collect();
-        if let Some(outs) = QTensor::gemv_fused_shared_lhs(&weights, xs)? {
-            return Ok(outs);
+impl Projection {
+    fn new(weights: Vec<QTensor>) -> Result<Projection> {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut pending: Vec<QMatrix> = Vec::new();
+        let flush = |pending: &mut Vec<QMatrix>, groups: &mut Vec<Group>| {
+            if pending.is_empty() {
+                return;
+            }
+            let widths: Vec<usize> = pending.iter().map(QMatrix::rows).collect();
+            match QMatrix::stack(pending) {
+                Some(m) if pending.len() > 1 => groups.push(Group::Own(m, widths)),
+                _ => groups.extend(pending.iter().map(|m| Group::Own(m.clone(), vec![m.rows()]))),
+            }
+            pending.clear();
+        };
+        for w in weights {
+            match QMatrix::from_qtensor(&w)? {
+                Some(m) => {
+                    let fits = pending
+                        .last()
+                        .is_none_or(|p| QMatrix::stack(&[p.clone(), m.clone()]).is_some());
+                    if !fits {
+                        flush(&mut pending, &mut groups);
+                    }
+                    pending.push(m);
+                }
+                None => {
+                    flush(&mut pending, &mut groups);
+                    groups.push(Group::Candle(QMatMul::from_qtensor(w)?));
+                }
+            }
         }
+        flush(&mut pending, &mut groups);
+        Ok(Projection { groups })
     }
-    layers
-        .iter()
-        .map(|l| l.matmul.forward(xs).map_err(InferenceError::from))
-        .collect()
+
+    /// `xs` `(1, seq, k)` through every layer: one `(1, seq, width)` tensor each, in order.
+    fn forward(&self, xs: &Tensor, isa: Isa) -> Result<Vec<Tensor>> {
+        let (_, seq_len, k) = xs.dims3()?;
+        let xs = xs.contiguous()?;
+        let mut acts = None;
+        let mut outs = Vec::new();
+        for group in &self.groups {
+            match group {
+                Group::Candle(mm) => outs.push(mm.forward(&xs)?),
+                Group::Own(m, widths) => {
+                    if acts.is_none() {
+                        acts = Some(with_rows(&xs, |x| QActs::quantize(x, seq_len, k))?);
+                    }
+                    let Some(acts) = &acts else { unreachable!() };
+                    let n = m.rows();
+                    let mut out = vec![0f32; seq_len * n];
+                    m.matmul_with(isa, acts, &mut out);
+                    let all = Tensor::from_vec(out, (1, seq_len, n), xs.device())?;
+                    if widths.len() == 1 {
+                        outs.push(all);
+                    } else {
+                        let mut at = 0;
+                        for &w in widths {
+                            outs.push(all.narrow(2, at, w)?);
+                            at += w;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(outs)
+    }
+
+    /// The single layer's output (for projections of one layer).
+    fn forward1(&self, xs: &Tensor, isa: Isa) -> Result<Tensor> {
+        self.forward(xs, isa)?
+            .pop()
+            .ok_or_else(|| InferenceError::Candle("projection without layers".into()))
+    }
+}
+
+/// Call `f` with the f32 values of a contiguous CPU tensor, without copying them.
+fn with_rows<T>(xs: &Tensor, f: impl FnOnce(&[f32]) -> T) -> Result<T> {
+    let (storage, layout) = xs.storage_and_layout();
+    let data = match &*storage {
+        candle_core::Storage::Cpu(cpu) => cpu.as_slice::<f32>()?,
+        _ => return Err(InferenceError::Candle("activations are not f32 on the CPU".into())),
+    };
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| InferenceError::Candle("activations are not contiguous".into()))?;
+    Ok(f(&data[start..end]))
 }
 
 #[derive(Debug)]
 struct Layer {
     attn_norm: RmsNorm,
-    wq: Linear,
-    wk: Linear,
-    wv: Linear,
+    /// q, k and v.
+    qkv: Projection,
     bq: Tensor,
     bk: Tensor,
     bv: Tensor,
-    wo: Linear,
+    wo: Projection,
     ffn_norm: RmsNorm,
-    gate: Linear,
-    up: Linear,
-    down: Linear,
+    /// gate and up.
+    gate_up: Projection,
+    down: Projection,
     /// K and V per position, interleaved per head: `[h0 K, h0 V, h1 K, h1 V, ...]`.
     cache: KvCache,
 }
@@ -152,7 +227,7 @@ pub(crate) struct Qwen2 {
     embed: Arc<QTensor>,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Projection,
     cos: Tensor,
     sin: Tensor,
     max_positions: usize,
@@ -164,6 +239,8 @@ pub(crate) struct Qwen2 {
     other: (Vec<KvCache>, Vec<u32>),
     /// Which sequence the layers' caches belong to now.
     slot: KvSlot,
+    /// The instruction set of the matrix kernels.
+    isa: Isa,
 }
 
 /// Whose K/V cache a generation uses.
@@ -200,6 +277,7 @@ impl Qwen2 {
         cfg: Qwen2Config,
         max_positions: usize,
         device: &Device,
+        isa: Isa,
     ) -> Result<Qwen2> {
         let hidden = cfg.hidden;
         let head_dim = cfg.head_dim();
@@ -217,16 +295,12 @@ impl Qwen2 {
         };
         let embed = Arc::new(embed);
         let output = if ct.tensor_infos.contains_key("output.weight") {
-            QMatMul::from_qtensor(tensor(
-                ct,
-                reader,
-                "output.weight",
-                &[vocab, hidden],
-                device,
-            )?)?
+            Projection::new(vec![tensor(ct, reader, "output.weight", &[vocab, hidden], device)?])?
         } else {
             // Tied embeddings: the output projection reads the same quantized table.
-            QMatMul::from_arc(embed.clone())?
+            Projection {
+                groups: vec![Group::Candle(QMatMul::from_arc(embed.clone())?)],
+            }
         };
         let norm = RmsNorm::from_qtensor(
             tensor(ct, reader, "output_norm.weight", &[hidden], device)?,
@@ -248,17 +322,21 @@ impl Qwen2 {
             }
             let layer = Layer {
                 attn_norm: RmsNorm::from_qtensor(t("attn_norm.weight", &[hidden])?, cfg.rms_eps)?,
-                wq: Linear::new(t("attn_q.weight", &[hidden, hidden])?)?,
-                wk: Linear::new(t("attn_k.weight", &[kv_dim, hidden])?)?,
-                wv: Linear::new(t("attn_v.weight", &[kv_dim, hidden])?)?,
+                qkv: Projection::new(vec![
+                    t("attn_q.weight", &[hidden, hidden])?,
+                    t("attn_k.weight", &[kv_dim, hidden])?,
+                    t("attn_v.weight", &[kv_dim, hidden])?,
+                ])?,
                 bq: t("attn_q.bias", &[hidden])?.dequantize(device)?,
                 bk: t("attn_k.bias", &[kv_dim])?.dequantize(device)?,
                 bv: t("attn_v.bias", &[kv_dim])?.dequantize(device)?,
-                wo: Linear::new(t("attn_output.weight", &[hidden, hidden])?)?,
+                wo: Projection::new(vec![t("attn_output.weight", &[hidden, hidden])?])?,
                 ffn_norm: RmsNorm::from_qtensor(t("ffn_norm.weight", &[hidden])?, cfg.rms_eps)?,
-                gate: Linear::new(t("ffn_gate.weight", &[ffn, hidden])?)?,
-                up: Linear::new(t("ffn_up.weight", &[ffn, hidden])?)?,
-                down: Linear::new(t("ffn_down.weight", &[hidden, ffn])?)?,
+                gate_up: Projection::new(vec![
+                    t("ffn_gate.weight", &[ffn, hidden])?,
+                    t("ffn_up.weight", &[ffn, hidden])?,
+                ])?,
+                down: Projection::new(vec![t("ffn_down.weight", &[hidden, ffn])?])?,
                 // Grows on demand (doubling); a small start keeps short chats small.
                 cache: KvCache::new(cfg.n_kv_head, head_dim, max_positions.min(512)),
             };
@@ -278,6 +356,7 @@ impl Qwen2 {
             cached: Vec::new(),
             other: (Vec::new(), Vec::new()),
             slot: KvSlot::Foreground,
+            isa,
         })
     }
 
@@ -403,22 +482,22 @@ impl Qwen2 {
         let sin = self.sin.narrow(0, pos, seq_len)?;
         for layer in &mut self.layers {
             let h = layer.attn_norm.forward(&xs)?;
-            let h = attention(layer, &self.cfg, &h, pos, &cos, &sin)?;
+            let h = attention(layer, &self.cfg, &h, pos, &cos, &sin, self.isa)?;
             xs = (xs + h)?;
             let h = layer.ffn_norm.forward(&xs)?;
-            let gate_up = project(&h, &[&layer.gate, &layer.up])?;
+            let gate_up = layer.gate_up.forward(&h, self.isa)?;
             let h = (candle_nn::ops::silu(&gate_up[0])? * &gate_up[1])?;
-            let h = layer.down.matmul.forward(&h)?;
+            let h = layer.down.forward1(&h, self.isa)?;
             xs = (xs + h)?;
         }
         if all {
             let xs = self.norm.forward(&xs)?;
-            let logits = self.output.forward(&xs)?;
+            let logits = self.output.forward1(&xs, self.isa)?;
             return Ok(logits.squeeze(0)?.to_dtype(DType::F32)?);
         }
         let last = xs.narrow(1, seq_len - 1, 1)?;
         let last = self.norm.forward(&last)?;
-        let logits = self.output.forward(&last)?;
+        let logits = self.output.forward1(&last, self.isa)?;
         Ok(logits.flatten_all()?.to_dtype(DType::F32)?)
     }
 }
@@ -434,10 +513,11 @@ fn attention(
     pos: usize,
     cos: &Tensor,
     sin: &Tensor,
+    isa: Isa,
 ) -> Result<Tensor> {
     let (_, seq_len, _) = xs.dims3()?;
     let (n_head, n_kv, head_dim) = (cfg.n_head, cfg.n_kv_head, cfg.head_dim());
-    let qkv = project(xs, &[&layer.wq, &layer.wk, &layer.wv])?;
+    let qkv = layer.qkv.forward(xs, isa)?;
     let q = qkv[0].broadcast_add(&layer.bq)?;
     let k = qkv[1].broadcast_add(&layer.bk)?;
     let v = qkv[2].broadcast_add(&layer.bv)?;
@@ -514,7 +594,7 @@ fn attention(
         .transpose(1, 2)?
         .reshape((1, seq_len, n_head * head_dim))?
     };
-    Ok(layer.wo.matmul.forward(&ctx)?)
+    layer.wo.forward1(&ctx, isa)
 }
 
 /// A `(1, heads, seq, d)` tensor as `seq` rows of `heads * d` values, row-major.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::fit::CUT_MARKER;
 use super::testutil::{TinyGguf, tiny_generator, tiny_gguf};
-use super::{GenerationEvent, GenerationService, LoadOptions, LocalGenerator};
+use super::{GenerationEvent, GenerationService, Kernels, LoadOptions, LocalGenerator};
 use crate::{
     CancelToken, ChatMessage, Generation, GenerationParams, Generator, InferenceError, ModelInfo,
     Result, Role, StopReason,
@@ -340,6 +340,51 @@ fn own_qwen2_matches_candle_quantized_qwen2() {
     let (a, _) = run(&ours, &question(), &greedy(16));
     let (b, _) = run(&candle, &question(), &greedy(16));
     assert_eq!(a.text, b.text);
+}
+
+/// Lotse's own Q4_K/Q6_K kernels, on every instruction-set path (AVX2 forced on AVX-512
+/// machines, and the scalar reference), against candle's quantized Qwen2 on the same file:
+/// logits of a prompt pass and of single-token steps, and the greedy output.
+#[test]
+fn own_kernels_match_candle_on_k_quant_weights_on_every_path() {
+    let spec = TinyGguf {
+        k_quants: true,
+        ..TinyGguf::default()
+    };
+    let (_dir, path) = tiny_gguf(&spec);
+    let candle = LocalGenerator::load(
+        &path,
+        LoadOptions {
+            candle_qwen2: true,
+            ..LoadOptions::default()
+        },
+    )
+    .unwrap();
+    let tokens = candle
+        .tokenize(&candle.template().render(&question()).unwrap())
+        .unwrap();
+    let reference = candle.logits_after(&tokens, tokens.len()).unwrap();
+    // random weights leave near-ties that float rounding decides: the greedy text is the
+    // same on every path of ours, and its first tokens are candle's
+    let (theirs, _) = run(&candle, &question(), &greedy(4));
+    let mut want = None;
+    for kernels in [Kernels::Auto, Kernels::Avx2, Kernels::Scalar] {
+        let ours = LocalGenerator::load(
+            &path,
+            LoadOptions {
+                kernels,
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap();
+        let what = format!("{kernels:?}");
+        assert_logits_close(&ours.logits_after(&tokens, tokens.len()).unwrap(), &reference, &what);
+        assert_logits_close(&ours.logits_after(&tokens, 1).unwrap(), &reference, &what);
+        let (first, _) = run(&ours, &question(), &greedy(4));
+        assert_eq!(first.text, theirs.text, "{what}");
+        let (got, _) = run(&ours, &question(), &greedy(16));
+        assert_eq!(&got.text, want.get_or_insert_with(|| got.text.clone()), "{what}");
+    }
 }
 
 #[test]
@@ -896,6 +941,55 @@ fn real_model_answers_in_german_and_honours_stop_strings() {
     assert_eq!(stopped.stop_reason, StopReason::StopSequence);
     assert!(!stopped.text.contains("lin"), "{stopped:?}");
     assert!(answer.text.starts_with(&stopped.text));
+}
+
+/// The real model through Lotse's kernels against candle's quantized Qwen2 (candle's own
+/// kernels) on a German prompt: the logits of the next token agree within the stated
+/// tolerance and name the same token.
+#[test]
+fn real_model_logits_match_candle_quantized_qwen2() {
+    let Some(path) = real_model_path() else {
+        assert!(
+            std::env::var_os("LOTSE_REQUIRE_MODELS").is_none(),
+            "LOTSE_REQUIRE_MODELS is set but {REAL_MODEL} is not in the model cache"
+        );
+        eprintln!("skipped: model file not found, run `lotse models fetch`");
+        return;
+    };
+    let _guard = REAL_MODEL_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let opts = LoadOptions {
+        warm_up: false,
+        ..LoadOptions::default()
+    };
+    let ours = LocalGenerator::load(&path, opts.clone()).unwrap();
+    let messages = vec![ChatMessage::user(
+        "Die Hundesteuer beträgt 96 Euro im Jahr und ist zum 1. Juli fällig. Wann ist sie fällig?",
+    )];
+    let tokens = ours.chat_tokens(&messages).unwrap();
+    let a = ours.logits_after(&tokens, tokens.len()).unwrap();
+    let step = ours.logits_after(&tokens, tokens.len() - 1).unwrap();
+    drop(ours);
+    let candle = LocalGenerator::load(
+        &path,
+        LoadOptions {
+            candle_qwen2: true,
+            ..opts
+        },
+    )
+    .unwrap();
+    let b = candle.logits_after(&tokens, tokens.len()).unwrap();
+    let max = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    let scale = b.iter().map(|x| x.abs()).fold(0f32, f32::max);
+    eprintln!("largest logit difference {max:.4} (largest logit {scale:.2})");
+    // 28 layers of 8-bit activations: tiny float differences (attention, sums in another
+    // order) flip rounding steps, so the tolerance is 3 % of the largest logit, and the
+    // next token must be the same
+    let argmax = |v: &[f32]| (0..v.len()).max_by(|&i, &j| v[i].total_cmp(&v[j]));
+    for (ours, what) in [(&a, "one pass"), (&step, "last token as a decode step")] {
+        let max = ours.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(max <= 0.03 * scale, "{what}: max logit difference {max} (largest logit {scale})");
+        assert_eq!(argmax(ours), argmax(&b), "{what}: next token differs");
+    }
 }
 
 #[test]

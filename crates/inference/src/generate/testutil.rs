@@ -50,6 +50,9 @@ pub(crate) struct TinyGguf {
     pub(crate) context_length: u32,
     pub(crate) chat_template: Option<&'static str>,
     pub(crate) seed: u64,
+    /// Weights as in a Q4_K_M file (Q4_K, with Q6_K for v, down and the output) instead of
+    /// Q8_0: Lotse's own kernels run them.
+    pub(crate) k_quants: bool,
 }
 
 impl Default for TinyGguf {
@@ -59,6 +62,7 @@ impl Default for TinyGguf {
             context_length: 128,
             chat_template: Some(QWEN_LIKE_TEMPLATE),
             seed: 7,
+            k_quants: false,
         }
     }
 }
@@ -206,13 +210,19 @@ impl TinyGguf {
         let kv_dim = KV_HEADS * head_dim;
         let q8 = GgmlDType::Q8_0;
         let f32_ = GgmlDType::F32;
-        let proj = |rng: &mut Rng, rows: usize, cols: usize| {
+        let (q4, q6) = if self.k_quants {
+            (GgmlDType::Q4K, GgmlDType::Q6K)
+        } else {
+            (q8, q8)
+        };
+        let proj_as = |rng: &mut Rng, rows: usize, cols: usize, dtype: GgmlDType| {
             qtensor(
                 rng.matrix(rows, cols, 1.0 / (cols as f32).sqrt()),
                 &[rows, cols],
-                q8,
+                dtype,
             )
         };
+        let proj = |rng: &mut Rng, rows: usize, cols: usize| proj_as(rng, rows, cols, q4);
         // Dimension 0 of every embedding is a large constant that survives the layers; the
         // output rows of special tokens weigh it strongly negative, so random weights never
         // end a generation early (tests can rely on reaching max_tokens).
@@ -231,7 +241,7 @@ impl TinyGguf {
             ),
             (
                 "output.weight".into(),
-                qtensor(output, &[vocab, HIDDEN], q8),
+                qtensor(output, &[vocab, HIDDEN], q6),
             ),
             (
                 "output_norm.weight".into(),
@@ -248,7 +258,7 @@ impl TinyGguf {
             tensors.push((p("attn_norm.weight"), norm(&mut rng)));
             tensors.push((p("attn_q.weight"), proj(&mut rng, HIDDEN, HIDDEN)));
             tensors.push((p("attn_k.weight"), proj(&mut rng, kv_dim, HIDDEN)));
-            tensors.push((p("attn_v.weight"), proj(&mut rng, kv_dim, HIDDEN)));
+            tensors.push((p("attn_v.weight"), proj_as(&mut rng, kv_dim, HIDDEN, q6)));
             if px == "qwen2" {
                 tensors.push((p("attn_q.bias"), bias(&mut rng, HIDDEN)));
                 tensors.push((p("attn_k.bias"), bias(&mut rng, kv_dim)));
@@ -270,7 +280,7 @@ impl TinyGguf {
             tensors.push((p("ffn_norm.weight"), norm(&mut rng)));
             tensors.push((p("ffn_gate.weight"), proj(&mut rng, FFN, HIDDEN)));
             tensors.push((p("ffn_up.weight"), proj(&mut rng, FFN, HIDDEN)));
-            tensors.push((p("ffn_down.weight"), proj(&mut rng, HIDDEN, FFN)));
+            tensors.push((p("ffn_down.weight"), proj_as(&mut rng, HIDDEN, FFN, q6)));
         }
 
         let md: Vec<(&str, &Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
