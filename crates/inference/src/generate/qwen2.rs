@@ -18,7 +18,6 @@ use std::sync::Arc;
 use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::attention::cpu_flash::causal::causal_decode_f32_interleaved;
-use candle_nn::attention::{AttnMask, flash_attn};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use crate::kernels::{Isa, QActs, QMatrix};
@@ -568,33 +567,48 @@ fn attention(
             Tensor::cat(&rows, 1)?
         }
     } else {
-        let kv = Tensor::from_slice(
-            layer.cache.data(),
-            (kv_len, n_kv, 2 * head_dim),
-            xs.device(),
-        )?;
-        let k_all = kv
-            .narrow(D::Minus1, 0, head_dim)?
-            .unsqueeze(0)?
-            .contiguous()?;
-        let v_all = kv
-            .narrow(D::Minus1, head_dim, head_dim)?
-            .unsqueeze(0)?
-            .contiguous()?;
-        let q = q.transpose(1, 2)?.contiguous()?;
-        flash_attn::<f32>(
-            &q,
-            &k_all,
-            &v_all,
-            scale,
-            AttnMask::causal_with_offset(pos),
-            None,
-            None,
-        )?
-        .transpose(1, 2)?
-        .reshape((1, seq_len, n_head * head_dim))?
+        prefill_attention(&q, layer.cache.data(), kv_len, pos, cfg, scale)?
     };
     layer.wo.forward1(&ctx, isa)
+}
+
+/// Attention of a prompt piece (`q`: `(1, heads, seq, d)`, at positions `pos..`) over the
+/// cached K/V (`kv_len` positions, interleaved), as two matrix products per K/V head: the
+/// query heads that share a K/V head (grouped-query attention) are stacked into one matrix,
+/// so K and V are read as they are, never repeated per head. Returns `(1, seq, heads * d)`.
+fn prefill_attention(
+    q: &Tensor,
+    cache: &[f32],
+    kv_len: usize,
+    pos: usize,
+    cfg: &Qwen2Config,
+    scale: f32,
+) -> Result<Tensor> {
+    let (_, n_head, seq_len, head_dim) = q.dims4()?;
+    let n_kv = cfg.n_kv_head;
+    let groups = n_head / n_kv;
+    let device = q.device();
+    let kv = Tensor::from_slice(cache, (kv_len, n_kv, 2 * head_dim), device)?;
+    // (n_kv, kv_len, d)
+    let k = kv.narrow(D::Minus1, 0, head_dim)?.transpose(0, 1)?.contiguous()?;
+    let v = kv.narrow(D::Minus1, head_dim, head_dim)?.transpose(0, 1)?.contiguous()?;
+    let q = q.reshape((n_kv, groups * seq_len, head_dim))?;
+    let scores = (q.matmul(&k.t()?)? * f64::from(scale))?;
+    // causal: query i (position pos + i) sees keys 0..=pos + i
+    let mask: Vec<f32> = (0..seq_len)
+        .flat_map(|i| (0..kv_len).map(move |j| if j <= pos + i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (seq_len, kv_len), device)?;
+    let scores = scores
+        .reshape((n_kv, groups, seq_len, kv_len))?
+        .broadcast_add(&mask)?;
+    let probs = candle_nn::ops::softmax_last_dim(&scores)?.reshape((n_kv, groups * seq_len, kv_len))?;
+    let out = probs.matmul(&v)?; // (n_kv, groups * seq, d) = (heads, seq, d)
+    Ok(out
+        .reshape((n_head, seq_len, head_dim))?
+        .transpose(0, 1)?
+        .contiguous()?
+        .reshape((1, seq_len, n_head * head_dim))?)
 }
 
 /// A `(1, heads, seq, d)` tensor as `seq` rows of `heads * d` values, row-major.

@@ -124,9 +124,9 @@ unsafe fn q6k_n<const MT: usize>(tiles: &[TileQ6K], rows: &[&[BlockQ8]], half: u
                 } else {
                     _mm256_srai_epi32(pv, 16)
                 };
-                let h = _mm256_loadu_si256(t.qh.as_ptr().add(p * TILE * 4 + half * 32) as *const _);
-                let w0 = _mm256_loadu_si256(t.ql.as_ptr().add(2 * p * TILE * 4 + half * 32) as *const _);
-                let w1 = _mm256_loadu_si256(t.ql.as_ptr().add((2 * p + 1) * TILE * 4 + half * 32) as *const _);
+                let h = _mm256_loadu_si256(t.q.as_ptr().add(TileQ6K::qh(p) + half * 32) as *const _);
+                let w0 = _mm256_loadu_si256(t.q.as_ptr().add(TileQ6K::ql(2 * p) + half * 32) as *const _);
+                let w1 = _mm256_loadu_si256(t.q.as_ptr().add(TileQ6K::ql(2 * p + 1) + half * 32) as *const _);
                 let a0 = _mm256_or_si256(_mm256_and_si256(w0, mask), _mm256_and_si256(_mm256_slli_epi16(h, 4), high));
                 let a1 = _mm256_or_si256(
                     _mm256_and_si256(_mm256_srli_epi16(w0, 4), mask),

@@ -139,9 +139,9 @@ unsafe fn q6k_n<const MT: usize>(tiles: &[TileQ6K], rows: &[&[BlockQ8]], out: &m
                 } else {
                     _mm512_srai_epi32(pv, 16)
                 };
-                let h = load64(t.qh.as_ptr().add(p * TILE * 4));
-                let w0 = load64(t.ql.as_ptr().add(2 * p * TILE * 4));
-                let w1 = load64(t.ql.as_ptr().add((2 * p + 1) * TILE * 4));
+                let h = load64(t.q.as_ptr().add(TileQ6K::qh(p)));
+                let w0 = load64(t.q.as_ptr().add(TileQ6K::ql(2 * p)));
+                let w1 = load64(t.q.as_ptr().add(TileQ6K::ql(2 * p + 1)));
                 // value | high bits: ternary logic A | (B & C) = 0xF8
                 let a0 = _mm512_ternarylogic_epi32(_mm512_and_si512(w0, mask), _mm512_slli_epi16(h, 4), high, 0xF8);
                 let a1 = _mm512_ternarylogic_epi32(

@@ -53,23 +53,39 @@ const ROW_CHUNK: usize = 64;
 #[repr(C, align(64))]
 #[derive(Clone)]
 pub(crate) struct TileQ4K {
-    pub(crate) qs: [u8; QK / 2 * TILE],
+    // the scales first: a tile is read front to back, one stream for the prefetcher
     pub(crate) scales: [u8; 8 * TILE],
     pub(crate) mins: [u8; 8 * TILE],
     /// f16 bits.
     pub(crate) d: [u16; TILE],
     pub(crate) dmin: [u16; TILE],
+    pub(crate) qs: [u8; QK / 2 * TILE],
 }
 
 /// 16 rows x 256 inputs of Q6_K weights.
 #[repr(C, align(64))]
 #[derive(Clone)]
 pub(crate) struct TileQ6K {
-    pub(crate) ql: [u8; QK / 2 * TILE],
-    pub(crate) qh: [u8; QK / 4 * TILE],
     pub(crate) scales: [i8; 16 * TILE],
     /// f16 bits.
     pub(crate) d: [u16; TILE],
+    /// Per k16-group `p` (16 of them), 192 bytes in the order the kernels read them: the
+    /// high bits (64), then the low nibbles of k8-groups `2p` and `2p + 1` (64 each).
+    pub(crate) q: [u8; Q6K_GROUP * 16],
+}
+
+/// Bytes of one k16-group in a Q6_K tile.
+pub(crate) const Q6K_GROUP: usize = 192;
+
+impl TileQ6K {
+    /// Offset of the high bits of k16-group `p` in `q`.
+    pub(crate) const fn qh(p: usize) -> usize {
+        p * Q6K_GROUP
+    }
+    /// Offset of the low nibbles of k8-group `g` in `q`.
+    pub(crate) const fn ql(g: usize) -> usize {
+        (g / 2) * Q6K_GROUP + 64 + (g % 2) * 64
+    }
 }
 
 /// One row's 256 inputs quantized to i8: value = `d * qs[i]`.
@@ -394,10 +410,9 @@ impl QMatrix {
         for t in 0..n_tiles {
             for b in 0..kb {
                 let mut tile = TileQ6K {
-                    ql: [0; QK / 2 * TILE],
-                    qh: [0; QK / 4 * TILE],
                     scales: [0; 16 * TILE],
                     d: [0; TILE],
+                    q: [0; Q6K_GROUP * 16],
                 };
                 for r in 0..TILE {
                     let row = t * TILE + r;
@@ -424,14 +439,14 @@ impl QMatrix {
                     }
                     for g in 0..QK / 8 {
                         for j in 0..4 {
-                            tile.ql[(g * TILE + r) * 4 + j] =
+                            tile.q[TileQ6K::ql(g) + r * 4 + j] =
                                 (vals[g * 8 + j] & 0xF) | ((vals[g * 8 + j + 4] & 0xF) << 4);
                         }
                     }
                     for p in 0..QK / 16 {
                         for j in 0..4 {
                             let hi = |i: usize| vals[16 * p + i] >> 4;
-                            tile.qh[(p * TILE + r) * 4 + j] =
+                            tile.q[TileQ6K::qh(p) + r * 4 + j] =
                                 hi(j) | (hi(j + 4) << 2) | (hi(j + 8) << 4) | (hi(j + 12) << 6);
                         }
                     }

@@ -13,11 +13,11 @@ pub(crate) fn q4k_value(t: &TileQ4K, r: usize, i: usize) -> u8 {
 /// The unsigned 6-bit value (`q + 32`) of row `r`, input `i` of a Q6_K tile.
 pub(crate) fn q6k_value(t: &TileQ6K, r: usize, i: usize) -> u8 {
     let (g, j) = (i / 8, i % 8);
-    let byte = t.ql[(g * TILE + r) * 4 + j % 4];
+    let byte = t.q[TileQ6K::ql(g) + r * 4 + j % 4];
     let lo = if j < 4 { byte & 0x0F } else { byte >> 4 };
     let (p, q) = (i / 16, i % 16);
     // q = 4 * step + j': step 0..4 holds 2 bits each at 2 * step
-    let hbyte = t.qh[(p * TILE + r) * 4 + q % 4];
+    let hbyte = t.q[TileQ6K::qh(p) + r * 4 + q % 4];
     let hi = (hbyte >> (2 * (q / 4))) & 3;
     lo | (hi << 4)
 }

@@ -243,3 +243,43 @@ fn unsafe_is_allowed_in_the_kernels_module_alone() {
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert!(hits[0].ends_with("inference/src/kernels/mod.rs"), "{hits:?}");
 }
+
+#[test]
+#[ignore]
+fn tmp_speed() {
+    use candle_core::quantized::gguf_file;
+    let dir = std::env::var_os("LOTSE_MODEL_CACHE").unwrap();
+    let path = std::path::Path::new(&dir).join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
+    let mut f = std::fs::File::open(&path).unwrap();
+    let ct = gguf_file::Content::read(&mut f).unwrap();
+    let mut rng = Rng(11);
+    {
+        let buf = vec![1u64; 256 << 17];
+        let t = std::time::Instant::now();
+        let total = std::sync::atomic::AtomicU64::new(0);
+        for _ in 0..5 {
+            candle_core::utils::barrier_pool().execute_chunked(64, |r| {
+                let per = buf.len() / 64;
+                let s: u64 = buf[r.start * per..r.end * per].iter().fold(0u64, |a, &b| a.wrapping_add(b));
+                total.fetch_add(s, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
+        let s = t.elapsed().as_secs_f64() / 5.0;
+        eprintln!("plain read 256 MB: {:.1} GB/s ({})", (buf.len() * 8) as f64 / s / 1e9, total.into_inner());
+    }
+    for name in ["token_embd.weight", "output.weight", "blk.0.ffn_down.weight"] {
+        let q = ct.tensor(&mut f, name, &Device::Cpu).unwrap();
+        let (n, k) = q.shape().dims2().unwrap();
+        let matrix = QMatrix::from_qtensor(&q).unwrap().unwrap();
+        for m in [1usize] {
+            let x = rng.values(m * k);
+            let acts = QActs::quantize(&x, m, k);
+            let mut out = vec![0f32; m * n];
+            let t = std::time::Instant::now();
+            let reps = if m == 1 { 50 } else { 3 };
+            for _ in 0..reps { matrix.matmul_with(Isa::detect(), &acts, &mut out); }
+            let s = t.elapsed().as_secs_f64() / reps as f64;
+            eprintln!("{name} {n}x{k} m={m}: {:.2} ms, {:.1} GB/s, {:.1} GMAC/s", s * 1e3, matrix.bytes() as f64 / s / 1e9, (m * n * k) as f64 / s / 1e9);
+        }
+    }
+}
