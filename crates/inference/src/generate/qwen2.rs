@@ -17,10 +17,9 @@ use std::sync::Arc;
 
 use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{D, DType, Device, Module, Tensor};
-use candle_nn::attention::cpu_flash::causal::causal_decode_f32_interleaved;
 use candle_transformers::quantized_nn::RmsNorm;
 
-use crate::kernels::{Isa, QActs, QMatrix};
+use crate::kernels::{Isa, QActs, QMatrix, attend_one};
 use crate::{InferenceError, Result};
 
 /// Qwen2 hyper-parameters from GGUF metadata (`qwen2.*`).
@@ -544,28 +543,22 @@ fn attention(
         let q = rows_of(&q)?;
         let row = n_head * head_dim;
         let stride = layer.cache.stride();
-        let mut rows = Vec::with_capacity(seq_len);
-        for i in 0..seq_len {
+        let mut ctx = vec![0f32; seq_len * row];
+        for (i, out) in ctx.chunks_mut(row).enumerate() {
             let len = kv_len - seq_len + i + 1;
-            rows.push(
-                causal_decode_f32_interleaved(
-                    &q[i * row..(i + 1) * row],
-                    &layer.cache.data()[..len * stride],
-                    n_head,
-                    n_kv,
-                    head_dim,
-                    len,
-                    scale,
-                )?
-                .reshape((1, 1, row))?,
+            attend_one(
+                isa,
+                &q[i * row..(i + 1) * row],
+                &layer.cache.data()[..len * stride],
+                n_head,
+                n_kv,
+                head_dim,
+                len,
+                scale,
+                out,
             );
         }
-        if rows.len() == 1 {
-            rows.pop()
-                .ok_or_else(|| InferenceError::Candle("no rows".into()))?
-        } else {
-            Tensor::cat(&rows, 1)?
-        }
+        Tensor::from_vec(ctx, (1, seq_len, row), xs.device())?
     } else {
         prefill_attention(&q, layer.cache.data(), kv_len, pos, cfg, scale)?
     };

@@ -283,3 +283,33 @@ fn tmp_speed() {
         }
     }
 }
+
+#[test]
+fn decode_attention_matches_a_plain_softmax_on_every_path() {
+    let mut rng = Rng(99);
+    for (n_head, n_kv, d, len) in [(12, 2, 128, 300), (4, 4, 64, 1), (6, 1, 80, 17), (8, 2, 16, 5)] {
+        let q = rng.values(n_head * d);
+        let kv: Vec<f32> = rng.values(len * n_kv * 2 * d).iter().map(|x| x * 3.0).collect();
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut want = vec![0f32; n_head * d];
+        for h in 0..n_head {
+            let kh = h / (n_head / n_kv);
+            let s: Vec<f32> = (0..len)
+                .map(|j| (0..d).map(|i| q[h * d + i] * kv[(j * n_kv + kh) * 2 * d + i]).sum::<f32>() * scale)
+                .collect();
+            let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = s.iter().map(|x| (x - max).exp()).collect();
+            let sum: f32 = e.iter().sum();
+            for j in 0..len {
+                for i in 0..d {
+                    want[h * d + i] += e[j] / sum * kv[(j * n_kv + kh) * 2 * d + d + i];
+                }
+            }
+        }
+        for isa in isas() {
+            let mut got = vec![f32::NAN; n_head * d];
+            attend_one(isa, &q, &kv, n_head, n_kv, d, len, scale, &mut got);
+            close(&got, &want, 1e-5, &format!("{isa:?} {n_head}/{n_kv} heads, d {d}, {len} positions"));
+        }
+    }
+}
