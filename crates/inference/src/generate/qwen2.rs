@@ -19,7 +19,7 @@ use candle_core::quantized::{QMatMul, QTensor, gguf_file};
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use crate::kernels::{Isa, QActs, QMatrix, attend_one};
+use crate::kernels::{Isa, QActs, QMatrix, attend_one, silu_mul};
 use crate::{InferenceError, Result};
 
 /// Qwen2 hyper-parameters from GGUF metadata (`qwen2.*`).
@@ -122,6 +122,26 @@ impl Projection {
             }
         }
         Ok(outs)
+    }
+
+    /// `silu(gate) * up` for a gate/up projection: fused over the stacked output when the
+    /// two are one matrix of ours, with candle's ops otherwise.
+    fn forward_silu_mul(&self, xs: &Tensor, isa: Isa) -> Result<Tensor> {
+        if let [Group::Own(m, widths)] = self.groups.as_slice()
+            && let [gate, up] = widths.as_slice()
+            && gate == up
+        {
+            let (_, seq_len, k) = xs.dims3()?;
+            let xs = xs.contiguous()?;
+            let acts = with_rows(&xs, |x| QActs::quantize(x, seq_len, k))?;
+            let mut gate_up = vec![0f32; seq_len * m.rows()];
+            m.matmul_with(isa, &acts, &mut gate_up);
+            let mut out = vec![0f32; seq_len * gate];
+            silu_mul(isa, &gate_up, *gate, &mut out);
+            return Ok(Tensor::from_vec(out, (1, seq_len, *gate), xs.device())?);
+        }
+        let gate_up = self.forward(xs, isa)?;
+        Ok((candle_nn::ops::silu(&gate_up[0])? * &gate_up[1])?)
     }
 
     /// The single layer's output (for projections of one layer).
@@ -483,8 +503,7 @@ impl Qwen2 {
             let h = attention(layer, &self.cfg, &h, pos, &cos, &sin, self.isa)?;
             xs = (xs + h)?;
             let h = layer.ffn_norm.forward(&xs)?;
-            let gate_up = layer.gate_up.forward(&h, self.isa)?;
-            let h = (candle_nn::ops::silu(&gate_up[0])? * &gate_up[1])?;
+            let h = layer.gate_up.forward_silu_mul(&h, self.isa)?;
             let h = layer.down.forward1(&h, self.isa)?;
             xs = (xs + h)?;
         }

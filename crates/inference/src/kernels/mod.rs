@@ -29,6 +29,7 @@
 // indices name rows, lanes and subblocks here: loops over them read best as they are
 #![allow(clippy::needless_range_loop)]
 
+mod activation;
 mod attention;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -38,6 +39,7 @@ mod scalar;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use activation::silu_mul;
 pub(crate) use attention::attend_one;
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
