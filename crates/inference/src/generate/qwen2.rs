@@ -178,16 +178,16 @@ struct Layer {
     /// gate and up.
     gate_up: Projection,
     down: Projection,
-    /// K and V per position, interleaved per head: `[h0 K, h0 V, h1 K, h1 V, ...]`.
+    /// K and V of the positions seen so far.
     cache: KvCache,
 }
 
-/// K/V of the positions seen so far, interleaved per head (`[h0 K, h0 V, h1 K, ...]` per
-/// position, the layout candle's decode kernel reads). Unlike candle's
+/// K/V of the positions seen so far: per K/V head one buffer of `[K (d), V (d)]` per
+/// position, so attention reads each head's history front to back. Unlike candle's
 /// `RawInterleavedKvCache` it can be cut back to a prefix.
 #[derive(Debug)]
 struct KvCache {
-    buf: Vec<f32>,
+    heads: Vec<Vec<f32>>,
     h_kv: usize,
     d: usize,
     len: usize,
@@ -196,15 +196,11 @@ struct KvCache {
 impl KvCache {
     fn new(h_kv: usize, d: usize, positions: usize) -> KvCache {
         KvCache {
-            buf: Vec::with_capacity(positions * h_kv * 2 * d),
+            heads: (0..h_kv).map(|_| Vec::with_capacity(positions * 2 * d)).collect(),
             h_kv,
             d,
             len: 0,
         }
-    }
-
-    fn stride(&self) -> usize {
-        self.h_kv * 2 * self.d
     }
 
     fn len(&self) -> usize {
@@ -215,26 +211,30 @@ impl KvCache {
     fn append(&mut self, k: &[f32], v: &[f32], seq_len: usize) {
         let d = self.d;
         let row = self.h_kv * d;
-        self.buf.truncate(self.len * self.stride());
-        self.buf.reserve(seq_len * self.stride());
-        for s in 0..seq_len {
-            for h in 0..self.h_kv {
+        for (h, buf) in self.heads.iter_mut().enumerate() {
+            buf.truncate(self.len * 2 * d);
+            buf.reserve(seq_len * 2 * d);
+            for s in 0..seq_len {
                 let at = s * row + h * d;
-                self.buf.extend_from_slice(&k[at..at + d]);
-                self.buf.extend_from_slice(&v[at..at + d]);
+                buf.extend_from_slice(&k[at..at + d]);
+                buf.extend_from_slice(&v[at..at + d]);
             }
         }
         self.len += seq_len;
     }
 
-    fn data(&self) -> &[f32] {
-        &self.buf[..self.len * self.stride()]
+    /// The first `len` positions of each head.
+    fn heads(&self, len: usize) -> Vec<&[f32]> {
+        let len = len.min(self.len);
+        self.heads.iter().map(|b| &b[..len * 2 * self.d]).collect()
     }
 
     /// Keep the first `len` positions.
     fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
-        self.buf.truncate(self.len * self.stride());
+        for b in &mut self.heads {
+            b.truncate(self.len * 2 * self.d);
+        }
     }
 }
 
@@ -561,16 +561,14 @@ fn attention(
         // position, with the decode kernel (no copy of the cache)
         let q = rows_of(&q)?;
         let row = n_head * head_dim;
-        let stride = layer.cache.stride();
         let mut ctx = vec![0f32; seq_len * row];
         for (i, out) in ctx.chunks_mut(row).enumerate() {
             let len = kv_len - seq_len + i + 1;
             attend_one(
                 isa,
                 &q[i * row..(i + 1) * row],
-                &layer.cache.data()[..len * stride],
+                &layer.cache.heads(len),
                 n_head,
-                n_kv,
                 head_dim,
                 len,
                 scale,
@@ -579,7 +577,7 @@ fn attention(
         }
         Tensor::from_vec(ctx, (1, seq_len, row), xs.device())?
     } else {
-        prefill_attention(&q, layer.cache.data(), kv_len, pos, cfg, scale)?
+        prefill_attention(&q, &layer.cache.heads(kv_len), kv_len, pos, cfg, scale)?
     };
     layer.wo.forward1(&ctx, isa)
 }
@@ -590,7 +588,7 @@ fn attention(
 /// so K and V are read as they are, never repeated per head. Returns `(1, seq, heads * d)`.
 fn prefill_attention(
     q: &Tensor,
-    cache: &[f32],
+    heads: &[&[f32]],
     kv_len: usize,
     pos: usize,
     cfg: &Qwen2Config,
@@ -600,10 +598,13 @@ fn prefill_attention(
     let n_kv = cfg.n_kv_head;
     let groups = n_head / n_kv;
     let device = q.device();
-    let kv = Tensor::from_slice(cache, (kv_len, n_kv, 2 * head_dim), device)?;
-    // (n_kv, kv_len, d)
-    let k = kv.narrow(D::Minus1, 0, head_dim)?.transpose(0, 1)?.contiguous()?;
-    let v = kv.narrow(D::Minus1, head_dim, head_dim)?.transpose(0, 1)?.contiguous()?;
+    let per_head = heads
+        .iter()
+        .map(|h| Tensor::from_slice(h, (kv_len, 2 * head_dim), device))
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let kv = Tensor::stack(&per_head, 0)?; // (n_kv, kv_len, 2 d)
+    let k = kv.narrow(D::Minus1, 0, head_dim)?.contiguous()?;
+    let v = kv.narrow(D::Minus1, head_dim, head_dim)?.contiguous()?;
     let q = q.reshape((n_kv, groups * seq_len, head_dim))?;
     let scores = (q.matmul(&k.t()?)? * f64::from(scale))?;
     // causal: query i (position pos + i) sees keys 0..=pos + i

@@ -1,8 +1,9 @@
 //! Attention of one query row per head over the interleaved K/V cache (token generation and
 //! drafted tokens). The query heads that share a K/V head (grouped-query attention) are done
 //! together, so each cached key and value is loaded once per group; each K/V head is one
-//! work unit (Qwen2.5-1.5B has two: one per core). Two passes per group: the scores with
-//! dot products, then the softmax-weighted sum of the values.
+//! work unit (Qwen2.5-1.5B has two: one per core) and reads its own buffer front to back.
+//! Two passes per group: the scores with dot products, then the softmax-weighted sum of the
+//! values.
 
 /// Lanes of the accumulators: a multiple of the vector width, so the loops vectorise.
 const LANES: usize = 16;
@@ -48,7 +49,8 @@ fn prefetch(p: &[f32], bytes: usize) {
 /// Positions ahead that [`group`] prefetches.
 const AHEAD: usize = 4;
 
-/// Query heads `kv_head * groups..` against K/V head `kv_head` for `len` positions.
+/// Query heads `kv_head * groups..` against K/V head `kv_head` (its buffer `kv`: `[K, V]`
+/// per position) for `len` positions.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn group(
@@ -56,20 +58,19 @@ fn group(
     kv: &[f32],
     kv_head: usize,
     groups: usize,
-    n_kv: usize,
     d: usize,
     len: usize,
     scale: f32,
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    let stride = n_kv * 2 * d;
+    let stride = 2 * d;
     let heads = kv_head * groups..(kv_head + 1) * groups;
     for j in 0..len {
         if j + AHEAD < len {
-            prefetch(&kv[(j + AHEAD) * stride + kv_head * 2 * d..][..d], d * 4);
+            prefetch(&kv[(j + AHEAD) * stride..][..d], d * 4);
         }
-        let k = &kv[j * stride + kv_head * 2 * d..][..d];
+        let k = &kv[j * stride..][..d];
         for (g, h) in heads.clone().enumerate() {
             scores[g * len + j] = dot(&q[h * d..(h + 1) * d], k) * scale;
         }
@@ -90,9 +91,9 @@ fn group(
     out.fill(0.0);
     for j in 0..len {
         if j + AHEAD < len {
-            prefetch(&kv[(j + AHEAD) * stride + kv_head * 2 * d + d..][..d], d * 4);
+            prefetch(&kv[(j + AHEAD) * stride + d..][..d], d * 4);
         }
-        let v = &kv[j * stride + kv_head * 2 * d + d..][..d];
+        let v = &kv[j * stride + d..][..d];
         for g in 0..groups {
             axpy(&mut out[g * d..(g + 1) * d], scores[g * len + j], v);
         }
@@ -107,14 +108,13 @@ unsafe fn group_avx512(
     kv: &[f32],
     kv_head: usize,
     groups: usize,
-    n_kv: usize,
     d: usize,
     len: usize,
     scale: f32,
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    group(q, kv, kv_head, groups, n_kv, d, len, scale, scores, out)
+    group(q, kv, kv_head, groups, d, len, scale, scores, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -125,33 +125,32 @@ unsafe fn group_avx2(
     kv: &[f32],
     kv_head: usize,
     groups: usize,
-    n_kv: usize,
     d: usize,
     len: usize,
     scale: f32,
     scores: &mut [f32],
     out: &mut [f32],
 ) {
-    group(q, kv, kv_head, groups, n_kv, d, len, scale, scores, out)
+    group(q, kv, kv_head, groups, d, len, scale, scores, out)
 }
 
 /// `out` (`n_head * d`) = softmax(q k^T * scale) v for one query row `q` (`n_head * d`)
-/// over the first `len` positions of the interleaved cache `kv` (per position and K/V head:
-/// `d` key values, then `d` values).
+/// over the first `len` positions of the cache: `heads[h]` holds K/V head `h`, per position
+/// `d` key values, then `d` values.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend_one(
     isa: super::Isa,
     q: &[f32],
-    kv: &[f32],
+    heads: &[&[f32]],
     n_head: usize,
-    n_kv: usize,
     d: usize,
     len: usize,
     scale: f32,
     out: &mut [f32],
 ) {
+    let n_kv = heads.len();
     assert!(n_kv > 0 && n_head % n_kv == 0 && len > 0, "{n_head} heads over {n_kv}, {len} positions");
-    assert!(q.len() == n_head * d && out.len() == n_head * d && kv.len() >= len * n_kv * 2 * d);
+    assert!(q.len() == n_head * d && out.len() == n_head * d && heads.iter().all(|h| h.len() >= len * 2 * d));
     let groups = n_head / n_kv;
     let shared = super::SharedOut::new(out);
     let run = |kv_head: usize| {
@@ -161,11 +160,11 @@ pub(crate) fn attend_one(
         match isa {
             #[cfg(target_arch = "x86_64")]
             super::Isa::Avx512Vnni => unsafe {
-                group_avx512(q, kv, kv_head, groups, n_kv, d, len, scale, &mut scores, out)
+                group_avx512(q, heads[kv_head], kv_head, groups, d, len, scale, &mut scores, out)
             },
             #[cfg(target_arch = "x86_64")]
-            super::Isa::Avx2 => unsafe { group_avx2(q, kv, kv_head, groups, n_kv, d, len, scale, &mut scores, out) },
-            _ => group(q, kv, kv_head, groups, n_kv, d, len, scale, &mut scores, out),
+            super::Isa::Avx2 => unsafe { group_avx2(q, heads[kv_head], kv_head, groups, d, len, scale, &mut scores, out) },
+            _ => group(q, heads[kv_head], kv_head, groups, d, len, scale, &mut scores, out),
         }
     };
     if n_kv == 1 || len * n_head * d < 1 << 14 {
