@@ -125,6 +125,8 @@ async fn main() {
     // 1. streamed answers
     let (mut to_sources, mut to_token, mut to_done) = (Vec::new(), Vec::new(), Vec::new());
     let (mut to_quotes, mut prompt_tokens, mut cached_tokens) = (Vec::new(), Vec::new(), Vec::new());
+    // generated tokens per second after the first (prompt-lookup drafts on, as served)
+    let mut gen_rates = Vec::new();
     let mut refused = 0;
     let fact_qs = read_questions("questions/bad-boll.dev.facts.jsonl");
     for (i, q) in fact_qs.iter().enumerate() {
@@ -160,6 +162,12 @@ async fn main() {
         }
         if let Some(d) = text.lines().rev().find_map(|l| l.strip_prefix("data: ")) {
             if let Ok(a) = serde_json::from_str::<Value>(d) {
+                let t = &a["timings"];
+                if let (Some(first), Some(total), Some(n)) = (t["first_token_ms"].as_f64(), t["total_ms"].as_f64(), t["completion_tokens"].as_f64()) {
+                    if n > 1.0 && total > first {
+                        gen_rates.push((n - 1.0) / ((total - first) / 1000.0));
+                    }
+                }
                 if let (Some(p), Some(c)) = (a["timings"]["prompt_tokens"].as_f64(), a["timings"]["cached_prompt_tokens"].as_f64()) {
                     if p > 0.0 {
                         prompt_tokens.push(p);
@@ -189,6 +197,12 @@ async fn main() {
         percentile(&prompt_tokens, 0.5),
         percentile(&cached_tokens, 0.5),
         to_token.len()
+    );
+    println!(
+        "  generation median {:.1} tokens/s, p10 {:.1} (after the first token, drafts on; {} answers)",
+        percentile(&gen_rates, 0.5),
+        percentile(&gen_rates, 0.1),
+        gen_rates.len()
     );
 
     // 2. the answer cache

@@ -1,14 +1,17 @@
 //! Qwen2 forward pass over GGUF weights, leaner than `candle_transformers`'
 //! `quantized_qwen2` (which stays available as a backend for comparison).
 //!
-//! Same maths, three differences that matter on a small CPU server:
+//! Same maths; what differs matters on a small CPU server:
+//! - Q4_K/Q6_K layers run through Lotse's kernels ([`crate::kernels`]): each weight held
+//!   once, in tiles about the size of the file's blocks;
+//! - projections that share an input (q/k/v, gate/up) are stacked into one matrix (one pass,
+//!   activations quantized once), and `silu(gate) * up` is fused over the stacked output;
 //! - the token embedding stays quantized and rows are dequantized per token
 //!   (`QTensor::embedding`), instead of a dequantized f32 copy of the whole table
 //!   (151,936 x 1,536 x 4 bytes = 0.93 GB for Qwen2.5-1.5B); tied output weights share it;
-//! - attention runs candle's CPU flash-attention kernels (causal prefill, grouped-query decode
-//!   over an interleaved K/V cache) instead of repeating K/V per head and materialising a mask;
-//! - decode steps fuse the projections that share an input (gate/up, and q/k/v when they have
-//!   one dtype) into one parallel matrix-vector pass;
+//! - attention never repeats K/V per head: prompt passes take two matrix products per K/V
+//!   head with the query heads of its group stacked, decode steps read each K/V head's
+//!   history front to back ([`crate::kernels::attend_one`]);
 //! - the K/V cache remembers which tokens it holds, so a prompt that starts like the previous
 //!   one (the same system prompt and rules) only runs its new part ([`Qwen2::reuse_prefix`]).
 
@@ -520,7 +523,7 @@ impl Qwen2 {
 }
 
 /// Up to this many query rows per pass run the decode kernel row by row (a token and its
-/// drafted successors); longer prompt passes use flash attention over a copy of the cache.
+/// drafted successors); longer prompt passes use [`prefill_attention`].
 const DECODE_ROWS: usize = 8;
 
 fn attention(
