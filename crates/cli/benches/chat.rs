@@ -199,7 +199,7 @@ async fn main() {
         to_token.len()
     );
     println!(
-        "  generation median {:.1} tokens/s, p10 {:.1} (after the first token, drafts on; {} answers)",
+        "  generation median {:.1} tokens/s, p10 {:.1} (after the first token until the checked answer, drafts on; {} answers)",
         percentile(&gen_rates, 0.5),
         percentile(&gen_rates, 0.1),
         gen_rates.len()

@@ -2,13 +2,17 @@
 //! on the same GGUF file and the same threads, in interleaved rounds.
 //!
 //! Figures, as llama-bench defines them:
-//! - `ppN`: prompt processing, N tokens in one pass from an empty cache (tokens/s). The
-//!   prompt is a German paragraph repeated and cut to exactly N tokens.
+//! - `ppN`: prompt processing, N tokens from an empty cache in passes of 512 (llama-bench's
+//!   default batch; tokens/s). The prompt is a German paragraph repeated and cut to exactly
+//!   N tokens.
 //! - `tg128`: 128 greedy tokens (tokens/s after the first), drafts off, from a one-token
 //!   context as llama-bench does.
 //! - Lotse after a short chat prompt (a question about the paragraph, ~110 tokens), drafts
-//!   off and with prompt-lookup drafts, reported beside tg128: drafts pay off when the answer
-//!   copies from its sources (the chat bench measures real answers).
+//!   off and with prompt-lookup drafts, against llama-bench's tg128 at that depth (`-d`):
+//!   drafts pay off when the answer copies from its sources (the chat bench measures real
+//!   answers); the drafts row is Lotse's speculative decoding against plain decoding.
+//! - Both run on the same number of threads (candle's pool decides Lotse's; `--threads`
+//!   must agree with it).
 //! - Peak RSS: this process after loading and all rounds (`VmHWM`), and llama-bench's
 //!   highest `VmHWM` read while it runs.
 //!
@@ -58,8 +62,8 @@ pub struct GenerateBenchArgs {
     /// llama.cpp's `llama-bench` binary (built as ../shared/MODELS.md says).
     #[arg(long, env = "LLAMA_BENCH")]
     llama_bench: Option<PathBuf>,
-    /// Threads for llama-bench; candle's count (`CANDLE_NUM_THREADS`, `RAYON_NUM_THREADS`,
-    /// else the cores) by default.
+    /// Threads for both; must equal candle's count (`CANDLE_NUM_THREADS`, else
+    /// `RAYON_NUM_THREADS`, else the cores), which is the default.
     #[arg(long)]
     threads: Option<usize>,
     /// Print the rounds as JSON lines on stdout as well.
@@ -92,14 +96,6 @@ impl Series {
             (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
         })
     }
-}
-
-fn threads(args: &GenerateBenchArgs) -> usize {
-    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok()).filter(|&n| n > 0);
-    args.threads
-        .or_else(|| env("CANDLE_NUM_THREADS"))
-        .or_else(|| env("RAYON_NUM_THREADS"))
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// `VmHWM` (peak resident set) of a process in MB, from `/proc/PID/status`.
@@ -149,37 +145,55 @@ struct LlamaRun {
     peak_mb: f64,
 }
 
-fn llama_bench(bin: &PathBuf, model: &PathBuf, prompts: &[usize], generated: usize, threads: usize) -> Result<LlamaRun> {
-    let p: Vec<String> = prompts.iter().map(|n| n.to_string()).collect();
+/// How long one llama-bench run may take before it is stopped.
+const LLAMA_TIMEOUT: Duration = Duration::from_secs(900);
+
+/// One llama-bench run with `extra` arguments; its JSON rows and peak RSS.
+fn llama_bench(bin: &PathBuf, model: &PathBuf, threads: usize, extra: &[String]) -> Result<LlamaRun> {
     let mut child = Command::new(bin)
         .arg("-m")
         .arg(model)
-        .args(["-p", &p.join(","), "-n", &generated.to_string(), "-t", &threads.to_string(), "-r", "1", "-o", "json"])
+        .args(["-t", &threads.to_string(), "-r", "1", "-o", "json"])
+        .args(extra)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
     let pid = child.id().to_string();
-    let mut stdout = child.stdout.take().context("no stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut s).map(|_| s)
-    });
+    let read = |mut r: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().context("no stdout")?));
+    let stderr = read(Box::new(child.stderr.take().context("no stderr")?));
+    let started = Instant::now();
     let mut peak: f64 = 0.0;
     let status = loop {
         if let Some(mb) = peak_rss_mb(&pid) {
             peak = peak.max(mb);
         }
         if let Some(status) = child.try_wait()? {
-            break status;
+            break Some(status);
+        }
+        if started.elapsed() > LLAMA_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let out = reader.join().map_err(|_| anyhow::anyhow!("reader thread failed"))??;
-    if !status.success() {
-        bail!("{} failed ({status})", bin.display());
+    let out = stdout.join().unwrap_or_default();
+    let err = stderr.join().unwrap_or_default();
+    let tail: String = err.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+    match status {
+        None => bail!("{} took longer than {} s and was stopped", bin.display(), LLAMA_TIMEOUT.as_secs()),
+        Some(s) if !s.success() => bail!("{} failed ({s}): {tail}", bin.display()),
+        Some(_) => {}
     }
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).context("llama-bench printed no JSON")?;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).with_context(|| format!("llama-bench printed no JSON: {tail}"))?;
     let rates = rows
         .iter()
         .filter_map(|r| {
@@ -194,11 +208,15 @@ fn llama_bench(bin: &PathBuf, model: &PathBuf, prompts: &[usize], generated: usi
 }
 
 fn generate(args: GenerateBenchArgs) -> Result<()> {
-    let threads = threads(&args);
+    let (threads, kernels) = lotse_inference::generate::compute_threads();
+    if let Some(t) = args.threads.filter(|&t| t != threads) {
+        bail!("Lotse runs on {threads} threads here; set CANDLE_NUM_THREADS={t} to compare both at {t}");
+    }
     let m = runtime::default_model(&args.models, ModelRole::Generator)?;
     let located = m.locate(&args.models.cache)?;
     eprintln!("CPU: {}", cpu_summary());
-    eprintln!("model: {} ({}), {threads} threads", m.id, located.path.display());
+    eprintln!("model: {} ({})", m.id, located.path.display());
+    eprintln!("threads: {threads} for both; Lotse's kernels: {kernels}");
     let started = Instant::now();
     let generator = LocalGenerator::load(
         &located.path,
@@ -229,7 +247,9 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
     let mut accepted = (0usize, 0usize);
     let mut llama_pp: Vec<Series> = prompts.iter().map(|_| Series::default()).collect();
     let mut llama_tg = Series::default();
+    let mut llama_tg_depth = Series::default();
     let mut llama_peak: f64 = 0.0;
+    let mut llama_failed = 0;
     for round in 1..=args.rounds.max(1) {
         for (i, (n, tokens)) in prompts.iter().enumerate() {
             let took = generator.process_prompt(tokens)?;
@@ -259,18 +279,46 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
             }
         }
         if let Some(bin) = &args.llama_bench {
-            let run = llama_bench(bin, &located.path, &args.prompt_tokens, args.gen_tokens, threads)?;
-            llama_peak = llama_peak.max(run.peak_mb);
-            for (p, g, rate) in run.rates {
-                if args.json {
-                    println!("{}", serde_json::json!({"round": round, "engine": "llama.cpp", "test": if g == 0 { format!("pp{p}") } else { format!("tg{g}") }, "tokens_per_s": rate}));
-                }
-                if g == 0 {
-                    if let Some(i) = args.prompt_tokens.iter().position(|&n| n == p) {
-                        llama_pp[i].0.push(rate);
+            let p: Vec<String> = args.prompt_tokens.iter().map(|n| n.to_string()).collect();
+            let plain = vec!["-p".to_string(), p.join(","), "-n".into(), args.gen_tokens.to_string()];
+            // generation at the chat prompt's depth, for the rows after it
+            let deep = vec![
+                "-p".to_string(),
+                "0".into(),
+                "-n".into(),
+                args.gen_tokens.to_string(),
+                "-d".into(),
+                chat.len().to_string(),
+            ];
+            for (extra, at_depth) in [(plain, false), (deep, true)] {
+                let run = match llama_bench(bin, &located.path, threads, &extra) {
+                    Ok(run) => run,
+                    Err(e) => {
+                        // keep what was measured; the round's llama.cpp figures are missing
+                        eprintln!("llama-bench: {e:#}");
+                        llama_failed += 1;
+                        continue;
                     }
-                } else {
-                    llama_tg.0.push(rate);
+                };
+                llama_peak = llama_peak.max(run.peak_mb);
+                for (p, g, rate) in run.rates {
+                    let test = match (g, at_depth) {
+                        (0, _) => format!("pp{p}"),
+                        (_, false) => format!("tg{g}"),
+                        (_, true) => format!("tg{g} at depth {}", chat.len()),
+                    };
+                    if args.json {
+                        println!("{}", serde_json::json!({"round": round, "engine": "llama.cpp", "test": test, "tokens_per_s": rate}));
+                    }
+                    if g == 0 {
+                        if let Some(i) = args.prompt_tokens.iter().position(|&n| n == p) {
+                            llama_pp[i].0.push(rate);
+                        }
+                    } else if at_depth {
+                        llama_tg_depth.0.push(rate);
+                    } else {
+                        llama_tg.0.push(rate);
+                    }
                 }
             }
         }
@@ -284,15 +332,15 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
         _ => "-".to_string(),
     };
     println!("{:<28} {:>12} {:>12} {:>14}", "figure (median)", "Lotse", "llama.cpp", "Lotse/llama");
-    println!("(tokens/s; llama.cpp's tg figure in every tg row: llama-bench's tg{} from an empty context)", args.gen_tokens);
+    println!("(tokens/s; tg from an empty context, and after the chat prompt: llama-bench -d)");
     for (i, (n, _)) in prompts.iter().enumerate() {
         let (a, b) = (lotse_pp[i].median(), llama_pp[i].median());
         println!("{:<28} {:>12} {:>12} {:>14}", format!("pp{n} tokens/s"), fmt(a), fmt(b), ratio(a, b));
     }
     let (a, b) = (lotse_tg.median(), llama_tg.median());
     println!("{:<28} {:>12} {:>12} {:>14}", format!("tg{} tokens/s", args.gen_tokens), fmt(a), fmt(b), ratio(a, b));
-    let a = lotse_chat.median();
-    println!("{:<28} {:>12} {:>12} {:>14}", "  after chat prompt", fmt(a), fmt(b), ratio(a, b));
+    let (a, b) = (lotse_chat.median(), llama_tg_depth.median());
+    println!("{:<28} {:>12} {:>12} {:>14}", format!("  after chat prompt ({})", chat.len()), fmt(a), fmt(b), ratio(a, b));
     if args.draft_tokens > 0 {
         let a = lotse_draft.median();
         println!(
@@ -313,6 +361,9 @@ fn generate(args: GenerateBenchArgs) -> Result<()> {
         b.map_or("-".to_string(), |b| format!("{b:.0}")),
         ratio(Some(lotse_peak), b)
     );
+    if llama_failed > 0 {
+        eprintln!("{llama_failed} llama-bench run(s) failed: their figures are missing from the medians");
+    }
     if args.llama_bench.is_none() {
         eprintln!("(set LLAMA_BENCH to llama.cpp's llama-bench for the side-by-side figures; ../shared/MODELS.md says how to build it)");
     }

@@ -44,8 +44,8 @@ const FETCH_COMMAND: &str = "lotse models fetch";
 const END_OF_TURN_TOKENS: [&str; 4] =
     ["<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"];
 
-/// Warm-up prompt length: long enough for candle's prompt-sized kernels (and their repacked
-/// weights) to be set up at load rather than on the first request.
+/// Warm-up prompt length: long enough for the prompt-sized code paths (and, for the candle
+/// backends, their repacked weights) to be set up at load rather than on the first request.
 const WARM_UP_TOKENS: usize = 40;
 /// Prompt tokens per forward pass of a background generation: an answer that arrives during
 /// its prompt waits for at most one such pass (about 0.5 s for the default model on 2 cores).
@@ -60,14 +60,13 @@ pub struct LoadOptions {
     pub max_context: usize,
     /// Prompt tokens per forward pass; bounds activation memory for long prompts.
     pub prefill_chunk: usize,
-    /// Run a short prompt and one decode step at load, so candle repacks its weights then
-    /// (several seconds for the default model) and not during the first request.
+    /// Run a short prompt and one decode step at load, so first-use costs (candle's weight
+    /// repacking for the candle backends; page faults) fall at load, not on the first request.
     pub warm_up: bool,
     /// Model id reported in [`ModelInfo`]; the file name without extension when `None`.
     pub model_id: Option<String>,
     /// For `qwen2` files, use `candle_transformers`' `quantized_qwen2` instead of Lotse's own
-    /// forward pass (which keeps the embedding quantized and uses flash attention). For
-    /// comparison and measurement.
+    /// forward pass (Lotse's kernels, quantized embedding). For comparison and measurement.
     pub candle_qwen2: bool,
     /// Greedy decoding checks up to this many tokens drafted from the prompt in one forward
     /// pass ([`super::lookup`]; Lotse's own Qwen2 forward only). 0 decodes one token a pass.
@@ -555,13 +554,13 @@ impl LocalGenerator {
     }
 
     /// Tokens the prompt for `messages` takes before any truncation.
+    pub fn prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize> {
+        Ok(self.encode_prompt(messages)?.len())
+    }
+
     /// The prompt `messages` make, as tokens (the chat template applied).
     pub fn chat_tokens(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
         self.encode_prompt(messages)
-    }
-
-    pub fn prompt_tokens(&self, messages: &[ChatMessage]) -> Result<usize> {
-        Ok(self.encode_prompt(messages)?.len())
     }
 
     /// For benchmarks: one forward pass over `tokens` from an empty cache (in chunks of

@@ -4,7 +4,7 @@
 //!
 //! - `gguf`: loading, the generation loop (sampling, streaming, stop strings, cancellation).
 //! - `fit`: the prompt-too-long policy.
-//! - `qwen2`: Lotse's Qwen2 forward pass (quantized embedding, flash attention); the other
+//! - `qwen2`: Lotse's Qwen2 forward pass (its own kernels, quantized embedding); the other
 //!   architectures use `candle_transformers`' quantized models.
 //! - `stream`: incremental detokenisation and stop-string hold-back.
 //! - `template`: chat templates with minijinja.
@@ -26,3 +26,14 @@ pub use gguf::{DEFAULT_DRAFT_TOKENS, DecodeRun, LoadOptions, LocalGenerator};
 pub use service::{GenerationEvent, GenerationHandle, GenerationService};
 pub use template::{CHATML_TEMPLATE, ChatTemplate};
 pub use crate::kernels::Kernels;
+
+/// Threads the local generator's kernels run on (candle's pool: `CANDLE_NUM_THREADS`, else
+/// `RAYON_NUM_THREADS`, else the cores), and the instruction set they use.
+pub fn compute_threads() -> (usize, &'static str) {
+    let isa = match crate::kernels::Isa::detect() {
+        crate::kernels::Isa::Avx512Vnni => "AVX-512 VNNI",
+        crate::kernels::Isa::Avx2 => "AVX2",
+        crate::kernels::Isa::Scalar => "scalar",
+    };
+    (candle_core::utils::barrier_pool().n_workers() + 1, isa)
+}

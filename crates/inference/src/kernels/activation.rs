@@ -10,72 +10,67 @@ fn exp(x: f32) -> f32 {
     let n = (t + 12_582_912.0) - 12_582_912.0;
     let f = t - n; // in [-0.5, 0.5]
     // 2^f, minimax polynomial of degree 6
+    // (plain products and sums: `mul_add` would be a libm call on the scalar path)
     let p = 1.535_336_2e-4_f32;
-    let p = p.mul_add(f, 1.339_887_4e-3);
-    let p = p.mul_add(f, 9.618_437e-3);
-    let p = p.mul_add(f, 5.550_327e-2);
-    let p = p.mul_add(f, 2.402_264_5e-1);
-    let p = p.mul_add(f, 6.931_472e-1);
-    let p = p.mul_add(f, 1.0);
+    let p = p * f + 1.339_887_4e-3;
+    let p = p * f + 9.618_437e-3;
+    let p = p * f + 5.550_327e-2;
+    let p = p * f + 2.402_264_5e-1;
+    let p = p * f + 6.931_472e-1;
+    let p = p * f + 1.0;
     f32::from_bits(p.to_bits().wrapping_add(((n as i32) << 23) as u32))
 }
 
 #[inline(always)]
-fn silu_mul_rows(gate_up: &[f32], ffn: usize, out: &mut [f32]) {
-    for (row, o) in gate_up.chunks_exact(2 * ffn).zip(out.chunks_exact_mut(ffn)) {
-        let (g, u) = row.split_at(ffn);
-        for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-            *o = g / (1.0 + exp(-g)) * u;
-        }
+fn silu_mul_cols(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g / (1.0 + exp(-g)) * u;
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn silu_mul_avx512(gate_up: &[f32], ffn: usize, out: &mut [f32]) {
-    silu_mul_rows(gate_up, ffn, out)
+unsafe fn silu_mul_avx512(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    silu_mul_cols(gate, up, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn silu_mul_avx2(gate_up: &[f32], ffn: usize, out: &mut [f32]) {
-    silu_mul_rows(gate_up, ffn, out)
+unsafe fn silu_mul_avx2(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    silu_mul_cols(gate, up, out)
 }
 
 /// `out[r][i] = silu(gate_up[r][i]) * gate_up[r][ffn + i]` for the rows of `gate_up`
 /// (`rows x 2 ffn`, gate then up); `out` is `rows x ffn`.
 pub(crate) fn silu_mul(isa: super::Isa, gate_up: &[f32], ffn: usize, out: &mut [f32]) {
+    assert!(isa.available(), "{isa:?} kernels on a CPU without them");
     assert!(ffn > 0 && gate_up.len() == 2 * out.len() && out.len().is_multiple_of(ffn));
     let rows = out.len() / ffn;
-    // split the columns of each row over the threads when there are few rows
-    let parts = if rows * ffn < 1 << 13 { 1 } else { 8 };
+    // a single row (a generated token) is split by columns over the threads
+    let parts = if rows == 1 && ffn >= 1 << 12 { 8 } else { 1 };
     let cols = ffn.div_ceil(parts);
     let shared = super::SharedOut::new(out);
     let run = |unit: usize| {
         let (r, p) = (unit / parts, unit % parts);
-        let c0 = (p * cols).min(ffn);
-        let c1 = ((p + 1) * cols).min(ffn);
+        let (c0, c1) = ((p * cols).min(ffn), ((p + 1) * cols).min(ffn));
         if c0 == c1 {
             return;
         }
         let row = &gate_up[r * 2 * ffn..(r + 1) * 2 * ffn];
-        // gate and up columns c0..c1, as a two-part row of width c1 - c0
-        let mut both = Vec::with_capacity(2 * (c1 - c0));
-        both.extend_from_slice(&row[c0..c1]);
-        both.extend_from_slice(&row[ffn + c0..ffn + c1]);
+        let (gate, up) = (&row[c0..c1], &row[ffn + c0..ffn + c1]);
         // SAFETY: (row r, columns c0..c1) belong to this unit alone
         let o = unsafe { shared.slice(r * ffn + c0, c1 - c0) };
         match isa {
             #[cfg(target_arch = "x86_64")]
-            super::Isa::Avx512Vnni => unsafe { silu_mul_avx512(&both, c1 - c0, o) },
+            super::Isa::Avx512Vnni => unsafe { silu_mul_avx512(gate, up, o) },
             #[cfg(target_arch = "x86_64")]
-            super::Isa::Avx2 => unsafe { silu_mul_avx2(&both, c1 - c0, o) },
-            _ => silu_mul_rows(&both, c1 - c0, o),
+            super::Isa::Avx2 => unsafe { silu_mul_avx2(gate, up, o) },
+            _ => silu_mul_cols(gate, up, o),
         }
     };
     let units = rows * parts;
-    if units == 1 {
-        run(0);
+    if units * cols < 1 << 13 {
+        (0..units).for_each(run);
     } else {
         candle_core::utils::barrier_pool().execute_chunked(units, |r| r.for_each(run));
     }

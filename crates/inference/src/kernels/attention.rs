@@ -15,7 +15,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     let (bc, br) = b.as_chunks::<LANES>();
     for (x, y) in ac.iter().zip(bc) {
         for l in 0..LANES {
-            acc[l] = x[l].mul_add(y[l], acc[l]);
+            acc[l] += x[l] * y[l];
         }
     }
     let tail: f32 = ar.iter().zip(br).map(|(x, y)| x * y).sum();
@@ -25,7 +25,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 #[inline(always)]
 fn axpy(out: &mut [f32], w: f32, v: &[f32]) {
     for (o, x) in out.iter_mut().zip(v) {
-        *o = w.mul_add(*x, *o);
+        *o += w * x;
     }
 }
 
@@ -148,6 +148,7 @@ pub(crate) fn attend_one(
     scale: f32,
     out: &mut [f32],
 ) {
+    assert!(isa.available(), "{isa:?} kernels on a CPU without them");
     let n_kv = heads.len();
     assert!(n_kv > 0 && n_head % n_kv == 0 && len > 0, "{n_head} heads over {n_kv}, {len} positions");
     assert!(q.len() == n_head * d && out.len() == n_head * d && heads.iter().all(|h| h.len() >= len * 2 * d));

@@ -2,6 +2,11 @@
 //! activation bytes. Subblock scales are applied to the 32-bit sums in integer arithmetic
 //! (`vpmulld`), the mins and the Q6_K offset with `vpdpwssd` against the activations' block
 //! sums; one conversion to f32 per superblock and row.
+//!
+//! No overflow (activations are clamped to +-127): Q4_K sums a subblock of 32 products to
+//! at most 32 * 15 * 127 = 60,960, times a 6-bit scale and 8 subblocks at most 30.7 M per
+//! superblock; Q6_K at most 16 * 63 * 127 * 128 * 16 = 262 M, its offset term 133 M; the
+//! activations' 16- and 32-value sums fit i16 (2,032 and 4,064).
 
 use core::arch::x86_64::*;
 

@@ -152,8 +152,13 @@ impl QActs {
 
 fn quantize_block(x: &[f32], out: &mut BlockQ8) {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
-    if amax == 0.0 || !amax.is_finite() {
+    if amax == 0.0 {
         *out = BlockQ8::ZERO;
+        return;
+    }
+    if !amax.is_finite() {
+        // a numerical blow-up stays visible: the block's products are NaN, as in candle
+        *out = BlockQ8 { d: f32::NAN, ..BlockQ8::ZERO };
         return;
     }
     let d = amax / 127.0;
@@ -240,9 +245,13 @@ impl Isa {
         *ISA.get_or_init(|| {
             let best = Isa::best();
             match std::env::var("LOTSE_KERNELS").as_deref() {
+                Err(_) | Ok("") => best,
                 Ok("scalar") => Isa::Scalar,
                 Ok("avx2") if best != Isa::Scalar => Isa::Avx2,
-                _ => best,
+                Ok(other) => {
+                    tracing::warn!(value = other, using = ?best, "LOTSE_KERNELS is avx2 or scalar; ignored");
+                    best
+                }
             }
         })
     }
@@ -250,28 +259,31 @@ impl Isa {
     fn best() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx512f")
+            let avx2 = is_x86_feature_detected!("avx2")
+                && is_x86_feature_detected!("fma")
+                && is_x86_feature_detected!("f16c");
+            if avx2
+                && is_x86_feature_detected!("avx512f")
                 && is_x86_feature_detected!("avx512bw")
                 && is_x86_feature_detected!("avx512vnni")
             {
                 return Isa::Avx512Vnni;
             }
-            if is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-                && is_x86_feature_detected!("f16c")
-            {
+            if avx2 {
                 return Isa::Avx2;
             }
         }
         Isa::Scalar
     }
 
-    /// Whether this CPU can run `self`.
+    /// Whether this CPU can run `self` (the AVX-512 tier includes AVX2, FMA and F16C).
     pub(crate) fn available(self) -> bool {
+        static BEST: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        let best = *BEST.get_or_init(Isa::best);
         match self {
             Isa::Scalar => true,
-            Isa::Avx2 => Isa::best() != Isa::Scalar,
-            Isa::Avx512Vnni => Isa::best() == Isa::Avx512Vnni,
+            Isa::Avx2 => best != Isa::Scalar,
+            Isa::Avx512Vnni => best == Isa::Avx512Vnni,
         }
     }
 }
@@ -465,34 +477,45 @@ impl QMatrix {
         }
     }
 
-    /// The rows of several matrices of one type and width stacked into one (their outputs
-    /// side by side), so that projections sharing an input run as one pass. `None` when the
-    /// types or widths differ or a part's rows do not fill whole tiles.
-    pub(crate) fn stack(parts: &[QMatrix]) -> Option<QMatrix> {
-        let first = parts.first()?;
-        if parts.iter().any(|p| p.k != first.k || !p.n.is_multiple_of(TILE)) {
-            return None;
-        }
+    /// Whether `other` can be stacked below `self` ([`QMatrix::stack`]): one type, one
+    /// width, and `self` fills whole tiles.
+    pub(crate) fn stacks_with(&self, other: &QMatrix) -> bool {
+        self.k == other.k
+            && self.n.is_multiple_of(TILE)
+            && matches!(
+                (&self.tiles, &other.tiles),
+                (Tiles::Q4K(_), Tiles::Q4K(_)) | (Tiles::Q6K(_), Tiles::Q6K(_))
+            )
+    }
+
+    /// The rows of several matrices stacked into one (their outputs side by side), so that
+    /// projections sharing an input run as one pass. Each part must stack with the next
+    /// ([`QMatrix::stacks_with`]).
+    pub(crate) fn stack(parts: Vec<QMatrix>) -> QMatrix {
+        assert!(!parts.is_empty() && parts.windows(2).all(|w| w[0].stacks_with(&w[1])), "matrices that do not stack");
         let n = parts.iter().map(|p| p.n).sum();
-        let tiles = match &first.tiles {
-            Tiles::Q4K(_) => {
-                let mut all = Vec::new();
+        let k = parts[0].k;
+        let mut parts = parts.into_iter();
+        let Some(first) = parts.next() else { unreachable!() };
+        let tiles = match first.tiles {
+            Tiles::Q4K(mut all) => {
                 for p in parts {
-                    let Tiles::Q4K(t) = &p.tiles else { return None };
-                    all.extend_from_slice(t);
+                    if let Tiles::Q4K(t) = p.tiles {
+                        all.extend(t);
+                    }
                 }
                 Tiles::Q4K(all)
             }
-            Tiles::Q6K(_) => {
-                let mut all = Vec::new();
+            Tiles::Q6K(mut all) => {
                 for p in parts {
-                    let Tiles::Q6K(t) = &p.tiles else { return None };
-                    all.extend_from_slice(t);
+                    if let Tiles::Q6K(t) = p.tiles {
+                        all.extend(t);
+                    }
                 }
                 Tiles::Q6K(all)
             }
         };
-        Some(QMatrix { tiles, n, k: first.k })
+        QMatrix { tiles, n, k }
     }
 
     /// Bytes the tiles take.

@@ -85,7 +85,8 @@ fn every_path_matches_the_scalar_reference_and_candles_dequantisation() {
 
 #[test]
 fn extreme_values_do_not_overflow() {
-    // all weights at the top of their range, all activations at +-127
+    // weights of one magnitude with mixed signs, activations alternating in sign: the
+    // largest sums these shapes allow (the bounds are in avx512.rs)
     let mut rng = Rng(7);
     for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
         let (n, k) = (16, 2048);
@@ -112,7 +113,8 @@ fn stacked_matrices_give_their_parts_side_by_side() {
         QMatrix::from_qtensor(&qa).unwrap().unwrap(),
         QMatrix::from_qtensor(&qb).unwrap().unwrap(),
     );
-    let both = QMatrix::stack(&[a.clone(), b.clone()]).unwrap();
+    assert!(a.stacks_with(&b));
+    let both = QMatrix::stack(vec![a.clone(), b.clone()]);
     let x = rng.values(3 * 512);
     let (mut oa, mut ob, mut o) = (vec![0f32; 3 * 32], vec![0f32; 3 * 16], vec![0f32; 3 * 48]);
     a.matmul(&x, 3, &mut oa);
@@ -124,9 +126,11 @@ fn stacked_matrices_give_their_parts_side_by_side() {
     }
     // mixed types or a partial tile do not stack
     let (q6, _) = weights(&mut rng, GgmlDType::Q6K, 16, 512);
-    assert!(QMatrix::stack(&[a.clone(), QMatrix::from_qtensor(&q6).unwrap().unwrap()]).is_none());
+    assert!(!a.stacks_with(&QMatrix::from_qtensor(&q6).unwrap().unwrap()));
     let (odd, _) = weights(&mut rng, GgmlDType::Q4K, 20, 512);
-    assert!(QMatrix::stack(&[QMatrix::from_qtensor(&odd).unwrap().unwrap(), a]).is_none());
+    assert!(!QMatrix::from_qtensor(&odd).unwrap().unwrap().stacks_with(&a));
+    let (wide, _) = weights(&mut rng, GgmlDType::Q4K, 16, 256);
+    assert!(!a.stacks_with(&QMatrix::from_qtensor(&wide).unwrap().unwrap()));
 }
 
 #[test]
@@ -151,14 +155,19 @@ fn the_tiles_are_about_as_large_as_the_file() {
 }
 
 #[test]
-fn zero_and_non_finite_activations_quantise_to_zero() {
-    let x = vec![0f32; 256];
-    let a = QActs::quantize(&x, 1, 256);
-    assert_eq!(a.blocks[0].d, 0.0);
-    let mut y = vec![1f32; 256];
-    y[3] = f32::INFINITY;
-    let a = QActs::quantize(&y, 1, 256);
-    assert!(a.blocks[0].qs.iter().all(|&q| q == 0));
+fn zero_activations_give_zero_and_non_finite_ones_nan() {
+    let mut rng = Rng(8);
+    let (q, _) = weights(&mut rng, GgmlDType::Q4K, 16, 512);
+    let matrix = QMatrix::from_qtensor(&q).unwrap().unwrap();
+    let mut x = vec![0f32; 512];
+    let mut out = vec![1f32; 16];
+    matrix.matmul(&x, 1, &mut out);
+    assert!(out.iter().all(|&v| v == 0.0));
+    x[3] = f32::INFINITY;
+    for isa in isas() {
+        matrix.matmul_with(isa, &QActs::quantize(&x, 1, 512), &mut out);
+        assert!(out.iter().all(|v| v.is_nan()), "{isa:?}: {out:?}");
+    }
 }
 
 /// The real model's tensors (Q4_K and Q6_K, the largest shapes) through every path: the
@@ -242,46 +251,6 @@ fn unsafe_is_allowed_in_the_kernels_module_alone() {
     }
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert!(hits[0].ends_with("inference/src/kernels/mod.rs"), "{hits:?}");
-}
-
-#[test]
-#[ignore]
-fn tmp_speed() {
-    use candle_core::quantized::gguf_file;
-    let dir = std::env::var_os("LOTSE_MODEL_CACHE").unwrap();
-    let path = std::path::Path::new(&dir).join("qwen2.5-coder-1.5b-instruct-q4_k_m.gguf");
-    let mut f = std::fs::File::open(&path).unwrap();
-    let ct = gguf_file::Content::read(&mut f).unwrap();
-    let mut rng = Rng(11);
-    {
-        let buf = vec![1u64; 256 << 17];
-        let t = std::time::Instant::now();
-        let total = std::sync::atomic::AtomicU64::new(0);
-        for _ in 0..5 {
-            candle_core::utils::barrier_pool().execute_chunked(64, |r| {
-                let per = buf.len() / 64;
-                let s: u64 = buf[r.start * per..r.end * per].iter().fold(0u64, |a, &b| a.wrapping_add(b));
-                total.fetch_add(s, std::sync::atomic::Ordering::Relaxed);
-            });
-        }
-        let s = t.elapsed().as_secs_f64() / 5.0;
-        eprintln!("plain read 256 MB: {:.1} GB/s ({})", (buf.len() * 8) as f64 / s / 1e9, total.into_inner());
-    }
-    for name in ["token_embd.weight", "output.weight", "blk.0.ffn_down.weight"] {
-        let q = ct.tensor(&mut f, name, &Device::Cpu).unwrap();
-        let (n, k) = q.shape().dims2().unwrap();
-        let matrix = QMatrix::from_qtensor(&q).unwrap().unwrap();
-        for m in [1usize] {
-            let x = rng.values(m * k);
-            let acts = QActs::quantize(&x, m, k);
-            let mut out = vec![0f32; m * n];
-            let t = std::time::Instant::now();
-            let reps = if m == 1 { 50 } else { 3 };
-            for _ in 0..reps { matrix.matmul_with(Isa::detect(), &acts, &mut out); }
-            let s = t.elapsed().as_secs_f64() / reps as f64;
-            eprintln!("{name} {n}x{k} m={m}: {:.2} ms, {:.1} GB/s, {:.1} GMAC/s", s * 1e3, matrix.bytes() as f64 / s / 1e9, (m * n * k) as f64 / s / 1e9);
-        }
-    }
 }
 
 #[test]
