@@ -111,8 +111,7 @@ impl Projection {
                     }
                     let Some(acts) = &acts else { unreachable!() };
                     let n = m.rows();
-                    let mut out = vec![0f32; seq_len * n];
-                    m.matmul_with(isa, acts, &mut out);
+                    let out = m.matmul_vec(isa, acts);
                     let all = Tensor::from_vec(out, (1, seq_len, n), xs.device())?;
                     if widths.len() == 1 {
                         outs.push(all);
@@ -139,8 +138,7 @@ impl Projection {
             let (_, seq_len, k) = xs.dims3()?;
             let xs = xs.contiguous()?;
             let acts = with_rows(&xs, |x| QActs::quantize(x, seq_len, k))?;
-            let mut gate_up = vec![0f32; seq_len * m.rows()];
-            m.matmul_with(isa, &acts, &mut gate_up);
+            let gate_up = m.matmul_vec(isa, &acts);
             let mut out = vec![0f32; seq_len * gate];
             silu_mul(isa, &gate_up, *gate, &mut out);
             return Ok(Tensor::from_vec(out, (1, seq_len, *gate), xs.device())?);

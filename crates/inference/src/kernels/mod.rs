@@ -125,23 +125,27 @@ impl QActs {
     pub(crate) fn quantize(x: &[f32], m: usize, k: usize) -> QActs {
         assert!(k.is_multiple_of(QK) && x.len() == m * k, "activations of {m} x {k}");
         let kb = k / QK;
-        let mut blocks = vec![BlockQ8::ZERO; m * kb];
-        let work = |range: std::ops::Range<usize>, out: &mut [BlockQ8]| {
+        let n = m * kb;
+        // every block is written below: no zeroing pass first
+        let mut blocks: Vec<BlockQ8> = Vec::with_capacity(n);
+        let work = |range: std::ops::Range<usize>, out: &mut [std::mem::MaybeUninit<BlockQ8>]| {
             for (i, block) in range.zip(out.iter_mut()) {
-                quantize_block(&x[i * QK..(i + 1) * QK], block);
+                block.write(quantize_block(&x[i * QK..(i + 1) * QK]));
             }
         };
-        let n = m * kb;
+        let spare = &mut blocks.spare_capacity_mut()[..n];
         if n < 64 {
-            work(0..n, &mut blocks);
+            work(0..n, spare);
         } else {
-            let out = SharedOut::new(&mut blocks);
+            let out = SharedOut::new(spare);
             candle_core::utils::barrier_pool().execute_chunked(n, |range| {
                 // SAFETY: each index belongs to exactly one range
                 let part = unsafe { out.slice(range.start, range.len()) };
                 work(range, part);
             });
         }
+        // SAFETY: the n blocks were written above (every index is in exactly one range)
+        unsafe { blocks.set_len(n) };
         QActs { blocks, m, kb }
     }
 
@@ -150,17 +154,16 @@ impl QActs {
     }
 }
 
-fn quantize_block(x: &[f32], out: &mut BlockQ8) {
+fn quantize_block(x: &[f32]) -> BlockQ8 {
     let amax = x.iter().fold(0f32, |a, v| a.max(v.abs()));
     if amax == 0.0 {
-        *out = BlockQ8::ZERO;
-        return;
+        return BlockQ8::ZERO;
     }
     if !amax.is_finite() {
         // a numerical blow-up stays visible: the block's products are NaN, as in candle
-        *out = BlockQ8 { d: f32::NAN, ..BlockQ8::ZERO };
-        return;
+        return BlockQ8 { d: f32::NAN, ..BlockQ8::ZERO };
     }
+    let mut out = BlockQ8::ZERO;
     let d = amax / 127.0;
     let id = 127.0 / amax;
     // round to nearest with the 1.5 * 2^23 trick (vectorises, unlike `f32::round`)
@@ -176,6 +179,7 @@ fn quantize_block(x: &[f32], out: &mut BlockQ8) {
         out.bsum32[j] = out.bsum16[2 * j] + out.bsum16[2 * j + 1];
     }
     out.d = d;
+    out
 }
 
 /// The raw pointer of an output buffer that several threads write disjoint parts of.
@@ -537,7 +541,25 @@ impl QMatrix {
 
     /// [`QMatrix::matmul`] with activations quantized once (for several matrices) and the
     /// kernels of `isa`.
+    #[cfg(test)]
     pub(crate) fn matmul_with(&self, isa: Isa, acts: &QActs, out: &mut [f32]) {
+        // SAFETY: an initialised f32 is a valid MaybeUninit<f32>; only f32 are written
+        let out = unsafe { &mut *(out as *mut [f32] as *mut [std::mem::MaybeUninit<f32>]) };
+        self.matmul_into(isa, acts, out);
+    }
+
+    /// [`QMatrix::matmul_with`] into a new vector (not zeroed first: every element is
+    /// written).
+    pub(crate) fn matmul_vec(&self, isa: Isa, acts: &QActs) -> Vec<f32> {
+        let len = acts.m * self.n;
+        let mut out = Vec::with_capacity(len);
+        self.matmul_into(isa, acts, &mut out.spare_capacity_mut()[..len]);
+        // SAFETY: matmul_into writes every (row, column) of the m x n output
+        unsafe { out.set_len(len) };
+        out
+    }
+
+    fn matmul_into(&self, isa: Isa, acts: &QActs, out: &mut [std::mem::MaybeUninit<f32>]) {
         let (m, n) = (acts.m, self.n);
         assert_eq!(acts.kb * QK, self.k, "activations of width {}", acts.kb * QK);
         assert_eq!(out.len(), m * n, "output of {m} x {n}");
@@ -560,7 +582,9 @@ impl QMatrix {
                     for (i, row) in acc.iter().enumerate().take(mt) {
                         // SAFETY: (row r0 + i, tile nt) belongs to this unit alone
                         let dst = unsafe { shared.slice((r0 + i) * n + nt * TILE, cols) };
-                        dst.copy_from_slice(&row[..cols]);
+                        for (d, &v) in dst.iter_mut().zip(&row[..cols]) {
+                            d.write(v);
+                        }
                     }
                     r0 += mt;
                 }
