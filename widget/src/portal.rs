@@ -1107,10 +1107,11 @@ fn Insights(csrf: Option<String>) -> impl IntoView {
                     let id = t.id;
                     let label = t.label.clone();
                     let heading = format!("topic-{id}");
+                    let labelled_by = heading.clone();
                     let done = t.done.clone();
                     let mark_label = label.clone();
                     view! {
-                        <article class="exchange" aria-labelledby=heading.clone()>
+                        <article class="exchange" aria-labelledby=labelled_by>
                             <h3 id=heading>{format!("{} ({} Fragen)", t.label, t.questions)}</h3>
                             <p>{format!(
                                 "{} ohne Antwort, {} unsicher beantwortet, {} schlecht bewertet, {} beantwortet.",

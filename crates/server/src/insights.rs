@@ -151,7 +151,8 @@ pub struct InsightsResponse {
 
 fn settings(state: &AppState, days: i64) -> TopicSettings {
     let c = &state.config.insights;
-    TopicSettings { similarity: c.similarity, min_questions: c.min_questions.max(2) as usize, days }
+    let town = state.answerer().map(|a| a.town().to_string()).unwrap_or_default();
+    TopicSettings { similarity: c.similarity, min_questions: c.min_questions.max(2) as usize, days, town }
 }
 
 async fn load_topics(state: &AppState, c: &crate::portal::Ctx, days: i64) -> Result<Vec<Topic>, ApiError> {

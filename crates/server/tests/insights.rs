@@ -345,3 +345,62 @@ async fn export_mark_and_delete_are_audited() {
     }
     assert!(!audit.iter().any(|a| a.content.as_deref().unwrap_or("").contains("Sperrmüll")));
 }
+
+/// The real embedder's file, or `None` ("skipped"; a failure with LOTSE_REQUIRE_MODELS).
+fn real_embedder() -> Option<lotse_inference::embed::E5Embedder> {
+    let dir = std::env::var_os("LOTSE_MODEL_CACHE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/cache")));
+    let path = dir.join("e5-small-q4.bin");
+    if !path.is_file() {
+        assert!(std::env::var_os("LOTSE_REQUIRE_MODELS").is_none(), "LOTSE_REQUIRE_MODELS is set but {} is missing", path.display());
+        println!("skipped: model file not found at {}, run `lotse models fetch`", path.display());
+        return None;
+    }
+    Some(lotse_inference::embed::E5Embedder::load_e5s1(&path).expect("load e5-small-q4.bin"))
+}
+
+/// With the real embedder and the default threshold: paraphrases are one topic, other
+/// questions about the town are not.
+#[test]
+fn the_embedder_groups_paraphrases_and_keeps_other_questions_apart() {
+    use lotse_inference::{EmbedKind, Embedder};
+    let Some(e) = real_embedder() else { return };
+    let texts = [
+        "Wo kann ich Sperrmüll anmelden?",
+        "Wie bestelle ich die Abholung von Sperrmüll?",
+        "Wann hat das Bürgerbüro geöffnet?",
+        "Öffnungszeiten des Bürgerbüros",
+        "Wie hoch ist die Hundesteuer?",
+        "Wo kann ich in Bad Boll Schlittschuh laufen?",
+        "Gibt es eine Eisbahn in Bad Boll?",
+        "Wann ist der nächste Gemeinderat?",
+    ];
+    let vs = e.embed(&texts, EmbedKind::Query).unwrap();
+    for (i, a) in vs.iter().enumerate() {
+        let row: Vec<String> = vs.iter().map(|b| format!("{:.3}", a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>())).collect();
+        println!("{:<50} {}", texts[i], row.join(" "));
+    }
+    let qs: Vec<lotse_portal::insights::StoredQuestion> = texts
+        .iter()
+        .zip(vs)
+        .enumerate()
+        .map(|(i, (t, v))| lotse_portal::insights::StoredQuestion {
+            id: i as i64,
+            day: 1,
+            lang: "de".into(),
+            outcome: Outcome::Refused,
+            cited: vec![],
+            question: t.to_string(),
+            embedding: Some(("e5".into(), v)),
+            done_day: None,
+        })
+        .collect();
+    let g = lotse_portal::insights::group(&qs, Config::default().insights.similarity, "Gemeinde Bad Boll");
+    println!("{g:?}");
+    let together = |a: usize, b: usize| g.iter().any(|m| m.contains(&a) && m.contains(&b));
+    assert!(together(0, 1) && together(2, 3) && together(5, 6), "{g:?}");
+    for (a, b) in [(0, 2), (0, 4), (2, 4), (4, 7), (0, 7), (5, 7)] {
+        assert!(!together(a, b), "{} / {}: {g:?}", texts[a], texts[b]);
+    }
+}
