@@ -1140,7 +1140,7 @@ fn Insights(csrf: Option<String>) -> impl IntoView {
                                             {format!("„{}“ ({}, {})", s.question, german_date(&s.day), outcome_label(&s.outcome))}
                                             " "
                                             <button type="button" class="secondary"
-                                                aria-label=format!("Frage vom {} löschen", german_date(&s.day))
+                                                aria-label=format!("Löschen: „{}“ vom {}", s.question, german_date(&s.day))
                                                 on:click=move |_| act("DELETE", format!("/portal/api/insights/questions/{sid}"), "Die Frage wurde gelöscht.".into())>
                                                 "Löschen"
                                             </button>

@@ -185,19 +185,30 @@ const GENERIC: &[&str] = &[
     "dafur", "dazu", "mein", "ihr", "info", "informatio",
 ];
 
-/// The content stems of a question (German analysis: stop words dropped, stemmed, folded),
-/// without the words of `town`.
-pub fn content_stems(text: &str, town: &str) -> Vec<String> {
+/// The content stems of each text (German analysis: stop words dropped, stemmed, folded),
+/// without the words of `town`. One analyzer for all.
+pub fn content_stems_all(texts: &[&str], town: &str) -> Vec<Vec<String>> {
     let mut a = lotse_index::analysis::stemmed_analyzer();
-    let mut seen: HashSet<String> = lotse_index::analysis::tokens(&mut a, town).into_iter().collect();
-    lotse_index::analysis::tokens(&mut a, text)
-        .into_iter()
-        .filter(|t| t.chars().count() > 2 && !t.chars().all(|c| c.is_ascii_digit()))
-        .filter(|t| !GENERIC.contains(&t.as_str()))
-        // placeholders of the PII guard ("[Name]") say nothing about the topic
-        .filter(|t| !matches!(t.as_str(), "nam" | "telefon" | "iban" | "mail" | "adress" | "aktenzeich"))
-        .filter(|t| seen.insert(t.clone()))
+    let town: HashSet<String> = lotse_index::analysis::tokens(&mut a, town).into_iter().collect();
+    texts
+        .iter()
+        .map(|text| {
+            let mut seen = town.clone();
+            lotse_index::analysis::tokens(&mut a, text)
+                .into_iter()
+                .filter(|t| t.chars().count() > 2 && !t.chars().all(|c| c.is_ascii_digit()))
+                .filter(|t| !GENERIC.contains(&t.as_str()))
+                // placeholders of the PII guard ("[Name]") say nothing about the topic
+                .filter(|t| !matches!(t.as_str(), "nam" | "telefon" | "iban" | "mail" | "adress" | "aktenzeich"))
+                .filter(|t| seen.insert(t.clone()))
+                .collect()
+        })
         .collect()
+}
+
+/// The content stems of one text ([`content_stems_all`]).
+pub fn content_stems(text: &str, town: &str) -> Vec<String> {
+    content_stems_all(&[text], town).pop().unwrap_or_default()
 }
 
 fn same_word(a: &str, b: &str) -> bool {
@@ -245,8 +256,8 @@ struct Group {
 /// the town's name, whose words do not count.
 pub fn group(qs: &[StoredQuestion], similarity: f32, town: &str) -> Vec<Vec<usize>> {
     let mut groups: Vec<Group> = Vec::new();
-    for (i, q) in qs.iter().enumerate() {
-        let stems = content_stems(&q.question, town);
+    let texts: Vec<&str> = qs.iter().map(|q| q.question.as_str()).collect();
+    for (i, (q, stems)) in qs.iter().zip(content_stems_all(&texts, town)).enumerate() {
         let mut best: Option<(usize, f32)> = None;
         for (g, group) in groups.iter().enumerate() {
             let mut score = word_similarity(&stems, &group.seed);

@@ -32,8 +32,9 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::portal::{audit_full, blocking, csv_response, ctx, not_found, store_error};
 
-/// At most this many questions of a window are grouped (the newest).
-const MAX_QUESTIONS: usize = 20_000;
+/// At most this many questions of a window are grouped (the newest): grouping compares each
+/// question with every topic so far, so this bounds a request to a few seconds.
+const MAX_QUESTIONS: usize = 5_000;
 
 /// The outcome of an answer as the web team sees it.
 pub fn outcome(a: &Answer) -> Outcome {
@@ -203,14 +204,21 @@ pub async fn topics(State(state): State<Arc<AppState>>, method: Method, headers:
     Ok(r)
 }
 
-async fn mark(state: Arc<AppState>, method: Method, headers: HeaderMap, id: i64, done: bool) -> Result<StatusCode, ApiError> {
+/// Which topic list a mark refers to.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct MarkParams {
+    /// The days of the list the topic was shown in (default 30).
+    pub days: Option<i64>,
+}
+
+async fn mark(state: Arc<AppState>, method: Method, headers: HeaderMap, id: i64, days: Option<i64>, done: bool) -> Result<StatusCode, ApiError> {
     let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ViewInsights)?;
     if !state.config.insights.enabled {
         return Err(switched_off());
     }
-    let retention = i64::from(state.config.insights.retention_days.max(1)).min(366);
-    let topic = load_topics(&state, &c, retention).await?.into_iter().find(|t| t.id == id || t.members.contains(&id));
+    let days = days.unwrap_or(30).clamp(1, 366);
+    let topic = load_topics(&state, &c, days).await?.into_iter().find(|t| t.id == id);
     let Some(topic) = topic else { return Err(not_found("topic")) };
     let store = c.store();
     let members = topic.members.clone();
@@ -222,17 +230,17 @@ async fn mark(state: Arc<AppState>, method: Method, headers: HeaderMap, id: i64,
 
 /// Mark a topic "erledigt": the website was changed. Questions asked from today on show
 /// whether the topic now gets answers.
-#[utoipa::path(post, path = "/portal/api/insights/topics/{id}/done", tag = "portal", params(("id" = i64, Path, description = "The topic's id")),
+#[utoipa::path(post, path = "/portal/api/insights/topics/{id}/done", tag = "portal", params(("id" = i64, Path, description = "The topic's id"), MarkParams),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn mark_done(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    mark(state, method, headers, id, true).await
+pub async fn mark_done(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>, Query(p): Query<MarkParams>) -> Result<StatusCode, ApiError> {
+    mark(state, method, headers, id, p.days, true).await
 }
 
 /// Take the "erledigt" mark off a topic.
-#[utoipa::path(delete, path = "/portal/api/insights/topics/{id}/done", tag = "portal", params(("id" = i64, Path, description = "The topic's id")),
+#[utoipa::path(delete, path = "/portal/api/insights/topics/{id}/done", tag = "portal", params(("id" = i64, Path, description = "The topic's id"), MarkParams),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn unmark_done(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    mark(state, method, headers, id, false).await
+pub async fn unmark_done(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>, Query(p): Query<MarkParams>) -> Result<StatusCode, ApiError> {
+    mark(state, method, headers, id, p.days, false).await
 }
 
 /// Delete one question (audited).
