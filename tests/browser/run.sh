@@ -78,6 +78,9 @@ LOTSE_ADMIN_PASSWORD="$portal_password" "$bin/lotse" admin create-user --name m.
 # and an admin for the administration section
 LOTSE_ADMIN_PASSWORD="$portal_password" "$bin/lotse" admin create-user --name it.admin \
   --display-name "IT Verwaltung" --role admin --data "$work/data" >/dev/null
+# an editor of the web team for the insights test ("Fragen ohne Antwort")
+LOTSE_ADMIN_PASSWORD="$portal_password" "$bin/lotse" admin create-user --name w.web \
+  --display-name "Web Team" --role editor --groups presse --data "$work/data" >/dev/null
 echo "starting lotse serve on $api" >&2
 "$bin/lotse" serve --config "$work/lotse.toml" > "$artifacts/serve.log" 2>&1 &
 pids+=($!)
@@ -100,4 +103,5 @@ export LOTSE_BYLAW="/ortsrecht/bbo-satzung-weitere-verkaufssonntage/"
 status=0
 node tests/browser/widget.test.mjs || status=$?
 LOTSE_PORTAL_USER=m.muster LOTSE_PORTAL_ADMIN=it.admin LOTSE_PORTAL_PASSWORD="$portal_password" node tests/browser/portal.test.mjs || status=$((status + $?))
+LOTSE_INSIGHTS_USER=w.web LOTSE_PORTAL_PASSWORD="$portal_password" node tests/browser/insights.test.mjs || status=$((status + $?))
 exit "$status"

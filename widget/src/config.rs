@@ -87,7 +87,9 @@ impl Config {
             privacy: attr("text-privacy").unwrap_or_else(|| {
                 "Bitte geben Sie keine persönlichen Daten ein (zum Beispiel Namen, Adressen, \
                  Geburtsdaten oder Aktenzeichen). Die Antworten erstellt eine KI: Sie können \
-                 Fehler enthalten. Verbindlich sind die verlinkten Seiten."
+                 Fehler enthalten. Verbindlich sind die verlinkten Seiten. Damit wir die \
+                 Website verbessern können, speichern wir Ihre Frage bis zu 90 Tage lang, ohne \
+                 persönliche Angaben und ohne Bezug zu Ihrer Person."
                     .to_string()
             }),
             simplify: attr("text-simplify").unwrap_or_else(|| "Einfache Sprache".to_string()),

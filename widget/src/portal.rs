@@ -40,6 +40,61 @@ struct Me {
     share_prompts: bool,
     #[serde(default)]
     review_rewrites: bool,
+    #[serde(default)]
+    insights: bool,
+}
+
+/// "Fragen ohne Antwort": the topics of what citizens asked (`/portal/api/insights/topics`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct InsightList {
+    days: i64,
+    min_questions: i64,
+    retention_days: i64,
+    topics: Vec<InsightTopic>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct InsightTopic {
+    id: i64,
+    label: String,
+    questions: i64,
+    answered: i64,
+    hedged: i64,
+    refused: i64,
+    rated_down: i64,
+    weeks: Vec<i64>,
+    samples: Vec<InsightSample>,
+    hedged_page: Option<String>,
+    done: Option<String>,
+    asked_since_done: i64,
+    answered_since_done: i64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+struct InsightSample {
+    id: i64,
+    day: String,
+    question: String,
+    outcome: String,
+}
+
+fn outcome_label(o: &str) -> &'static str {
+    match o {
+        "answered" => "beantwortet",
+        "hedged" => "unsichere Antwort",
+        "refused" => "keine Antwort",
+        "rated_down" => "schlecht bewertet",
+        _ => "unbekannt",
+    }
+}
+
+/// `2026-12-06` as `6.12.2026`.
+fn german_date(day: &str) -> String {
+    let p: Vec<&str> = day.split('-').collect();
+    match p.as_slice() {
+        [y, m, d] => format!("{}.{}.{y}", d.trim_start_matches('0'), m.trim_start_matches('0')),
+        _ => day.to_string(),
+    }
 }
 
 /// A model rewrite of a legal text and where its review stands.
@@ -467,6 +522,8 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
     let admin_csrf = me.csrf.clone();
     let review_rewrites = me.review_rewrites;
     let review_csrf = me.csrf.clone();
+    let insights = me.insights;
+    let insights_csrf = me.csrf.clone();
     let share_prompts = me.share_prompts;
     let groups = me.user.groups.clone();
     let user_id = me.user.id;
@@ -815,6 +872,9 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
             <Show when=move || review_rewrites>
                 <Reviews csrf=review_csrf.clone()/>
             </Show>
+            <Show when=move || insights>
+                <Insights csrf=insights_csrf.clone()/>
+            </Show>
             <Show when=move || is_admin>
                 <Admin csrf=admin_csrf.clone()/>
             </Show>
@@ -983,6 +1043,130 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                     <p class="error" role="alert">{move || error.get()}</p>
                 }
             })}
+        </section>
+    }
+}
+
+/// For editors and admins: "Fragen ohne Antwort", the topics citizens asked about and the
+/// website did not answer, most asked first, with samples, the "erledigt" mark, the CSV
+/// export and deletion.
+#[component]
+fn Insights(csrf: Option<String>) -> impl IntoView {
+    let list = RwSignal::new(None::<InsightList>);
+    let status = RwSignal::new(None::<String>);
+    let csrf_v = StoredValue::new(csrf);
+    let reload = move || {
+        spawn_local(async move {
+            match get::<InsightList>("/portal/api/insights/topics").await {
+                Ok(l) => list.set(Some(l)),
+                Err(f) => status.set(Some(f.message())),
+            }
+        })
+    };
+    reload();
+    let act = move |method: &'static str, path: String, done: String| {
+        let csrf = csrf_v.get_value();
+        spawn_local(async move {
+            match request(method, &path, None, false, csrf).await {
+                Ok(_) => {
+                    status.set(Some(done));
+                    reload();
+                }
+                Err(f) => status.set(Some(f.message())),
+            }
+        });
+    };
+    let delete_all = move |_| {
+        let sure = web_sys::window()
+            .and_then(|w| w.confirm_with_message("Wirklich alle gespeicherten Fragen löschen? Das lässt sich nicht rückgängig machen.").ok())
+            .unwrap_or(false);
+        if sure {
+            act("DELETE", "/portal/api/insights".into(), "Alle gespeicherten Fragen wurden gelöscht.".into());
+        }
+    };
+    view! {
+        <section class="card" aria-labelledby="insights-h">
+            <h2 id="insights-h">"Fragen ohne Antwort"</h2>
+            {move || list.get().map(|l| view! {
+                <p class="hint">{format!(
+                    "Themen der letzten {} Tage, zu denen Bürgerinnen und Bürger im Chat gefragt und auf der Website keine oder keine sichere Antwort gefunden haben, die häufigsten zuerst. Ein Thema erscheint erst ab {} Fragen. Namen, Adressen, Telefonnummern und andere persönliche Angaben sind durch Platzhalter ersetzt; die Fragen werden nach {} Tagen gelöscht.",
+                    l.days, l.min_questions, l.retention_days
+                )}</p>
+            })}
+            <p class="exports">
+                <a href="/portal/api/insights/topics?format=csv" download="fragen-ohne-antwort.csv">"Themen als CSV herunterladen"</a>
+            </p>
+            <p class="notice" role="status">{move || status.get()}</p>
+            <Show when=move || list.get().is_some_and(|l| l.topics.is_empty())>
+                <p>"Zurzeit gibt es kein Thema mit genug unbeantworteten Fragen."</p>
+            </Show>
+            <For each=move || list.get().map(|l| l.topics).unwrap_or_default()
+                key=|t| (t.id, t.questions, t.done.clone(), t.samples.len())
+                let:t>
+                {
+                    let id = t.id;
+                    let label = t.label.clone();
+                    let heading = format!("topic-{id}");
+                    let labelled_by = heading.clone();
+                    let done = t.done.clone();
+                    let mark_label = label.clone();
+                    view! {
+                        <article class="exchange" aria-labelledby=labelled_by>
+                            <h3 id=heading>{format!("{} ({} Fragen)", t.label, t.questions)}</h3>
+                            <p>{format!(
+                                "{} ohne Antwort, {} unsicher beantwortet, {} schlecht bewertet, {} beantwortet.",
+                                t.refused, t.hedged, t.rated_down, t.answered
+                            )}</p>
+                            <p>{format!(
+                                "Fragen pro Woche, die älteste Woche zuerst: {}",
+                                t.weeks.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ")
+                            )}</p>
+                            {t.hedged_page.clone().map(|u| view! {
+                                <p>"Diese Seite wurde bei unsicheren Antworten am häufigsten genannt, sagt es aber nicht deutlich: "
+                                    <a href=u.clone()>{u.clone()}</a></p>
+                            })}
+                            {done.clone().map(|d| view! {
+                                <p class="ok">{format!(
+                                    "Erledigt am {}. Seitdem {} neue Fragen, davon {} beantwortet.",
+                                    german_date(&d), t.asked_since_done, t.answered_since_done
+                                )}</p>
+                            })}
+                            <h4 class="sr-only">{format!("Beispielfragen zu {}", label)}</h4>
+                            <ul>
+                                {t.samples.iter().map(|s| {
+                                    let sid = s.id;
+                                    view! {
+                                        <li>
+                                            {format!("„{}“ ({}, {})", s.question, german_date(&s.day), outcome_label(&s.outcome))}
+                                            " "
+                                            <button type="button" class="secondary"
+                                                aria-label=format!("Löschen: „{}“ vom {}", s.question, german_date(&s.day))
+                                                on:click=move |_| act("DELETE", format!("/portal/api/insights/questions/{sid}"), "Die Frage wurde gelöscht.".into())>
+                                                "Löschen"
+                                            </button>
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                            {match done {
+                                None => view! {
+                                    <button type="button" on:click=move |_| act("POST", format!("/portal/api/insights/topics/{id}/done"),
+                                        format!("„{mark_label}“ ist als erledigt markiert. Neue Fragen zeigen, ob die Website jetzt antwortet.", ))>
+                                        {format!("Erledigt: {}", label)}
+                                    </button>
+                                }.into_any(),
+                                Some(_) => view! {
+                                    <button type="button" class="secondary" on:click=move |_| act("DELETE", format!("/portal/api/insights/topics/{id}/done"),
+                                        "Die Markierung „erledigt“ wurde entfernt.".into())>
+                                        {format!("Nicht mehr erledigt: {}", label)}
+                                    </button>
+                                }.into_any(),
+                            }}
+                        </article>
+                    }
+                }
+            </For>
+            <button type="button" class="secondary" on:click=delete_all>"Alle gespeicherten Fragen löschen"</button>
         </section>
     }
 }

@@ -202,6 +202,8 @@ pub enum Action<'a> {
     ManageRegister,
     /// Read the model's rewrites of legal texts (Einfache Sprache) and approve or reject them.
     ReviewRewrites,
+    /// What citizens asked and the website could not answer: read, export, mark, delete.
+    ViewInsights,
     /// CMS routes.
     CmsSimplify,
     CmsRefresh,
@@ -337,6 +339,16 @@ pub fn authorize(p: &Principal, action: &Action<'_>, rules: &LevelRules) -> Resu
                 Err(Denied::forbidden(
                     "review",
                     "Vereinfachte Rechtstexte prüfen Redakteurinnen und Redakteure oder die Administration.",
+                ))
+            }
+        }
+        Action::ViewInsights => {
+            if admin || u.role == Role::Editor {
+                Ok(())
+            } else {
+                Err(Denied::forbidden(
+                    "insights",
+                    "Die Fragen der Bürgerinnen und Bürger sehen Redakteurinnen und Redakteure oder die Administration.",
                 ))
             }
         }
@@ -513,6 +525,9 @@ mod tests {
         assert!(authorize(&user(Role::Staff, Level::Gold, &["a"]), &Action::ReviewRewrites, &r).is_err());
         assert!(authorize(&user(Role::Editor, Level::None, &["a"]), &Action::ReviewRewrites, &r).is_ok());
         assert!(authorize(&user(Role::Admin, Level::None, &[]), &Action::ReviewRewrites, &r).is_ok());
+        assert!(authorize(&user(Role::Staff, Level::Gold, &["a"]), &Action::ViewInsights, &r).is_err());
+        assert!(authorize(&user(Role::Editor, Level::None, &["a"]), &Action::ViewInsights, &r).is_ok());
+        assert!(authorize(&user(Role::Admin, Level::None, &[]), &Action::ViewInsights, &r).is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 pub mod auth;
 pub mod documents;
 pub mod extract;
+pub mod insights;
 pub mod kompass;
 pub mod pii;
 pub mod store;

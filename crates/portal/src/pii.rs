@@ -77,6 +77,23 @@ impl PiiKind {
         PiiKind::ALL.into_iter().find(|k| k.key() == key)
     }
 
+    /// The placeholder that stands for it in a redacted text ([`redact_de`]).
+    pub fn placeholder_de(self) -> &'static str {
+        match self {
+            PiiKind::Email => "[E-Mail]",
+            PiiKind::Phone => "[Telefon]",
+            PiiKind::Iban => "[IBAN]",
+            PiiKind::TaxId => "[Steuernummer]",
+            PiiKind::SocialInsurance => "[Sozialversicherungsnummer]",
+            PiiKind::IdCard => "[Ausweisnummer]",
+            PiiKind::DateOfBirth => "[Geburtsdatum]",
+            PiiKind::Address => "[Adresse]",
+            PiiKind::LicencePlate => "[Kennzeichen]",
+            PiiKind::FileNumber => "[Aktenzeichen]",
+            PiiKind::Name => "[Name]",
+        }
+    }
+
     /// German name, for the message that tells a staff member why a text was stopped.
     pub fn label_de(self) -> &'static str {
         match self {
@@ -971,6 +988,24 @@ pub fn redact(text: &str) -> String {
     out
 }
 
+/// `text` with every finding replaced by a German placeholder (`[Name]`, `[Telefon]`,
+/// `[IBAN]`, `[E-Mail]`, `[Adresse]`, `[Aktenzeichen]`, ...): what the web team may read of a
+/// citizen's question (issue 35). Runs of spaces are kept as they were.
+pub fn redact_de(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for f in find(text) {
+        if f.start < at {
+            continue;
+        }
+        out.push_str(&text[at..f.start]);
+        out.push_str(f.kind.placeholder_de());
+        at = f.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
 /// A German sentence telling a staff member why a text may not go to an external model.
 pub fn refusal_de(kinds: &[PiiKind]) -> String {
     let names: Vec<&str> = kinds.iter().map(|k| k.label_de()).collect();
@@ -990,6 +1025,14 @@ mod tests {
         assert!(!iban_valid("DE89 3704 0044 0532 0130 01"));
         assert!(tax_id_valid("86095742719"));
         assert!(!tax_id_valid("86095742718"));
+    }
+
+    #[test]
+    fn german_placeholders_replace_name_phone_and_iban() {
+        let r = redact_de("Ich bin Frau Petra Hoffmann, Tel. 0171 2345678, IBAN DE89 3704 0044 0532 0130 00. Wann kommt der Sperrmüll?");
+        assert!(!r.contains("Hoffmann") && !r.contains("2345678") && !r.contains("3704"), "{r}");
+        assert!(r.contains("[Name]") && r.contains("[Telefon]") && r.contains("[IBAN]") && r.contains("Wann kommt der Sperrmüll?"), "{r}");
+        assert_eq!(redact_de("Wann ist die Bücherei offen?"), "Wann ist die Bücherei offen?");
     }
 
     #[test]

@@ -183,6 +183,23 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
     UPDATE api_tokens SET expires_at = {now} + 7776000;
     ALTER TABLE audit ADD COLUMN target TEXT;",
+    // 5: what citizens asked and how it went, for the web team (issue 35): the day (a day
+    // number since 1970, not the time), the language, the outcome, the cited pages and the
+    // question as the PII guard left it; never an address, a session or a user. The question's
+    // embedding (little-endian f32) groups questions into topics; `done_day` is the editors'
+    // "erledigt" mark.
+    "CREATE TABLE insights (
+        id INTEGER PRIMARY KEY,
+        day INTEGER NOT NULL,
+        lang TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        cited TEXT NOT NULL DEFAULT '',
+        question TEXT NOT NULL,
+        embed_model TEXT,
+        embedding BLOB,
+        done_day INTEGER
+    );
+    CREATE INDEX insights_day ON insights(day);",
 ];
 
 /// How long an API token lasts unless the caller says otherwise (`[portal] token_days`).
@@ -1526,6 +1543,110 @@ impl Store {
         Ok(map.into_values().collect())
     }
 
+    // ---- what citizens asked (issue 35) -------------------------------------------------
+
+    /// Keep one citizen question (already redacted by the caller); returns its id.
+    pub fn add_insight(&self, q: &crate::insights::NewQuestion) -> Result<i64> {
+        let question: String = q.question.chars().take(1000).collect();
+        let cited = q.cited.join("\n");
+        let blob = q.embedding.as_ref().map(|(_, v)| crate::insights::vector_bytes(v));
+        let model = q.embedding.as_ref().map(|(m, _)| m.clone());
+        self.run(async {
+            Ok(sqlx::query(
+                "INSERT INTO insights (day, lang, outcome, cited, question, embed_model, embedding) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(q.day)
+            .bind(q.lang.as_str())
+            .bind(q.outcome.key())
+            .bind(cited.as_str())
+            .bind(question.as_str())
+            .bind(model.as_deref())
+            .bind(blob)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?)
+        })
+    }
+
+    /// A citizen rated the answer to this question down.
+    pub fn insight_rated_down(&self, id: i64) -> Result<()> {
+        self.run(async {
+            sqlx::query("UPDATE insights SET outcome = 'rated_down' WHERE id = $1").bind(id).execute(&self.pool).await?;
+            Ok(())
+        })
+    }
+
+    /// The questions of day `from` on (day numbers), oldest first, at most `limit` (the newest).
+    pub fn insights_since(&self, from: i64, limit: usize) -> Result<Vec<crate::insights::StoredQuestion>> {
+        self.run(async {
+            let r = sqlx::query(
+                "SELECT id, day, lang, outcome, cited, question, embed_model, embedding, done_day FROM insights WHERE day >= $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(from)
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            let mut out = rows(r, |r| {
+                let cited: String = r.try_get(4)?;
+                let blob: Option<Vec<u8>> = r.try_get(7)?;
+                let model: Option<String> = r.try_get(6)?;
+                Ok(crate::insights::StoredQuestion {
+                    id: r.try_get(0)?,
+                    day: r.try_get(1)?,
+                    lang: r.try_get(2)?,
+                    outcome: crate::insights::Outcome::from_key(&r.try_get::<String, _>(3)?),
+                    cited: cited.lines().filter(|l| !l.is_empty()).map(str::to_string).collect(),
+                    question: r.try_get(5)?,
+                    embedding: model.zip(blob.map(|b| crate::insights::bytes_vector(&b))),
+                    done_day: r.try_get(8)?,
+                })
+            })?;
+            out.reverse();
+            Ok(out)
+        })
+    }
+
+    /// Mark questions as dealt with on `day` (the website was changed), or clear the mark.
+    pub fn mark_insights_done(&self, ids: &[i64], day: Option<i64>) -> Result<()> {
+        self.run(async {
+            let mut tx = self.pool.begin().await?;
+            for id in ids {
+                sqlx::query("UPDATE insights SET done_day = $1 WHERE id = $2").bind(day).bind(*id).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Delete one question.
+    pub fn delete_insight(&self, id: i64) -> Result<()> {
+        self.run(async {
+            let n = sqlx::query("DELETE FROM insights WHERE id = $1").bind(id).execute(&self.pool).await?.rows_affected();
+            not_found_if_none(n, "question")?;
+            self.forget_deleted().await
+        })
+    }
+
+    /// Delete every question; returns how many.
+    pub fn delete_all_insights(&self) -> Result<usize> {
+        self.run(async {
+            let n = sqlx::query("DELETE FROM insights").execute(&self.pool).await?.rows_affected();
+            self.forget_deleted().await?;
+            Ok(n as usize)
+        })
+    }
+
+    /// Delete questions asked before day `before` (retention); returns how many.
+    pub fn expire_insights(&self, before: i64) -> Result<usize> {
+        self.run(async {
+            let n = sqlx::query("DELETE FROM insights WHERE day < $1").bind(before).execute(&self.pool).await?.rows_affected();
+            if n > 0 {
+                self.forget_deleted().await?;
+            }
+            Ok(n as usize)
+        })
+    }
+
     // ---- AI register --------------------------------------------------------------------
 
     /// Add or replace the register entry of this name.
@@ -1758,7 +1879,7 @@ mod tests {
         assert!(s.token(&t).unwrap().is_none(), "an expired token no longer works");
         // a store of schema 3 (tokens without expiry): migration 4 gives them 90 days
         s.run(async {
-            sqlx::raw_sql("ALTER TABLE api_tokens DROP COLUMN expires_at; ALTER TABLE audit DROP COLUMN target; UPDATE lotse_schema SET version = 3")
+            sqlx::raw_sql("ALTER TABLE api_tokens DROP COLUMN expires_at; ALTER TABLE audit DROP COLUMN target; DROP TABLE insights; UPDATE lotse_schema SET version = 3")
                 .execute(&s.pool)
                 .await?;
             Ok(())
@@ -1865,6 +1986,34 @@ mod tests {
         assert!(s.document_original(9).unwrap().is_none(), "no original was kept before");
         assert!(s.create_collection("Neu", &Owner::Group("bauamt".into()), None).unwrap().id > 4);
         assert!(s.reserve_document(4, "b.txt", "text", "b", None).unwrap() > 9);
+    }
+
+    #[test]
+    fn insights_are_kept_marked_deleted_and_expire() {
+        use crate::insights::{NewQuestion, Outcome};
+        let (_d, s) = store();
+        let add = |day: i64, outcome: Outcome, text: &str, emb: Option<(String, Vec<f32>)>| {
+            s.add_insight(&NewQuestion { day, lang: "de".into(), outcome, cited: vec!["http://town.test/a/".into()], question: text.into(), embedding: emb })
+                .unwrap()
+        };
+        let old = add(100, Outcome::Refused, "Sperrmüll anmelden?", None);
+        let a = add(200, Outcome::Answered, "Hundesteuer?", Some(("e5".into(), vec![0.25, -1.0])));
+        let b = add(201, Outcome::Hedged, "Bücherei?", None);
+        s.insight_rated_down(a).unwrap();
+        let all = s.insights_since(0, 100).unwrap();
+        assert_eq!(all.iter().map(|q| q.id).collect::<Vec<_>>(), vec![old, a, b], "oldest first");
+        assert_eq!(all[1].outcome, Outcome::RatedDown);
+        assert_eq!(all[1].embedding, Some(("e5".into(), vec![0.25, -1.0])));
+        assert_eq!(all[0].cited, vec!["http://town.test/a/".to_string()]);
+        s.mark_insights_done(&[b], Some(202)).unwrap();
+        assert_eq!(s.insights_since(201, 100).unwrap()[0].done_day, Some(202));
+        // retention: everything before day 150 goes
+        assert_eq!(s.expire_insights(150).unwrap(), 1);
+        assert_eq!(s.insights_since(0, 100).unwrap().len(), 2);
+        s.delete_insight(a).unwrap();
+        assert!(matches!(s.delete_insight(a), Err(StoreError::NotFound(_))));
+        assert_eq!(s.delete_all_insights().unwrap(), 1);
+        assert!(s.insights_since(0, 100).unwrap().is_empty());
     }
 
     #[test]

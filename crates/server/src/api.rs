@@ -195,10 +195,13 @@ pub async fn chat(
     let started = Instant::now();
     let Json(req) = body?;
     let stream = wants_stream(&headers);
+    // for the web team's "Fragen ohne Antwort" (redacted before it is stored: `insights`)
+    let question = req.question.clone();
     match start_answer(&state, req).await? {
         Started::Cached(a) => {
             let a = from_cache(&a, started);
             remember(&state, &a).await;
+            crate::insights::record(&state, &question, &a);
             if stream {
                 Ok(sse(cached_events(a)))
             } else {
@@ -207,9 +210,11 @@ pub async fn chat(
         }
         Started::Running { mut run, key } => {
             if stream {
-                return Ok(sse(live_events(state, run, key)));
+                return Ok(sse(live_events(state, run, key, question)));
             }
-            Ok(Json(wait_answer(&state, &mut run, &key).await?).into_response())
+            let a = wait_answer(&state, &mut run, &key).await?;
+            crate::insights::record(&state, &question, &a);
+            Ok(Json(a).into_response())
         }
     }
 }
@@ -242,9 +247,10 @@ fn live_events(
     state: Arc<AppState>,
     run: AnswerRun,
     key: String,
+    question: String,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    stream::unfold(Some((state, run, key)), |st| async move {
-        let (state, mut run, key) = st?;
+    stream::unfold(Some((state, run, key, question)), |st| async move {
+        let (state, mut run, key, question) = st?;
         let ev = run.events.recv().await?;
         let event = match ev {
             AnswerEvent::Sources(s) => json_event("sources", &s),
@@ -252,6 +258,7 @@ fn live_events(
             AnswerEvent::Token(t) => json_event("token", &TokenEvent { text: t }),
             AnswerEvent::Done(mut a) => {
                 finished(&state, &key, &mut a).await;
+                crate::insights::record(&state, &question, &a);
                 return Some((Ok(json_event("done", &*a)), None));
             }
             AnswerEvent::Error(e) => {
@@ -265,7 +272,7 @@ fn live_events(
                 return Some((Ok(json_event("error", &body)), None));
             }
         };
-        Some((Ok(event), Some((state, run, key))))
+        Some((Ok(event), Some((state, run, key, question))))
     })
 }
 

@@ -45,6 +45,7 @@ pub struct Config {
     pub cms: CmsSettings,
     pub widget: WidgetSettings,
     pub feedback: FeedbackSettings,
+    pub insights: InsightsSettings,
     pub portal: PortalSettings,
 }
 
@@ -217,6 +218,29 @@ pub struct FeedbackSettings {
 impl Default for FeedbackSettings {
     fn default() -> Self {
         FeedbackSettings { enabled: true, store_question: false }
+    }
+}
+
+/// What citizens asked and the website could not answer (issue 35), for the web team in the
+/// portal ("Fragen ohne Antwort"). Kept in the portal's database: the day, the language, the
+/// outcome, the cited pages and the question with personal data replaced by placeholders;
+/// never an address, a session or a user. Needs the portal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InsightsSettings {
+    pub enabled: bool,
+    /// Questions older than this many days are deleted (at least 1).
+    pub retention_days: u32,
+    /// A topic is shown only with at least this many questions (at least 2), so that no
+    /// single person's question is singled out.
+    pub min_questions: u32,
+    /// Cosine of two questions' embeddings from which they are one topic.
+    pub similarity: f32,
+}
+
+impl Default for InsightsSettings {
+    fn default() -> Self {
+        InsightsSettings { enabled: true, retention_days: 90, min_questions: 3, similarity: 0.9 }
     }
 }
 
@@ -615,6 +639,7 @@ mod tests {
         assert!(c.cms.token.is_some());
         assert_eq!(c.widget.dir.as_deref(), Some(std::path::Path::new("widget/dist")));
         assert!(c.feedback.enabled && !c.feedback.store_question);
+        assert_eq!((c.insights.enabled, c.insights.retention_days, c.insights.min_questions), (true, 90, 3));
         assert!(!format!("{c:?}").contains(c.cms.token.as_deref().unwrap()), "token not in Debug");
         assert_eq!(c.portal.external.len(), 1);
         assert!(c.portal.external[0].external, "external unless set to false");

@@ -188,6 +188,9 @@ pub async fn feedback(
     match written {
         Ok(Ok(())) => {
             state.metrics.count_feedback(req.helpful);
+            if !req.helpful {
+                crate::insights::rated_down(&state, id).await;
+            }
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Ok(Err(e)) => {

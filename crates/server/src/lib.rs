@@ -19,6 +19,7 @@ pub mod cms;
 pub mod config;
 pub mod error;
 pub mod feedback;
+pub mod insights;
 pub mod limit;
 pub mod login;
 pub mod metrics;
@@ -64,6 +65,9 @@ pub struct AppState {
     feedback: RwLock<Option<Arc<feedback::FeedbackStore>>>,
     /// Answers given lately, by id, for their ratings.
     pub(crate) answer_records: moka::future::Cache<String, Arc<feedback::AnswerRecord>>,
+    /// The latest recorded question (`insights`) of an answer id, for a thumbs-down. In
+    /// memory only, for a day.
+    pub(crate) insight_rows: moka::future::Cache<String, i64>,
     portal: RwLock<Option<Arc<portal::Portal>>>,
     /// The portal's sign-in guard (rate, failure tallies, argon2 slots).
     pub login: login::LoginGuard,
@@ -91,6 +95,10 @@ impl AppState {
             .max_capacity(config.limits.answer_cache_entries.max(1000) * 4)
             .time_to_live(Duration::from_secs(24 * 3600))
             .build();
+        let insight_rows = moka::future::Cache::builder()
+            .max_capacity(config.limits.answer_cache_entries.max(1000) * 4)
+            .time_to_live(Duration::from_secs(24 * 3600))
+            .build();
         Arc::new(AppState {
             config,
             answerer: RwLock::new(None),
@@ -104,6 +112,7 @@ impl AppState {
             widget,
             feedback: RwLock::new(None),
             answer_records,
+            insight_rows,
             portal: RwLock::new(None),
             login,
         })
@@ -268,6 +277,11 @@ impl AppState {
         portal::rewrite_reviews,
         portal::rewrite_review,
         portal::decide_review,
+        insights::topics,
+        insights::mark_done,
+        insights::unmark_done,
+        insights::delete_question,
+        insights::delete_all,
     ),
     components(schemas(
         lotse_answer::AnswerRequest,
@@ -349,13 +363,17 @@ impl AppState {
         lotse_portal::kompass::PublicCheck,
         lotse_portal::kompass::PublicQuestion,
         lotse_portal::kompass::Graded,
+        insights::InsightsResponse,
+        lotse_portal::insights::Topic,
+        lotse_portal::insights::Sample,
+        lotse_portal::insights::Outcome,
     )),
     tags(
         (name = "citizens", description = "Chat, search and Einfache Sprache for the town's website"),
         (name = "cms", description = "For the town's CMS, with its token: its own text in Einfache Sprache, and the publish webhook"),
         (name = "openai", description = "OpenAI-compatible API for Open WebUI, n8n and the like"),
         (name = "operations", description = "Health, readiness and metrics"),
-        (name = "portal", description = "The staff portal: sign-in (session cookie with X-CSRF-Token, or an API token `Bearer lotse_…`), KI-Kompass, private collections and uploads, cited chat, prompts, audit log, usage, the AI system register, and the review of simplified legal texts")
+        (name = "portal", description = "The staff portal: sign-in (session cookie with X-CSRF-Token, or an API token `Bearer lotse_…`), KI-Kompass, private collections and uploads, cited chat, prompts, audit log, usage, the AI system register, the review of simplified legal texts, and the questions citizens asked that the website could not answer")
     ),
     modifiers(&CmsToken)
 )]
@@ -471,6 +489,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/portal/api/register", get(portal::register).put(portal::put_register))
         .route("/portal/api/simplify/reviews", get(portal::rewrite_reviews))
         .route("/portal/api/simplify/reviews/{key}", get(portal::rewrite_review).post(portal::decide_review))
+        .route("/portal/api/insights", delete(insights::delete_all))
+        .route("/portal/api/insights/topics", get(insights::topics))
+        .route("/portal/api/insights/topics/{id}/done", post(insights::mark_done).delete(insights::unmark_done))
+        .route("/portal/api/insights/questions/{id}", delete(insights::delete_question))
         .layer(DefaultBodyLimit::max(limits.body_bytes.max(64 * 1024)))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
@@ -545,6 +567,7 @@ pub async fn serve(
                 }
                 if n % 720 == 1 {
                     portal::expire_chats(&state).await;
+                    insights::expire(&state).await;
                 }
             }
         })

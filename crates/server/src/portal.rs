@@ -140,7 +140,7 @@ fn denied(d: Denied) -> ApiError {
     }
 }
 
-fn store_error(e: StoreError) -> ApiError {
+pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound(what) => not_found(what),
         StoreError::Exists(what) => ApiError::new(
@@ -163,7 +163,7 @@ fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-fn not_found(what: &str) -> ApiError {
+pub(crate) fn not_found(what: &str) -> ApiError {
     let message = match what {
         "collection" => "Diese Sammlung gibt es nicht.",
         "document" => "Dieses Dokument gibt es nicht.",
@@ -171,6 +171,8 @@ fn not_found(what: &str) -> ApiError {
         "prompt" => "Diese Vorlage gibt es nicht.",
         "user" => "Dieses Konto gibt es nicht.",
         "token" => "Diesen Zugangsschlüssel gibt es nicht.",
+        "question" => "Diese Frage gibt es nicht (mehr).",
+        "topic" => "Dieses Thema gibt es nicht (mehr). Bitte laden Sie die Liste neu.",
         _ => "Nicht gefunden.",
     };
     ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
@@ -189,7 +191,7 @@ fn disabled() -> ApiError {
 }
 
 /// Run a blocking store call off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
@@ -210,14 +212,14 @@ pub struct Ctx {
 
 impl Ctx {
     /// Decide `action` for this request's principal.
-    fn allow(&self, action: &Action<'_>) -> Result<(), ApiError> {
+    pub(crate) fn allow(&self, action: &Action<'_>) -> Result<(), ApiError> {
         auth::authorize(&self.principal, action, &self.portal.rules).map_err(denied)
     }
     /// The signed-in user (after a successful `allow`).
     fn user(&self) -> Result<&UserInfo, ApiError> {
         self.principal.user().ok_or_else(|| denied(Denied::Unauthenticated))
     }
-    fn store(&self) -> Arc<Store> {
+    pub(crate) fn store(&self) -> Arc<Store> {
         self.portal.store.clone()
     }
 }
@@ -311,6 +313,9 @@ pub struct Me {
     /// them: `[simplify] legal_texts = "review"`).
     #[serde(default)]
     pub review_rewrites: bool,
+    /// "Fragen ohne Antwort" may be read (editors and admins, when `[insights]` is on).
+    #[serde(default)]
+    pub insights: bool,
 }
 
 /// Whether staff review the rewrites of legal texts on this server (`[simplify]` enabled with
@@ -319,14 +324,15 @@ fn reviews_on(state: &AppState) -> bool {
     state.config.simplify.enabled && state.config.simplify.legal_texts == lotse_simplify::LegalTexts::Review
 }
 
-fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>, reviews_on: bool) -> Me {
+fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>, state: &AppState) -> Me {
     let p = Principal::User(user.clone());
     let rules = &ctx.portal.rules;
     Me {
         chat: auth::authorize(&p, &Action::Chat, rules).is_ok(),
         external_models: auth::authorize(&p, &Action::ExternalModel, rules).is_ok(),
         share_prompts: user.level >= rules.share_prompts,
-        review_rewrites: reviews_on && auth::authorize(&p, &Action::ReviewRewrites, rules).is_ok(),
+        review_rewrites: reviews_on(state) && auth::authorize(&p, &Action::ReviewRewrites, rules).is_ok(),
+        insights: state.config.insights.enabled && auth::authorize(&p, &Action::ViewInsights, rules).is_ok(),
         user,
         csrf,
     }
@@ -426,7 +432,7 @@ pub async fn login(
     };
     state.login.succeeded(&ticket);
     let ctx = Ctx { portal, principal: Principal::User(user.clone()), csrf: None };
-    let mut resp = Json(me(&ctx, user, Some(csrf), reviews_on(&state))).into_response();
+    let mut resp = Json(me(&ctx, user, Some(csrf), &state)).into_response();
     resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &token, ttl));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
@@ -455,7 +461,7 @@ pub async fn whoami(State(state): State<Arc<AppState>>, method: Method, headers:
     c.allow(&Action::Portal)?;
     let user = c.user()?.clone();
     let csrf = c.csrf.clone();
-    Ok(Json(me(&c, user, csrf, reviews_on(&state))))
+    Ok(Json(me(&c, user, csrf, &state)))
 }
 
 // ---- OpenID Connect ----------------------------------------------------------------------
@@ -1385,7 +1391,7 @@ async fn audit_about(c: &Ctx, action: &str, target: &str) {
 }
 
 /// Write an audit entry for the request's user; a failure is logged, not shown.
-async fn audit_full(c: &Ctx, mut e: AuditEntry) {
+pub(crate) async fn audit_full(c: &Ctx, mut e: AuditEntry) {
     if let Some(u) = c.principal.user() {
         e.user_id = Some(u.id);
         e.user_name = u.name.clone();
@@ -1751,7 +1757,7 @@ pub struct ExportParams {
     pub since: Option<i64>,
 }
 
-fn csv_response(name: &str, body: String) -> Response {
+pub(crate) fn csv_response(name: &str, body: String) -> Response {
     let mut r = body.into_response();
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {

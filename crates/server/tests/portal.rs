@@ -406,6 +406,11 @@ async fn every_route_needs_a_session_and_the_right_role() {
         (Method::GET, format!("/portal/api/simplify/reviews/{}", "0".repeat(64)), None, Some(&bob)),
         (Method::POST, format!("/portal/api/simplify/reviews/{}", "0".repeat(64)), Some(json!({"status": "approved"})), Some(&bob)),
         (Method::PUT, "/portal/api/register".into(), Some(json!({"name": "X", "model": "m", "purpose": "p", "provider": "p", "risk_class": "minimal", "responsible": "r"})), Some(&bob)),
+        (Method::GET, "/portal/api/insights/topics".into(), None, Some(&bob)),
+        (Method::POST, "/portal/api/insights/topics/1/done".into(), None, Some(&bob)),
+        (Method::DELETE, "/portal/api/insights/topics/1/done".into(), None, Some(&bob)),
+        (Method::DELETE, "/portal/api/insights/questions/1".into(), None, Some(&bob)),
+        (Method::DELETE, "/portal/api/insights".into(), None, Some(&bob)),
     ];
     // the list is complete: every portal route of the OpenAPI document is in it, or is one of
     // the routes that serve people before they sign in

@@ -1,0 +1,268 @@
+//! "Fragen ohne Antwort" (issue 35): what citizens asked and the website could not answer,
+//! for the web team.
+//!
+//! Every answer of the citizen chat (`POST /api/v1/chat`) is recorded after it was handed
+//! out, off the request's path: the day, the language, the outcome, the cited pages and the
+//! question as [`pii::redact_de`] left it (names, addresses, phone numbers, e-mail addresses,
+//! IBANs, file numbers ... replaced by placeholders), with the redacted question's embedding
+//! when the server has an embedder. Never the client's address, a session or a user id; no
+//! question text in logs. A thumbs-down on the answer (`POST /api/v1/feedback`) turns its
+//! record's outcome into `rated_down` (the link from answer id to record lives in memory only,
+//! for a day). The records are kept in the portal's database (no portal, nothing recorded)
+//! and deleted after `[insights] retention_days`.
+//!
+//! Outcomes: `refused` (the website does not answer; the town's contact was named),
+//! `hedged` (a pointer to the best page only, or statements without a source: `fallback` or
+//! `flagged`), `answered` (anything else, extractive answers included), `rated_down`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use lotse_answer::Answer;
+use lotse_portal::auth::Action;
+use lotse_portal::insights::{self, NewQuestion, Outcome, Topic, TopicSettings};
+use lotse_portal::pii;
+use lotse_portal::store::{self, AuditEntry};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::{ApiError, ErrorBody};
+use crate::portal::{audit_full, blocking, csv_response, ctx, not_found, store_error};
+
+/// At most this many questions of a window are grouped (the newest): grouping compares each
+/// question with every topic so far, so this bounds a request to a few seconds.
+const MAX_QUESTIONS: usize = 5_000;
+
+/// The outcome of an answer as the web team sees it.
+pub fn outcome(a: &Answer) -> Outcome {
+    if a.refused {
+        Outcome::Refused
+    } else if a.fallback || a.flagged {
+        Outcome::Hedged
+    } else {
+        Outcome::Answered
+    }
+}
+
+fn today() -> i64 {
+    insights::day_of(store::now())
+}
+
+/// Record a citizen's question and how it went (when `[insights]` is on and the portal is
+/// there). Returns at once; the work runs on the blocking pool.
+pub fn record(state: &Arc<AppState>, question: &str, answer: &Answer) {
+    if !state.config.insights.enabled {
+        return;
+    }
+    let Some(portal) = state.portal() else { return };
+    let question = question.trim().to_string();
+    if question.is_empty() {
+        return;
+    }
+    let answerer = state.answerer();
+    let outcome = outcome(answer);
+    let lang = answer.lang.code().to_string();
+    let cited: Vec<String> = answer.sources.iter().filter(|s| s.cited).map(|s| s.url.clone()).collect();
+    let answer_id = answer.id.clone();
+    let state = state.clone();
+    tokio::spawn(async move {
+        let stored = tokio::task::spawn_blocking(move || {
+            let redacted = pii::redact_de(&question);
+            // the vector of what is stored, never of the original text
+            let embedding = answerer.as_ref().and_then(|a| {
+                let model = a.embedder()?.model_id().to_string();
+                let v = a.query_vector(&redacted).ok().flatten()?;
+                Some((model, v.to_vec()))
+            });
+            let q = NewQuestion { day: today(), lang, outcome, cited, question: redacted, embedding };
+            portal.store.add_insight(&q)
+        })
+        .await;
+        match stored {
+            Ok(Ok(id)) => {
+                if !answer_id.is_empty() {
+                    state.insight_rows.insert(answer_id, id).await;
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record a question for the web team"),
+            Err(e) => tracing::warn!(error = %e, "question recording task failed"),
+        }
+    });
+}
+
+/// A citizen rated an answer down: its latest record says so.
+pub async fn rated_down(state: &Arc<AppState>, answer_id: &str) {
+    if !state.config.insights.enabled {
+        return;
+    }
+    let (Some(portal), Some(id)) = (state.portal(), state.insight_rows.get(answer_id).await) else { return };
+    let r = tokio::task::spawn_blocking(move || portal.store.insight_rated_down(id)).await;
+    if !matches!(r, Ok(Ok(()))) {
+        tracing::warn!("cannot mark a question as rated down");
+    }
+}
+
+/// Delete questions past their retention (hourly).
+pub async fn expire(state: &AppState) {
+    let Some(portal) = state.portal() else { return };
+    let days = i64::from(state.config.insights.retention_days.max(1));
+    let before = today() - days + 1;
+    match tokio::task::spawn_blocking(move || portal.store.expire_insights(before)).await {
+        Ok(Ok(n)) if n > 0 => tracing::info!(questions = n, "expired citizen questions deleted"),
+        Ok(Ok(_)) => {}
+        _ => tracing::warn!("cannot expire citizen questions"),
+    }
+}
+
+// ---- the portal's API ---------------------------------------------------------------------
+
+fn switched_off() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "insights_disabled",
+        "Die Auswertung der Fragen ist auf diesem Server ausgeschaltet ([insights] enabled = false).",
+    )
+}
+
+/// Which topics.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct TopicParams {
+    /// Days looked at, ending today: 1 to 366 (default 30).
+    pub days: Option<i64>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// The topics of the questions citizens asked.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct InsightsResponse {
+    /// Days looked at, ending today.
+    pub days: i64,
+    /// A topic is shown only with at least this many questions.
+    pub min_questions: i64,
+    /// Questions are kept this many days.
+    pub retention_days: i64,
+    /// The topics with at least one question the website did not answer (or marked
+    /// "erledigt"), the most asked first.
+    pub topics: Vec<Topic>,
+}
+
+fn settings(state: &AppState, days: i64) -> TopicSettings {
+    let c = &state.config.insights;
+    let town = state.answerer().map(|a| a.town().to_string()).unwrap_or_default();
+    TopicSettings { similarity: c.similarity, min_questions: c.min_questions.max(2) as usize, days, town }
+}
+
+async fn load_topics(state: &AppState, c: &crate::portal::Ctx, days: i64) -> Result<Vec<Topic>, ApiError> {
+    let s = settings(state, days);
+    let store = c.store();
+    blocking(move || {
+        let today = today();
+        let qs = store.insights_since(today - days + 1, MAX_QUESTIONS).map_err(store_error)?;
+        Ok(insights::topics(&qs, &s, today))
+    })
+    .await
+}
+
+/// "Fragen ohne Antwort": topics of what citizens asked and the website did not answer
+/// (editors and admins). With `format=csv` a spreadsheet (formulas defused; audited).
+#[utoipa::path(get, path = "/portal/api/insights/topics", tag = "portal", params(TopicParams),
+    responses((status = 200, body = InsightsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, description = "Switched off", body = ErrorBody)))]
+pub async fn topics(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Query(p): Query<TopicParams>) -> Result<Response, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ViewInsights)?;
+    if !state.config.insights.enabled {
+        return Err(switched_off());
+    }
+    let days = p.days.unwrap_or(30);
+    if !(1..=366).contains(&days) {
+        return Err(ApiError::bad_request("days", "Bitte wählen Sie einen Zeitraum von 1 bis 366 Tagen."));
+    }
+    let csv = match p.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::bad_request("format", "Als Format gibt es „json“ und „csv“.")),
+    };
+    let topics = load_topics(&state, &c, days).await?;
+    if csv {
+        audit_full(&c, AuditEntry { action: "insights_export".into(), outcome: "ok".into(), content: Some(format!("{} topics, {days} days", topics.len())), ..AuditEntry::default() }).await;
+        let mut r = csv_response("fragen-ohne-antwort.csv", insights::topics_csv(&topics));
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(r);
+    }
+    let body = InsightsResponse {
+        days,
+        min_questions: settings(&state, days).min_questions as i64,
+        retention_days: i64::from(state.config.insights.retention_days.max(1)),
+        topics,
+    };
+    let mut r = Json(body).into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// Which topic list a mark refers to.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct MarkParams {
+    /// The days of the list the topic was shown in (default 30).
+    pub days: Option<i64>,
+}
+
+async fn mark(state: Arc<AppState>, method: Method, headers: HeaderMap, id: i64, days: Option<i64>, done: bool) -> Result<StatusCode, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ViewInsights)?;
+    if !state.config.insights.enabled {
+        return Err(switched_off());
+    }
+    let days = days.unwrap_or(30).clamp(1, 366);
+    let topic = load_topics(&state, &c, days).await?.into_iter().find(|t| t.id == id);
+    let Some(topic) = topic else { return Err(not_found("topic")) };
+    let store = c.store();
+    let members = topic.members.clone();
+    blocking(move || store.mark_insights_done(&members, done.then(today)).map_err(store_error)).await?;
+    let action = if done { "insights_done" } else { "insights_undone" };
+    audit_full(&c, AuditEntry { action: action.into(), outcome: "ok".into(), content: Some(format!("topic {}, {} questions", topic.id, topic.members.len())), ..AuditEntry::default() }).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Mark a topic "erledigt": the website was changed. Questions asked from today on show
+/// whether the topic now gets answers.
+#[utoipa::path(post, path = "/portal/api/insights/topics/{id}/done", tag = "portal", params(("id" = i64, Path, description = "The topic's id"), MarkParams),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn mark_done(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>, Query(p): Query<MarkParams>) -> Result<StatusCode, ApiError> {
+    mark(state, method, headers, id, p.days, true).await
+}
+
+/// Take the "erledigt" mark off a topic.
+#[utoipa::path(delete, path = "/portal/api/insights/topics/{id}/done", tag = "portal", params(("id" = i64, Path, description = "The topic's id"), MarkParams),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn unmark_done(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>, Query(p): Query<MarkParams>) -> Result<StatusCode, ApiError> {
+    mark(state, method, headers, id, p.days, false).await
+}
+
+/// Delete one question (audited).
+#[utoipa::path(delete, path = "/portal/api/insights/questions/{id}", tag = "portal", params(("id" = i64, Path)),
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn delete_question(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ViewInsights)?;
+    let store = c.store();
+    blocking(move || store.delete_insight(id).map_err(store_error)).await?;
+    audit_full(&c, AuditEntry { action: "insights_delete".into(), outcome: "ok".into(), content: Some(format!("question {id}")), ..AuditEntry::default() }).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Delete every recorded question (audited). Works also when `[insights]` is switched off.
+#[utoipa::path(delete, path = "/portal/api/insights", tag = "portal",
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub async fn delete_all(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let c = ctx(&state, &method, &headers).await?;
+    c.allow(&Action::ViewInsights)?;
+    let store = c.store();
+    let n = blocking(move || store.delete_all_insights().map_err(store_error)).await?;
+    audit_full(&c, AuditEntry { action: "insights_delete_all".into(), outcome: "ok".into(), content: Some(format!("{n} questions")), ..AuditEntry::default() }).await;
+    Ok(StatusCode::NO_CONTENT)
+}
