@@ -131,7 +131,7 @@ try {
     await page.locator("label", { hasText: "Dienstanweisungen (1 Dokumente)" }).click();
     await page.uncheck("#quelle-website");
     await page.fill("#frage", "Darf ich meinen Hund mit ins Rathaus bringen?");
-    await page.getByRole("button", { name: "Fragen" }).click();
+    await page.getByRole("button", { name: "Fragen", exact: true }).click();
     const answer = page.locator("article.answer");
     await answer.waitFor({ timeout: ANSWER_TIMEOUT });
     assert.match(await answer.locator(".label").innerText(), /KI-generiert/);
