@@ -404,7 +404,8 @@ fn patterns() -> &'static Patterns {
             title: re(r"(?i)\b(frau|herrn?|hrn?\.|fr\.|dr\.|prof\.|familie|fam\.|eheleute|(?-i:RA|RAin))\s"),
             label_name: re(&format!(r"(?i)\b(?:name|vorname|nachname|familienname|geburtsname|antragsteller(?:in)?|ansprechpartner(?:in)?|sachbearbeiter(?:in)?|mieter(?:in)?|vermieter(?:in)?|patient(?:in)?|kontoinhaber(?:in)?|schuldner(?:in)?|gläubiger(?:in)?|empfänger(?:in)?|absender(?:in)?|kind|vater|mutter|ehemann|ehefrau|bewerber(?:in)?|halter(?:in)?|eigentümer(?:in)?|verstorbene[r]?|betroffene[r]?|anrufer(?:in)?|beschwerdeführer(?:in)?|zeuge|zeugin|kunde|kundin|teilnehmer(?:in)?|schüler(?:in)?|(?:name|vorname|nachname)\s+(?:des|der)\s+\p{{L}}+)\s*:\s*({name})")),
             role_name: re(r"\b(?:Kollege|Kollegin|Nachbar|Nachbarin|Mieter|Mieterin|Vermieter|Vermieterin|Antragsteller|Antragstellerin|Bewerber|Bewerberin|Sachbearbeiter|Sachbearbeiterin|Patient|Patientin|Schülerin|Halterin|Eigentümerin|Beschwerdeführer|Beschwerdeführerin|Anrufer|Anruferin|Zeuge|Zeugin|Schuldner|Schuldnerin|Kontoinhaber|Kontoinhaberin|Ehemann|Ehefrau|Witwe|Witwer|Betreuer|Betreuerin|Mitarbeiterin|Vormund)\s+(\p{Lu}[\p{L}\p{M}'’\-]+)"),
-            called: re(&format!(r"(?i)\b(?:er|sie|ich|herr|frau|mann|kind|sohn|tochter|vater|mutter|nachbar|nachbarin|person|kollege|kollegin)\s+hei(?:ß|ss)t\s+({name})")),
+            // "er heißt X", "ich heiße X", "mein Name ist X", "unser Nachname lautet X"
+            called: re(&format!(r"(?i)\b(?:(?:er|sie|ich|herr|frau|mann|kind|sohn|tochter|vater|mutter|nachbar|nachbarin|person|kollege|kollegin)\s+hei(?:ß|ss)(?:e|t)|(?:mein|meine|unser|sein|ihr)\s+(?:vor|nach|familien|geburts)?name\s+(?:ist|lautet|war))\s+({name})")),
             maiden: re(r"\bgeb(?:\.|orene)\s+(\p{Lu}[\p{L}\p{M}'’\-]+)"),
             first_last: re(&format!(r"\b(?:{first})(?:-(?:{first}))?\s+(?:\p{{Lu}}\.\s+)?\p{{Lu}}[\p{{L}}\p{{M}}'’]+(?:-\p{{Lu}}[\p{{L}}\p{{M}}'’]+)?")),
             first_last_lower: re(&format!(r"\b(?:{first_lower})\s+(\p{{Ll}}[\p{{L}}\p{{M}}'’\-]+)")),
@@ -1033,6 +1034,16 @@ mod tests {
         assert!(!r.contains("Hoffmann") && !r.contains("2345678") && !r.contains("3704"), "{r}");
         assert!(r.contains("[Name]") && r.contains("[Telefon]") && r.contains("[IBAN]") && r.contains("Wann kommt der Sperrmüll?"), "{r}");
         assert_eq!(redact_de("Wann ist die Bücherei offen?"), "Wann ist die Bücherei offen?");
+        // citizens name themselves in the first person
+        for q in [
+            "Mein Name ist Hoffmann, wann kommt der Sperrmüll?",
+            "Ich heiße Hoffmann und möchte meinen Hund anmelden.",
+            "Unser Nachname lautet Hoffmann, wo melden wir das Kind an?",
+        ] {
+            let r = redact_de(q);
+            assert!(!r.contains("Hoffmann") && r.contains("[Name]"), "{q} -> {r}");
+        }
+        assert_eq!(redact_de("Ich heiße Sie willkommen."), "Ich heiße Sie willkommen.");
     }
 
     #[test]

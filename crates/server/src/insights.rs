@@ -251,6 +251,11 @@ pub async fn delete_question(State(state): State<Arc<AppState>>, method: Method,
     c.allow(&Action::ViewInsights)?;
     let store = c.store();
     blocking(move || store.delete_insight(id).map_err(store_error)).await?;
+    // a later thumbs-down must not reach a row that reuses the id
+    let stale: Vec<Arc<String>> = state.insight_rows.iter().filter(|(_, row)| *row == id).map(|(k, _)| k).collect();
+    for k in stale {
+        state.insight_rows.invalidate(k.as_str()).await;
+    }
     audit_full(&c, AuditEntry { action: "insights_delete".into(), outcome: "ok".into(), content: Some(format!("question {id}")), ..AuditEntry::default() }).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -263,6 +268,8 @@ pub async fn delete_all(State(state): State<Arc<AppState>>, method: Method, head
     c.allow(&Action::ViewInsights)?;
     let store = c.store();
     let n = blocking(move || store.delete_all_insights().map_err(store_error)).await?;
+    // ids start again after an empty table: forget which answer had which row
+    state.insight_rows.invalidate_all();
     audit_full(&c, AuditEntry { action: "insights_delete_all".into(), outcome: "ok".into(), content: Some(format!("{n} questions")), ..AuditEntry::default() }).await;
     Ok(StatusCode::NO_CONTENT)
 }
