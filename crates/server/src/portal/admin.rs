@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_portal::auth::{self, Action, Scope, UserInfo};
 use lotse_portal::store::{self, AuditRecord, RegisterEntry, TokenInfo, Usage};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use super::context::{store_error, not_found, json_body, blocking, ctx, audit, audit_about};
+use super::context::{Ctx, audit, audit_about, blocking, json_body, not_found, store_error};
 
 // ---- administration ----------------------------------------------------------------------
 
@@ -42,8 +42,7 @@ pub struct UserChange {
 
 #[utoipa::path(get, path = "/portal/api/admin/users", tag = "portal",
     responses((status = 200, body = [UserInfo]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn users(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<UserInfo>>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn users(c: Ctx) -> Result<Json<Vec<UserInfo>>, ApiError> {
     c.allow(&Action::ManageUsers)?;
     let store = c.store();
     Ok(Json(blocking(move || store.users().map_err(store_error)).await?))
@@ -52,12 +51,9 @@ pub async fn users(State(state): State<Arc<AppState>>, method: Method, headers: 
 #[utoipa::path(post, path = "/portal/api/admin/users", tag = "portal", request_body = NewUser,
     responses((status = 201, body = UserInfo), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_user(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
+    c: Ctx,
     body: Result<Json<NewUser>, JsonRejection>,
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ManageUsers)?;
     let req = json_body(body)?;
     let store = c.store();
@@ -78,13 +74,10 @@ pub async fn create_user(
 #[utoipa::path(patch, path = "/portal/api/admin/users/{id}", tag = "portal", params(("id" = i64, Path)), request_body = UserChange,
     responses((status = 200, body = UserInfo), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn change_user(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
     Path(id): Path<i64>,
+    c: Ctx,
     body: Result<Json<UserChange>, JsonRejection>,
 ) -> Result<Json<UserInfo>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ManageUsers)?;
     let req = json_body(body)?;
     let req_disabled = req.disabled;
@@ -128,8 +121,7 @@ pub struct CreatedToken {
 
 #[utoipa::path(get, path = "/portal/api/admin/tokens", tag = "portal",
     responses((status = 200, body = [TokenInfo]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn tokens(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<TokenInfo>>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn tokens(c: Ctx) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     c.allow(&Action::ManageUsers)?;
     let store = c.store();
     Ok(Json(blocking(move || store.tokens().map_err(store_error)).await?))
@@ -139,11 +131,9 @@ pub async fn tokens(State(state): State<Arc<AppState>>, method: Method, headers:
     responses((status = 201, body = CreatedToken), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_token(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
+    c: Ctx,
     body: Result<Json<NewToken>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ManageUsers)?;
     let req = json_body(body)?;
     let (store, me_id) = (c.store(), c.user()?.id);
@@ -161,8 +151,7 @@ pub async fn create_token(
 
 #[utoipa::path(delete, path = "/portal/api/admin/tokens/{id}", tag = "portal", params(("id" = i64, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn revoke_token(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn revoke_token(Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::ManageUsers)?;
     let store = c.store();
     let owner = blocking(move || {
@@ -207,8 +196,7 @@ fn since(p: &ExportParams) -> i64 {
 /// The audit log: who, when, which model, which collections, token counts.
 #[utoipa::path(get, path = "/portal/api/admin/audit", tag = "portal", params(ExportParams),
     responses((status = 200, body = [AuditRecord]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn audit_log(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Query(p): Query<ExportParams>) -> Result<Response, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn audit_log(Query(p): Query<ExportParams>, c: Ctx) -> Result<Response, ApiError> {
     c.allow(&Action::ViewAudit)?;
     let csv = want_csv(&p)?;
     let (store, from) = (c.store(), since(&p));
@@ -233,8 +221,7 @@ pub async fn audit_log(State(state): State<Arc<AppState>>, method: Method, heade
 /// Requests and tokens per group and model.
 #[utoipa::path(get, path = "/portal/api/admin/usage", tag = "portal", params(ExportParams),
     responses((status = 200, body = [Usage]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn usage(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Query(p): Query<ExportParams>) -> Result<Response, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn usage(Query(p): Query<ExportParams>, c: Ctx) -> Result<Response, ApiError> {
     c.allow(&Action::ViewAudit)?;
     let csv = want_csv(&p)?;
     let (store, from) = (c.store(), since(&p));
@@ -252,8 +239,7 @@ pub async fn usage(State(state): State<Arc<AppState>>, method: Method, headers: 
 /// The AI system register (EU AI Act inventory): each model and use.
 #[utoipa::path(get, path = "/portal/api/register", tag = "portal", params(ExportParams),
     responses((status = 200, body = [RegisterEntry]), (status = 401, body = ErrorBody)))]
-pub async fn register(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Query(p): Query<ExportParams>) -> Result<Response, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn register(Query(p): Query<ExportParams>, c: Ctx) -> Result<Response, ApiError> {
     c.allow(&Action::ViewRegister)?;
     let csv = want_csv(&p)?;
     let store = c.store();
@@ -275,12 +261,9 @@ pub async fn register(State(state): State<Arc<AppState>>, method: Method, header
 #[utoipa::path(put, path = "/portal/api/register", tag = "portal", request_body = RegisterEntry,
     responses((status = 200, body = RegisterEntry), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn put_register(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
+    c: Ctx,
     body: Result<Json<RegisterEntry>, JsonRejection>,
 ) -> Result<Json<RegisterEntry>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ManageRegister)?;
     let e = json_body(body)?;
     if e.name.trim().is_empty() || e.responsible.trim().is_empty() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::StatusCode;
 use lotse_answer::{Answer, AnswerRequest, Answerer, Turn};
 use lotse_core::{CollectionId, CollectionScope};
 use lotse_portal::auth::{self, Action};
@@ -17,7 +17,7 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::policy::{self, Outgoing, user_turns};
 use super::collections::load_collection;
-use super::context::{store_error, not_found, json_body, blocking, Ctx, ctx, audit, audit_full};
+use super::context::{Ctx, audit, audit_full, blocking, json_body, not_found, store_error};
 use super::LOCAL_MODEL;
 use super::models::main_label;
 
@@ -80,11 +80,9 @@ pub struct PortalHit {
     responses((status = 200, body = [PortalHit]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn search(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
     Query(q): Query<SearchParams>,
+    c: Ctx,
 ) -> Result<Json<Vec<PortalHit>>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Chat)?;
     let ids = parse_ids(q.collections.as_deref())?;
     let (scope, _) = scope_for(&c, &ids, q.website).await?;
@@ -150,11 +148,9 @@ fn blocked(code: &'static str, message: String) -> ApiError {
     ))]
 pub async fn chat(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
+    c: Ctx,
     body: Result<Json<PortalChatRequest>, JsonRejection>,
 ) -> Result<Json<PortalChatResponse>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Chat)?;
     let req = json_body(body)?;
     let user = c.user()?.clone();

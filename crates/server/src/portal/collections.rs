@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::StatusCode;
 use lotse_answer::Answerer;
 use lotse_portal::auth::{self, Action, Owner};
 use lotse_portal::store::{self, Collection, Document};
@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use super::context::{store_error, not_found, json_body, blocking, Ctx, ctx, audit};
+use super::context::{Ctx, audit, blocking, json_body, not_found, store_error};
 
 // ---- collections and documents -----------------------------------------------------------
 
@@ -32,8 +32,7 @@ pub struct NewCollection {
 /// Collections the caller may read (admins: all).
 #[utoipa::path(get, path = "/portal/api/collections", tag = "portal",
     responses((status = 200, body = [Collection]), (status = 401, body = ErrorBody)))]
-pub async fn collections(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<Collection>>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn collections(c: Ctx) -> Result<Json<Vec<Collection>>, ApiError> {
     c.allow(&Action::Portal)?;
     let store = c.store();
     let all = blocking(move || store.collections().map_err(store_error)).await?;
@@ -47,12 +46,9 @@ pub async fn collections(State(state): State<Arc<AppState>>, method: Method, hea
 #[utoipa::path(post, path = "/portal/api/collections", tag = "portal", request_body = NewCollection,
     responses((status = 201, body = Collection), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_collection(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
+    c: Ctx,
     body: Result<Json<NewCollection>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Collection>), ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Portal)?;
     let req = json_body(body)?;
     c.allow(&Action::CreateCollection(&req.owner))?;
@@ -73,11 +69,9 @@ pub(super) async fn load_collection(c: &Ctx, id: i64) -> Result<Collection, ApiE
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_collection(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
     Path(id): Path<i64>,
+    c: Ctx,
 ) -> Result<StatusCode, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Portal)?;
     let col = load_collection(&c, id).await?;
     c.allow(&Action::ManageCollection(&col.owner))?;
@@ -102,12 +96,9 @@ pub async fn delete_collection(
     params(("id" = i64, Path)),
     responses((status = 200, body = [Document]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn documents(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
     Path(id): Path<i64>,
+    c: Ctx,
 ) -> Result<Json<Vec<Document>>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Portal)?;
     let col = load_collection(&c, id).await?;
     c.allow(&Action::ReadCollection(&col.owner))?;
@@ -163,12 +154,10 @@ fn valid_file_name(name: &str) -> bool {
     ))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
     Path((id, name)): Path<(i64, String)>,
+    c: Ctx,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<(StatusCode, Json<Document>), ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Portal)?;
     let col = load_collection(&c, id).await?;
     c.allow(&Action::ManageCollection(&col.owner))?;
@@ -298,11 +287,9 @@ pub(super) async fn readable_document(c: &Ctx, id: i64) -> Result<(Document, Col
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_document(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
     Path(id): Path<i64>,
+    c: Ctx,
 ) -> Result<StatusCode, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Portal)?;
     let (doc, col) = readable_document(&c, id).await?;
     c.allow(&Action::ManageCollection(&col.owner))?;

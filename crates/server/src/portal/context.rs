@@ -141,6 +141,17 @@ pub fn is_portal_token(t: &str) -> bool {
     t.starts_with("lotse_")
 }
 
+/// The request context as an extractor: every portal handler takes a `Ctx` instead of
+/// opening it from the method and headers itself (no portal: 404, a revoked token: 401, a
+/// cookie request without its CSRF token: 403).
+impl axum::extract::FromRequestParts<Arc<AppState>> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &Arc<AppState>) -> Result<Ctx, ApiError> {
+        ctx(state, &parts.method, &parts.headers).await
+    }
+}
+
 /// The principal of a request: an API token, a session cookie, or nobody. Cookie requests
 /// that change something must carry the session's CSRF token.
 pub async fn ctx(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<Ctx, ApiError> {

@@ -11,7 +11,7 @@ use lotse_portal::auth::Action;
 use crate::AppState;
 use crate::error::ApiError;
 use super::collections::readable_document;
-use super::context::{not_found, blocking, ctx};
+use super::context::{blocking, ctx, not_found};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")

@@ -1,17 +1,14 @@
 //! The signed-in user's chat history.
 
-use std::sync::Arc;
-
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use lotse_portal::auth::Action;
 use lotse_portal::store::{ChatMessage, ChatSummary};
 use serde::Serialize;
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use super::context::{store_error, not_found, blocking, Ctx, ctx};
+use super::context::{Ctx, blocking, not_found, store_error};
 
 // ---- chat history ------------------------------------------------------------------------
 
@@ -23,8 +20,7 @@ pub struct ChatDetail {
 
 #[utoipa::path(get, path = "/portal/api/chats", tag = "portal",
     responses((status = 200, body = [ChatSummary]), (status = 401, body = ErrorBody)))]
-pub async fn chats(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<ChatSummary>>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn chats(c: Ctx) -> Result<Json<Vec<ChatSummary>>, ApiError> {
     c.allow(&Action::Chat)?;
     let (store, uid) = (c.store(), c.user()?.id);
     Ok(Json(blocking(move || store.chats(uid).map_err(store_error)).await?))
@@ -42,8 +38,7 @@ async fn own_chat(c: &Ctx, id: i64) -> Result<(), ApiError> {
 
 #[utoipa::path(get, path = "/portal/api/chats/{id}", tag = "portal", params(("id" = i64, Path)),
     responses((status = 200, body = ChatDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn chat_detail(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<Json<ChatDetail>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn chat_detail(Path(id): Path<i64>, c: Ctx) -> Result<Json<ChatDetail>, ApiError> {
     c.allow(&Action::Chat)?;
     own_chat(&c, id).await?;
     let store = c.store();
@@ -53,8 +48,7 @@ pub async fn chat_detail(State(state): State<Arc<AppState>>, method: Method, hea
 
 #[utoipa::path(delete, path = "/portal/api/chats/{id}", tag = "portal", params(("id" = i64, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete_chat(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn delete_chat(Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::Portal)?;
     own_chat(&c, id).await?;
     let store = c.store();
@@ -65,8 +59,7 @@ pub async fn delete_chat(State(state): State<Arc<AppState>>, method: Method, hea
 /// Delete the whole history of the signed-in user.
 #[utoipa::path(delete, path = "/portal/api/chats", tag = "portal",
     responses((status = 204), (status = 401, body = ErrorBody)))]
-pub async fn delete_chats(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<StatusCode, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn delete_chats(c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::Portal)?;
     let (store, uid) = (c.store(), c.user()?.id);
     blocking(move || store.delete_chats_of(uid).map(|_| ()).map_err(store_error)).await?;

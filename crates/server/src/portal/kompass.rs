@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::StatusCode;
 use lotse_portal::auth::Action;
 use lotse_portal::kompass::{Graded, PublicCheck};
 use lotse_portal::store;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use super::context::{store_error, json_body, blocking, ctx};
+use super::context::{Ctx, blocking, json_body, store_error};
 
 // ---- KI-Kompass --------------------------------------------------------------------------
 
@@ -34,8 +34,7 @@ pub struct KompassAnswers {
 
 #[utoipa::path(get, path = "/portal/api/kompass", tag = "portal",
     responses((status = 200, body = Kompass), (status = 401, body = ErrorBody)))]
-pub async fn kompass(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Kompass>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn kompass(c: Ctx) -> Result<Json<Kompass>, ApiError> {
     c.allow(&Action::TakeCheck)?;
     Ok(Json(Kompass {
         text: c.portal.kompass_text.clone(),
@@ -53,11 +52,9 @@ const KOMPASS_WINDOW: i64 = 24 * 3600;
         (status = 429, description = "Too many attempts in 24 hours; see Retry-After", body = ErrorBody)))]
 pub async fn kompass_check(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
+    c: Ctx,
     body: Result<Json<KompassAnswers>, JsonRejection>,
 ) -> Result<Json<Graded>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::TakeCheck)?;
     let req = json_body(body)?;
     let n = c.portal.check.questions.len();

@@ -4,14 +4,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method};
 use lotse_answer::Answerer;
 use lotse_portal::auth::Action;
 use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use super::context::ctx;
+use super::context::Ctx;
 use super::LOCAL_MODEL;
 
 // ---- models ------------------------------------------------------------------------------
@@ -29,8 +28,7 @@ pub struct PortalModel {
 
 #[utoipa::path(get, path = "/portal/api/models", tag = "portal",
     responses((status = 200, body = [PortalModel]), (status = 401, body = ErrorBody)))]
-pub async fn models(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<PortalModel>>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn models(State(state): State<Arc<AppState>>, c: Ctx) -> Result<Json<Vec<PortalModel>>, ApiError> {
     c.allow(&Action::Portal)?;
     let chat_ok = c.allow(&Action::Chat).is_ok();
     let ext_ok = chat_ok && c.allow(&Action::ExternalModel).is_ok();

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::ApiError;
-use super::context::{store_error, disabled, blocking, cookie_value};
+use super::context::{blocking, cookie_value, disabled, store_error};
 use super::document_page::html_error;
 use super::session::{session_cookie, start_session};
 

@@ -1,19 +1,16 @@
 //! Prompt templates, own and shared with the group.
 
-use std::sync::Arc;
-
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::extract::Path;
+use axum::http::StatusCode;
 use lotse_portal::auth::{Action, Owner};
 use lotse_portal::store::Prompt;
 use lotse_portal::pii;
 use serde::Deserialize;
 
-use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use super::context::{store_error, not_found, json_body, blocking, ctx};
+use super::context::{Ctx, blocking, json_body, not_found, store_error};
 
 // ---- prompts -----------------------------------------------------------------------------
 
@@ -31,8 +28,7 @@ pub struct NewPrompt {
 
 #[utoipa::path(get, path = "/portal/api/prompts", tag = "portal",
     responses((status = 200, body = [Prompt]), (status = 401, body = ErrorBody)))]
-pub async fn prompts(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Vec<Prompt>>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn prompts(c: Ctx) -> Result<Json<Vec<Prompt>>, ApiError> {
     c.allow(&Action::Portal)?;
     let (store, user) = (c.store(), c.user()?.clone());
     let all = blocking(move || store.prompts_for(&user).map_err(store_error)).await?;
@@ -42,12 +38,9 @@ pub async fn prompts(State(state): State<Arc<AppState>>, method: Method, headers
 #[utoipa::path(post, path = "/portal/api/prompts", tag = "portal", request_body = NewPrompt,
     responses((status = 201, body = Prompt), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_prompt(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
+    c: Ctx,
     body: Result<Json<NewPrompt>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Prompt>), ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::Portal)?;
     let req = json_body(body)?;
     if let Some(g) = &req.group {
@@ -70,8 +63,7 @@ pub async fn create_prompt(
 
 #[utoipa::path(delete, path = "/portal/api/prompts/{id}", tag = "portal", params(("id" = i64, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete_prompt(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn delete_prompt(Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::Portal)?;
     let store = c.store();
     let (p, owner) = blocking(move || store.prompt(id).map_err(store_error)?.ok_or_else(|| not_found("prompt"))).await?;

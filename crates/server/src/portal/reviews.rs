@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_portal::auth::Action;
 use lotse_portal::store::AuditEntry;
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use super::context::{json_body, blocking, ctx, audit_full};
+use super::context::{Ctx, audit_full, blocking, json_body};
 
 // ---- reviews of simplified legal texts ----------------------------------------------------
 
@@ -67,8 +67,7 @@ fn no_rewrite() -> ApiError {
 /// "review"`).
 #[utoipa::path(get, path = "/portal/api/simplify/reviews", tag = "portal",
     responses((status = 200, body = [RewriteReview]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 503, body = ErrorBody)))]
-pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, c: Ctx) -> Result<Response, ApiError> {
     c.allow(&Action::ReviewRewrites)?;
     let svc = crate::simplify::service(&state)?;
     let rows = blocking(move || svc.reviews().map_err(review_store_error)).await?;
@@ -97,8 +96,7 @@ pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, method: Method,
 /// One rewrite as the model made it, block by block beside the original (for the review).
 #[utoipa::path(get, path = "/portal/api/simplify/reviews/{key}", tag = "portal", params(("key" = String, Path)),
     responses((status = 200, body = lotse_simplify::SimplifiedPage), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn rewrite_review(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(key): Path<String>) -> Result<Response, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn rewrite_review(State(state): State<Arc<AppState>>, Path(key): Path<String>, c: Ctx) -> Result<Response, ApiError> {
     c.allow(&Action::ReviewRewrites)?;
     let svc = crate::simplify::service(&state)?;
     let page = blocking(move || svc.stored(&key).map_err(review_store_error)).await?.ok_or_else(no_rewrite)?;
@@ -117,12 +115,10 @@ fn review_store_error(e: String) -> ApiError {
     responses((status = 200, body = lotse_simplify::ReviewDecision), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn decide_review(
     State(state): State<Arc<AppState>>,
-    method: Method,
-    headers: HeaderMap,
     Path(key): Path<String>,
+    c: Ctx,
     body: Result<Json<ReviewRequest>, JsonRejection>,
 ) -> Result<Json<lotse_simplify::ReviewDecision>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
     c.allow(&Action::ReviewRewrites)?;
     let req = json_body(body)?;
     if req.status == lotse_simplify::ReviewStatus::Pending {

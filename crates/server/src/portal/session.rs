@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_portal::auth::{self, Action, Principal, UserInfo};
 use lotse_portal::store::AuditEntry;
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::login::Refused;
-use super::context::{Ctx, blocking, cookie_name, cookie_value, ctx, disabled, json_body, store_error};
+use super::context::{Ctx, blocking, cookie_name, cookie_value, disabled, json_body, store_error};
 
 // ---- sign-in -----------------------------------------------------------------------------
 
@@ -167,8 +167,7 @@ pub async fn login(
 /// Sign out: the session ends on the server and the cookie is cleared.
 #[utoipa::path(post, path = "/portal/api/logout", tag = "portal",
     responses((status = 204, description = "Signed out")))]
-pub async fn logout(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Response, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap, c: Ctx) -> Result<Response, ApiError> {
     c.allow(&Action::Portal)?;
     if let Some(token) = cookie_value(&headers, cookie_name(&state)) {
         let store = c.store();
@@ -182,8 +181,7 @@ pub async fn logout(State(state): State<Arc<AppState>>, method: Method, headers:
 /// The signed-in user, the CSRF token and what the KI-Kompass level unlocks.
 #[utoipa::path(get, path = "/portal/api/me", tag = "portal",
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
-pub async fn whoami(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<Json<Me>, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn whoami(State(state): State<Arc<AppState>>, c: Ctx) -> Result<Json<Me>, ApiError> {
     c.allow(&Action::Portal)?;
     let user = c.user()?.clone();
     let csrf = c.csrf.clone();
