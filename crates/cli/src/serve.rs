@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use lotse_answer::{AnswerRequest, Answerer};
 use lotse_inference::Generator;
 use lotse_inference::generate::GenerationService;
-use lotse_server::simplify::SimplifyService;
+use lotse_server::simplify::{ChatBusy, SimplifyService};
 use lotse_server::{AppState, Config};
 use lotse_simplify::Simplifier;
 
@@ -180,8 +180,10 @@ fn build_simplify(
             .with_legal_texts(config.simplify.legal_texts)
             .with_unit_cache(store.clone()),
     );
+    let busy = answerer.generation().map(|g| g.clone() as Arc<dyn ChatBusy>);
     let svc = SimplifyService::new(
-        answerer.clone(),
+        answerer.shared_index(),
+        busy,
         simplifier,
         store,
         config.simplify.queue,

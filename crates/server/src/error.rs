@@ -154,3 +154,35 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+/// A rewrite under review that cannot be read or decided on.
+impl From<lotse_service::rewrites::DecideError> for ApiError {
+    fn from(e: lotse_service::rewrites::DecideError) -> ApiError {
+        use lotse_service::rewrites::DecideError;
+        match e {
+            DecideError::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Diese Umschreibung gibt es nicht (mehr). Vielleicht hat sich die Seite inzwischen geändert.",
+            ),
+            DecideError::Changed => ApiError::new(StatusCode::CONFLICT, "changed", lotse_simplify::review::PAGE_CHANGED),
+            DecideError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "correction", m),
+            DecideError::Store(e) => {
+                tracing::warn!(error = %e, "rewrite store failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "store",
+                    "Die Umschreibungen lassen sich gerade nicht lesen. Bitte versuchen Sie es später noch einmal.",
+                )
+            }
+            DecideError::NoDecision => ApiError::bad_request(
+                "status",
+                "Bitte geben Sie die Umschreibung frei (approved) oder lehnen Sie sie ab (rejected).",
+            ),
+            DecideError::CorrectionsOnRejection => ApiError::bad_request(
+                "corrections",
+                "Korrekturen gehören zu einer Freigabe. Eine abgelehnte Umschreibung sehen Bürgerinnen und Bürger nicht.",
+            ),
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use lotse_portal::auth::Action;
 use lotse_portal::store::AuditEntry;
@@ -54,14 +54,6 @@ pub struct ReviewRequest {
     pub generated_at: Option<u64>,
 }
 
-fn no_rewrite() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "not_found",
-        "Diese Umschreibung gibt es nicht (mehr). Vielleicht hat sich die Seite inzwischen geändert.",
-    )
-}
-
 /// The model's rewrites of legal texts, newest first, with their review state (editors and
 /// admins). Citizens see a rewrite only once it is approved (`[simplify] legal_texts =
 /// "review"`).
@@ -70,7 +62,7 @@ fn no_rewrite() -> ApiError {
 pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, c: Ctx) -> Result<Response, ApiError> {
     c.allow(&Action::ReviewRewrites)?;
     let svc = crate::simplify::service(&state)?;
-    let rows = blocking(move || svc.reviews().map_err(review_store_error)).await?;
+    let rows = blocking(move || svc.reviews().map_err(ApiError::from)).await?;
     let list: Vec<RewriteReview> = rows
         .into_iter()
             .map(|(key, p, d)| RewriteReview {
@@ -99,15 +91,10 @@ pub async fn rewrite_reviews(State(state): State<Arc<AppState>>, c: Ctx) -> Resu
 pub async fn rewrite_review(State(state): State<Arc<AppState>>, Path(key): Path<String>, c: Ctx) -> Result<Response, ApiError> {
     c.allow(&Action::ReviewRewrites)?;
     let svc = crate::simplify::service(&state)?;
-    let page = blocking(move || svc.stored(&key).map_err(review_store_error)).await?.ok_or_else(no_rewrite)?;
+    let page = blocking(move || svc.review(&key).map_err(ApiError::from)).await?;
     let mut r = Json(page).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
-}
-
-fn review_store_error(e: String) -> ApiError {
-    tracing::warn!(error = %e, "rewrite store failed");
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", "Die Umschreibungen lassen sich gerade nicht lesen. Bitte versuchen Sie es später noch einmal.")
 }
 
 /// Approve or reject a rewrite of a legal text; citizens see the decision at their next click.
@@ -121,21 +108,10 @@ pub async fn decide_review(
 ) -> Result<Json<lotse_simplify::ReviewDecision>, ApiError> {
     c.allow(&Action::ReviewRewrites)?;
     let req = json_body(body)?;
-    if req.status == lotse_simplify::ReviewStatus::Pending {
-        return Err(ApiError::bad_request("status", "Bitte geben Sie die Umschreibung frei (approved) oder lehnen Sie sie ab (rejected)."));
-    }
-    if req.status == lotse_simplify::ReviewStatus::Rejected && !req.corrections.is_empty() {
-        return Err(ApiError::bad_request("corrections", "Korrekturen gehören zu einer Freigabe. Eine abgelehnte Umschreibung sehen Bürgerinnen und Bürger nicht."));
-    }
     let reviewer = c.user()?.name.clone();
     let svc = crate::simplify::service(&state)?;
     let d = blocking(move || {
-        svc.decide(&key, req.status, &reviewer, &req.corrections, req.generated_at).map_err(|e| match e {
-            crate::simplify::DecideError::NotFound => no_rewrite(),
-            crate::simplify::DecideError::Changed => ApiError::new(StatusCode::CONFLICT, "changed", lotse_simplify::review::PAGE_CHANGED),
-            crate::simplify::DecideError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "correction", m),
-            crate::simplify::DecideError::Store(m) => review_store_error(m),
-        })
+        svc.decide(&key, req.status, &reviewer, &req.corrections, req.generated_at).map_err(ApiError::from)
     })
     .await?;
     // which page and which text: the page's address, the rewrite's key and how many blocks
