@@ -9,4 +9,5 @@
 //! - The engines (`index`, `answer`, `simplify`, `portal`) stay below: a service combines
 //!   them, it does not reach into their internals.
 
+pub mod documents;
 pub mod rewrites;

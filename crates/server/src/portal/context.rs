@@ -8,10 +8,11 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use lotse_portal::auth::{self, Action, Denied, Principal, UserInfo};
 use lotse_portal::store::AuditEntry;
-use lotse_portal::{Store, StoreError};
+use lotse_portal::Store;
 
 use crate::AppState;
 use crate::error::ApiError;
+pub(crate) use crate::error::{not_found, store_error};
 use super::{COOKIE, CSRF_HEADER, PLAIN_COOKIE, Portal};
 
 // ---- errors ------------------------------------------------------------------------------
@@ -25,44 +26,6 @@ pub(super) fn denied(d: Denied) -> ApiError {
         ),
         Denied::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
     }
-}
-
-pub(crate) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::NotFound(what) => not_found(what),
-        StoreError::Exists(what) => ApiError::new(
-            StatusCode::CONFLICT,
-            "exists",
-            format!("Das gibt es schon ({what})."),
-        ),
-        StoreError::Invalid(why) => {
-            tracing::debug!(why = %why, "invalid portal input");
-            ApiError::bad_request("invalid", format!("Die Eingabe ist ungültig: {why}."))
-        }
-        StoreError::Sql(e) => {
-            tracing::error!(error = %e, "portal store failed");
-            ApiError::internal()
-        }
-        StoreError::Index(e) => {
-            tracing::error!(error = %e, "the index failed for the portal");
-            ApiError::internal()
-        }
-    }
-}
-
-pub(crate) fn not_found(what: &str) -> ApiError {
-    let message = match what {
-        "collection" => "Diese Sammlung gibt es nicht.",
-        "document" => "Dieses Dokument gibt es nicht.",
-        "chat" => "Diesen Chat gibt es nicht.",
-        "prompt" => "Diese Vorlage gibt es nicht.",
-        "user" => "Dieses Konto gibt es nicht.",
-        "token" => "Diesen Zugangsschlüssel gibt es nicht.",
-        "question" => "Diese Frage gibt es nicht (mehr).",
-        "topic" => "Dieses Thema gibt es nicht (mehr). Bitte laden Sie die Liste neu.",
-        _ => "Nicht gefunden.",
-    };
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
 }
 
 pub(super) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
