@@ -163,6 +163,11 @@ fn build(
     Ok((answerer, generator))
 }
 
+/// The rewrite store of a data directory (`simplify.sqlite`).
+pub fn open_rewrite_store(data: &std::path::Path) -> Result<lotse_simplify::store::Store> {
+    lotse_simplify::store::Store::open(&data.join("simplify.sqlite")).context("cannot open the rewrite store")
+}
+
 /// The Einfache-Sprache service over the same index and generator, its worker started.
 fn build_simplify(
     config: &Config,
@@ -171,7 +176,7 @@ fn build_simplify(
     generator: Arc<dyn Generator>,
 ) -> Result<Arc<SimplifyService>> {
     let glossary = config.simplify.glossary().map_err(anyhow::Error::msg)?;
-    let store = Arc::new(crate::simplify::open_store(data)?);
+    let store = Arc::new(open_rewrite_store(data)?);
     // unchanged units of a re-crawled page come from the unit cache in the same file
     let rules_only = config.simplify.rules_only().map_err(anyhow::Error::msg)?;
     let simplifier = Arc::new(

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
@@ -30,6 +30,20 @@ pub(crate) fn service(state: &AppState) -> Result<Arc<SimplifyService>, ApiError
         ));
     }
     state.simplify().ok_or_else(ApiError::starting)
+}
+
+/// A 202 with `Retry-After` and `Location`.
+pub(crate) fn accepted(p: Pending) -> Response {
+    let retry = p.retry_after;
+    let location = p.status_url.clone();
+    let mut resp = (StatusCode::ACCEPTED, Json(p)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
 }
 
 /// Query of `GET /api/v1/simplify`.
@@ -138,7 +152,7 @@ pub async fn simplify(
     })??;
     match looked_up {
         (Lookup::Ready(page), _) => Ok(Json(page.as_ref()).into_response()),
-        (Lookup::Pending(p), _) => Ok(crate::cms::accepted(p)),
+        (Lookup::Pending(p), _) => Ok(accepted(p)),
         (Lookup::Unknown, _) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_page",
