@@ -6,6 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_answer::AnswerError;
 use lotse_portal::StoreError;
+use lotse_portal::auth::Denied;
+use lotse_service::staff_chat::ChatError;
 use lotse_service::documents::DocumentError;
 use serde::Serialize;
 
@@ -263,6 +265,34 @@ impl From<DocumentError> for ApiError {
             // logged where they happened
             DocumentError::Index(_) | DocumentError::Task(_) => ApiError::internal(),
             DocumentError::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// 401 without a principal, 403 with the authorisation's own code and German reason.
+pub(crate) fn denied(d: Denied) -> ApiError {
+    match d {
+        Denied::Unauthenticated => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Bitte melden Sie sich im Portal an.",
+        ),
+        Denied::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
+    }
+}
+
+/// A staff question without an answer.
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> ApiError {
+        match e {
+            ChatError::Starting => ApiError::starting(),
+            ChatError::NotFound(what) => not_found(what),
+            ChatError::UnknownModel => ApiError::bad_request("unknown_model", "Dieses Modell ist nicht eingerichtet."),
+            ChatError::Denied(d) => denied(d),
+            ChatError::Refused { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
+            ChatError::Answer(e) => ApiError::from(e),
+            ChatError::Store(e) => ApiError::from(e),
+            ChatError::Task(_) => ApiError::internal(),
         }
     }
 }

@@ -10,4 +10,6 @@
 //!   them, it does not reach into their internals.
 
 pub mod documents;
+pub mod policy;
 pub mod rewrites;
+pub mod staff_chat;

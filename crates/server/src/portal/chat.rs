@@ -5,21 +5,17 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
-use lotse_answer::{Answer, AnswerRequest, Answerer, Turn};
+use lotse_answer::Answer;
 use lotse_core::{CollectionId, CollectionScope};
-use lotse_portal::auth::{self, Action};
-use lotse_portal::store::{self, AuditEntry, ChatMessage, Collection};
-use lotse_portal::pii;
+use lotse_portal::auth::Action;
+use lotse_portal::store::Collection;
 use serde::{Deserialize, Serialize};
+use lotse_service::staff_chat::{Question, StaffChat};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::policy::{self, Outgoing, user_turns};
 use super::collections::load_collection;
-use super::context::{Ctx, audit, audit_full, blocking, json_body, not_found, store_error};
-use super::LOCAL_MODEL;
-use super::models::main_label;
+use super::context::{Ctx, blocking, json_body};
 
 // ---- search and chat ---------------------------------------------------------------------
 
@@ -132,10 +128,6 @@ pub struct PortalChatResponse {
     pub answer: Answer,
 }
 
-fn blocked(code: &'static str, message: String) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, code, message)
-}
-
 /// A cited answer from the chosen collections (and the website), stored in the user's
 /// history. External models are refused for private collections and for questions with
 /// personal data; the reason is in the error message.
@@ -153,107 +145,17 @@ pub async fn chat(
 ) -> Result<Json<PortalChatResponse>, ApiError> {
     c.allow(&Action::Chat)?;
     let req = json_body(body)?;
-    let user = c.user()?.clone();
+    c.user()?;
     let (scope, cols) = scope_for(&c, &req.collections, req.website).await?;
     let col_names: Vec<String> = cols.iter().map(|x| x.title.clone()).collect();
-    // the earlier turns of the chat
-    let store = c.store();
-    let (uid, chat_id) = (user.id, req.chat_id);
-    let history: Vec<ChatMessage> = blocking(move || match chat_id {
-        None => Ok(Vec::new()),
-        Some(id) => match store.chat_owner(id).map_err(store_error)? {
-            Some(owner) if owner == uid => store.messages(id).map_err(store_error),
-            _ => Err(not_found("chat")),
-        },
-    })
-    .await?;
-    let turns: Vec<Turn> = history
-        .iter()
-        .rev()
-        .take(6)
-        .rev()
-        .filter_map(|m| {
-            let speaker = match m.role.as_str() {
-                "user" => lotse_answer::Speaker::User,
-                "assistant" => lotse_answer::Speaker::Assistant,
-                _ => return None,
-            };
-            Some(Turn { role: speaker, content: m.content.clone() })
-        })
-        .collect();
-    let base = state.answerer().ok_or_else(ApiError::starting)?;
-    let model_name = req.model.clone().filter(|m| !m.is_empty() && m != LOCAL_MODEL);
-    let (answerer, label): (Arc<Answerer>, String) = match &model_name {
-        None => (base.clone(), main_label(&base)),
-        Some(name) => {
-            let Some(ext) = c.portal.external(name) else {
-                return Err(ApiError::bad_request("unknown_model", "Dieses Modell ist nicht eingerichtet."));
-            };
-            (Arc::new(base.with_generation(ext.service.clone())), ext.label.clone())
-        }
+    let staff_chat = StaffChat {
+        store: c.store(),
+        answerer: state.answerer(),
+        externals: &c.portal.externals,
+        rules: &c.portal.rules,
+        audit_content: state.config.portal.audit_content,
     };
-    let engine = answerer.generation().map(|g| g.info().clone());
-    let external = engine.as_ref().is_some_and(|e| e.external);
-    let audit_model = model_name.clone().or_else(|| engine.as_ref().map(|e| e.id.clone()));
-    if let Some(engine) = &engine {
-        if engine.external {
-            c.allow(&Action::ExternalModel)?;
-        }
-        let out = Outgoing::chat(&scope, &req.question, user_turns(&turns));
-        if let Err(refusal) = policy::may_send(engine, &out) {
-            audit(&c, "chat", audit_model, true, col_names.clone(), refusal.outcome()).await;
-            let internal = c.portal.internal_available(base.generation().map(|g| g.info()));
-            return Err(blocked(refusal.code(), refusal.message_de(&label, internal)));
-        }
-    }
-    let areq = AnswerRequest { question: req.question.clone(), history: turns, lang: req.lang.clone() };
-    Answerer::validate(&areq)?;
-    let mut answer = answerer.answer_in(&areq, &scope).await?;
-    answer.id = format!("p{}", auth::random_token("").chars().take(16).collect::<String>());
-    // the history
-    let store = c.store();
-    let (q, a) = (req.question.clone(), answer.clone());
-    let model_id = if a.model.is_empty() { None } else { Some(a.model.clone()) };
-    let chat_id = blocking(move || {
-        let id = match chat_id {
-            Some(id) => id,
-            None => store.create_chat(uid, &q).map_err(store_error)?,
-        };
-        let t = store::now();
-        store
-            .add_message(id, &ChatMessage { role: "user".into(), content: q, sources: serde_json::Value::Null, model: None, at: t })
-            .map_err(store_error)?;
-        store
-            .add_message(
-                id,
-                &ChatMessage {
-                    role: "assistant".into(),
-                    content: a.answer.clone(),
-                    sources: serde_json::to_value(&a.sources).unwrap_or_default(),
-                    model: model_id,
-                    at: t,
-                },
-            )
-            .map_err(store_error)?;
-        Ok(id)
-    })
-    .await?;
-    let outcome = if answer.refused { "refused" } else { "answered" };
-    let content = state.config.portal.audit_content.then(|| pii::redact(&req.question));
-    audit_full(
-        &c,
-        AuditEntry {
-            action: "chat".into(),
-            model: audit_model.or_else(|| Some(answer.model.clone())),
-            external,
-            collections: col_names,
-            prompt_tokens: answer.timings.prompt_tokens as i64,
-            completion_tokens: answer.timings.completion_tokens as i64,
-            outcome: outcome.into(),
-            content,
-            ..AuditEntry::default()
-        },
-    )
-    .await;
+    let q = Question { question: req.question, model: req.model, chat_id: req.chat_id, lang: req.lang };
+    let (chat_id, answer) = staff_chat.ask(&c.principal, &scope, col_names, q).await?;
     Ok(Json(PortalChatResponse { chat_id, answer }))
 }

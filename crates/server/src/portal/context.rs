@@ -12,21 +12,10 @@ use lotse_portal::Store;
 
 use crate::AppState;
 use crate::error::ApiError;
-pub(crate) use crate::error::{not_found, store_error};
+pub(crate) use crate::error::{denied, not_found, store_error};
 use super::{COOKIE, CSRF_HEADER, PLAIN_COOKIE, Portal};
 
 // ---- errors ------------------------------------------------------------------------------
-
-pub(super) fn denied(d: Denied) -> ApiError {
-    match d {
-        Denied::Unauthenticated => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "Bitte melden Sie sich im Portal an.",
-        ),
-        Denied::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
-    }
-}
 
 pub(super) fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     body.map(|Json(v)| v).map_err(ApiError::from)
@@ -173,18 +162,6 @@ pub(super) async fn audit_about(c: &Ctx, action: &str, target: &str) {
 }
 
 /// Write an audit entry for the request's user; a failure is logged, not shown.
-pub(crate) async fn audit_full(c: &Ctx, mut e: AuditEntry) {
-    if let Some(u) = c.principal.user() {
-        e.user_id = Some(u.id);
-        e.user_name = u.name.clone();
-        e.groups = u.groups.clone();
-    }
-    if matches!(c.principal, Principal::Token { .. }) {
-        e.action = format!("{} (token)", e.action);
-    }
-    let store = c.store();
-    let r = blocking(move || store.audit(&e).map_err(store_error)).await;
-    if r.is_err() {
-        tracing::error!("cannot write the audit log");
-    }
+pub(crate) async fn audit_full(c: &Ctx, e: AuditEntry) {
+    lotse_service::staff_chat::audit(c.store(), &c.principal, e).await;
 }

@@ -72,17 +72,7 @@ pub const PLAIN_COOKIE: &str = "lotse_session";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The site name portal documents have in the index (never a crawled site).
 pub use lotse_portal::documents::INDEX_SITE;
-/// The model name of the local generator in portal requests.
-pub const LOCAL_MODEL: &str = "lokal";
-
-/// A further model staff may choose (`[[portal.external]]`); whether it is external is its
-/// generator's `ModelInfo::external`.
-pub struct External {
-    pub name: String,
-    pub label: String,
-    pub provider: String,
-    pub service: Arc<GenerationService>,
-}
+pub use lotse_service::staff_chat::{External, LOCAL_MODEL};
 
 /// The portal's state: its store, the KI-Kompass and the external models. (The sign-in
 /// guard is [`AppState::login`](crate::AppState), built from the configuration.)
@@ -128,16 +118,6 @@ impl Portal {
     pub fn with_oidc(mut self, oidc: crate::oidc::Oidc) -> Portal {
         self.oidc = Some(Arc::new(oidc));
         self
-    }
-
-    fn external(&self, name: &str) -> Option<&External> {
-        self.externals.iter().find(|e| e.name == name)
-    }
-
-    /// Whether some engine of this server is not external: the main one (`main`) or one of
-    /// the portal's models.
-    fn internal_available(&self, main: Option<&ModelInfo>) -> bool {
-        main.is_some_and(|m| !m.external) || self.externals.iter().any(|e| !e.service.info().external)
     }
 }
 

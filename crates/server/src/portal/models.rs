@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use lotse_answer::Answerer;
 use lotse_portal::auth::Action;
 use serde::Serialize;
+use lotse_service::staff_chat::main_label;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -52,12 +52,3 @@ pub async fn models(State(state): State<Arc<AppState>>, c: Ctx) -> Result<Json<V
     Ok(Json(out))
 }
 
-/// What staff see of the main engine (the model `lokal` of a chat request): local, or an
-/// external service, as it is.
-pub(super) fn main_label(a: &Answerer) -> String {
-    match a.generation().map(|g| g.info()) {
-        Some(i) if i.external => format!("Standardmodell ({}, externer KI-Dienst)", i.id),
-        Some(i) if !i.id.is_empty() => format!("Lokales Modell ({})", i.id),
-        _ => "Lokales Modell".into(),
-    }
-}
