@@ -10,12 +10,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use lotse_core::{Block, CollectionId, CollectionScope, DocKind, Page};
 use lotse_inference::CancelToken;
-use lotse_simplify::store::Store;
 use lotse_simplify::{NoProgress, Simplifier, readability, sari};
 use serde::Serialize;
 
 use crate::runtime::{self, EngineArgs, ModelArgs};
-use crate::serve::{ConfigArgs, apply_config};
+use crate::serve::{ConfigArgs, apply_config, open_rewrite_store};
 
 #[derive(clap::Args)]
 pub struct SimplifyArgs {
@@ -50,11 +49,6 @@ pub struct SimplifyArgs {
     pub models: ModelArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-}
-
-/// The rewrite store of a data directory.
-pub fn open_store(data: &Path) -> Result<Store> {
-    Store::open(&data.join("simplify.sqlite")).context("cannot open the rewrite store")
 }
 
 /// The configured glossary and the generator (loaded last: it takes seconds).
@@ -141,7 +135,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     apply_config(&mut args.models, &mut args.engine, &config);
     let data = args.config.data_dir(&config);
     let index = crate::open_index(&data)?;
-    let store = Arc::new(open_store(&data)?);
+    let store = Arc::new(open_rewrite_store(&data)?);
     let scope = CollectionScope::public_website();
     let urls: Vec<String> = match &args.url {
         Some(u) => vec![u.clone()],

@@ -25,7 +25,7 @@ pub mod login;
 pub mod metrics;
 pub mod oidc;
 pub mod openai;
-pub mod policy;
+pub use lotse_service::policy;
 pub mod portal;
 pub mod simplify;
 pub mod widget;
