@@ -30,6 +30,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use lotse_answer::{Answer, AnswerRequest, Answerer, Turn};
 use lotse_core::{Block, CollectionId, CollectionScope};
+use lotse_extract::upload as extract;
 use lotse_inference::ModelInfo;
 use lotse_inference::generate::GenerationService;
 use lotse_portal::auth::{self, Action, Denied, LevelRules, Owner, Principal, Scope, UserInfo};
@@ -38,7 +39,7 @@ use lotse_portal::store::{
     self, AuditEntry, AuditRecord, ChatMessage, ChatSummary, Collection, Document, Prompt,
     RegisterEntry, TokenInfo, Usage,
 };
-use lotse_portal::{Store, StoreError, documents, extract, pii};
+use lotse_portal::{Store, StoreError, documents, pii};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 

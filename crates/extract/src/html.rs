@@ -1635,7 +1635,7 @@ mod tests {
     // -----------------------------------------------------------------------------------------
     // Fixture pages, compared with snapshots in tests/snapshots (UPDATE_SNAPSHOTS=1 rewrites).
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/sites");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/sites");
     const SNAPSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots");
 
     fn fixture(site: &str, path: &str) -> Extracted {
