@@ -353,7 +353,7 @@ fn now_secs() -> u64 {
 fn content_hash(page: &Page) -> String {
     let json = serde_json::to_vec(&(&page.title, &page.blocks)).unwrap_or_default();
     let digest = Sha256::digest(&json);
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..16])
 }
 
 fn is_pdf(content_type: Option<&str>, bytes: &[u8]) -> bool {

@@ -917,7 +917,7 @@ pub async fn upload(
         })
     })
     .await?;
-    let sha = auth::hex(&Sha256::digest(&bytes));
+    let sha = hex::encode(Sha256::digest(&bytes));
     let title = page.title.clone();
     // 2.-4. under the one-writer lock, which deletes take too: the collection is checked
     // again there, so no chunk is written into a collection deleted meanwhile

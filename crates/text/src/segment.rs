@@ -20,9 +20,15 @@ const NON_FINAL: &[&str] = &[
 
 /// Split a text into sentences (trimmed, non-empty).
 pub fn sentences(text: &str) -> Vec<String> {
+    sentence_slices(text).into_iter().map(str::to_string).collect()
+}
+
+/// The sentences of a text as trimmed, non-empty slices of it, so that a quote made of them
+/// is verbatim.
+pub fn sentence_slices(text: &str) -> Vec<&str> {
     sentence_spans(text)
         .into_iter()
-        .map(|s| text[s.start..s.end].trim().to_string())
+        .map(|s| text[s.start..s.end].trim())
         .collect()
 }
 
