@@ -18,3 +18,19 @@ pub mod html;
 pub mod pdf;
 pub mod pdf_limits;
 pub mod upload;
+
+#[cfg(test)]
+mod tests {
+    /// The crate's invariant: of our crates only `lotse-core`, and no network or index.
+    #[test]
+    fn depends_only_on_core() {
+        let manifest = include_str!("../Cargo.toml");
+        let deps = manifest.split("[dependencies]").nth(1).unwrap_or("");
+        let deps = deps.split("\n[").next().unwrap_or("");
+        for line in deps.lines() {
+            let name = line.split(['=', '.', ' ']).next().unwrap_or("");
+            assert!(!name.starts_with("lotse-") || name == "lotse-core", "{line}");
+            assert!(!["reqwest", "hyper", "tokio", "ureq", "tantivy"].contains(&name), "{line}");
+        }
+    }
+}

@@ -833,6 +833,11 @@ mod tests {
             check_url("http://127.0.0.1:18089/rathaus/?utm_source=x#top", &sites).unwrap(),
             "http://127.0.0.1:18089/rathaus/"
         );
+        // the crawler's tracking list (lotse_core::tracking): a session id keys no other page
+        assert_eq!(
+            check_url("http://127.0.0.1:18089/rathaus/?sid=7&seite=2&pk_campaign=x", &sites).unwrap(),
+            "http://127.0.0.1:18089/rathaus/?seite=2"
+        );
         for bad in [
             "https://evil.example/rathaus/",
             "file:///etc/passwd",

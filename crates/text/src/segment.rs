@@ -214,6 +214,12 @@ mod tests {
             ]
         );
         assert_eq!(sentences("Erste Zeile\nZweite Zeile").len(), 2);
+        // slices are verbatim pieces of the text (quotes are made of them)
+        let text = "  Gem. § 3 gilt dies.\nJa!  Ende ";
+        let slices = sentence_slices(text);
+        assert_eq!(slices, vec!["Gem. § 3 gilt dies.", "Ja!", "Ende"]);
+        assert!(slices.iter().all(|s| text.contains(s)));
+        assert_eq!(sentences(text), slices);
         assert_eq!(sentences("Das war 2024. Danach kam mehr.").len(), 2);
         // a citation of the law gazette is no sentence end
         assert_eq!(
