@@ -17,11 +17,12 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use url::Url;
 
-use crate::boilerplate::RepeatedText;
 use crate::fetch::{self, Outcome, Validators};
 use crate::robots::Robots;
 use crate::urls::{self, Scope, TrapGuard};
-use crate::{CrawlError, charset, extract, pdf, sitemap};
+use crate::{CrawlError, sitemap};
+use lotse_extract::boilerplate::RepeatedText;
+use lotse_extract::{charset, html, pdf};
 
 /// Everything a crawl needs to know. [`CrawlConfig::new`] gives polite defaults.
 #[derive(Debug, Clone)]
@@ -352,7 +353,7 @@ fn now_secs() -> u64 {
 fn content_hash(page: &Page) -> String {
     let json = serde_json::to_vec(&(&page.title, &page.blocks)).unwrap_or_default();
     let digest = Sha256::digest(&json);
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..16])
 }
 
 fn is_pdf(content_type: Option<&str>, bytes: &[u8]) -> bool {
@@ -844,7 +845,7 @@ impl Crawler<'_> {
             let ct_owned = content_type.clone();
             let res = tokio::task::spawn_blocking(move || {
                 let html = charset::decode_html(&bytes, ct_owned.as_deref());
-                extract::extract_html(&html, &u)
+                html::extract_html(&html, &u)
             })
             .await;
             let ex = match res {

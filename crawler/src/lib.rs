@@ -5,15 +5,10 @@
 //! uses) rather than `spider`'s crawl loop, because the crawl must revalidate each URL with the
 //! validators stored in the index (ETag / Last-Modified), replay a 304 page's stored links,
 //! pause a host on `Retry-After`, and commit index batches atomically; see ARCHITECTURE.md.
-//! Parsing uses `scraper` (html5ever); PDFs use `pdf-extract`.
+//! Extraction (HTML, PDF, charsets, boilerplate) lives in `lotse-extract`.
 
-pub mod boilerplate;
-pub mod charset;
 mod crawl;
-pub mod extract;
 pub mod fetch;
-pub mod pdf;
-pub mod pdf_limits;
 pub mod robots;
 pub mod sitemap;
 pub mod urls;

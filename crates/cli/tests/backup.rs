@@ -58,7 +58,7 @@ fn town_data(data: &Path) -> (i64, String) {
         ("fristen.md", "# Fristen\n\nDie Frist fuer Bauantraege betraegt vier Wochen.".to_string()),
     ] {
         let id = store.reserve_document(col.id, name, "text", name, Some(uid)).unwrap();
-        let sha = lotse_portal::auth::hex(&<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
         store.finish_document(id, &Upload { kind: "text", title: name, sha256: &sha, original: text.as_bytes(), uploaded_by: Some(uid) }, 0).unwrap();
     }
     let index = SearchIndex::open(&data.join("index")).unwrap();

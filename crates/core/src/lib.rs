@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+pub mod tracking;
+
 /// Who may see a document. Every indexed document carries one from the start; a query always
 /// names the collections it may see (see [`CollectionScope`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

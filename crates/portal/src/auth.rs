@@ -457,20 +457,12 @@ pub fn verify_password_in(password: &str, hash: &str, memory: &mut PasswordMemor
 pub fn random_token(prefix: &str) -> String {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).expect("the operating system's random source");
-    format!("{prefix}{}", hex(&b))
+    format!("{prefix}{}", hex::encode(b))
 }
 
 /// SHA-256 of a token, hex: what the store keeps.
 pub fn token_hash(token: &str) -> String {
-    hex(&Sha256::digest(token.as_bytes()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    hex::encode(Sha256::digest(token.as_bytes()))
 }
 
 /// Compare two strings in time independent of where they differ.

@@ -10,10 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use lotse_core::{Page, PageRecord};
+use lotse_extract::upload;
 use lotse_index::{ChunkEmbedder, IndexWriter, SearchIndex};
 use serde::Serialize;
 
-use crate::extract;
 use crate::store::{self, Collection, Document, Result, Store, StoreError};
 
 /// The index "site" of all uploads (their page records are listed under it).
@@ -147,7 +147,7 @@ pub fn reconcile(store: &Store, index: &SearchIndex, embedder: Option<Arc<dyn Ch
             out.without_original += 1;
             continue;
         };
-        match extract::extract(&bytes, &d.file_name, "") {
+        match upload::extract(&bytes, &d.file_name, "") {
             Ok((_, mut page)) => {
                 let n = write(&mut w, col, d.id, &mut page, &d.sha256)?;
                 chunk_counts.push((d.id, n));

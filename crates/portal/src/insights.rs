@@ -152,19 +152,12 @@ pub fn day_of(unix: i64) -> i64 {
     unix.div_euclid(86_400)
 }
 
-/// `YYYY-MM-DD` of a day number (proleptic Gregorian calendar).
+/// `YYYY-MM-DD` of a day number (proleptic Gregorian calendar; clamped to the years
+/// -9999..=9999).
 pub fn date(day: i64) -> String {
-    // Howard Hinnant's civil_from_days
-    let z = day + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let d = time::OffsetDateTime::from_unix_timestamp(day.saturating_mul(86_400))
+        .map_or(if day < 0 { time::Date::MIN } else { time::Date::MAX }, |t| t.date());
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 /// A vector as stored (little-endian f32).

@@ -17,7 +17,6 @@
 
 pub mod auth;
 pub mod documents;
-pub mod extract;
 pub mod insights;
 pub mod kompass;
 pub mod pii;

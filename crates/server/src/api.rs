@@ -96,7 +96,7 @@ fn answer_id(key: &str, answer: &Answer) -> String {
         h.update(part.as_bytes());
         h.update([0u8]);
     }
-    h.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&h.finalize()[..8])
 }
 
 /// Remember an answer that is handed out, for its rating.

@@ -200,7 +200,7 @@ pub async fn simplify_content(
     let title = req.title.as_deref().unwrap_or("");
     let page = match (req.html.as_deref(), req.text.as_deref()) {
         (Some(html), None) => {
-            let mut page = lotse_crawler::extract::extract_html(html, &base).page;
+            let mut page = lotse_extract::html::extract_html(html, &base).page;
             page.url = url.to_string();
             if !title.trim().is_empty() {
                 page.title = title.trim().to_string();

@@ -55,13 +55,6 @@ pub struct SimplifyQuery {
 
 const FOREIGN_URL_DE: &str = "Es können nur Seiten der Website der Gemeinde in Einfache Sprache übertragen werden.";
 
-fn is_tracking(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    n.starts_with("utm_")
-        || n.starts_with("mtm_")
-        || matches!(n.as_str(), "fbclid" | "gclid" | "msclkid" | "mc_cid" | "mc_eid" | "_ga")
-}
-
 /// The page address as the index keys it, if it belongs to one of `sites`: http(s) only, no
 /// credentials, no fragment, no tracking parameters. Nothing is fetched.
 pub fn check_url(raw: &str, sites: &[String]) -> Result<String, ApiError> {
@@ -93,7 +86,7 @@ pub fn check_url(raw: &str, sites: &[String]) -> Result<String, ApiError> {
     if url.query().is_some() {
         let mut pairs: Vec<(String, String)> = url
             .query_pairs()
-            .filter(|(k, _)| !is_tracking(k))
+            .filter(|(k, _)| !lotse_core::tracking::is_tracking_param(k))
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
         pairs.sort();
@@ -177,6 +170,11 @@ mod tests {
         assert_eq!(
             check_url("http://127.0.0.1:18089/rathaus/?utm_source=x#top", &sites).unwrap(),
             "http://127.0.0.1:18089/rathaus/"
+        );
+        // the crawler's tracking list (lotse_core::tracking): a session id keys no other page
+        assert_eq!(
+            check_url("http://127.0.0.1:18089/rathaus/?sid=7&seite=2&pk_campaign=x", &sites).unwrap(),
+            "http://127.0.0.1:18089/rathaus/?seite=2"
         );
         for bad in [
             "https://evil.example/rathaus/",

@@ -69,7 +69,7 @@ impl WidgetAssets {
             }
             match std::fs::read(entry.path()) {
                 Ok(raw) => {
-                    let etag = format!("\"{}\"", &hex(&Sha256::digest(&raw))[..16]);
+                    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&raw))[..16]);
                     let gzip = if ct.starts_with("image/png") { None } else { gzip(&raw).map(Bytes::from) };
                     files.insert(name, Asset { content_type: ct, raw: Bytes::from(raw), gzip, etag });
                 }
@@ -98,10 +98,6 @@ impl WidgetAssets {
     pub fn is_built(&self) -> bool {
         self.files.contains_key("lotse.js")
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {

@@ -206,7 +206,7 @@ async fn the_publish_webhook_reindexes_the_page_and_its_rewrite_follows() {
 async fn the_publish_webhook_skips_a_pdf_bomb() {
     let env = start(Some(TOKEN)).await;
     // 1 MB of PDF whose page is 1 GiB of zeros (issue 31); the crawler's tests measure memory
-    let bomb = lotse_crawler::pdf_limits::testing::zero_bomb(1 << 30);
+    let bomb = lotse_extract::pdf_limits::testing::zero_bomb(1 << 30);
     std::fs::write(env.site.site_dir().join("ortsrecht/haushalt.pdf"), bomb).unwrap();
     let url = env.site.url("/ortsrecht/haushalt.pdf");
     let started = Instant::now();

@@ -597,7 +597,7 @@ async fn uploads_of_each_type_are_indexed_and_bad_ones_leave_nothing_behind() {
     let exe = [b"MZ\x90\x00".to_vec(), vec![0u8; 64]].concat();
     let oversize = vec![b'a'; 2 * 1024 * 1024 + 10];
     // a PDF decompression bomb: 1 MB of file, one page of 1 GiB of zeros (issue 31)
-    let pdf_bomb = lotse_crawler::pdf_limits::testing::zero_bomb(1 << 30);
+    let pdf_bomb = lotse_extract::pdf_limits::testing::zero_bomb(1 << 30);
     for (name, bytes, status) in [
         ("kaputt.pdf", corrupt, 422),
         ("bombe.docx", docx_bomb(), 422),

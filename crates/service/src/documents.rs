@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use lotse_answer::Answerer;
 use lotse_portal::store::{self, Collection, Document};
-use lotse_portal::{Store, StoreError, auth, documents, extract};
+use lotse_extract::upload as extract;
+use lotse_portal::{Store, StoreError, documents};
 use sha2::{Digest, Sha256};
 
 /// Why an upload or delete did not happen.
@@ -134,7 +135,7 @@ impl Documents {
             })
         })
         .await?;
-        let sha = auth::hex(&Sha256::digest(bytes.as_slice()));
+        let sha = hex::encode(Sha256::digest(bytes.as_slice()));
         let title = page.title.clone();
         // 2.-4. under the one-writer lock, which deletes take too: the collection is checked
         // again there, so no chunk is written into a collection deleted meanwhile

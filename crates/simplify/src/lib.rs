@@ -364,7 +364,7 @@ impl std::fmt::Debug for Simplifier {
 pub fn sha256_hex(text: &str) -> String {
     let mut h = Sha256::new();
     h.update(text.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// A unit of text for the model, or the deterministic pass alone.

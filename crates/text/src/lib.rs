@@ -18,7 +18,9 @@ pub use polarity::{
     Limit, backs_denial, circumstances, condition_forms, condition_openings, conditions, denies,
     limits, mentions_payment, negations,
 };
-pub use segment::{SentenceSpan, sentence_spans, sentences, syllables, words};
+pub use segment::{
+    SentenceSpan, sentence_slices, sentence_spans, sentences, syllables, words,
+};
 
 /// A built-in pattern; a typo in one is a bug, found by the first test that uses it.
 fn pattern(p: &str) -> regex::Regex {

@@ -20,9 +20,15 @@ const NON_FINAL: &[&str] = &[
 
 /// Split a text into sentences (trimmed, non-empty).
 pub fn sentences(text: &str) -> Vec<String> {
+    sentence_slices(text).into_iter().map(str::to_string).collect()
+}
+
+/// The sentences of a text as trimmed, non-empty slices of it, so that a quote made of them
+/// is verbatim.
+pub fn sentence_slices(text: &str) -> Vec<&str> {
     sentence_spans(text)
         .into_iter()
-        .map(|s| text[s.start..s.end].trim().to_string())
+        .map(|s| text[s.start..s.end].trim())
         .collect()
 }
 
@@ -208,6 +214,12 @@ mod tests {
             ]
         );
         assert_eq!(sentences("Erste Zeile\nZweite Zeile").len(), 2);
+        // slices are verbatim pieces of the text (quotes are made of them)
+        let text = "  Gem. § 3 gilt dies.\nJa!  Ende ";
+        let slices = sentence_slices(text);
+        assert_eq!(slices, vec!["Gem. § 3 gilt dies.", "Ja!", "Ende"]);
+        assert!(slices.iter().all(|s| text.contains(s)));
+        assert_eq!(sentences(text), slices);
         assert_eq!(sentences("Das war 2024. Danach kam mehr.").len(), 2);
         // a citation of the law gazette is no sentence end
         assert_eq!(

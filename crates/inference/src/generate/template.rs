@@ -140,10 +140,13 @@ const MONTHS: [&str; 12] = [
 /// A small `strftime` over a Unix time (UTC): `%Y %m %d %B %b %H %M %S %y %%`; other
 /// directives are copied as written.
 fn strftime(format: &str, unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
     let secs_of_day = unix_secs % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    let month_name = MONTHS[(month as usize).saturating_sub(1).min(11)];
+    let date = i64::try_from(unix_secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .map_or(time::Date::MAX, |t| t.date());
+    let (year, month, day) = (date.year(), u8::from(date.month()), date.day());
+    let month_name = MONTHS[usize::from(month).saturating_sub(1).min(11)];
     let mut out = String::new();
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
@@ -170,21 +173,6 @@ fn strftime(format: &str, unix_secs: u64) -> String {
         }
     }
     out
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
-/// `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
@@ -262,6 +250,6 @@ mod tests {
             "29 Feb 2024, 13:05:09 %"
         );
         assert_eq!(strftime("%B %m %y", t), "February 02 24");
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(strftime("%Y-%m-%d %H:%M:%S", 0), "1970-01-01 00:00:00");
     }
 }

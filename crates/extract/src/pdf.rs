@@ -29,7 +29,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use lotse_core::{Block, DocKind, Page};
 use pdf_extract::{Document, Object, PlainTextOutput};
 
-use crate::extract::normalize_space;
+use crate::html::normalize_space;
 use crate::pdf_limits::{self, Clock, GuardedOutput};
 pub use crate::pdf_limits::{PdfLimit, PdfLimits};
 
@@ -1089,7 +1089,7 @@ mod tests {
 
     fn fixture(path: &str) -> Vec<u8> {
         let full = format!(
-            "{}/../../shared/fixtures/sites/{path}",
+            "{}/../../../shared/fixtures/sites/{path}",
             env!("CARGO_MANIFEST_DIR")
         );
         std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
@@ -1192,7 +1192,7 @@ mod tests {
     fn all_fixture_pdfs_extract_without_error() {
         for site in ["bad-boll", "konstanz"] {
             let dir = format!(
-                "{}/../../shared/fixtures/sites/{site}/ortsrecht",
+                "{}/../../../shared/fixtures/sites/{site}/ortsrecht",
                 env!("CARGO_MANIFEST_DIR")
             );
             let entries = std::fs::read_dir(&dir).unwrap();

@@ -4,8 +4,8 @@
 //! Supported: PDF, DOCX, ODT, plain text, Markdown, HTML. Nothing in a file is ever executed:
 //! DOCX and ODT are read as XML (macros are ignored), HTML is parsed, never rendered. Zip
 //! containers are read with a budget for the unpacked size and the number of entries, so a
-//! zip bomb is refused instead of filling the memory. PDFs are read under the crawler's
-//! [`lotse_crawler::pdf::PdfLimits`] (decoded bytes, objects, pages, content, time): a PDF
+//! zip bomb is refused instead of filling the memory. PDFs are read under the
+//! [`crate::pdf::PdfLimits`] (decoded bytes, objects, pages, content, time): a PDF
 //! decompression bomb is [`ExtractError::PdfTooLarge`] (422) before it is decoded.
 
 use std::io::{Cursor, Read};
@@ -23,7 +23,7 @@ pub const MAX_RATIO: u64 = 200;
 pub const MAX_ZIP_ENTRIES: usize = 5000;
 
 /// The file types the portal takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileKind {
     Pdf,
@@ -84,7 +84,7 @@ pub enum ExtractError {
     Corrupt { kind: &'static str, reason: String },
     #[error("zip container unpacks to too much data")]
     ZipBomb,
-    /// A PDF over the limits of [`lotse_crawler::pdf::PdfLimits`] (a decompression bomb, or
+    /// A PDF over the limits of [`crate::pdf::PdfLimits`] (a decompression bomb, or
     /// too large or complex to read safely).
     #[error("{0}")]
     PdfTooLarge(String),
@@ -239,10 +239,10 @@ pub fn extract(bytes: &[u8], name: &str, url: &str) -> Result<(FileKind, Page), 
     let mut page = match kind {
         FileKind::Pdf => {
             let u = base.join(&sanitize_name(name)).unwrap_or_else(|_| base.clone());
-            lotse_crawler::pdf::extract_pdf(bytes, &u, None).map_err(|e| match e {
-                lotse_crawler::pdf::PdfError::Encrypted => ExtractError::Encrypted,
-                lotse_crawler::pdf::PdfError::NoText => ExtractError::NoText,
-                e @ lotse_crawler::pdf::PdfError::TooLarge { .. } => ExtractError::PdfTooLarge(e.to_string()),
+            crate::pdf::extract_pdf(bytes, &u, None).map_err(|e| match e {
+                crate::pdf::PdfError::Encrypted => ExtractError::Encrypted,
+                crate::pdf::PdfError::NoText => ExtractError::NoText,
+                e @ crate::pdf::PdfError::TooLarge { .. } => ExtractError::PdfTooLarge(e.to_string()),
                 other => ExtractError::Corrupt {
                     kind: "pdf",
                     reason: other.to_string(),
@@ -252,16 +252,16 @@ pub fn extract(bytes: &[u8], name: &str, url: &str) -> Result<(FileKind, Page), 
         FileKind::Docx => office(bytes, "word/document.xml", Dialect::Word, &stem)?,
         FileKind::Odt => office(bytes, "content.xml", Dialect::Odf, &stem)?,
         FileKind::Html => {
-            let html = lotse_crawler::charset::decode_html(bytes, None);
-            let ex = lotse_crawler::extract::extract_html(&html, &base);
+            let html = crate::charset::decode_html(bytes, None);
+            let ex = crate::html::extract_html(&html, &base);
             let mut p = ex.page;
             if p.title.trim().is_empty() {
                 p.title = stem.clone();
             }
             p
         }
-        FileKind::Markdown => text_page(&lotse_crawler::charset::decode_text(bytes, None), true, &stem),
-        FileKind::Text => text_page(&lotse_crawler::charset::decode_text(bytes, None), false, &stem),
+        FileKind::Markdown => text_page(&crate::charset::decode_text(bytes, None), true, &stem),
+        FileKind::Text => text_page(&crate::charset::decode_text(bytes, None), false, &stem),
     };
     page.blocks.retain(|b| !b.text().trim().is_empty());
     if page.blocks.iter().all(|b| matches!(b, Block::Heading { .. })) {
@@ -299,7 +299,7 @@ pub fn file_title(name: &str) -> String {
 }
 
 fn paragraph(text: &str) -> Option<Block> {
-    let t = lotse_crawler::extract::normalize_space(text);
+    let t = crate::html::normalize_space(text);
     (!t.is_empty()).then_some(Block::Paragraph { text: t })
 }
 
@@ -537,7 +537,7 @@ fn office_blocks(xml: &[u8], dialect: Dialect) -> Result<Vec<Block>, String> {
                        cell: &mut Option<String>,
                        items: &mut Vec<String>,
                        blocks: &mut Vec<Block>| {
-        let t = lotse_crawler::extract::normalize_space(text);
+        let t = crate::html::normalize_space(text);
         text.clear();
         if t.is_empty() {
             return;
@@ -724,7 +724,7 @@ mod tests {
     #[test]
     fn a_pdf_bomb_is_refused_with_a_german_message() {
         // one page of 64 MiB of zeros (FlateDecode), 65 KB of file; 1 GiB: tests/pdf_bomb.rs
-        let bomb = lotse_crawler::pdf_limits::testing::zero_bomb(64 << 20);
+        let bomb = crate::pdf_limits::testing::zero_bomb(64 << 20);
         let err = extract(&bomb, "haushaltsplan.pdf", "").unwrap_err();
         assert!(matches!(err, ExtractError::PdfTooLarge(_)), "{err:?}");
         assert_eq!(err.code(), "pdf_too_large");

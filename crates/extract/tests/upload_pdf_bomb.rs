@@ -2,7 +2,7 @@
 //! process's memory stays flat. Its own test binary, so that the memory measured is this
 //! test's alone.
 
-use lotse_portal::extract::{ExtractError, extract};
+use lotse_extract::upload::{ExtractError, extract};
 
 fn status_kb(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -13,7 +13,7 @@ fn status_kb(key: &str) -> Option<u64> {
 #[test]
 fn the_one_gib_zero_bomb_upload_is_refused_and_memory_stays_flat() {
     // about 1 MB of PDF: one page whose content stream is 1 GiB of zeros (FlateDecode)
-    let bomb = lotse_crawler::pdf_limits::testing::zero_bomb(1 << 30);
+    let bomb = lotse_extract::pdf_limits::testing::zero_bomb(1 << 30);
     assert!(bomb.len() < 2_000_000, "{} bytes", bomb.len());
     let before = status_kb("VmRSS:").expect("VmRSS") * 1024;
     // reset the peak (VmHWM) to the current size where the kernel allows it

@@ -350,24 +350,10 @@ fn normalize_date(raw: &str) -> Option<String> {
             return Some(format!("{y:04}-{m:02}-{d:02}"));
         }
     }
-    let time = httpdate::parse_http_date(raw).ok()?;
-    let secs = time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    Some(format!("{y:04}-{m:02}-{d:02}"))
-}
-
-/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = (if mp < 10 { mp + 3 } else { mp - 9 }) as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    let when = httpdate::parse_http_date(raw).ok()?;
+    let secs = when.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let date = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?.date();
+    Some(format!("{:04}-{:02}-{:02}", date.year(), u8::from(date.month()), date.day()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1635,7 +1621,7 @@ mod tests {
     // -----------------------------------------------------------------------------------------
     // Fixture pages, compared with snapshots in tests/snapshots (UPDATE_SNAPSHOTS=1 rewrites).
 
-    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures/sites");
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures/sites");
     const SNAPSHOTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/snapshots");
 
     fn fixture(site: &str, path: &str) -> Extracted {

@@ -1,7 +1,7 @@
 //! Site-wide boilerplate: learns which blocks repeat across the pages of one site and removes
 //! the ones that look like site chrome.
 //!
-//! [`crate::extract`] already drops navigation, headers and footers by markup. What is left
+//! [`crate::html`] already drops navigation, headers and footers by markup. What is left
 //! is chrome inside the content area: "Seite drucken", a contact box, a copyright line, a
 //! "Weitere Themen" heading with its link list. These repeat on many pages of a site.
 //!
@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use lotse_core::{Block, Page};
 use serde::{Deserialize, Serialize};
 
-use crate::extract::normalize_space;
+use crate::html::normalize_space;
 
 /// Blocks shorter than this (in words) may be chrome.
 const SHORT_BLOCK_WORDS: usize = 25;
@@ -350,7 +350,7 @@ mod tests {
     /// All HTML pages of a fixture site, extracted.
     fn fixture_site(site: &str) -> Vec<Page> {
         let root = format!(
-            "{}/../../shared/fixtures/sites/{site}",
+            "{}/../../../shared/fixtures/sites/{site}",
             env!("CARGO_MANIFEST_DIR")
         );
         let mut pages = Vec::new();
@@ -370,7 +370,7 @@ mod tests {
                         .into_owned();
                     let url = url::Url::parse(&format!("http://127.0.0.1:8089/{rel}/")).unwrap();
                     let html = crate::charset::decode_html(&std::fs::read(&path).unwrap(), None);
-                    pages.push(crate::extract::extract_html(&html, &url).page);
+                    pages.push(crate::html::extract_html(&html, &url).page);
                 }
             }
         }
