@@ -30,7 +30,6 @@ use lotse_simplify::{
     BlockCorrection, LegalTexts, Progress, ReviewDecision, ReviewNote, ReviewStatus, SimplifiedPage, Simplifier,
     is_legal_text,
 };
-use serde::{Deserialize, Serialize};
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -41,34 +40,12 @@ use axum::response::{IntoResponse, Response};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 
+pub use lotse_wire::simplify::{JobState, Pending, SimplifyQuery};
+
 /// How often the worker looks for pages without a current rewrite when it has nothing to do.
 const BACKLOG_INTERVAL: Duration = Duration::from_secs(30);
 /// Seconds per unit a client is told to wait (Retry-After), roughly one model call.
 const SECS_PER_UNIT: u64 = 10;
-
-/// Where a requested rewrite stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Queued,
-    Running,
-    Failed,
-}
-
-/// Progress of a rewrite that is not ready yet (the body of a 202).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Pending {
-    pub status: JobState,
-    /// Parts of the page rewritten so far, of `total`.
-    pub done: usize,
-    pub total: usize,
-    /// Poll this URL (the same request) until it answers 200.
-    pub status_url: String,
-    /// Seconds until it is worth asking again.
-    pub retry_after: u64,
-    /// A German message for the reader.
-    pub message: String,
-}
 
 /// Why a review decision was not recorded.
 #[derive(Debug)]
@@ -708,13 +685,6 @@ pub(crate) fn service(state: &AppState) -> Result<Arc<SimplifyService>, ApiError
     state.simplify().ok_or_else(ApiError::starting)
 }
 
-/// Query of `GET /api/v1/simplify`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct SimplifyQuery {
-    /// Address of a page of the town's website, as the browser shows it.
-    pub url: String,
-}
-
 const FOREIGN_URL_DE: &str = "Es können nur Seiten der Website der Gemeinde in Einfache Sprache übertragen werden.";
 
 fn is_tracking(name: &str) -> bool {
@@ -779,7 +749,7 @@ pub fn check_url(raw: &str, sites: &[String]) -> Result<String, ApiError> {
     tag = "citizens",
     params(SimplifyQuery),
     responses(
-        (status = 200, description = "The page in Einfache Sprache", body = lotse_simplify::SimplifiedPage),
+        (status = 200, description = "The page in Einfache Sprache", body = lotse_wire::simplify::SimplifiedPage),
         (status = 202, description = "Being rewritten; ask again after Retry-After seconds", body = Pending),
         (status = 400, description = "Not a page of the town's website", body = ErrorBody),
         (status = 404, description = "The page is not in the index", body = ErrorBody),
