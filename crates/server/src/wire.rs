@@ -1,6 +1,8 @@
 //! Domain types -> wire types (`lotse_wire`): the JSON the API sends is the wire crate's, so
 //! the domain crates carry no OpenAPI derives and the widget reads exactly what is sent.
 //! Free functions, not `From` impls: neither side of each conversion is this crate's type.
+//! A page in Einfache Sprache is served as the simplify crate serialises it (no copy on the
+//! cached path); a test here keeps that JSON equal to `lotse_wire::simplify::SimplifiedPage`.
 
 use lotse_wire as w;
 
@@ -127,5 +129,26 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(serde_json::to_value(answer(&a)).unwrap(), serde_json::to_value(&a).unwrap());
+    }
+
+    #[test]
+    fn a_simplified_page_serialises_as_its_wire_type() {
+        let block = serde_json::json!({"type": "heading", "level": 2, "text": "Gebühren", "anchor": "g"});
+        let readability = serde_json::json!({"flesch_amstad": 50.0, "wstf1": 8.0, "lix": 40.0, "sentences": 2, "words": 20});
+        let page: lotse_simplify::SimplifiedPage = serde_json::from_value(serde_json::json!({
+            "url": "u", "title": "t", "label": "KI-generiert", "original_url": "u", "html": "<h2>Gebühren</h2>",
+            "text": "Gebühren", "blocks": [{"index": 0, "kind": "heading", "status": "rules_only",
+                "original": block, "simplified": block, "problems": ["x"], "correction": "edited"}],
+            "readability": {"before": readability, "after": readability, "flesch_gain": 0.0},
+            "summary": {"blocks": 1, "simplified": 0, "partial": 0, "rules_only": 1, "not_simplified": 0,
+                        "units_rewritten": 0, "units": 0, "retries": 0, "units_cached": 0},
+            "explained_terms": ["Satzung"], "model": "m", "rules_version": "r", "content_hash": "h",
+            "generated_at": 1, "duration_ms": 2, "legal_text": true,
+            "review": {"status": "approved", "message": "geprüft"}
+        }))
+        .unwrap();
+        let domain = serde_json::to_value(&page).unwrap();
+        let wire: lotse_wire::simplify::SimplifiedPage = serde_json::from_value(domain.clone()).unwrap();
+        assert_eq!(serde_json::to_value(&wire).unwrap(), domain);
     }
 }
