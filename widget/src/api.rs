@@ -2,55 +2,30 @@
 //! POST), and the German messages for every way a request can fail.
 
 use js_sys::{Reflect, Uint8Array};
-use serde::{Deserialize, Serialize};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, ReadableStreamDefaultReader, Request, RequestInit, RequestMode, Response};
 
-/// A source of an answer, as the server lists it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Source {
-    pub n: usize,
-    pub url: String,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub heading: String,
-    #[serde(default)]
-    pub deep_link: String,
-    #[serde(default)]
-    pub cited: bool,
+// The wire types are the server's own (`lotse_wire`): what it sends is what is read here.
+pub use lotse_wire::chat::AnswerView as Answer;
+pub use lotse_wire::{Quote, Source, Speaker, Turn};
+use lotse_wire::simplify::SimplifiedHtml;
+use lotse_wire::{ErrorBody, TokenEvent};
+use serde::Serialize;
+
+/// `lotse_wire::AnswerRequest` and `lotse_wire::chat::FeedbackRequest`, borrowed: the same
+/// JSON without copying the history (and a few hundred bytes smaller in the WebAssembly).
+#[derive(Debug, Serialize)]
+struct ChatRequest<'a> {
+    question: &'a str,
+    history: &'a [Turn],
 }
 
-/// A verbatim passage of a cited source (German, the binding wording), with a deep link to
-/// its place in the page. `n` is the number of its source (`Source::n`).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Quote {
-    pub n: usize,
-    pub text: String,
-    #[serde(default)]
-    pub url: String,
-}
-
-/// The checked answer (the `done` event, or the whole JSON response).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Answer {
-    #[serde(default)]
-    pub id: String,
-    pub answer: String,
-    #[serde(default)]
-    pub sources: Vec<Source>,
-    #[serde(default)]
-    pub refused: bool,
-    #[serde(default)]
-    pub label: String,
-    #[serde(default)]
-    pub hint: String,
-    #[serde(default)]
-    pub flagged: bool,
-    /// Passages of the sources in their own words ("Im Wortlaut"); older servers send none.
-    #[serde(default)]
-    pub quotes: Vec<Quote>,
+#[derive(Debug, Serialize)]
+struct FeedbackRequest<'a> {
+    answer_id: &'a str,
+    helpful: bool,
+    question: &'a str,
 }
 
 /// The hint under an answer without the label at its start: the server's hints begin with
@@ -62,37 +37,6 @@ pub fn hint_without_label(hint: &str, label: &str) -> String {
         Some(rest) if !label.is_empty() => rest.trim_start_matches(['.', ':']).trim_start().to_string(),
         _ => hint.to_string(),
     }
-}
-
-/// An earlier turn, sent along so that follow-up questions are understood.
-#[derive(Debug, Clone, Serialize)]
-pub struct Turn {
-    pub role: &'static str,
-    pub content: String,
-}
-
-#[derive(Debug, Serialize)]
-struct ChatRequest<'a> {
-    question: &'a str,
-    history: &'a [Turn],
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorBody {
-    error: ErrorDetail,
-}
-
-#[derive(Debug, Deserialize)]
-struct ErrorDetail {
-    #[serde(default)]
-    code: String,
-    #[serde(default)]
-    message: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct TokenEvent {
-    text: String,
 }
 
 /// Why a request failed; each has a German message for the citizen.
@@ -339,13 +283,6 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct FeedbackRequest<'a> {
-    answer_id: &'a str,
-    helpful: bool,
-    question: &'a str,
-}
-
 /// Thumbs up or down for an answer. The server keeps the question only when the town has
 /// switched that on.
 pub async fn feedback(api: &str, answer_id: &str, helpful: bool, question: &str) -> Result<(), Failure> {
@@ -354,16 +291,10 @@ pub async fn feedback(api: &str, answer_id: &str, helpful: bool, question: &str)
     if resp.ok() { Ok(()) } else { Err(failure_of(&resp).await) }
 }
 
-/// The page in Einfache Sprache (the parts the widget shows).
-#[derive(Debug, Clone, Deserialize)]
-pub struct Simplified {
-    pub html: String,
-}
-
 /// One look at the Einfache-Sprache version of a page.
 #[derive(Debug, Clone)]
 pub enum SimplifyPoll {
-    Ready(Simplified),
+    Ready(SimplifiedHtml),
     /// The server is writing it: ask again after this many seconds.
     Pending(u32),
 }
@@ -374,7 +305,7 @@ pub async fn simplify(api: &str, page_url: &str) -> Result<SimplifyPoll, Failure
     match resp.status() {
         200 => {
             let text = text_of(&resp).await?;
-            let page: Simplified = serde_json::from_str(&text).map_err(|_| Failure::Unreachable)?;
+            let page: SimplifiedHtml = serde_json::from_str(&text).map_err(|_| Failure::Unreachable)?;
             Ok(SimplifyPoll::Ready(page))
         }
         202 => {

@@ -8,7 +8,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::JsCast;
 
-use crate::api::{self, Answer, ChatEvent, Failure, Quote, Source, Turn};
+use crate::api::{self, Answer, ChatEvent, Failure, Quote, Source, Speaker, Turn};
 use crate::config::Config;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -345,8 +345,8 @@ pub fn Chat(config: Config) -> impl IntoView {
         let mut history: Vec<Turn> = Vec::new();
         for x in exchanges.get_untracked().iter().filter(|x| x.phase.get_untracked() == Phase::Done) {
             if let Some(a) = x.answer.get_untracked().filter(|a| !a.refused) {
-                history.push(Turn { role: "user", content: x.question.get_untracked() });
-                history.push(Turn { role: "assistant", content: a.answer });
+                history.push(Turn { role: Speaker::User, content: x.question.get_untracked() });
+                history.push(Turn { role: Speaker::Assistant, content: a.answer });
             }
         }
         let keep = history.len().saturating_sub(6);

@@ -13,17 +13,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use lotse_answer::{Answer, AnswerEvent, AnswerRequest, AnswerRun, Answerer, normalise};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::policy::{self, Outgoing};
 
-/// A streamed piece of the answer (`token` event).
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct TokenEvent {
-    pub text: String,
-}
+pub use lotse_wire::chat::TokenEvent;
+pub use lotse_wire::ops::{Health, Readiness};
+pub use lotse_wire::search::{SearchParams, SearchResponse, SearchResult};
 
 /// How an answer was started: from the cache or by the model.
 pub(crate) enum Started {
@@ -177,9 +175,13 @@ fn wants_stream(headers: &HeaderMap) -> bool {
     post,
     path = "/api/v1/chat",
     tag = "citizens",
-    request_body = AnswerRequest,
+    operation_id = "chat",
+    request_body = lotse_wire::AnswerRequest,
     responses(
-        (status = 200, description = "The answer (JSON), or an event stream with `Accept: text/event-stream`", body = Answer),
+        (status = 200, description = "The answer (JSON), or with `Accept: text/event-stream` a stream of server-sent events: `sources` (a list of `Source`), `quotes` (a list of `Quote`), `token` (`TokenEvent`, repeatedly), then `done` (the `Answer`) or `error` (`ErrorBody`)", content(
+            (lotse_wire::Answer = "application/json"),
+            (String = "text/event-stream", example = json!("event: sources\ndata: [{\"n\":1,\"url\":\"https://www.example.de/hund\",\"title\":\"Hundesteuer\",\"heading\":\"\",\"deep_link\":\"https://www.example.de/hund\",\"cited\":false}]\n\nevent: token\ndata: {\"text\":\"Die Hundesteuer \"}\n\nevent: done\ndata: {\"id\":\"3f2a9c0b1d4e5f60\",\"answer\":\"Die Hundesteuer beträgt 96 € im Jahr [1].\",\"...\":\"...\"}\n\n")),
+        )),
         (status = 400, description = "Empty or too long question, unknown language, malformed JSON", body = ErrorBody),
         (status = 413, description = "Request body too large", body = ErrorBody),
         (status = 422, description = "Missing or mistyped fields", body = ErrorBody),
@@ -190,10 +192,11 @@ fn wants_stream(headers: &HeaderMap) -> bool {
 pub async fn chat(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Json<AnswerRequest>, JsonRejection>,
+    body: Result<Json<lotse_wire::AnswerRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let Json(req) = body?;
+    let req = crate::wire::answer_request(req);
     let stream = wants_stream(&headers);
     // for the web team's "Fragen ohne Antwort" (redacted before it is stored: `insights`)
     let question = req.question.clone();
@@ -205,7 +208,7 @@ pub async fn chat(
             if stream {
                 Ok(sse(cached_events(a)))
             } else {
-                Ok(Json(a).into_response())
+                Ok(Json(crate::wire::answer(&a)).into_response())
             }
         }
         Started::Running { mut run, key } => {
@@ -214,7 +217,7 @@ pub async fn chat(
             }
             let a = wait_answer(&state, &mut run, &key).await?;
             crate::insights::record(&state, &question, &a);
-            Ok(Json(a).into_response())
+            Ok(Json(crate::wire::answer(&a)).into_response())
         }
     }
 }
@@ -235,10 +238,10 @@ fn json_event(name: &str, value: &impl Serialize) -> Event {
 
 fn cached_events(a: Answer) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     let events = vec![
-        Ok(json_event("sources", &a.sources)),
-        Ok(json_event("quotes", &a.quotes)),
+        Ok(json_event("sources", &crate::wire::sources(&a.sources))),
+        Ok(json_event("quotes", &crate::wire::quotes(&a.quotes))),
         Ok(json_event("token", &TokenEvent { text: a.answer.clone() })),
-        Ok(json_event("done", &a)),
+        Ok(json_event("done", &crate::wire::answer(&a))),
     ];
     stream::iter(events)
 }
@@ -253,13 +256,13 @@ fn live_events(
         let (state, mut run, key, question) = st?;
         let ev = run.events.recv().await?;
         let event = match ev {
-            AnswerEvent::Sources(s) => json_event("sources", &s),
-            AnswerEvent::Quotes(q) => json_event("quotes", &q),
+            AnswerEvent::Sources(s) => json_event("sources", &crate::wire::sources(&s)),
+            AnswerEvent::Quotes(q) => json_event("quotes", &crate::wire::quotes(&q)),
             AnswerEvent::Token(t) => json_event("token", &TokenEvent { text: t }),
             AnswerEvent::Done(mut a) => {
                 finished(&state, &key, &mut a).await;
                 crate::insights::record(&state, &question, &a);
-                return Some((Ok(json_event("done", &*a)), None));
+                return Some((Ok(json_event("done", &crate::wire::answer(&a))), None));
             }
             AnswerEvent::Error(e) => {
                 let err = ApiError::from(e);
@@ -274,33 +277,6 @@ fn live_events(
         };
         Some((Ok(event), Some((state, run, key, question))))
     })
-}
-
-/// Search parameters.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct SearchParams {
-    /// The search words.
-    pub q: String,
-    /// Number of results, 1 to 50 (default 10).
-    pub limit: Option<usize>,
-}
-
-/// A search result.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SearchResult {
-    pub url: String,
-    pub title: String,
-    pub heading: String,
-    pub deep_link: String,
-    pub snippet: String,
-    pub score: f32,
-}
-
-/// Search results.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct SearchResponse {
-    pub query: String,
-    pub results: Vec<SearchResult>,
 }
 
 /// Search the town's public pages (words and meaning), best sections first, one per page.
@@ -363,13 +339,6 @@ pub async fn search(
     Ok(Json(SearchResponse { query: q, results }))
 }
 
-/// Liveness.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Health {
-    pub status: String,
-    pub uptime_secs: u64,
-}
-
 /// The process is alive (not necessarily ready).
 #[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
 pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
@@ -377,25 +346,6 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Json<Health> {
         status: "ok".into(),
         uptime_secs: state.started.elapsed().as_secs(),
     })
-}
-
-/// Readiness: models loaded, index open.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Readiness {
-    /// `ready` or `starting`.
-    pub status: String,
-    pub model: Option<String>,
-    pub embedder: Option<String>,
-    pub pages: Option<u64>,
-    pub chunks: Option<u64>,
-    /// The main engine runs outside the town's servers (no private collections, no
-    /// personal data go to it).
-    #[serde(default)]
-    pub engine_external: Option<bool>,
-    /// What the admin should know about this setup (English), e.g. why staff chat over
-    /// private collections is refused.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
 }
 
 /// 200 when the models are loaded and the index is open, else 503.

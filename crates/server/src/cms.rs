@@ -21,65 +21,19 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_crawler::{CrawlConfig, CrawlError, NoProgress};
 use lotse_portal::Action;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::simplify::{self, Lookup, Pending, accepted};
 
+pub use lotse_wire::simplify::{ContentRequest, RefreshRequest, RefreshResponse, RefreshStatus};
+
 /// Largest request body of `POST /api/v1/simplify` (a whole page as HTML).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Largest page the CMS may send, in blocks (headings, paragraphs, list items, tables).
 const MAX_BLOCKS: usize = 400;
-
-/// Text of the CMS to put into Einfache Sprache: `html` or `text`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ContentRequest {
-    /// The page (or its main part) as HTML; navigation and footers are left out as in a crawl.
-    pub html: Option<String>,
-    /// Plain text: blocks separated by blank lines, `# ` headings, `- ` and `1. ` lists.
-    pub text: Option<String>,
-    /// Where the page is (or will be) published: the link to the binding original.
-    pub url: Option<String>,
-    pub title: Option<String>,
-}
-
-/// The publish webhook's body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    /// The page that was published, changed or deleted.
-    pub url: String,
-}
-
-/// What a refresh found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum RefreshStatus {
-    /// New or changed content was indexed.
-    Updated,
-    /// The page is as it was (or answered 304).
-    Unchanged,
-    /// The page answered 404/410 and was removed from the index.
-    Removed,
-    /// The page has too little text, says noindex, redirects elsewhere or is disallowed.
-    NotIndexed,
-}
-
-/// The answer to a refresh.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RefreshResponse {
-    pub url: String,
-    pub status: RefreshStatus,
-    /// Where its rewrite in Einfache Sprache can be fetched (being written when not ready).
-    pub simplify_url: Option<String>,
-    /// The rewrite is ready already.
-    pub simplified: bool,
-    pub message: String,
-}
 
 fn digest(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
@@ -173,7 +127,7 @@ fn lookup_response(lookup: Lookup) -> Result<Response, ApiError> {
     request_body = ContentRequest,
     security(("cms_token" = [])),
     responses(
-        (status = 200, description = "The text in Einfache Sprache", body = lotse_simplify::SimplifiedPage),
+        (status = 200, description = "The text in Einfache Sprache", body = lotse_wire::simplify::SimplifiedPage),
         (status = 202, description = "Being rewritten; poll `status_url`", body = Pending),
         (status = 400, description = "Neither html nor text, or nothing to rewrite", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
@@ -264,7 +218,7 @@ pub async fn simplify_content(
     params(("id" = String, Path, description = "The job id from the 202's status URL")),
     security(("cms_token" = [])),
     responses(
-        (status = 200, description = "The text in Einfache Sprache", body = lotse_simplify::SimplifiedPage),
+        (status = 200, description = "The text in Einfache Sprache", body = lotse_wire::simplify::SimplifiedPage),
         (status = 202, description = "Being rewritten; ask again after Retry-After seconds", body = Pending),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 403, description = "No CMS token configured", body = ErrorBody),

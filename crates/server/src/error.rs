@@ -9,23 +9,8 @@ use lotse_portal::StoreError;
 use lotse_portal::auth::Denied;
 use lotse_service::staff_chat::ChatError;
 use lotse_service::documents::DocumentError;
-use serde::Serialize;
 
-/// The body of every error response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
-    /// A stable machine-readable code, e.g. `empty_question`.
-    #[schema(example = "empty_question")]
-    pub code: String,
-    /// A German message that can be shown to citizens.
-    #[schema(example = "Bitte geben Sie eine Frage ein.")]
-    pub message: String,
-}
+pub use lotse_wire::error::{ErrorBody, ErrorDetail};
 
 /// An error response.
 #[derive(Debug)]

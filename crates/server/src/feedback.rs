@@ -16,10 +16,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lotse_answer::Answer;
 use rusqlite::{Connection, params};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
+
+pub use lotse_wire::chat::FeedbackRequest;
 
 /// What the server remembers of an answer it gave, for its ratings.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,20 +119,6 @@ impl FeedbackStore {
         })?;
         rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
     }
-}
-
-/// A citizen's rating of an answer.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FeedbackRequest {
-    /// The `id` of the answer.
-    #[schema(example = "3f2a9c0b1d4e5f60")]
-    pub answer_id: String,
-    /// Thumbs up (`true`) or down (`false`).
-    pub helpful: bool,
-    /// The question; kept only when the town has switched `[feedback] store_question` on.
-    #[serde(default)]
-    pub question: Option<String>,
 }
 
 /// Rate an answer (thumbs up or down).

@@ -11,8 +11,9 @@
 //! - Answers come only from the public collection (the `answer` crate searches nothing else).
 //! - What may go to an external engine is decided in one place, `policy::may_send`: no text of
 //!   a private collection, no personal data in what the asker wrote.
-//! - The OpenAPI document is generated from the handlers (`ApiDoc`); `openapi/openapi.json`
-//!   is checked against it by a test.
+//! - The OpenAPI document is generated from the handlers: every documented route is listed
+//!   once, in `public_routes` or `portal_routes` (utoipa-axum), which give both the router
+//!   and the paths; `openapi/openapi.json` is checked against it, and validated, by tests.
 
 pub mod api;
 pub mod cms;
@@ -29,6 +30,7 @@ pub use lotse_service::policy;
 pub mod portal;
 pub mod simplify;
 pub mod widget;
+pub mod wire;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -36,15 +38,16 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::handler::Handler;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{delete, get, patch, post, put};
+use axum::routing::get;
 use lotse_answer::{Answer, Answerer};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 pub use config::Config;
 
@@ -217,7 +220,8 @@ impl AppState {
     }
 }
 
-/// The OpenAPI description of the whole API.
+/// The OpenAPI description's frame: info, extra schemas, tags, security schemes. The paths
+/// come from the routers ([`public_routes`], [`portal_routes`]): one list for both.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -225,108 +229,51 @@ impl AppState {
         description = "Cited answers from the town's website, search, pages in Einfache Sprache, and an OpenAI-compatible face. All answers and rewrites are labelled \"KI-generiert\".",
         license(name = "Apache-2.0")
     ),
-    paths(
-        api::chat,
-        api::search,
-        simplify::simplify,
-        cms::simplify_content,
-        cms::simplify_job,
-        cms::refresh_page,
-        feedback::feedback,
-        api::health,
-        api::ready,
-        api::metrics,
-        openai::chat_completions,
-        openai::models,
-        portal::page,
-        portal::login,
-        portal::logout,
-        portal::whoami,
-        portal::login_options,
-        portal::oidc_login,
-        portal::oidc_callback,
-        portal::kompass,
-        portal::kompass_check,
-        portal::collections,
-        portal::create_collection,
-        portal::delete_collection,
-        portal::documents,
-        portal::upload,
-        portal::delete_document,
-        portal::document_page,
-        portal::search,
-        portal::chat,
-        portal::chats,
-        portal::chat_detail,
-        portal::delete_chat,
-        portal::delete_chats,
-        portal::prompts,
-        portal::create_prompt,
-        portal::delete_prompt,
-        portal::models,
-        portal::users,
-        portal::create_user,
-        portal::change_user,
-        portal::tokens,
-        portal::create_token,
-        portal::revoke_token,
-        portal::audit_log,
-        portal::usage,
-        portal::register,
-        portal::put_register,
-        portal::rewrite_reviews,
-        portal::rewrite_review,
-        portal::decide_review,
-        insights::topics,
-        insights::mark_done,
-        insights::unmark_done,
-        insights::delete_question,
-        insights::delete_all,
-    ),
     components(schemas(
-        lotse_answer::AnswerRequest,
-        lotse_answer::Answer,
-        lotse_answer::Source,
-        lotse_answer::Quote,
-        lotse_answer::AskedKind,
-        lotse_answer::Timings,
-        lotse_answer::Turn,
-        lotse_answer::Speaker,
-        lotse_answer::Lang,
-        lotse_simplify::SimplifiedPage,
-        lotse_simplify::BlockResult,
-        lotse_simplify::BlockKind,
-        lotse_simplify::BlockStatus,
-        lotse_simplify::ReadabilityChange,
-        lotse_simplify::Readability,
-        lotse_simplify::Summary,
-        lotse_simplify::ReviewNote,
-        lotse_simplify::ReviewStatus,
+        lotse_wire::AnswerRequest,
+        lotse_wire::Answer,
+        lotse_wire::Source,
+        lotse_wire::Quote,
+        lotse_wire::AskedKind,
+        lotse_wire::Timings,
+        lotse_wire::Turn,
+        lotse_wire::Speaker,
+        lotse_wire::Lang,
+        lotse_wire::TokenEvent,
+        lotse_wire::ErrorBody,
+        lotse_wire::ErrorDetail,
+        lotse_wire::chat::FeedbackRequest,
+        lotse_wire::search::SearchResponse,
+        lotse_wire::search::SearchResult,
+        lotse_wire::ops::Health,
+        lotse_wire::ops::Readiness,
+        lotse_wire::simplify::SimplifiedPage,
+        lotse_wire::simplify::Block,
+        lotse_wire::simplify::BlockResult,
+        lotse_wire::simplify::BlockKind,
+        lotse_wire::simplify::BlockStatus,
+        lotse_wire::simplify::ReadabilityChange,
+        lotse_wire::simplify::Readability,
+        lotse_wire::simplify::Summary,
+        lotse_wire::simplify::ReviewNote,
+        lotse_wire::simplify::ReviewStatus,
+        lotse_wire::simplify::Correction,
+        lotse_wire::simplify::Pending,
+        lotse_wire::simplify::JobState,
+        lotse_wire::simplify::ContentRequest,
+        lotse_wire::simplify::RefreshRequest,
+        lotse_wire::simplify::RefreshResponse,
+        lotse_wire::simplify::RefreshStatus,
+        lotse_wire::openai::CompletionRequest,
+        lotse_wire::openai::CompletionMessage,
+        lotse_wire::openai::Completion,
+        lotse_wire::openai::CompletionChoice,
+        lotse_wire::openai::Usage,
+        lotse_wire::openai::ModelList,
+        lotse_wire::openai::ModelEntry,
         lotse_simplify::ReviewDecision,
         lotse_simplify::BlockCorrection,
-        lotse_simplify::Correction,
         lotse_simplify::LegalTexts,
-        simplify::Pending,
-        simplify::JobState,
-        cms::ContentRequest,
-        cms::RefreshRequest,
-        cms::RefreshResponse,
-        cms::RefreshStatus,
-        feedback::FeedbackRequest,
-        api::SearchResponse,
-        api::SearchResult,
-        api::Health,
-        api::Readiness,
-        api::TokenEvent,
-        error::ErrorBody,
-        error::ErrorDetail,
-        openai::CompletionRequest,
-        openai::CompletionMessage,
-        openai::Completion,
-        openai::CompletionChoice,
-        openai::Usage,
-        openai::ModelList,
-        openai::ModelEntry,
         portal::LoginRequest,
         portal::Me,
         portal::LoginOptions,
@@ -397,12 +344,80 @@ impl utoipa::Modify for CmsToken {
     }
 }
 
+/// The OpenAPI document: [`ApiDoc`] with the paths of every documented route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(public_routes())
+        .merge(portal_routes(0))
+        .into_openapi()
+}
+
 /// The OpenAPI document as pretty JSON (what `openapi/openapi.json` holds).
 pub fn openapi_json() -> String {
-    ApiDoc::openapi()
+    openapi()
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
         + "\n"
+}
+
+/// The documented routes of the public API, each handler once: the router and the OpenAPI
+/// paths both come from here. [`app`] adds the undocumented ones and the layers (rate limits,
+/// body limit, timeout, CORS).
+fn public_routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(api::chat))
+        .routes(routes!(feedback::feedback))
+        .routes(routes!(api::search))
+        .routes(routes!(simplify::simplify))
+        // a whole CMS page as HTML is larger than a question
+        .routes(routes!(cms::simplify_content).layer(DefaultBodyLimit::max(cms::MAX_BODY_BYTES)))
+        .routes(routes!(cms::simplify_job))
+        .routes(routes!(cms::refresh_page))
+        .routes(routes!(api::health))
+        .routes(routes!(api::ready))
+        .routes(routes!(api::metrics))
+        .routes(routes!(openai::chat_completions))
+        .routes(routes!(openai::models))
+}
+
+/// The documented routes of the staff portal (same-origin only, no CORS); uploads may be up
+/// to `upload_limit` bytes.
+fn portal_routes(upload_limit: usize) -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::new()
+        .routes(routes!(portal::page))
+        .routes(routes!(portal::login))
+        .routes(routes!(portal::logout))
+        .routes(routes!(portal::whoami))
+        .routes(routes!(portal::login_options))
+        .routes(routes!(portal::oidc_login))
+        .routes(routes!(portal::oidc_callback))
+        .routes(routes!(portal::kompass, portal::kompass_check))
+        .routes(routes!(portal::collections, portal::create_collection))
+        .routes(routes!(portal::delete_collection))
+        .routes(routes!(portal::documents))
+        .routes(routes!(portal::upload).layer(DefaultBodyLimit::max(upload_limit)))
+        .routes(routes!(portal::delete_document))
+        .routes(routes!(portal::document_page))
+        .routes(routes!(portal::search))
+        .routes(routes!(portal::chat))
+        .routes(routes!(portal::chats, portal::delete_chats))
+        .routes(routes!(portal::chat_detail, portal::delete_chat))
+        .routes(routes!(portal::prompts, portal::create_prompt))
+        .routes(routes!(portal::delete_prompt))
+        .routes(routes!(portal::models))
+        .routes(routes!(portal::users, portal::create_user))
+        .routes(routes!(portal::change_user))
+        .routes(routes!(portal::tokens, portal::create_token))
+        .routes(routes!(portal::revoke_token))
+        .routes(routes!(portal::audit_log))
+        .routes(routes!(portal::usage))
+        .routes(routes!(portal::register, portal::put_register))
+        .routes(routes!(portal::rewrite_reviews))
+        .routes(routes!(portal::rewrite_review, portal::decide_review))
+        .routes(routes!(insights::delete_all))
+        .routes(routes!(insights::topics))
+        .routes(routes!(insights::mark_done, insights::unmark_done))
+        .routes(routes!(insights::delete_question))
 }
 
 /// The router with all routes and layers.
@@ -426,24 +441,9 @@ pub fn app(state: Arc<AppState>) -> Router {
             .expose_headers([header::RETRY_AFTER, header::LOCATION])
             .max_age(Duration::from_secs(3600))
     };
-    let api = Router::new()
-        .route("/api/v1/chat", post(api::chat))
-        .route("/api/v1/feedback", post(feedback::feedback))
-        .route("/api/v1/search", get(api::search))
-        .route(
-            "/api/v1/simplify",
-            get(simplify::simplify)
-                // a whole CMS page as HTML is larger than a question
-                .post(cms::simplify_content.layer(DefaultBodyLimit::max(cms::MAX_BODY_BYTES))),
-        )
-        .route("/api/v1/simplify/jobs/{id}", get(cms::simplify_job))
-        .route("/api/v1/pages/refresh", post(cms::refresh_page))
-        .route("/health", get(api::health))
-        .route("/ready", get(api::ready))
-        .route("/metrics", get(api::metrics))
+    let (api, _) = public_routes().split_for_parts();
+    let api = api
         .route("/openapi.json", get(api::openapi))
-        .route("/v1/chat/completions", post(openai::chat_completions))
-        .route("/v1/models", get(openai::models))
         .fallback(api::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), limit::rate_limit))
         .layer(DefaultBodyLimit::max(limits.body_bytes))
@@ -454,51 +454,15 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(cors);
     // the staff portal: same-origin only (no CORS), uploads up to their own limit
     let upload_limit = state.config.portal.max_upload_bytes.saturating_add(1024);
-    let portal_routes = Router::new()
-        .route("/portal/", get(portal::page))
+    let (portal, _) = portal_routes(upload_limit).split_for_parts();
+    let portal = portal
         .route("/portal", get(|| async { axum::response::Redirect::permanent("/portal/") }))
-        .route("/portal/api/login", post(portal::login))
-        .route("/portal/api/logout", post(portal::logout))
-        .route("/portal/api/me", get(portal::whoami))
-        .route("/portal/api/login-options", get(portal::login_options))
-        .route("/portal/api/oidc/login", get(portal::oidc_login))
-        .route("/portal/api/oidc/callback", get(portal::oidc_callback))
-        .route("/portal/api/kompass", get(portal::kompass).post(portal::kompass_check))
-        .route("/portal/api/collections", get(portal::collections).post(portal::create_collection))
-        .route("/portal/api/collections/{id}", delete(portal::delete_collection))
-        .route("/portal/api/collections/{id}/documents", get(portal::documents))
-        .route(
-            "/portal/api/collections/{id}/documents/{name}",
-            put(portal::upload.layer(DefaultBodyLimit::max(upload_limit))),
-        )
-        .route("/portal/api/documents/{id}", delete(portal::delete_document))
-        .route("/portal/dokumente/{id}", get(portal::document_page))
-        .route("/portal/api/search", get(portal::search))
-        .route("/portal/api/chat", post(portal::chat))
-        .route("/portal/api/chats", get(portal::chats).delete(portal::delete_chats))
-        .route("/portal/api/chats/{id}", get(portal::chat_detail).delete(portal::delete_chat))
-        .route("/portal/api/prompts", get(portal::prompts).post(portal::create_prompt))
-        .route("/portal/api/prompts/{id}", delete(portal::delete_prompt))
-        .route("/portal/api/models", get(portal::models))
-        .route("/portal/api/admin/users", get(portal::users).post(portal::create_user))
-        .route("/portal/api/admin/users/{id}", patch(portal::change_user))
-        .route("/portal/api/admin/tokens", get(portal::tokens).post(portal::create_token))
-        .route("/portal/api/admin/tokens/{id}", delete(portal::revoke_token))
-        .route("/portal/api/admin/audit", get(portal::audit_log))
-        .route("/portal/api/admin/usage", get(portal::usage))
-        .route("/portal/api/register", get(portal::register).put(portal::put_register))
-        .route("/portal/api/simplify/reviews", get(portal::rewrite_reviews))
-        .route("/portal/api/simplify/reviews/{key}", get(portal::rewrite_review).post(portal::decide_review))
-        .route("/portal/api/insights", delete(insights::delete_all))
-        .route("/portal/api/insights/topics", get(insights::topics))
-        .route("/portal/api/insights/topics/{id}/done", post(insights::mark_done).delete(insights::unmark_done))
-        .route("/portal/api/insights/questions/{id}", delete(insights::delete_question))
         .layer(DefaultBodyLimit::max(limits.body_bytes.max(64 * 1024)))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(limits.request_timeout_secs.max(1)),
         ));
-    let api = api.merge(portal_routes);
+    let api = api.merge(portal);
     // the widget's files are public and static: any origin may load them, unthrottled
     let widget = Router::new().route("/widget/{file}", get(widget::asset));
     api.merge(widget)

@@ -15,71 +15,15 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
 use lotse_answer::{Answer, AnswerEvent, AnswerRequest, AnswerRun, Speaker, Turn};
-use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::api::{Started, finished, from_cache, start_answer, wait_answer};
 use crate::error::{ApiError, ErrorBody};
 
+pub use lotse_wire::openai::{Completion, CompletionChoice, CompletionMessage, CompletionRequest, ModelEntry, ModelList, Usage};
+
 /// The model name Lotse answers to.
 pub const MODEL: &str = "lotse";
-
-/// A chat message.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct CompletionMessage {
-    /// `system`, `user` or `assistant`.
-    pub role: String,
-    pub content: String,
-}
-
-/// An OpenAI chat-completions request (the fields Lotse uses; others are ignored).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
-pub struct CompletionRequest {
-    #[serde(default)]
-    pub model: Option<String>,
-    pub messages: Vec<CompletionMessage>,
-    #[serde(default)]
-    pub stream: bool,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Usage {
-    pub prompt_tokens: usize,
-    pub completion_tokens: usize,
-    pub total_tokens: usize,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CompletionChoice {
-    pub index: usize,
-    pub message: CompletionMessage,
-    pub finish_reason: String,
-}
-
-/// An OpenAI chat completion.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Completion {
-    pub id: String,
-    pub object: String,
-    pub created: u64,
-    pub model: String,
-    pub choices: Vec<CompletionChoice>,
-    pub usage: Usage,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ModelEntry {
-    pub id: String,
-    pub object: String,
-    pub created: u64,
-    pub owned_by: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ModelList {
-    pub object: String,
-    pub data: Vec<ModelEntry>,
-}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -176,7 +120,10 @@ fn chunk(id: &str, delta: serde_json::Value, finish: Option<&str>) -> Event {
     tag = "openai",
     request_body = CompletionRequest,
     responses(
-        (status = 200, description = "A chat completion, or chunks as server-sent events with `stream: true`", body = Completion),
+        (status = 200, description = "A chat completion, or with `stream: true` server-sent events: `chat.completion.chunk` objects (OpenAI's format), then `data: [DONE]`", content(
+            (Completion = "application/json"),
+            (String = "text/event-stream", example = json!("data: {\"id\":\"chatcmpl-3f2a\",\"object\":\"chat.completion.chunk\",\"created\":0,\"model\":\"lotse\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Die Hundesteuer \"},\"finish_reason\":null}]}\n\ndata: [DONE]\n\n")),
+        )),
         (status = 400, body = ErrorBody),
         (status = 422, body = ErrorBody),
         (status = 429, body = ErrorBody),

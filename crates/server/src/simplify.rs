@@ -6,7 +6,6 @@
 
 use std::sync::Arc;
 
-use serde::Deserialize;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -18,8 +17,9 @@ use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 
 pub use lotse_service::rewrites::{
-    ChatBusy, DecideError, JobState, Lookup, Pending, SimplifyService, job_url, rules_pass_slot,
+    ChatBusy, DecideError, Lookup, SimplifyService, job_url, rules_pass_slot,
 };
+pub use lotse_wire::simplify::{JobState, Pending, SimplifyQuery};
 /// The running rewrite service: 503 while starting, or when switched off in the settings.
 pub(crate) fn service(state: &AppState) -> Result<Arc<SimplifyService>, ApiError> {
     if !state.config.simplify.enabled {
@@ -44,13 +44,6 @@ pub(crate) fn accepted(p: Pending) -> Response {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
-}
-
-/// Query of `GET /api/v1/simplify`.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct SimplifyQuery {
-    /// Address of a page of the town's website, as the browser shows it.
-    pub url: String,
 }
 
 const FOREIGN_URL_DE: &str = "Es können nur Seiten der Website der Gemeinde in Einfache Sprache übertragen werden.";
@@ -110,7 +103,7 @@ pub fn check_url(raw: &str, sites: &[String]) -> Result<String, ApiError> {
     tag = "citizens",
     params(SimplifyQuery),
     responses(
-        (status = 200, description = "The page in Einfache Sprache", body = lotse_simplify::SimplifiedPage),
+        (status = 200, description = "The page in Einfache Sprache", body = lotse_wire::simplify::SimplifiedPage),
         (status = 202, description = "Being rewritten; ask again after Retry-After seconds", body = Pending),
         (status = 400, description = "Not a page of the town's website", body = ErrorBody),
         (status = 404, description = "The page is not in the index", body = ErrorBody),

@@ -653,6 +653,107 @@ fn openapi_file_matches_the_code() {
     }
 }
 
+/// Everything wrong with the generated OpenAPI document: JSON Schema errors against the
+/// official OpenAPI 3.1 schema (checked in as a fixture), duplicate operationIds, path
+/// parameters missing from their path template (or template variables not declared), and
+/// streaming endpoints without a `text/event-stream` response.
+fn openapi_problems(spec: &Value) -> Vec<String> {
+    let schema_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/openapi-3.1-schema.json");
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let id = schema["$id"].as_str().unwrap().to_string();
+    let mut compiler = boon::Compiler::new();
+    compiler.add_resource(&id, schema).unwrap();
+    let mut schemas = boon::Schemas::new();
+    let index = compiler.compile(&id, &mut schemas).unwrap();
+    fn leaves(e: &boon::ValidationError, out: &mut Vec<String>) {
+        if e.causes.is_empty() {
+            out.push(format!("schema: {}: {}", e.instance_location, e.kind));
+        }
+        for c in &e.causes {
+            leaves(c, out);
+        }
+    }
+    let mut problems = Vec::new();
+    if let Err(e) = schemas.validate(spec, index) {
+        leaves(&e, &mut problems);
+    }
+    let mut ids = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        let template: Vec<&str> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|s| s.split_once('}').map(|(name, _)| name))
+            .collect();
+        for (method, op) in item.as_object().unwrap() {
+            let at = format!("{} {path}", method.to_uppercase());
+            match op["operationId"].as_str() {
+                Some(id) => ids.entry(id.to_string()).or_default().push(at.clone()),
+                None => problems.push(format!("{at}: no operationId")),
+            }
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let declared: Vec<&str> = params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            for name in &declared {
+                if !template.contains(name) {
+                    problems.push(format!("{at}: path parameter `{name}` is not in the path"));
+                }
+            }
+            for name in &template {
+                if !declared.contains(name) {
+                    problems.push(format!("{at}: `{{{name}}}` is not declared as a path parameter"));
+                }
+            }
+        }
+    }
+    for (id, at) in ids {
+        if at.len() > 1 {
+            problems.push(format!("operationId `{id}` used {} times: {}", at.len(), at.join(", ")));
+        }
+    }
+    for (path, method) in [("/api/v1/chat", "post"), ("/v1/chat/completions", "post")] {
+        if !spec["paths"][path][method]["responses"]["200"]["content"]["text/event-stream"].is_object() {
+            problems.push(format!("{} {path}: the event stream is not described", method.to_uppercase()));
+        }
+    }
+    problems
+}
+
+#[test]
+fn openapi_document_is_valid() {
+    let spec: Value = serde_json::from_str(&lotse_server::openapi_json()).unwrap();
+    let problems = openapi_problems(&spec);
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+#[test]
+fn the_checked_in_openapi_file_is_valid() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../openapi/openapi.json");
+    let spec: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let problems = openapi_problems(&spec);
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+#[test]
+fn the_openapi_check_finds_what_it_should() {
+    // a document with each kind of mistake, so that the check above cannot pass vacuously
+    let bad = json!({
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "paths": {
+            "/a": {"get": {"operationId": "x", "parameters": [{"name": "q", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "ok"}}}},
+            "/b/{id}": {"get": {"operationId": "x", "responses": {"200": {"description": "ok"}}}},
+            "/c": {"get": {"operationId": "y", "parameters": [{"name": "q", "in": "nowhere"}], "responses": {}}}
+        }
+    });
+    let problems = openapi_problems(&bad).join("\n");
+    for want in ["schema: /paths/~1c", "`q` is not in the path", "`{id}` is not declared", "operationId `x` used 2 times", "event stream"] {
+        assert!(problems.contains(want), "{want} not found in:\n{problems}");
+    }
+}
+
 #[tokio::test]
 async fn ratings_are_stored_with_the_answer_id_and_the_question_only_when_switched_on() {
     for store_question in [false, true] {

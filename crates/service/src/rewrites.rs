@@ -26,7 +26,6 @@ use lotse_simplify::{
     BlockCorrection, LegalTexts, Progress, ReviewDecision, ReviewNote, ReviewStatus, SimplifiedPage, Simplifier,
     is_legal_text,
 };
-use serde::Serialize;
 
 /// "Is a citizen's chat waiting for or using the model?" The rewrite worker asks before each
 /// model call and waits while the answer is yes.
@@ -48,29 +47,8 @@ const BACKLOG_INTERVAL: Duration = Duration::from_secs(30);
 /// Seconds per unit a client is told to wait (Retry-After), roughly one model call.
 const SECS_PER_UNIT: u64 = 10;
 
-/// Where a requested rewrite stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    Queued,
-    Running,
-    Failed,
-}
-
-/// Progress of a rewrite that is not ready yet (the body of a 202).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Pending {
-    pub status: JobState,
-    /// Parts of the page rewritten so far, of `total`.
-    pub done: usize,
-    pub total: usize,
-    /// Poll this URL (the same request) until it answers 200.
-    pub status_url: String,
-    /// Seconds until it is worth asking again.
-    pub retry_after: u64,
-    /// A German message for the reader.
-    pub message: String,
-}
+/// Where a requested rewrite stands and the body of a 202: wire types (`lotse-wire`).
+pub use lotse_wire::simplify::{JobState, Pending};
 
 /// Why a rewrite under review was not read or a decision not recorded.
 #[derive(Debug, thiserror::Error)]

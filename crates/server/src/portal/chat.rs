@@ -72,7 +72,7 @@ pub struct PortalHit {
 }
 
 /// Search the chosen collections (and the website).
-#[utoipa::path(get, path = "/portal/api/search", tag = "portal", params(SearchParams),
+#[utoipa::path(get, path = "/portal/api/search", tag = "portal", operation_id = "portal_search", params(SearchParams),
     responses((status = 200, body = [PortalHit]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn search(
     State(state): State<Arc<AppState>>,
@@ -131,7 +131,7 @@ pub struct PortalChatResponse {
 /// A cited answer from the chosen collections (and the website), stored in the user's
 /// history. External models are refused for private collections and for questions with
 /// personal data; the reason is in the error message.
-#[utoipa::path(post, path = "/portal/api/chat", tag = "portal", request_body = PortalChatRequest,
+#[utoipa::path(post, path = "/portal/api/chat", tag = "portal", operation_id = "portal_chat", request_body = PortalChatRequest,
     responses(
         (status = 200, body = PortalChatResponse),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),

@@ -26,7 +26,7 @@ pub struct PortalModel {
     pub allowed: bool,
 }
 
-#[utoipa::path(get, path = "/portal/api/models", tag = "portal",
+#[utoipa::path(get, path = "/portal/api/models", tag = "portal", operation_id = "portal_models",
     responses((status = 200, body = [PortalModel]), (status = 401, body = ErrorBody)))]
 pub async fn models(State(state): State<Arc<AppState>>, c: Ctx) -> Result<Json<Vec<PortalModel>>, ApiError> {
     c.allow(&Action::Portal)?;
