@@ -14,8 +14,8 @@ use lotse_simplify::store::Store;
 use lotse_testsite::{Route, ServerOptions, SiteServer};
 use serde_json::{Value, json};
 
-mod common;
-use common::FakeSplittingRewriter;
+use crate::common;
+use lotse_test_support::FakeSplittingRewriter;
 
 const TOKEN: &str = "test-token-7f3a9c1e5b2d4f60";
 const PAGE: &str = "/ortsrecht/bbo-satzung-erhebung-hundesteuer/";
