@@ -11,7 +11,7 @@ use std::time::Duration;
 use lotse_core::{Block, CollectionScope, DocKind, Page};
 use lotse_crawler::{CrawlConfig, NoProgress as NoCrawlProgress, crawl};
 use lotse_index::SearchIndex;
-use lotse_inference::ModelInfo;
+use lotse_inference::{CancelToken, ModelInfo};
 use lotse_simplify::store::Store;
 use lotse_simplify::{
     BlockStatus, Glossary, LABEL, LegalTexts, NoProgress, ReviewNote, ReviewStatus, Simplifier,

@@ -537,7 +537,7 @@ fn openapi_file_matches_the_code() {
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         on_disk == generated,
-        "openapi/openapi.json is out of date: run `LOTSE_UPDATE_OPENAPI=1 cargo test -p lotse-server --test api openapi` (or `lotse openapi > openapi/openapi.json`)"
+        "openapi/openapi.json is out of date: run `LOTSE_UPDATE_OPENAPI=1 cargo test -p lotse-server --test it api::openapi` (or `lotse openapi > openapi/openapi.json`)"
     );
     let v: Value = serde_json::from_str(&generated).unwrap();
     for p in ["/api/v1/chat", "/api/v1/search", "/health", "/ready", "/metrics", "/v1/chat/completions", "/v1/models"] {

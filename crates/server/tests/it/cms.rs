@@ -121,7 +121,7 @@ async fn start(token: Option<&str>) -> Env {
     let mut config = Config::default();
     config.cms.token = token.map(str::to_string);
     // the page is a statute: these tests follow the model's rewrite, not its review
-    // (`tests/simplify.rs` has that)
+    // (`tests/it/simplify.rs` has that)
     config.simplify.legal_texts = lotse_simplify::LegalTexts::Model;
     let common::Served { addr, rewriter, store } =
         common::serve(Arc::new(index), config, &dir.path().join("simplify.sqlite"), 8, false).await;

@@ -15,7 +15,7 @@ use lotse_portal::insights::{NewQuestion, Outcome, day_of};
 use lotse_portal::kompass::{Check, DEFAULT_CHECK, DEFAULT_TEXT};
 use lotse_server::portal::Portal;
 use lotse_server::{AppState, Config};
-use lotse_test_support::{FakeCitingGenerator, town_index};
+use lotse_test_support::{FakeCitingGenerator, town_index, wait_until_async};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -81,11 +81,8 @@ impl Server {
         let before = self.store.insights_since(0, 100_000).unwrap().len();
         let r = self.send(&ANON, Method::POST, "/api/v1/chat", Some(json!({"question": question}))).await;
         assert_eq!(r.status, 200, "{}", r.text);
-        for _ in 0..60 {
-            if self.store.insights_since(0, 100_000).unwrap().len() > before || !self.state.config.insights.enabled {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.state.config.insights.enabled {
+            wait_until_async(Duration::from_secs(3), || async { self.store.insights_since(0, 100_000).unwrap().len() > before }).await;
         }
         r.json()
     }
@@ -149,7 +146,8 @@ async fn a_question_with_a_name_a_phone_number_and_an_iban_is_stored_without_the
     let id = a["id"].as_str().unwrap();
     let f = s.send(&ANON, Method::POST, "/api/v1/feedback", Some(json!({"answer_id": id, "helpful": false}))).await;
     assert_eq!(f.status, 204, "{}", f.text);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // the rating reaches the record after the answer to it: wait for it
+    wait_until_async(Duration::from_secs(5), || async { s.store.insights_since(0, 100).unwrap()[1].outcome == Outcome::RatedDown }).await;
     assert_eq!(s.store.insights_since(0, 100).unwrap()[1].outcome, Outcome::RatedDown);
 }
 
@@ -229,7 +227,8 @@ async fn with_insights_disabled_nothing_is_stored() {
     let s = start(|c| c.insights.enabled = false).await;
     s.ask("Wo kann ich Sperrmüll anmelden?").await;
     s.ask("Wie hoch ist die Hundesteuer?").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // nothing may appear: watch the store for 300 ms (a recording would start with the answer)
+    wait_until_async(Duration::from_millis(300), || async { !s.store.insights_since(0, 100).unwrap().is_empty() }).await;
     assert!(s.store.insights_since(0, 100).unwrap().is_empty());
     let alice = s.login("alice").await;
     let r = s.get(&alice, "/portal/api/insights/topics").await;

@@ -13,7 +13,7 @@ use lotse_simplify::store::Store;
 use serde_json::Value;
 
 use crate::common;
-use lotse_test_support::FakeSplittingRewriter;
+use lotse_test_support::{FakeSplittingRewriter, wait_until_async};
 
 const CANARY: &str = "GEHEIM-4711-KANARIE";
 
@@ -137,19 +137,18 @@ async fn foreign_addresses_are_refused_and_nothing_is_rewritten() {
     assert!(!body.to_string().contains(CANARY));
     let (status, _, _) = get(&s, "http://town.test/gibt-es-nicht/").await;
     assert_eq!(status, 404);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // nothing may be rewritten: watch the rewriter for 300 ms
+    wait_until_async(Duration::from_millis(300), || async { s.rewriter.calls() > 0 }).await;
     assert_eq!(s.rewriter.calls.load(Ordering::SeqCst), 0, "nothing was rewritten");
 }
 
 #[tokio::test]
 async fn pregeneration_rewrites_public_pages_only() {
     let s = start(true).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.store.urls().unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "pre-generation did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = wait_until_async(Duration::from_secs(30), || async { s.store.urls().unwrap().len() >= 2 }).await;
+    assert!(done, "pre-generation did not finish");
+    // no third page may follow (the private one): watch the store for 300 ms
+    wait_until_async(Duration::from_millis(300), || async { s.store.urls().unwrap().len() > 2 }).await;
     assert_eq!(s.store.urls().unwrap(), vec![BUECHEREI.to_string(), HUND.to_string()]);
     let t = Instant::now();
     let (status, _, body) = get(&s, BUECHEREI).await;
