@@ -54,4 +54,5 @@ echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$p
 
 export LOTSE_TEST_POSTGRES="postgres://lotse@127.0.0.1:$port/postgres"
 cargo test --locked -p lotse-portal --lib "$@"
-cargo test --locked -p lotse-server --test portal --test oidc "$@"
+# the portal and OIDC modules of the server's test binary (tests/it)
+cargo test --locked -p lotse-server --test it "$@" -- portal:: oidc::

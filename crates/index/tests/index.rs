@@ -1,45 +1,22 @@
 //! Integration tests of the index on a real tantivy directory: upsert, search, scope, removal.
 
-use lotse_core::{Block, CollectionId, CollectionScope, DocKind, Page, PageRecord, Visibility};
+use lotse_core::{CollectionId, CollectionScope, Page, PageRecord, Visibility};
 use lotse_index::{MatchOptions, SearchIndex, SearchRequest};
 
+/// A record of the site `http://town` (no name) with an ETag and one link, to see them round trip.
 fn record(url: &str, collection: &str, visibility: Visibility) -> PageRecord {
     PageRecord {
-        url: url.into(),
         site: "http://town".into(),
         site_name: None,
-        collection: CollectionId(collection.into()),
-        visibility,
-        kind: DocKind::Html,
-        title: "t".into(),
-        aliases: vec![],
         etag: Some("\"e1\"".into()),
-        last_modified: None,
         content_hash: "h".into(),
         links: vec!["http://town/b/".into()],
-        modified: None,
-        indexed: true,
-        n_chunks: 0,
-        fetched_at: 0,
+        ..lotse_test_support::record(url, "t", collection, visibility)
     }
 }
 
 fn page(url: &str, title: &str, body: &str) -> Page {
-    Page {
-        url: url.into(),
-        title: title.into(),
-        kind: DocKind::Html,
-        lang: Some("de".into()),
-        modified: None,
-        blocks: vec![
-            Block::Heading {
-                level: 2,
-                text: "§ 5 Steuersatz".into(),
-                anchor: None,
-            },
-            Block::Paragraph { text: body.into() },
-        ],
-    }
+    lotse_test_support::page(url, title, "§ 5 Steuersatz", None, body)
 }
 
 fn search(idx: &SearchIndex, q: &str, scope: &CollectionScope) -> Vec<String> {

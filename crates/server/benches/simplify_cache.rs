@@ -31,9 +31,9 @@ use lotse_simplify::store::Store;
 use lotse_simplify::{Glossary, NoProgress as NoUnits, Simplifier};
 use lotse_testsite::SiteServer;
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common.rs"]
 mod common;
-use common::FakeSplittingRewriter;
+use lotse_test_support::FakeSplittingRewriter;
 
 fn percentile(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();

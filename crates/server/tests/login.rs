@@ -3,7 +3,9 @@
 //! request names its client address in `X-Forwarded-For` (an attacker's and the owner's).
 //!
 //! Memory is measured in this process (`/proc/self/status`); the tests take one lock so that
-//! none of them runs beside the burst.
+//! none of them runs beside the burst. That is why this file stays a test binary of its own
+//! (`--test login`) and is no module of `tests/it`: other tests in the process would move its
+//! peak.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -11,14 +11,13 @@ use std::time::Duration;
 use lotse_core::{Block, CollectionScope, DocKind, Page};
 use lotse_crawler::{CrawlConfig, NoProgress as NoCrawlProgress, crawl};
 use lotse_index::SearchIndex;
-use lotse_inference::{
-    CancelToken, ChatMessage, Generation, GenerationParams, Generator, ModelInfo, StopReason,
-};
+use lotse_inference::{CancelToken, ModelInfo};
 use lotse_simplify::store::Store;
 use lotse_simplify::{
     BlockStatus, Glossary, LABEL, LegalTexts, NoProgress, ReviewNote, ReviewStatus, Simplifier,
     facts,
 };
+use lotse_test_support::{FakeChattySplittingRewriter, FakeNumberChangingRewriter};
 use lotse_testsite::SiteServer;
 use url::Url;
 
@@ -30,80 +29,11 @@ fn fixtures() -> PathBuf {
     .to_owned()
 }
 
-/// The text the prompt asks to rewrite.
-fn unit_of(messages: &[ChatMessage]) -> String {
-    let user = &messages.last().unwrap().content;
-    user.rsplit_once("\nText:\n")
-        .map(|(_, t)| t.trim().to_string())
-        .unwrap_or_default()
-}
-
-/// Splits sentences at commas: keeps every fact, shortens sentences.
-struct FakeSplittingRewriter(ModelInfo);
-/// Turns every 1 into a 7: a model that changes amounts and dates.
-struct FakeNumberChangingRewriter(ModelInfo);
-
 fn info(id: &str) -> ModelInfo {
     ModelInfo {
         id: id.into(),
         external: false,
         context_len: 4096,
-    }
-}
-
-fn generation(text: String) -> Generation {
-    Generation {
-        text,
-        prompt_tokens: 10,
-        completion_tokens: 10,
-        stop_reason: StopReason::Eos,
-        prompt_truncated: false,
-        cached_prompt_tokens: 0,
-    }
-}
-
-impl Generator for FakeSplittingRewriter {
-    fn info(&self) -> &ModelInfo {
-        &self.0
-    }
-    fn generate(
-        &self,
-        m: &[ChatMessage],
-        _: &GenerationParams,
-        _: &CancelToken,
-        _: &mut dyn FnMut(&str),
-    ) -> lotse_inference::Result<Generation> {
-        let out = unit_of(m).replace(", ", ".\n");
-        // capitalise the start of each new line
-        let out: Vec<String> = out
-            .lines()
-            .map(|l| {
-                let mut cs = l.chars();
-                match cs.next() {
-                    Some(f) => f.to_uppercase().collect::<String>() + cs.as_str(),
-                    None => String::new(),
-                }
-            })
-            .collect();
-        Ok(generation(format!(
-            "Hier ist der Text in Einfacher Sprache:\n{}",
-            out.join("\n")
-        )))
-    }
-}
-
-impl Generator for FakeNumberChangingRewriter {
-    fn info(&self) -> &ModelInfo {
-        &self.0
-    }
-    fn generate(
-        &self,
-        m: &[ChatMessage],
-        _: &GenerationParams,
-        _: &CancelToken,
-        _: &mut dyn FnMut(&str),
-    ) -> lotse_inference::Result<Generation> {
-        Ok(generation(unit_of(m).replace('1', "7")))
     }
 }
 
@@ -142,7 +72,7 @@ fn every_page_keeps_structure_and_facts_whatever_the_model_does() {
     assert!(pages.len() >= 30, "only {} HTML pages", pages.len());
 
     let faithful = Simplifier::new(
-        Arc::new(FakeSplittingRewriter(info("fake-splitting"))),
+        Arc::new(FakeChattySplittingRewriter(info("fake-splitting"))),
         Glossary::default_terms(),
     );
     let lying = Simplifier::new(
@@ -242,7 +172,7 @@ fn the_store_replaces_a_changed_page_and_survives_reopening() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("simplify.sqlite");
     let s = Simplifier::new(
-        Arc::new(FakeSplittingRewriter(info("fake-splitting"))),
+        Arc::new(FakeChattySplittingRewriter(info("fake-splitting"))),
         Glossary::default_terms(),
     );
     let page = |text: &str| Page {
@@ -330,7 +260,7 @@ fn a_legal_text_waits_for_review_or_stays_with_the_rules() {
             },
         ],
     };
-    let model = || Arc::new(FakeSplittingRewriter(info("fake-splitting")));
+    let model = || Arc::new(FakeChattySplittingRewriter(info("fake-splitting")));
     let s = Simplifier::new(model(), Glossary::default_terms());
     assert_eq!(s.legal_texts(), LegalTexts::Review, "review is the default");
     let page = statute("120,00");

@@ -8,88 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lotse_answer::Answerer;
-use lotse_core::{Block, CollectionId, DocKind, Page, PageRecord, Visibility};
-use lotse_index::SearchIndex;
 use lotse_inference::generate::GenerationService;
-use lotse_inference::{CancelToken, ChatMessage, Generation, GenerationParams, Generator, ModelInfo, StopReason};
 use lotse_portal::Store;
 use lotse_portal::auth::{self, Level, Role};
 use lotse_portal::insights::{NewQuestion, Outcome, day_of};
 use lotse_portal::kompass::{Check, DEFAULT_CHECK, DEFAULT_TEXT};
 use lotse_server::portal::Portal;
 use lotse_server::{AppState, Config};
+use lotse_test_support::{FakeCitingGenerator, town_index, wait_until_async};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "richtig-langes-Passwort";
-
-/// Answers with the first sentence of passage 1 and a `[1]` marker.
-struct FakeCitingGenerator {
-    info: ModelInfo,
-}
-
-impl Generator for FakeCitingGenerator {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-    fn generate(&self, messages: &[ChatMessage], _: &GenerationParams, _: &CancelToken, on_token: &mut dyn FnMut(&str)) -> lotse_inference::Result<Generation> {
-        let prompt = &messages.last().unwrap().content;
-        let text = match prompt.find("<quelle nr=\"1\"") {
-            Some(start) => {
-                let body = &prompt[start..];
-                let body = &body[body.find('>').unwrap() + 1..];
-                let first = body.trim().split(". ").next().unwrap_or("").trim_end_matches('.');
-                format!("{first} [1].")
-            }
-            None => "KEINE ANTWORT".to_string(),
-        };
-        on_token(&text);
-        Ok(Generation { text, prompt_tokens: 10, completion_tokens: 12, stop_reason: StopReason::Eos, prompt_truncated: false, cached_prompt_tokens: 0 })
-    }
-}
-
-fn build_index(dir: &std::path::Path) -> Arc<SearchIndex> {
-    let index = SearchIndex::open(dir).unwrap();
-    let mut w = index.writer().unwrap();
-    for (url, title, body) in [
-        ("http://town.test/hundesteuer/", "Hundesteuer", "Die Hundesteuer beträgt für den ersten Hund 108 Euro im Jahr. Sie wird am 1. Juli fällig."),
-        ("http://town.test/buecherei/", "Bücherei", "Die Bücherei ist dienstags von 15 bis 18 Uhr geöffnet. Die Ausleihe ist kostenlos."),
-    ] {
-        let record = PageRecord {
-            url: url.into(),
-            site: "http://town.test".into(),
-            site_name: Some("Gemeinde Testdorf".into()),
-            collection: CollectionId("website".into()),
-            visibility: Visibility::Public,
-            kind: DocKind::Html,
-            title: title.into(),
-            aliases: vec![],
-            etag: None,
-            last_modified: None,
-            content_hash: url.into(),
-            links: vec![],
-            modified: None,
-            indexed: true,
-            n_chunks: 0,
-            fetched_at: 0,
-        };
-        let page = Page {
-            url: url.into(),
-            title: title.into(),
-            kind: DocKind::Html,
-            lang: Some("de".into()),
-            modified: None,
-            blocks: vec![
-                Block::Heading { level: 2, text: title.into(), anchor: None },
-                Block::Paragraph { text: body.into() },
-            ],
-        };
-        w.upsert(&record, Some(&page)).unwrap();
-    }
-    w.commit().unwrap();
-    index.reload().unwrap();
-    Arc::new(index)
-}
 
 struct Server {
     addr: SocketAddr,
@@ -151,11 +81,8 @@ impl Server {
         let before = self.store.insights_since(0, 100_000).unwrap().len();
         let r = self.send(&ANON, Method::POST, "/api/v1/chat", Some(json!({"question": question}))).await;
         assert_eq!(r.status, 200, "{}", r.text);
-        for _ in 0..60 {
-            if self.store.insights_since(0, 100_000).unwrap().len() > before || !self.state.config.insights.enabled {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if self.state.config.insights.enabled {
+            wait_until_async(Duration::from_secs(3), || async { self.store.insights_since(0, 100_000).unwrap().len() > before }).await;
         }
         r.json()
     }
@@ -169,8 +96,8 @@ async fn start(config: impl FnOnce(&mut Config)) -> Server {
     c.limits.search_per_second = 0;
     c.portal.login_per_minute = 0;
     config(&mut c);
-    let index = build_index(&dir.path().join("index"));
-    let local = Arc::new(FakeCitingGenerator { info: ModelInfo { id: "fake-local".into(), external: false, context_len: 4096 } });
+    let index = town_index(&dir.path().join("index"));
+    let local = Arc::new(FakeCitingGenerator::new("fake-local", false));
     let answerer = Arc::new(Answerer::new(index, None, Some(Arc::new(GenerationService::new(local, 1, 8))), c.answer_config()));
     let store = Arc::new(lotse_portal::store::testing::open(dir.path()));
     let hash = auth::hash_password(PASSWORD).unwrap();
@@ -219,7 +146,8 @@ async fn a_question_with_a_name_a_phone_number_and_an_iban_is_stored_without_the
     let id = a["id"].as_str().unwrap();
     let f = s.send(&ANON, Method::POST, "/api/v1/feedback", Some(json!({"answer_id": id, "helpful": false}))).await;
     assert_eq!(f.status, 204, "{}", f.text);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // the rating reaches the record after the answer to it: wait for it
+    wait_until_async(Duration::from_secs(5), || async { s.store.insights_since(0, 100).unwrap()[1].outcome == Outcome::RatedDown }).await;
     assert_eq!(s.store.insights_since(0, 100).unwrap()[1].outcome, Outcome::RatedDown);
 }
 
@@ -299,7 +227,8 @@ async fn with_insights_disabled_nothing_is_stored() {
     let s = start(|c| c.insights.enabled = false).await;
     s.ask("Wo kann ich Sperrmüll anmelden?").await;
     s.ask("Wie hoch ist die Hundesteuer?").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // nothing may appear: watch the store for 300 ms (a recording would start with the answer)
+    wait_until_async(Duration::from_millis(300), || async { !s.store.insights_since(0, 100).unwrap().is_empty() }).await;
     assert!(s.store.insights_since(0, 100).unwrap().is_empty());
     let alice = s.login("alice").await;
     let r = s.get(&alice, "/portal/api/insights/topics").await;

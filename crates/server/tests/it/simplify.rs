@@ -6,51 +6,27 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use lotse_core::{Block, CollectionId, DocKind, Page, PageRecord, Visibility};
+use lotse_core::{Block, DocKind, Page, PageRecord, Visibility};
 use lotse_index::SearchIndex;
 use lotse_server::Config;
 use lotse_simplify::store::Store;
 use serde_json::Value;
 
-mod common;
-use common::FakeSplittingRewriter;
+use crate::common;
+use lotse_test_support::{FakeSplittingRewriter, wait_until_async};
 
 const CANARY: &str = "GEHEIM-4711-KANARIE";
 
+/// A page of the town titled "Seite"; its content hash is not its URL.
 fn record(url: &str, collection: &str, visibility: Visibility) -> PageRecord {
-    PageRecord {
-        url: url.into(),
-        site: "http://town.test".into(),
-        site_name: Some("Gemeinde Testdorf".into()),
-        collection: CollectionId(collection.into()),
-        visibility,
-        kind: DocKind::Html,
-        title: "Seite".into(),
-        aliases: vec![],
-        etag: None,
-        last_modified: None,
-        content_hash: format!("hash-{url}"),
-        links: vec![],
-        modified: None,
-        indexed: true,
-        n_chunks: 0,
-        fetched_at: 0,
-    }
+    PageRecord { content_hash: format!("hash-{url}"), ..lotse_test_support::record(url, "Seite", collection, visibility) }
 }
 
+/// A page with an abbreviation in its heading, a paragraph and a list.
 fn page(url: &str, body: &str) -> Page {
-    Page {
-        url: url.into(),
-        title: "Seite".into(),
-        kind: DocKind::Html,
-        lang: Some("de".into()),
-        modified: None,
-        blocks: vec![
-            Block::Heading { level: 2, text: "Gebühren gem. § 5".into(), anchor: None },
-            Block::Paragraph { text: body.into() },
-            Block::List { ordered: false, items: vec!["Montag".into(), "Dienstag".into()] },
-        ],
-    }
+    let mut page = lotse_test_support::page(url, "Seite", "Gebühren gem. § 5", None, body);
+    page.blocks.push(Block::List { ordered: false, items: vec!["Montag".into(), "Dienstag".into()] });
+    page
 }
 
 const HUND: &str = "http://town.test/ortsrecht/hundesteuer/";
@@ -161,19 +137,18 @@ async fn foreign_addresses_are_refused_and_nothing_is_rewritten() {
     assert!(!body.to_string().contains(CANARY));
     let (status, _, _) = get(&s, "http://town.test/gibt-es-nicht/").await;
     assert_eq!(status, 404);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // nothing may be rewritten: watch the rewriter for 300 ms
+    wait_until_async(Duration::from_millis(300), || async { s.rewriter.calls() > 0 }).await;
     assert_eq!(s.rewriter.calls.load(Ordering::SeqCst), 0, "nothing was rewritten");
 }
 
 #[tokio::test]
 async fn pregeneration_rewrites_public_pages_only() {
     let s = start(true).await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while s.store.urls().unwrap().len() < 2 {
-        assert!(Instant::now() < deadline, "pre-generation did not finish");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = wait_until_async(Duration::from_secs(30), || async { s.store.urls().unwrap().len() >= 2 }).await;
+    assert!(done, "pre-generation did not finish");
+    // no third page may follow (the private one): watch the store for 300 ms
+    wait_until_async(Duration::from_millis(300), || async { s.store.urls().unwrap().len() > 2 }).await;
     assert_eq!(s.store.urls().unwrap(), vec![BUECHEREI.to_string(), HUND.to_string()]);
     let t = Instant::now();
     let (status, _, body) = get(&s, BUECHEREI).await;

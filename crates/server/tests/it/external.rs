@@ -7,19 +7,18 @@
 //! AI register and `/ready` call that engine external.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use lotse_answer::{AnswerConfig, Answerer};
-use lotse_core::{Block, CollectionId, DocKind, Page, PageRecord, Visibility};
-use lotse_index::SearchIndex;
 use lotse_inference::generate::GenerationService;
-use lotse_inference::{CancelToken, ChatMessage, Generation, GenerationParams, Generator, ModelInfo, StopReason};
+use lotse_inference::{Generator, ModelInfo};
 use lotse_portal::auth::{self, Level, Role};
 use lotse_portal::kompass::{Check, DEFAULT_CHECK, DEFAULT_TEXT};
 use lotse_server::portal::{External, Portal};
 use lotse_server::simplify::SimplifyService;
 use lotse_server::{AppState, Config};
 use lotse_simplify::{Glossary, Simplifier};
+use lotse_test_support::{FakeRecordingExternalEngine, town_index};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "richtig-langes-Passwort";
@@ -36,97 +35,6 @@ const CANARIES: [&str; 7] = [
     "0171 2345678",
     "Lindenweg 17",
 ];
-
-/// A fake external engine: logs every message it receives and answers with the first
-/// sentence of passage 1 and a `[1]` marker (or rewrites a unit by returning it).
-struct FakeRecordingExternalEngine {
-    info: ModelInfo,
-    received: Mutex<Vec<String>>,
-}
-
-impl FakeRecordingExternalEngine {
-    fn new() -> FakeRecordingExternalEngine {
-        FakeRecordingExternalEngine::with("fake-hosted-llm", true)
-    }
-    /// The same fake as an engine of the administration's own (`external: false`).
-    fn with(id: &str, external: bool) -> FakeRecordingExternalEngine {
-        FakeRecordingExternalEngine {
-            info: ModelInfo { id: id.into(), external, context_len: 4096 },
-            received: Mutex::new(Vec::new()),
-        }
-    }
-    fn calls(&self) -> usize {
-        self.received.lock().unwrap().len()
-    }
-    fn log(&self) -> String {
-        self.received.lock().unwrap().join("\n---\n")
-    }
-}
-
-impl Generator for FakeRecordingExternalEngine {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-    fn generate(&self, messages: &[ChatMessage], _: &GenerationParams, _: &CancelToken, on_token: &mut dyn FnMut(&str)) -> lotse_inference::Result<Generation> {
-        let all: Vec<String> = messages.iter().map(|m| m.content.clone()).collect();
-        self.received.lock().unwrap().push(all.join("\n"));
-        let prompt = &messages.last().unwrap().content;
-        let text = match prompt.find("<quelle nr=\"1\"") {
-            Some(start) => {
-                let body = &prompt[start..];
-                let body = &body[body.find('>').unwrap() + 1..];
-                let first = body.trim().split(". ").next().unwrap_or("").trim_end_matches('.');
-                format!("{first} [1].")
-            }
-            None => prompt.rsplit_once("\nText:\n").map(|(_, t)| t.trim().to_string()).unwrap_or_else(|| "KEINE ANTWORT".into()),
-        };
-        on_token(&text);
-        Ok(Generation { text, prompt_tokens: 10, completion_tokens: 5, stop_reason: StopReason::Eos, prompt_truncated: false, cached_prompt_tokens: 0 })
-    }
-}
-
-fn record(url: &str, title: &str) -> PageRecord {
-    PageRecord {
-        url: url.into(),
-        site: "http://town.test".into(),
-        site_name: Some("Gemeinde Testdorf".into()),
-        collection: CollectionId("website".into()),
-        visibility: Visibility::Public,
-        kind: DocKind::Html,
-        title: title.into(),
-        aliases: vec![],
-        etag: None,
-        last_modified: None,
-        content_hash: url.into(),
-        links: vec![],
-        modified: None,
-        indexed: true,
-        n_chunks: 0,
-        fetched_at: 0,
-    }
-}
-
-fn build_index(dir: &std::path::Path) -> Arc<SearchIndex> {
-    let index = SearchIndex::open(dir).unwrap();
-    let mut w = index.writer().unwrap();
-    for (url, title, body) in [
-        ("http://town.test/hundesteuer/", "Hundesteuer", "Die Hundesteuer beträgt für den ersten Hund 108 Euro im Jahr. Sie wird am 1. Juli fällig."),
-        ("http://town.test/buecherei/", "Bücherei", "Die Bücherei ist dienstags von 15 bis 18 Uhr geöffnet. Die Ausleihe ist kostenlos."),
-    ] {
-        let page = Page {
-            url: url.into(),
-            title: title.into(),
-            kind: DocKind::Html,
-            lang: Some("de".into()),
-            modified: None,
-            blocks: vec![Block::Heading { level: 2, text: title.into(), anchor: None }, Block::Paragraph { text: body.into() }],
-        };
-        w.upsert(&record(url, title), Some(&page)).unwrap();
-    }
-    w.commit().unwrap();
-    index.reload().unwrap();
-    Arc::new(index)
-}
 
 struct Server {
     addr: SocketAddr,
@@ -216,7 +124,7 @@ async fn start_with(in_house: bool) -> Server {
     config.limits.chat_per_minute = 0;
     config.limits.search_per_second = 0;
     config.cms.token = Some(CMS_TOKEN.into());
-    let index = build_index(&dir.path().join("index"));
+    let index = town_index(&dir.path().join("index"));
     let engine = Arc::new(FakeRecordingExternalEngine::new());
     let generation = Arc::new(GenerationService::new(engine.clone(), 1, 8));
     let answerer = Arc::new(Answerer::new(index, None, Some(generation.clone()), AnswerConfig { ..config.answer_config() }));

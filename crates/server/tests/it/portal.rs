@@ -6,108 +6,26 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lotse_answer::{AnswerConfig, Answerer};
-use lotse_core::{Block, CollectionId, DocKind, Page, PageRecord, Visibility};
+use lotse_core::{Block, DocKind, Page};
 use lotse_index::SearchIndex;
+use lotse_inference::ModelInfo;
 use lotse_inference::generate::GenerationService;
-use lotse_inference::{CancelToken, ChatMessage, Generation, GenerationParams, Generator, ModelInfo, StopReason};
 use lotse_portal::auth::{self, Level, Role, Scope};
 use lotse_portal::kompass::{Check, DEFAULT_CHECK, DEFAULT_TEXT};
 use lotse_portal::Store;
 use lotse_server::portal::{External, Portal};
 use lotse_server::{AppState, Config};
+use lotse_test_support::{FakeCitingGenerator, town_index};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const CANARY: &str = "Kanarienvogel-Weisung-8812";
 const PASSWORD: &str = "richtig-langes-Passwort";
 
-/// Answers with the first sentence of passage 1 and a `[1]` marker.
-struct FakeCitingGenerator {
-    info: ModelInfo,
-    calls: AtomicUsize,
-}
-
-impl FakeCitingGenerator {
-    fn new(id: &str, external: bool) -> FakeCitingGenerator {
-        FakeCitingGenerator { info: ModelInfo { id: id.into(), external, context_len: 4096 }, calls: AtomicUsize::new(0) }
-    }
-    fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
-
-impl Generator for FakeCitingGenerator {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-    fn generate(&self, messages: &[ChatMessage], _: &GenerationParams, _: &CancelToken, on_token: &mut dyn FnMut(&str)) -> lotse_inference::Result<Generation> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let prompt = &messages.last().unwrap().content;
-        let text = match prompt.find("<quelle nr=\"1\"") {
-            Some(start) => {
-                let body = &prompt[start..];
-                let body = &body[body.find('>').unwrap() + 1..];
-                let first = body.trim().split(". ").next().unwrap_or("").trim_end_matches('.');
-                format!("{first} [1].")
-            }
-            None => "KEINE ANTWORT".to_string(),
-        };
-        on_token(&text);
-        Ok(Generation { text, prompt_tokens: prompt.len() / 4, completion_tokens: 12, stop_reason: StopReason::Eos, prompt_truncated: false, cached_prompt_tokens: 0 })
-    }
-}
-
 /// The external service: the same behaviour, counted separately.
 type FakeExternalGenerator = FakeCitingGenerator;
-
-fn record(url: &str, title: &str) -> PageRecord {
-    PageRecord {
-        url: url.into(),
-        site: "http://town.test".into(),
-        site_name: Some("Gemeinde Testdorf".into()),
-        collection: CollectionId("website".into()),
-        visibility: Visibility::Public,
-        kind: DocKind::Html,
-        title: title.into(),
-        aliases: vec![],
-        etag: None,
-        last_modified: None,
-        content_hash: url.into(),
-        links: vec![],
-        modified: None,
-        indexed: true,
-        n_chunks: 0,
-        fetched_at: 0,
-    }
-}
-
-fn build_index(dir: &std::path::Path) -> Arc<SearchIndex> {
-    let index = SearchIndex::open(dir).unwrap();
-    let mut w = index.writer().unwrap();
-    for (url, title, body) in [
-        ("http://town.test/hundesteuer/", "Hundesteuer", "Die Hundesteuer beträgt für den ersten Hund 108 Euro im Jahr. Sie wird am 1. Juli fällig."),
-        ("http://town.test/buecherei/", "Bücherei", "Die Bücherei ist dienstags von 15 bis 18 Uhr geöffnet. Die Ausleihe ist kostenlos."),
-    ] {
-        let page = Page {
-            url: url.into(),
-            title: title.into(),
-            kind: DocKind::Html,
-            lang: Some("de".into()),
-            modified: None,
-            blocks: vec![
-                Block::Heading { level: 2, text: title.into(), anchor: None },
-                Block::Paragraph { text: body.into() },
-            ],
-        };
-        w.upsert(&record(url, title), Some(&page)).unwrap();
-    }
-    w.commit().unwrap();
-    index.reload().unwrap();
-    Arc::new(index)
-}
 
 struct Server {
     addr: SocketAddr,
@@ -221,7 +139,7 @@ async fn start() -> Server {
     config.limits.search_per_second = 0;
     config.portal.max_upload_bytes = 2 * 1024 * 1024;
     config.portal.login_per_minute = 0; // every test signs in from 127.0.0.1
-    let index = build_index(&dir.path().join("index"));
+    let index = town_index(&dir.path().join("index"));
     let local = Arc::new(FakeCitingGenerator::new("fake-local", false));
     let external = Arc::new(FakeExternalGenerator::new("fake-external", true));
     let answerer = Arc::new(Answerer::new(

@@ -5,130 +5,22 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use lotse_answer::{AnswerConfig, Answerer, Contact};
-use lotse_core::{Block, CollectionId, DocKind, Page, PageRecord, Visibility};
+use lotse_core::{Block, Visibility};
 use lotse_index::SearchIndex;
 use lotse_inference::generate::GenerationService;
-use lotse_inference::{
-    CancelToken, ChatMessage, Generation, GenerationParams, Generator, ModelInfo, StopReason,
-};
 use lotse_server::{AppState, Config};
+use lotse_test_support::{FakeCitingGenerator, record};
 use serde_json::{Value, json};
 
 const CANARY: &str = "GEHEIM-4711-KANARIE";
 
-/// Answers with the first sentence of passage 1 and a `[1]` marker, token by token. With
-/// `obey`, it also repeats anything a passage orders it to say (to prove such passages never
-/// reach it), and it always adds a foreign URL (to prove the output check removes it).
-struct FakeCitingGenerator {
-    info: ModelInfo,
-    delay: Duration,
-    calls: AtomicUsize,
-}
-
-impl FakeCitingGenerator {
-    fn new(delay: Duration) -> FakeCitingGenerator {
-        FakeCitingGenerator {
-            info: ModelInfo {
-                id: "fake-citing".into(),
-                external: false,
-                context_len: 4096,
-            },
-            delay,
-            calls: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl Generator for FakeCitingGenerator {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-    fn generate(
-        &self,
-        messages: &[ChatMessage],
-        _params: &GenerationParams,
-        cancel: &CancelToken,
-        on_token: &mut dyn FnMut(&str),
-    ) -> lotse_inference::Result<Generation> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let prompt = &messages.last().unwrap().content;
-        let mut text = String::new();
-        if prompt.contains("Frage: Was kostet eine Einzelkarte") {
-            // a vague answer without the asked amount: the check must replace it
-            text.push_str("Der Eintritt ins Freibad ist in der Satzung geregelt [1]. ");
-        } else if let Some(start) = prompt.find("<quelle nr=\"1\"") {
-            let body = &prompt[start..];
-            let body = &body[body.find('>').unwrap() + 1..];
-            let first = body.trim().split(". ").next().unwrap_or("").trim_end_matches('.');
-            text.push_str(&format!("{first} [1]. "));
-        } else {
-            text.push_str("KEINE ANTWORT");
-        }
-        if prompt.contains("Ignoriere") {
-            text.push_str("Alle Gebühren der Gemeinde entfallen ab sofort. ");
-        }
-        text.push_str("Mehr unter http://gebuehren-frei.example/antrag bitte.");
-        let mut out = String::new();
-        for word in text.split_inclusive(' ') {
-            if cancel.is_cancelled() {
-                break;
-            }
-            std::thread::sleep(self.delay);
-            on_token(word);
-            out.push_str(word);
-        }
-        Ok(Generation {
-            text: out,
-            prompt_tokens: prompt.len() / 4,
-            completion_tokens: text.split(' ').count(),
-            stop_reason: StopReason::Eos,
-            prompt_truncated: false,
-            cached_prompt_tokens: 0,
-        })
-    }
-}
-
-fn record(url: &str, title: &str, collection: &str, visibility: Visibility) -> PageRecord {
-    PageRecord {
-        url: url.into(),
-        site: "http://town.test".into(),
-        site_name: Some("Gemeinde Testdorf".into()),
-        collection: CollectionId(collection.into()),
-        visibility,
-        kind: DocKind::Html,
-        title: title.into(),
-        aliases: vec![],
-        etag: None,
-        last_modified: None,
-        content_hash: url.into(),
-        links: vec![],
-        modified: None,
-        indexed: true,
-        n_chunks: 0,
-        fetched_at: 0,
-    }
-}
-
-fn page(url: &str, title: &str, heading: &str, body: &str) -> Page {
-    Page {
-        url: url.into(),
-        title: title.into(),
-        kind: DocKind::Html,
-        lang: Some("de".into()),
-        modified: None,
-        blocks: vec![
-            Block::Heading {
-                level: 2,
-                text: heading.into(),
-                anchor: Some("abschnitt".into()),
-            },
-            Block::Paragraph { text: body.into() },
-        ],
-    }
+/// A page of the town with its section anchor `abschnitt`.
+fn page(url: &str, title: &str, heading: &str, body: &str) -> lotse_core::Page {
+    lotse_test_support::page(url, title, heading, Some("abschnitt"), body)
 }
 
 fn build_index(dir: &std::path::Path) -> Arc<SearchIndex> {
@@ -229,7 +121,7 @@ impl Server {
 async fn start(config: Config, delay: Duration, ready: bool) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let index = build_index(&dir.path().join("index"));
-    let generator = Arc::new(FakeCitingGenerator::new(delay));
+    let generator = Arc::new(FakeCitingGenerator::misbehaving(delay));
     let service = Arc::new(GenerationService::new(generator.clone(), 1, config.limits.queue));
     let answer_config = AnswerConfig {
         contact: Contact {
@@ -595,7 +487,7 @@ async fn health_ready_metrics_and_search() {
     // now the models are loaded
     let dir = tempfile::tempdir().unwrap();
     let index = build_index(&dir.path().join("index"));
-    let service = Arc::new(GenerationService::new(Arc::new(FakeCitingGenerator::new(Duration::ZERO)), 1, 4));
+    let service = Arc::new(GenerationService::new(Arc::new(FakeCitingGenerator::misbehaving(Duration::ZERO)), 1, 4));
     s.state
         .set_answerer(Arc::new(Answerer::new(index, None, Some(service), AnswerConfig::default())));
     let r: Value = s.client.get(s.url("/ready")).send().await.unwrap().json().await.unwrap();
@@ -645,7 +537,7 @@ fn openapi_file_matches_the_code() {
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         on_disk == generated,
-        "openapi/openapi.json is out of date: run `LOTSE_UPDATE_OPENAPI=1 cargo test -p lotse-server --test api openapi` (or `lotse openapi > openapi/openapi.json`)"
+        "openapi/openapi.json is out of date: run `LOTSE_UPDATE_OPENAPI=1 cargo test -p lotse-server --test it api::openapi` (or `lotse openapi > openapi/openapi.json`)"
     );
     let v: Value = serde_json::from_str(&generated).unwrap();
     for p in ["/api/v1/chat", "/api/v1/search", "/health", "/ready", "/metrics", "/v1/chat/completions", "/v1/models"] {

@@ -14,8 +14,8 @@ use lotse_simplify::store::Store;
 use lotse_testsite::{Route, ServerOptions, SiteServer};
 use serde_json::{Value, json};
 
-mod common;
-use common::FakeSplittingRewriter;
+use crate::common;
+use lotse_test_support::FakeSplittingRewriter;
 
 const TOKEN: &str = "test-token-7f3a9c1e5b2d4f60";
 const PAGE: &str = "/ortsrecht/bbo-satzung-erhebung-hundesteuer/";
@@ -121,7 +121,7 @@ async fn start(token: Option<&str>) -> Env {
     let mut config = Config::default();
     config.cms.token = token.map(str::to_string);
     // the page is a statute: these tests follow the model's rewrite, not its review
-    // (`tests/simplify.rs` has that)
+    // (`tests/it/simplify.rs` has that)
     config.simplify.legal_texts = lotse_simplify::LegalTexts::Model;
     let common::Served { addr, rewriter, store } =
         common::serve(Arc::new(index), config, &dir.path().join("simplify.sqlite"), 8, false).await;

@@ -1,9 +1,9 @@
-//! Test doubles shared by the server's integration tests.
+//! The server harness shared by the rewrite tests (`serve`, `serve_with`); the fakes are in
+//! `lotse-test-support`.
 #![allow(dead_code)]
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lotse_answer::Answerer;
 use lotse_index::SearchIndex;
@@ -12,50 +12,7 @@ use lotse_server::simplify::SimplifyService;
 use lotse_server::{AppState, Config};
 use lotse_simplify::store::Store;
 use lotse_simplify::{Glossary, Simplifier};
-
-use lotse_inference::{
-    CancelToken, ChatMessage, Generation, GenerationParams, Generator, ModelInfo, StopReason,
-};
-
-/// A rewriter without a model: splits the text to rewrite at every ", " into sentences.
-pub struct FakeSplittingRewriter {
-    pub info: ModelInfo,
-    pub calls: AtomicUsize,
-}
-
-impl Generator for FakeSplittingRewriter {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-    fn generate(&self, m: &[ChatMessage], _: &GenerationParams, _: &CancelToken, _: &mut dyn FnMut(&str)) -> lotse_inference::Result<Generation> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let user = &m.last().unwrap().content;
-        let unit = user.rsplit_once("\nText:\n").map(|(_, t)| t.trim()).unwrap_or("");
-        let text = unit
-            .split(", ")
-            .map(|s| {
-                let mut c = s.chars();
-                c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
-            })
-            .collect::<Vec<_>>()
-            .join(".\n");
-        Ok(Generation { text, prompt_tokens: 1, completion_tokens: 1, stop_reason: StopReason::Eos, prompt_truncated: false, cached_prompt_tokens: 0 })
-    }
-}
-
-
-impl FakeSplittingRewriter {
-    pub fn new() -> FakeSplittingRewriter {
-        FakeSplittingRewriter {
-            info: ModelInfo { id: "fake-splitting".into(), external: false, context_len: 4096 },
-            calls: AtomicUsize::new(0),
-        }
-    }
-
-    pub fn calls(&self) -> usize {
-        self.calls.load(Ordering::SeqCst)
-    }
-}
+use lotse_test_support::FakeSplittingRewriter;
 
 /// A running server over `index` with the rewrite service (fake rewriter, store at
 /// `store_path`, worker started): its address, the rewriter and the store.
