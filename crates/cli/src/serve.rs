@@ -171,8 +171,8 @@ fn build_simplify(
     generator: Arc<dyn Generator>,
 ) -> Result<Arc<SimplifyService>> {
     let glossary = config.simplify.glossary().map_err(anyhow::Error::msg)?;
-    let store = Arc::new(crate::simplify::open_store(data)?);
-    // unchanged units of a re-crawled page come from the unit cache in the same file
+    let store = Arc::new(crate::simplify::open_store(config, data)?);
+    // unchanged units of a re-crawled page come from the unit cache in the same database
     let rules_only = config.simplify.rules_only().map_err(anyhow::Error::msg)?;
     let simplifier = Arc::new(
         Simplifier::new(generator, glossary)
@@ -229,9 +229,10 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         if config.feedback.enabled {
             std::fs::create_dir_all(&data)
                 .with_context(|| format!("cannot create the data directory {}", data.display()))?;
-            let store = lotse_server::feedback::FeedbackStore::open(&data.join("feedback.sqlite"))
-                .context("cannot open the feedback store")?;
-            state.set_feedback(Arc::new(store));
+            let db = lotse_server::database::open(config.portal.database.as_deref(), &data)
+                .map_err(anyhow::Error::msg)
+                .context("cannot open the database of the ratings")?;
+            state.set_feedback(Arc::new(lotse_server::feedback::FeedbackStore::new(db)));
         }
         if config.portal.enabled {
             let portal = lotse_server::portal::open(&config, &data)

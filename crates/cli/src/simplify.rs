@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use lotse_core::{Block, CollectionId, CollectionScope, DocKind, Page};
 use lotse_inference::CancelToken;
-use lotse_simplify::store::Store;
+use lotse_server::rewrites::RewriteStore as Store;
 use lotse_simplify::{NoProgress, Simplifier, readability, sari};
 use serde::Serialize;
 
@@ -52,9 +52,12 @@ pub struct SimplifyArgs {
     pub engine: EngineArgs,
 }
 
-/// The rewrite store of a data directory.
-pub fn open_store(data: &Path) -> Result<Store> {
-    Store::open(&data.join("simplify.sqlite")).context("cannot open the rewrite store")
+/// The rewrite store in the database of a data directory (or `[portal] database`).
+pub fn open_store(config: &lotse_server::Config, data: &Path) -> Result<Store> {
+    let db = lotse_server::database::open(config.portal.database.as_deref(), data)
+        .map_err(anyhow::Error::msg)
+        .context("cannot open the database")?;
+    Store::new(db).context("cannot open the rewrite store")
 }
 
 /// The configured glossary and the generator (loaded last: it takes seconds).
@@ -141,7 +144,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     apply_config(&mut args.models, &mut args.engine, &config);
     let data = args.config.data_dir(&config);
     let index = crate::open_index(&data)?;
-    let store = Arc::new(open_store(&data)?);
+    let store = Arc::new(open_store(&config, &data)?);
     let scope = CollectionScope::public_website();
     let urls: Vec<String> = match &args.url {
         Some(u) => vec![u.clone()],

@@ -17,6 +17,7 @@
 pub mod api;
 pub mod cms;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod feedback;
 pub mod insights;
@@ -27,6 +28,7 @@ pub mod oidc;
 pub mod openai;
 pub mod policy;
 pub mod portal;
+pub mod rewrites;
 pub mod simplify;
 pub mod widget;
 

@@ -1,5 +1,5 @@
 //! Einfache Sprache over HTTP: `GET /api/v1/simplify?url=` answers from the rewrite cache
-//! (moka in front of the SQLite store) or queues the page and says 202 with Retry-After; a
+//! (moka in front of the rewrite store) or queues the page and says 202 with Retry-After; a
 //! background worker rewrites queued pages first and then, when pre-generation is on, every
 //! indexed HTML page without a current rewrite, so that a click is served from the cache.
 //!
@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use lotse_answer::Answerer;
 use lotse_core::{CollectionScope, DocKind, Page, PageRecord};
 use lotse_inference::CancelToken;
-use lotse_simplify::store::Store;
+use crate::rewrites::RewriteStore as Store;
 use lotse_simplify::{
     BlockCorrection, LegalTexts, Progress, ReviewDecision, ReviewNote, ReviewStatus, SimplifiedPage, Simplifier,
     is_legal_text,

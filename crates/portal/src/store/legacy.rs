@@ -85,8 +85,11 @@ async fn read_legacy(path: &Path) -> Result<Rows> {
 }
 
 fn file_digest(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| StoreError::Invalid(format!("cannot read {}: {e}", path.display())))?;
-    Ok(crate::auth::hex(&Sha256::digest(&bytes)))
+    let unreadable = |e: std::io::Error| StoreError::Invalid(format!("cannot read {}: {e}", path.display()));
+    let mut f = std::fs::File::open(path).map_err(unreadable)?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(unreadable)?;
+    Ok(crate::auth::hex(&h.finalize()))
 }
 
 impl Store {
