@@ -458,3 +458,33 @@ fn the_rewrite_store_replaces_a_changed_page_and_keeps_decisions_with_their_text
     let e = Store::open(&tmp.path().join("broken.sqlite")).map(|_| ()).unwrap_err().to_string();
     assert!(e.contains("broken.sqlite"), "{e}");
 }
+
+/// A data directory written by the code before issue 33.4 (the fixture of `lotse-portal`):
+/// opened by the server, every rewrite, approval and rating is read back typed.
+#[test]
+fn a_data_directory_of_the_old_stores_is_read_through_the_one_database() {
+    use lotse_simplify::ReviewStatus;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../portal/tests/fixtures/legacy-data");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["portal.sqlite", "simplify.sqlite", "feedback.sqlite"] {
+        std::fs::copy(fixture.join(f), tmp.path().join(f)).unwrap();
+    }
+    let db = lotse_server::database::open(None, tmp.path()).unwrap();
+    assert!(tmp.path().join("simplify.sqlite.imported").is_file() && !tmp.path().join("feedback.sqlite").exists());
+    let store = Store::new(db.clone()).unwrap();
+    let listed = store.legal_rewrites("14-62052888").unwrap();
+    assert_eq!(listed.len(), 2);
+    let approved = listed.iter().find(|(_, p, _)| p.url == "http://town.test/satzung/").unwrap();
+    let d = approved.2.as_ref().expect("the approval");
+    assert_eq!((d.status, d.reviewer.as_str(), d.corrections.len()), (ReviewStatus::Approved, "anna", 1));
+    assert_eq!(d.corrections[0].text.as_deref(), Some("Die Steuer ist am 1. Juli fällig."));
+    let rejected = listed.iter().find(|(_, p, _)| p.url == "http://town.test/gebuehren/").unwrap();
+    assert_eq!(rejected.2.as_ref().map(|d| d.status), Some(ReviewStatus::Rejected));
+    assert_eq!(store.get(&approved.0).unwrap().map(|p| p.url), Some("http://town.test/satzung/".to_string()));
+    assert_eq!(store.urls().unwrap().len(), 3, "the CMS text too");
+    assert_eq!(store.unit_count().unwrap(), 1, "unit rows of today's UNIT_VERSION stay");
+    let ratings = lotse_server::feedback::FeedbackStore::new(db.clone()).all().unwrap();
+    assert_eq!(ratings.iter().map(|r| (r.answer_id.as_str(), r.helpful)).collect::<Vec<_>>(), vec![("a1", true), ("a2", false)]);
+    // the same database, once per process
+    assert!(Arc::ptr_eq(&db, &lotse_server::database::open(None, tmp.path()).unwrap()));
+}
