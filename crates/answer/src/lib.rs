@@ -669,6 +669,10 @@ impl Answerer {
     pub fn index(&self) -> &SearchIndex {
         &self.index
     }
+    /// The index, shared (for services that read it beside the answerer).
+    pub fn shared_index(&self) -> Arc<SearchIndex> {
+        self.index.clone()
+    }
     pub fn embedder(&self) -> Option<&Arc<dyn Embedder>> {
         self.embedder.as_ref()
     }

@@ -14,6 +14,11 @@
 //! ```text
 //! cargo bench -p lotse --bench chat          # LOTSE_MODEL_CACHE or models/cache
 //! ```
+//!
+//! Side-by-side runs of two builds (e.g. before and after a refactoring) without the model's
+//! noise: `LOTSE_BENCH_FAKE_ENGINE=1` points the server at an instant OpenAI-compatible
+//! engine on loopback (`FakeInstantEngine` below; the embedder stays real), `LOTSE_BIN` runs
+//! another `lotse` binary, `LOTSE_BENCH_DATA` keeps its data directory apart.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -55,6 +60,66 @@ fn rss_mb(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// An OpenAI-compatible engine on loopback that answers every chat request at once with a
+/// short streamed answer citing source 1 (and `/models` with one model): it takes the model
+/// out of the figures, so the server's own overhead can be compared between two builds.
+struct FakeInstantEngine {
+    base: String,
+}
+
+impl FakeInstantEngine {
+    fn start() -> FakeInstantEngine {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}/v1", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).is_err() {
+                        return;
+                    }
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = line.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let mut out = stream;
+                    if request_line.starts_with("GET") {
+                        let json = r#"{"object":"list","data":[{"id":"fake-instant","object":"model"}]}"#;
+                        let _ = write!(
+                            out,
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{json}",
+                            json.len()
+                        );
+                        return;
+                    }
+                    let _ = out.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
+                    for piece in ["Die Angaben ", "dazu stehen ", "in der Quelle ", "[1]."] {
+                        let chunk = json!({"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": null}]});
+                        let _ = write!(out, "data: {chunk}\n\n");
+                    }
+                    let end = json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+                    let usage = json!({"choices": [], "usage": {"prompt_tokens": 400, "completion_tokens": 4}});
+                    let _ = write!(out, "data: {end}\n\ndata: {usage}\n\ndata: [DONE]\n\n");
+                });
+            }
+        });
+        FakeInstantEngine { base }
+    }
+}
+
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -81,9 +146,13 @@ async fn main() {
     let cache = std::env::var_os("LOTSE_MODEL_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("models/cache"));
-    let lotse = env!("CARGO_BIN_EXE_lotse");
+    let lotse = std::env::var("LOTSE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_lotse").to_string());
+    let lotse = lotse.as_str();
     let site = SiteServer::start(fixtures().join("sites/bad-boll")).unwrap();
-    let data = root().join("target/bench-data/chat");
+    let data = std::env::var_os("LOTSE_BENCH_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/bench-data/chat"));
+    let fake = std::env::var_os("LOTSE_BENCH_FAKE_ENGINE").map(|_| FakeInstantEngine::start());
     let t = Instant::now();
     let out = Command::new(lotse)
         .args(["crawl", &format!("{}/", site.origin()), "--delay-ms", "0", "--concurrency", "4", "--json", "--data"])
@@ -96,16 +165,24 @@ async fn main() {
 
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
-    let child = Command::new(lotse)
+    let mut serve = Command::new(lotse);
+    serve
         .args(["serve", "--addr", &format!("127.0.0.1:{port}"), "--data"])
         .arg(&data)
         .env("LOTSE_MODEL_CACHE", &cache)
         .env("LOTSE__SERVER__TRUSTED_PROXIES", "[\"127.0.0.1\"]")
         .env("LOTSE__LIMITS__SEARCH_PER_SECOND", "1000")
         .env("LOTSE__LIMITS__SEARCH_BURST", "1000")
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .unwrap();
+        .env("RUST_LOG", "warn");
+    if let Some(engine) = &fake {
+        eprintln!("engine: FakeInstantEngine at {}", engine.base);
+        serve
+            .env("LOTSE__ENGINE__KIND", "openai")
+            .env("LOTSE__ENGINE__URL", &engine.base)
+            .env("LOTSE__ENGINE__MODEL", "fake-instant")
+            .env("LOTSE__ENGINE__EXTERNAL", "false");
+    }
+    let child = serve.spawn().unwrap();
     let pid = child.id();
     let _child = Killed(child);
     let client = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use lotse_answer::{AnswerRequest, Answerer};
 use lotse_inference::Generator;
 use lotse_inference::generate::GenerationService;
-use lotse_server::simplify::SimplifyService;
+use lotse_server::simplify::{ChatBusy, SimplifyService};
 use lotse_server::{AppState, Config};
 use lotse_simplify::Simplifier;
 
@@ -163,6 +163,14 @@ fn build(
     Ok((answerer, generator))
 }
 
+/// The rewrite store in the database of a data directory (or `[portal] database`).
+pub fn open_rewrite_store(config: &Config, data: &std::path::Path) -> Result<lotse_server::rewrites::RewriteStore> {
+    let db = lotse_server::database::open(config.portal.database.as_deref(), data)
+        .map_err(anyhow::Error::msg)
+        .context("cannot open the database")?;
+    lotse_server::rewrites::RewriteStore::new(db).context("cannot open the rewrite store")
+}
+
 /// The Einfache-Sprache service over the same index and generator, its worker started.
 fn build_simplify(
     config: &Config,
@@ -171,7 +179,7 @@ fn build_simplify(
     generator: Arc<dyn Generator>,
 ) -> Result<Arc<SimplifyService>> {
     let glossary = config.simplify.glossary().map_err(anyhow::Error::msg)?;
-    let store = Arc::new(crate::simplify::open_store(config, data)?);
+    let store = Arc::new(open_rewrite_store(config, data)?);
     // unchanged units of a re-crawled page come from the unit cache in the same database
     let rules_only = config.simplify.rules_only().map_err(anyhow::Error::msg)?;
     let simplifier = Arc::new(
@@ -180,8 +188,10 @@ fn build_simplify(
             .with_legal_texts(config.simplify.legal_texts)
             .with_unit_cache(store.clone()),
     );
+    let busy = answerer.generation().map(|g| g.clone() as Arc<dyn ChatBusy>);
     let svc = SimplifyService::new(
-        answerer.clone(),
+        answerer.shared_index(),
+        busy,
         simplifier,
         store,
         config.simplify.queue,

@@ -10,12 +10,11 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use lotse_core::{Block, CollectionId, CollectionScope, DocKind, Page};
 use lotse_inference::CancelToken;
-use lotse_server::rewrites::RewriteStore as Store;
 use lotse_simplify::{NoProgress, Simplifier, readability, sari};
 use serde::Serialize;
 
 use crate::runtime::{self, EngineArgs, ModelArgs};
-use crate::serve::{ConfigArgs, apply_config};
+use crate::serve::{ConfigArgs, apply_config, open_rewrite_store};
 
 #[derive(clap::Args)]
 pub struct SimplifyArgs {
@@ -50,14 +49,6 @@ pub struct SimplifyArgs {
     pub models: ModelArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
-}
-
-/// The rewrite store in the database of a data directory (or `[portal] database`).
-pub fn open_store(config: &lotse_server::Config, data: &Path) -> Result<Store> {
-    let db = lotse_server::database::open(config.portal.database.as_deref(), data)
-        .map_err(anyhow::Error::msg)
-        .context("cannot open the database")?;
-    Store::new(db).context("cannot open the rewrite store")
 }
 
 /// The configured glossary and the generator (loaded last: it takes seconds).
@@ -144,7 +135,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     apply_config(&mut args.models, &mut args.engine, &config);
     let data = args.config.data_dir(&config);
     let index = crate::open_index(&data)?;
-    let store = Arc::new(open_store(&config, &data)?);
+    let store = Arc::new(open_rewrite_store(&config, &data)?);
     let scope = CollectionScope::public_website();
     let urls: Vec<String> = match &args.url {
         Some(u) => vec![u.clone()],

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_crawler::{CrawlConfig, CrawlError, NoProgress};
 use lotse_portal::Action;
@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::simplify::{self, Lookup, Pending};
+use crate::simplify::{self, Lookup, Pending, accepted};
 
 /// Largest request body of `POST /api/v1/simplify` (a whole page as HTML).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -160,20 +160,6 @@ fn lookup_response(lookup: Lookup) -> Result<Response, ApiError> {
         )
         .retry_after(60)),
     }
-}
-
-/// A 202 with `Retry-After` and `Location`.
-pub(crate) fn accepted(p: Pending) -> Response {
-    let retry = p.retry_after;
-    let location = p.status_url.clone();
-    let mut resp = (StatusCode::ACCEPTED, Json(p)).into_response();
-    if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
-        resp.headers_mut().insert(header::RETRY_AFTER, v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp
 }
 
 /// The CMS's own text in Einfache Sprache.

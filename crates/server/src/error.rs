@@ -5,6 +5,10 @@ use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_answer::AnswerError;
+use lotse_portal::StoreError;
+use lotse_portal::auth::Denied;
+use lotse_service::staff_chat::ChatError;
+use lotse_service::documents::DocumentError;
 use serde::Serialize;
 
 /// The body of every error response.
@@ -152,5 +156,143 @@ impl IntoResponse for ApiError {
             }
         }
         resp
+    }
+}
+
+/// A rewrite under review that cannot be read or decided on.
+impl From<lotse_service::rewrites::DecideError> for ApiError {
+    fn from(e: lotse_service::rewrites::DecideError) -> ApiError {
+        use lotse_service::rewrites::DecideError;
+        match e {
+            DecideError::NotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "Diese Umschreibung gibt es nicht (mehr). Vielleicht hat sich die Seite inzwischen geändert.",
+            ),
+            DecideError::Changed => ApiError::new(StatusCode::CONFLICT, "changed", lotse_simplify::review::PAGE_CHANGED),
+            DecideError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "correction", m),
+            DecideError::Store(e) => {
+                tracing::warn!(error = %e, "rewrite store failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "store",
+                    "Die Umschreibungen lassen sich gerade nicht lesen. Bitte versuchen Sie es später noch einmal.",
+                )
+            }
+            DecideError::NoDecision => ApiError::bad_request(
+                "status",
+                "Bitte geben Sie die Umschreibung frei (approved) oder lehnen Sie sie ab (rejected).",
+            ),
+            DecideError::CorrectionsOnRejection => ApiError::bad_request(
+                "corrections",
+                "Korrekturen gehören zu einer Freigabe. Eine abgelehnte Umschreibung sehen Bürgerinnen und Bürger nicht.",
+            ),
+        }
+    }
+}
+
+/// A portal store error (`map_err(store_error)`).
+pub(crate) fn store_error(e: StoreError) -> ApiError {
+    ApiError::from(e)
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound(what) => not_found(what),
+            StoreError::Exists(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "exists",
+                format!("Das gibt es schon ({what})."),
+            ),
+            StoreError::Invalid(why) => {
+                tracing::debug!(why = %why, "invalid portal input");
+                ApiError::bad_request("invalid", format!("Die Eingabe ist ungültig: {why}."))
+            }
+            StoreError::Sql(e) => {
+                tracing::error!(error = %e, "portal store failed");
+                ApiError::internal()
+            }
+            StoreError::Index(e) => {
+                tracing::error!(error = %e, "the index failed for the portal");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+/// 404 for a portal record `what` ("collection", "document", ...), in German.
+pub(crate) fn not_found(what: &str) -> ApiError {
+    let message = match what {
+        "collection" => "Diese Sammlung gibt es nicht.",
+        "document" => "Dieses Dokument gibt es nicht.",
+        "chat" => "Diesen Chat gibt es nicht.",
+        "prompt" => "Diese Vorlage gibt es nicht.",
+        "user" => "Dieses Konto gibt es nicht.",
+        "token" => "Diesen Zugangsschlüssel gibt es nicht.",
+        "question" => "Diese Frage gibt es nicht (mehr).",
+        "topic" => "Dieses Thema gibt es nicht (mehr). Bitte laden Sie die Liste neu.",
+        _ => "Nicht gefunden.",
+    };
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+}
+
+/// An upload or delete of a staff document that did not happen.
+impl From<DocumentError> for ApiError {
+    fn from(e: DocumentError) -> ApiError {
+        match e {
+            DocumentError::Starting => ApiError::starting(),
+            DocumentError::NotFound(what) => not_found(what),
+            DocumentError::TooLarge { max } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("Die Datei ist zu groß. Erlaubt sind höchstens {} MB.", max / (1024 * 1024)),
+            ),
+            DocumentError::FileName => ApiError::bad_request(
+                "file_name",
+                "Der Dateiname ist ungültig (keine Schrägstriche, höchstens 200 Zeichen).",
+            ),
+            DocumentError::Extract(e) => {
+                let status = if e.is_type_error() { StatusCode::UNSUPPORTED_MEDIA_TYPE } else { StatusCode::UNPROCESSABLE_ENTITY };
+                ApiError::new(status, e.code(), e.message_de())
+            }
+            DocumentError::IndexBusy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "index_busy",
+                "Der Suchindex wird gerade aktualisiert. Bitte versuchen Sie es gleich noch einmal.",
+            )
+            .retry_after(10),
+            // logged where they happened
+            DocumentError::Index(_) | DocumentError::Task(_) => ApiError::internal(),
+            DocumentError::Store(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// 401 without a principal, 403 with the authorisation's own code and German reason.
+pub(crate) fn denied(d: Denied) -> ApiError {
+    match d {
+        Denied::Unauthenticated => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Bitte melden Sie sich im Portal an.",
+        ),
+        Denied::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
+    }
+}
+
+/// A staff question without an answer.
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> ApiError {
+        match e {
+            ChatError::Starting => ApiError::starting(),
+            ChatError::NotFound(what) => not_found(what),
+            ChatError::UnknownModel => ApiError::bad_request("unknown_model", "Dieses Modell ist nicht eingerichtet."),
+            ChatError::Denied(d) => denied(d),
+            ChatError::Refused { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
+            ChatError::Answer(e) => ApiError::from(e),
+            ChatError::Store(e) => ApiError::from(e),
+            ChatError::Task(_) => ApiError::internal(),
+        }
     }
 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_answer::Answer;
 use lotse_portal::auth::Action;
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::portal::{audit_full, blocking, csv_response, ctx, not_found, store_error};
+use crate::portal::{Ctx, audit_full, blocking, csv_response, not_found, store_error};
 
 /// At most this many questions of a window are grouped (the newest): grouping compares each
 /// question with every topic so far, so this bounds a request to a few seconds.
@@ -171,8 +171,7 @@ async fn load_topics(state: &AppState, c: &crate::portal::Ctx, days: i64) -> Res
 /// (editors and admins). With `format=csv` a spreadsheet (formulas defused; audited).
 #[utoipa::path(get, path = "/portal/api/insights/topics", tag = "portal", params(TopicParams),
     responses((status = 200, body = InsightsResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, description = "Switched off", body = ErrorBody)))]
-pub async fn topics(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Query(p): Query<TopicParams>) -> Result<Response, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn topics(State(state): State<Arc<AppState>>, Query(p): Query<TopicParams>, c: Ctx) -> Result<Response, ApiError> {
     c.allow(&Action::ViewInsights)?;
     if !state.config.insights.enabled {
         return Err(switched_off());
@@ -211,8 +210,7 @@ pub struct MarkParams {
     pub days: Option<i64>,
 }
 
-async fn mark(state: Arc<AppState>, method: Method, headers: HeaderMap, id: i64, days: Option<i64>, done: bool) -> Result<StatusCode, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+async fn mark(state: Arc<AppState>, c: Ctx, id: i64, days: Option<i64>, done: bool) -> Result<StatusCode, ApiError> {
     c.allow(&Action::ViewInsights)?;
     if !state.config.insights.enabled {
         return Err(switched_off());
@@ -232,22 +230,21 @@ async fn mark(state: Arc<AppState>, method: Method, headers: HeaderMap, id: i64,
 /// whether the topic now gets answers.
 #[utoipa::path(post, path = "/portal/api/insights/topics/{id}/done", tag = "portal", params(("id" = i64, Path, description = "The topic's id"), MarkParams),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn mark_done(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>, Query(p): Query<MarkParams>) -> Result<StatusCode, ApiError> {
-    mark(state, method, headers, id, p.days, true).await
+pub async fn mark_done(State(state): State<Arc<AppState>>, Path(id): Path<i64>, Query(p): Query<MarkParams>, c: Ctx) -> Result<StatusCode, ApiError> {
+    mark(state, c, id, p.days, true).await
 }
 
 /// Take the "erledigt" mark off a topic.
 #[utoipa::path(delete, path = "/portal/api/insights/topics/{id}/done", tag = "portal", params(("id" = i64, Path, description = "The topic's id"), MarkParams),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn unmark_done(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>, Query(p): Query<MarkParams>) -> Result<StatusCode, ApiError> {
-    mark(state, method, headers, id, p.days, false).await
+pub async fn unmark_done(State(state): State<Arc<AppState>>, Path(id): Path<i64>, Query(p): Query<MarkParams>, c: Ctx) -> Result<StatusCode, ApiError> {
+    mark(state, c, id, p.days, false).await
 }
 
 /// Delete one question (audited).
 #[utoipa::path(delete, path = "/portal/api/insights/questions/{id}", tag = "portal", params(("id" = i64, Path)),
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub async fn delete_question(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap, Path(id): Path<i64>) -> Result<StatusCode, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn delete_question(State(state): State<Arc<AppState>>, Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::ViewInsights)?;
     let store = c.store();
     blocking(move || store.delete_insight(id).map_err(store_error)).await?;
@@ -263,8 +260,7 @@ pub async fn delete_question(State(state): State<Arc<AppState>>, method: Method,
 /// Delete every recorded question (audited). Works also when `[insights]` is switched off.
 #[utoipa::path(delete, path = "/portal/api/insights", tag = "portal",
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub async fn delete_all(State(state): State<Arc<AppState>>, method: Method, headers: HeaderMap) -> Result<StatusCode, ApiError> {
-    let c = ctx(&state, &method, &headers).await?;
+pub async fn delete_all(State(state): State<Arc<AppState>>, c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::ViewInsights)?;
     let store = c.store();
     let n = blocking(move || store.delete_all_insights().map_err(store_error)).await?;

@@ -26,9 +26,9 @@ pub mod login;
 pub mod metrics;
 pub mod oidc;
 pub mod openai;
-pub mod policy;
+pub use lotse_service::policy;
 pub mod portal;
-pub mod rewrites;
+pub use lotse_service::rewrite_store as rewrites;
 pub mod simplify;
 pub mod widget;
 

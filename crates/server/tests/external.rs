@@ -246,7 +246,7 @@ async fn start_with(in_house: bool) -> Server {
     let simplify_store = Arc::new(lotse_server::rewrites::RewriteStore::open(&dir.path().join("simplify.sqlite")).unwrap());
     let simplifier = Arc::new(Simplifier::new(engine.clone(), Glossary::default_terms()));
     // no worker: only the CMS route's decision is tested here (public pages may go)
-    let svc = SimplifyService::new(answerer.clone(), simplifier, simplify_store, 8, false);
+    let svc = SimplifyService::new(answerer.shared_index(), None, simplifier, simplify_store, 8, false);
     let state = AppState::new(config);
     state.set_answerer(answerer);
     state.set_simplify(svc);

@@ -94,7 +94,8 @@ pub async fn serve_with(
         Simplifier::new(rewriter.clone(), Glossary::default_terms())
             .with_legal_texts(config.simplify.legal_texts),
     );
-    let svc = SimplifyService::new(answerer.clone(), simplifier, store.clone(), queue, pregenerate);
+    let busy = answerer.generation().map(|g| g.clone() as Arc<dyn lotse_server::simplify::ChatBusy>);
+    let svc = SimplifyService::new(answerer.shared_index(), busy, simplifier, store.clone(), queue, pregenerate);
     svc.start_worker();
     let state = AppState::new(config);
     state.set_answerer(answerer);
