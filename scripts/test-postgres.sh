@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs the portal store's tests and the server's portal tests (authorisation matrix, canary
-# isolation, uploads, external-model blocking, governance, OIDC sign-in) against PostgreSQL: a private,
-# throw-away cluster on 127.0.0.1, started here and stopped on exit. Every test gets a fresh
-# database of its own (lotse_portal::store::testing).
+# Runs the store's tests (the portal's records, the rewrite store with its review decisions,
+# the ratings, the import of older versions' files) and the server's portal tests
+# (authorisation matrix, canary isolation, uploads, external-model blocking, governance, OIDC
+# sign-in) against PostgreSQL: a private, throw-away cluster on 127.0.0.1, started here and
+# stopped on exit. Every test gets a fresh database of its own (lotse_portal::store::testing).
 #
 # Without PostgreSQL's server programs it prints "skipped" and exits 0, unless
 # LOTSE_REQUIRE_POSTGRES=1 (CI), which makes that an error. Extra arguments go to cargo test.

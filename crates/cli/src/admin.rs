@@ -55,7 +55,8 @@ pub enum AdminCommand {
     },
     /// Write one consistent copy of everything a crawl cannot bring back into a new directory
     /// (safe while the server runs): the portal database with the uploaded originals, the
-    /// approved and corrected rewrites (simplify.sqlite) and the ratings (feedback.sqlite).
+    /// approved and corrected rewrites and the ratings (all in portal.sqlite; files of older
+    /// versions not imported yet, simplify.sqlite and feedback.sqlite, are copied too).
     Backup {
         /// Destination directory (must not exist, or be empty).
         dest: PathBuf,
@@ -91,14 +92,11 @@ pub struct DataArg {
 }
 
 impl DataArg {
-    pub fn open(&self) -> Result<Store> {
-        if let Some(url) = &self.database {
-            return Store::connect(url).context("cannot open the portal database");
-        }
-        std::fs::create_dir_all(&self.data)
-            .with_context(|| format!("cannot create {}", self.data.display()))?;
-        let path = self.data.join("portal.sqlite");
-        Store::open(&path).with_context(|| format!("cannot open {}", path.display()))
+    /// The database (imports the rewrite and rating files of older versions, once).
+    pub fn open(&self) -> Result<std::sync::Arc<Store>> {
+        lotse_server::database::open(self.database.as_deref(), &self.data)
+            .map_err(anyhow::Error::msg)
+            .context("cannot open the database")
     }
 }
 
@@ -160,7 +158,7 @@ pub fn run(cmd: AdminCommand) -> Result<()> {
                 println!("{}\t{} bytes", f.name, f.bytes);
             }
             if data.database.is_some() {
-                println!("the portal database is PostgreSQL: back it up with pg_dump (it holds the uploaded originals)");
+                println!("the database is PostgreSQL: back it up with pg_dump (it holds the uploaded originals, the rewrites with their approvals and the ratings)");
             }
             println!("backup written to {}", dest.display());
         }

@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The SQLite files of a data directory that a backup carries (the index is derived: rebuilt
-/// from the originals and the crawl).
+/// from the originals and the crawl). `portal.sqlite` holds everything since issue 33.4; the
+/// rewrite and rating files of older versions are carried while they are not imported yet
+/// (the next start imports them, also after a restore).
 pub const FILES: &[&str] = &["portal.sqlite", "simplify.sqlite", "feedback.sqlite"];
 
 const MANIFEST: &str = "MANIFEST.json";

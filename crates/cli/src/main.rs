@@ -76,6 +76,9 @@ enum Command {
 struct FeedbackArgs {
     #[arg(long, default_value = "data", env = "LOTSE_DATA")]
     data: PathBuf,
+    /// The PostgreSQL database instead of portal.sqlite (as `[portal] database`).
+    #[arg(long, env = "LOTSE__PORTAL__DATABASE")]
+    database: Option<String>,
     /// Every rating as CSV (answer_id, helpful, model, refused, cited, at, question).
     #[arg(long, conflicts_with = "json")]
     csv: bool,
@@ -639,12 +642,13 @@ fn search(args: SearchArgs) -> Result<()> {
 }
 
 fn feedback(args: FeedbackArgs) -> Result<()> {
-    let path = args.data.join("feedback.sqlite");
-    if !path.exists() {
-        anyhow::bail!("no ratings yet: {} does not exist", path.display());
+    let db = lotse_server::database::open(args.database.as_deref(), &args.data)
+        .map_err(anyhow::Error::msg)
+        .context("cannot open the database")?;
+    let all = lotse_server::feedback::FeedbackStore::new(db).all()?;
+    if all.is_empty() && !args.json && !args.csv {
+        anyhow::bail!("no ratings yet");
     }
-    let store = lotse_server::feedback::FeedbackStore::open(&path)?;
-    let all = store.all()?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&all)?);
     } else if args.csv {

@@ -163,9 +163,12 @@ fn build(
     Ok((answerer, generator))
 }
 
-/// The rewrite store of a data directory (`simplify.sqlite`).
-pub fn open_rewrite_store(data: &std::path::Path) -> Result<lotse_simplify::store::Store> {
-    lotse_simplify::store::Store::open(&data.join("simplify.sqlite")).context("cannot open the rewrite store")
+/// The rewrite store in the database of a data directory (or `[portal] database`).
+pub fn open_rewrite_store(config: &Config, data: &std::path::Path) -> Result<lotse_server::rewrites::RewriteStore> {
+    let db = lotse_server::database::open(config.portal.database.as_deref(), data)
+        .map_err(anyhow::Error::msg)
+        .context("cannot open the database")?;
+    lotse_server::rewrites::RewriteStore::new(db).context("cannot open the rewrite store")
 }
 
 /// The Einfache-Sprache service over the same index and generator, its worker started.
@@ -176,8 +179,8 @@ fn build_simplify(
     generator: Arc<dyn Generator>,
 ) -> Result<Arc<SimplifyService>> {
     let glossary = config.simplify.glossary().map_err(anyhow::Error::msg)?;
-    let store = Arc::new(open_rewrite_store(data)?);
-    // unchanged units of a re-crawled page come from the unit cache in the same file
+    let store = Arc::new(open_rewrite_store(config, data)?);
+    // unchanged units of a re-crawled page come from the unit cache in the same database
     let rules_only = config.simplify.rules_only().map_err(anyhow::Error::msg)?;
     let simplifier = Arc::new(
         Simplifier::new(generator, glossary)
@@ -236,9 +239,10 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         if config.feedback.enabled {
             std::fs::create_dir_all(&data)
                 .with_context(|| format!("cannot create the data directory {}", data.display()))?;
-            let store = lotse_server::feedback::FeedbackStore::open(&data.join("feedback.sqlite"))
-                .context("cannot open the feedback store")?;
-            state.set_feedback(Arc::new(store));
+            let db = lotse_server::database::open(config.portal.database.as_deref(), &data)
+                .map_err(anyhow::Error::msg)
+                .context("cannot open the database of the ratings")?;
+            state.set_feedback(Arc::new(lotse_server::feedback::FeedbackStore::new(db)));
         }
         if config.portal.enabled {
             let portal = lotse_server::portal::open(&config, &data)

@@ -135,7 +135,7 @@ pub fn run(mut args: SimplifyArgs) -> Result<()> {
     apply_config(&mut args.models, &mut args.engine, &config);
     let data = args.config.data_dir(&config);
     let index = crate::open_index(&data)?;
-    let store = Arc::new(open_rewrite_store(&data)?);
+    let store = Arc::new(open_rewrite_store(&config, &data)?);
     let scope = CollectionScope::public_website();
     let urls: Vec<String> = match &args.url {
         Some(u) => vec![u.clone()],

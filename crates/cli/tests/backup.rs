@@ -65,7 +65,7 @@ fn town_data(data: &Path) -> (i64, String) {
     let done = lotse_portal::documents::reconcile(&store, &index, None).unwrap();
     assert_eq!(done.reindexed, 2, "{done:?}");
 
-    let rewrites = lotse_simplify::store::Store::open(&data.join("simplify.sqlite")).unwrap();
+    let rewrites = lotse_server::rewrites::RewriteStore::open(&data.join("portal.sqlite")).unwrap();
     let s = Simplifier::new(
         Arc::new(FakeUnusedGenerator(ModelInfo { id: "fake".into(), external: false, context_len: 4096 })),
         Glossary::default_terms(),
@@ -82,8 +82,20 @@ fn town_data(data: &Path) -> (i64, String) {
     rewrites.put(&key, &s.simplify_rules_only(&page, "h1").unwrap()).unwrap();
     rewrites.set_review(&key, ReviewStatus::Approved, "anna", &[]).unwrap();
     drop(rewrites);
-    lotse_server::feedback::FeedbackStore::open(&data.join("feedback.sqlite")).unwrap();
+    lotse_server::feedback::FeedbackStore::open(&data.join("portal.sqlite")).unwrap().add(&rating()).unwrap();
     (col.id, key)
+}
+
+fn rating() -> lotse_server::feedback::Rating {
+    lotse_server::feedback::Rating {
+        answer_id: "a1".into(),
+        helpful: false,
+        model: "fake".into(),
+        refused: false,
+        cited: vec!["http://town.test/satzung/".into()],
+        question: None,
+        at: 1_700_000_000,
+    }
 }
 
 /// What a portal search in the collection shows: (url, text) per hit.
@@ -106,10 +118,9 @@ fn backup_delete_the_data_directory_restore_gives_the_same_search_results_and_ap
     let backup = tmp.path().join("sicherung");
     let (d, b) = (data.to_str().unwrap(), backup.to_str().unwrap());
     let out = ok(&lotse(&["admin", "backup", b, "--data", d]));
-    for f in ["portal.sqlite", "simplify.sqlite", "feedback.sqlite"] {
-        assert!(out.contains(f), "{out}");
-        assert!(backup.join(f).is_file());
-    }
+    // one database holds the uploads, the rewrites with their approvals and the ratings
+    assert!(out.contains("portal.sqlite") && backup.join("portal.sqlite").is_file(), "{out}");
+    assert!(!out.contains("simplify.sqlite") && !out.contains("feedback.sqlite"), "{out}");
     assert!(backup.join("MANIFEST.json").is_file());
     // never over an existing backup
     assert!(failed(&lotse(&["admin", "backup", b, "--data", d])).contains("not an empty directory"));
@@ -125,9 +136,11 @@ fn backup_delete_the_data_directory_restore_gives_the_same_search_results_and_ap
     ok(&lotse(&["index", "rebuild", "--data", d, "--no-embed"]));
     assert_eq!(portal_search(&data, col, CANARY), before);
     assert_eq!(portal_search(&data, col, "Frist Bauantraege"), before_fristen);
-    let rewrites = lotse_simplify::store::Store::open(&data.join("simplify.sqlite")).unwrap();
+    let rewrites = lotse_server::rewrites::RewriteStore::open(&data.join("portal.sqlite")).unwrap();
     let decision = rewrites.review(&key).unwrap().expect("the approval is back");
     assert_eq!((decision.status, decision.reviewer.as_str()), (ReviewStatus::Approved, "anna"));
+    assert!(rewrites.get(&key).unwrap().is_some(), "the rewrite is back");
+    assert_eq!(rewrites.database().ratings().unwrap(), vec![rating()], "the rating is back");
     drop(rewrites);
 
     // with --force the databases there are moved aside, not deleted
@@ -136,10 +149,10 @@ fn backup_delete_the_data_directory_restore_gives_the_same_search_results_and_ap
 
     // a damaged backup is refused and the data directory stays as it was
     let portal = std::fs::read(data.join("portal.sqlite")).unwrap();
-    let mut bytes = std::fs::read(backup.join("simplify.sqlite")).unwrap();
+    let mut bytes = std::fs::read(backup.join("portal.sqlite")).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
-    std::fs::write(backup.join("simplify.sqlite"), bytes).unwrap();
+    std::fs::write(backup.join("portal.sqlite"), bytes).unwrap();
     let err = failed(&lotse(&["admin", "restore", b, "--data", d, "--force"]));
     assert!(err.contains("does not match its manifest"), "{err}");
     assert_eq!(std::fs::read(data.join("portal.sqlite")).unwrap(), portal);

@@ -27,7 +27,7 @@ use lotse_crawler::{CrawlConfig, NoProgress};
 use lotse_index::SearchIndex;
 use lotse_inference::CancelToken;
 use lotse_server::Config;
-use lotse_simplify::store::Store;
+use lotse_server::rewrites::RewriteStore as Store;
 use lotse_simplify::{Glossary, NoProgress as NoUnits, Simplifier};
 use lotse_testsite::SiteServer;
 

@@ -205,7 +205,7 @@ pub struct WidgetSettings {
     pub dir: Option<PathBuf>,
 }
 
-/// Thumbs up/down under answers (`POST /api/v1/feedback`), stored in `feedback.sqlite`.
+/// Thumbs up/down under answers (`POST /api/v1/feedback`), stored in the one database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FeedbackSettings {

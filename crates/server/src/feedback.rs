@@ -1,12 +1,11 @@
-//! Thumbs up/down under answers: `POST /api/v1/feedback`, kept in SQLite
-//! (`data/feedback.sqlite`).
+//! Thumbs up/down under answers: `POST /api/v1/feedback`, kept in the one database
+//! (`lotse_portal::store`, table `ratings`).
 //!
 //! A rating names the answer by its id. What is stored about the answer (model, refusal,
 //! cited pages) comes from the server's own record of it, not from the client; the
 //! question's text only when the town switches `[feedback] store_question` on.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
@@ -15,8 +14,6 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use lotse_answer::Answer;
-use rusqlite::{Connection, params};
-use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -41,83 +38,33 @@ impl AnswerRecord {
     }
 }
 
-/// One stored rating.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Rating {
-    pub answer_id: String,
-    pub helpful: bool,
-    pub model: String,
-    pub refused: bool,
-    pub cited: Vec<String>,
-    pub question: Option<String>,
-    /// Unix time.
-    pub at: u64,
-}
+pub use lotse_portal::store::Rating;
 
-/// The ratings, in SQLite.
-#[derive(Debug)]
+/// The ratings, in the one database.
+#[derive(Debug, Clone)]
 pub struct FeedbackStore {
-    conn: Mutex<Connection>,
+    db: Arc<lotse_portal::store::Store>,
 }
 
-#[derive(Debug, thiserror::Error)]
-#[error("feedback store: {0}")]
-pub struct StoreError(#[from] rusqlite::Error);
+pub type StoreError = lotse_portal::store::StoreError;
 
 impl FeedbackStore {
-    pub fn open(path: &Path) -> Result<FeedbackStore, StoreError> {
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "busy_timeout", 5000)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS ratings (
-                id INTEGER PRIMARY KEY,
-                answer_id TEXT NOT NULL,
-                helpful INTEGER NOT NULL,
-                model TEXT NOT NULL,
-                refused INTEGER NOT NULL,
-                cited TEXT NOT NULL,
-                question TEXT,
-                at INTEGER NOT NULL
-            );
-            CREATE INDEX IF NOT EXISTS ratings_answer ON ratings (answer_id);",
-        )?;
-        Ok(FeedbackStore { conn: Mutex::new(conn) })
+    pub fn new(db: Arc<lotse_portal::store::Store>) -> FeedbackStore {
+        FeedbackStore { db }
     }
 
-    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// A SQLite database of its own at `path` (tests).
+    pub fn open(path: &std::path::Path) -> Result<FeedbackStore, StoreError> {
+        Ok(FeedbackStore::new(Arc::new(lotse_portal::store::Store::open(path)?)))
     }
 
     pub fn add(&self, r: &Rating) -> Result<(), StoreError> {
-        let cited = serde_json::to_string(&r.cited).unwrap_or_else(|_| "[]".into());
-        self.conn().execute(
-            "INSERT INTO ratings (answer_id, helpful, model, refused, cited, question, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![r.answer_id, r.helpful, r.model, r.refused, cited, r.question, r.at as i64],
-        )?;
-        Ok(())
+        self.db.add_rating(r)
     }
 
     /// All ratings, oldest first.
     pub fn all(&self) -> Result<Vec<Rating>, StoreError> {
-        let conn = self.conn();
-        let mut st = conn.prepare(
-            "SELECT answer_id, helpful, model, refused, cited, question, at FROM ratings ORDER BY id",
-        )?;
-        let rows = st.query_map([], |row| {
-            let cited: String = row.get(4)?;
-            Ok(Rating {
-                answer_id: row.get(0)?,
-                helpful: row.get(1)?,
-                model: row.get(2)?,
-                refused: row.get(3)?,
-                cited: serde_json::from_str(&cited).unwrap_or_default(),
-                question: row.get(5)?,
-                at: row.get::<_, i64>(6)?.max(0) as u64,
-            })
-        })?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(StoreError::from)
+        self.db.ratings()
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod api;
 pub mod cms;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod feedback;
 pub mod insights;
@@ -28,6 +29,7 @@ pub mod oidc;
 pub mod openai;
 pub use lotse_service::policy;
 pub mod portal;
+pub use lotse_service::rewrite_store as rewrites;
 pub mod simplify;
 pub mod widget;
 pub mod wire;

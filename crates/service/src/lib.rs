@@ -11,5 +11,6 @@
 
 pub mod documents;
 pub mod policy;
+pub mod rewrite_store;
 pub mod rewrites;
 pub mod staff_chat;

@@ -21,7 +21,7 @@ use lotse_core::{CollectionScope, DocKind, Page, PageRecord};
 use lotse_index::SearchIndex;
 use lotse_inference::CancelToken;
 use lotse_inference::generate::GenerationService;
-use lotse_simplify::store::Store;
+use crate::rewrite_store::RewriteStore as Store;
 use lotse_simplify::{
     BlockCorrection, LegalTexts, Progress, ReviewDecision, ReviewNote, ReviewStatus, SimplifiedPage, Simplifier,
     is_legal_text,

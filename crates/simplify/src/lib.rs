@@ -19,7 +19,9 @@
 //! - Every result carries [`LABEL`] and a link to the original.
 //! - Nothing here logs page text.
 //!
-//! Results are cached by content hash, model and rules version ([`store::Store`], SQLite).
+//! Results are cached by content hash, model and rules version; this crate does no IO: the
+//! rewrite store lives in the server's one database (`lotse_server::rewrites`), the unit
+//! cache is whatever implements [`UnitCache`].
 
 pub mod content;
 pub mod facts;
@@ -32,7 +34,6 @@ pub mod render;
 pub mod review;
 pub mod rules;
 pub mod sari;
-pub mod store;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -1401,8 +1402,7 @@ mod tests {
     #[test]
     fn unchanged_units_come_from_the_unit_cache() {
         use std::sync::atomic::Ordering::SeqCst;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(store::Store::open(&dir.path().join("simplify.sqlite")).unwrap());
+        let store = Arc::new(MemoryUnits::default());
         let model = counting_splitter();
         let s = Simplifier::new(model.clone(), Glossary::default_terms()).with_unit_cache(store.clone());
         let first = two_paragraphs("Die Steuer wird am 1. Juli fällig, Sie zahlen an die Gemeindekasse.");
@@ -1442,6 +1442,23 @@ mod tests {
         assert_eq!(c.summary.units_cached, 2);
         assert!(c.text.contains("Gemeindekasse bedeutet: die Kasse im Rathaus."), "{}", c.text);
         assert!(!c.text.contains("Satzung bedeutet"));
+    }
+
+    /// A unit cache in memory.
+    #[derive(Default)]
+    struct MemoryUnits(std::sync::Mutex<std::collections::HashMap<String, String>>);
+    impl MemoryUnits {
+        fn unit_count(&self) -> Result<usize> {
+            Ok(self.0.lock().unwrap().len())
+        }
+    }
+    impl UnitCache for MemoryUnits {
+        fn get_unit(&self, key: &str) -> Option<String> {
+            self.0.lock().unwrap().get(key).cloned()
+        }
+        fn put_unit(&self, key: &str, value: &str) {
+            self.0.lock().unwrap().insert(key.to_string(), value.to_string());
+        }
     }
 
     /// A unit cache that hands out one stored value for every key.

@@ -12,7 +12,6 @@ use lotse_core::{Block, CollectionScope, DocKind, Page};
 use lotse_crawler::{CrawlConfig, NoProgress as NoCrawlProgress, crawl};
 use lotse_index::SearchIndex;
 use lotse_inference::{CancelToken, ModelInfo};
-use lotse_simplify::store::Store;
 use lotse_simplify::{
     BlockStatus, Glossary, LABEL, LegalTexts, NoProgress, ReviewNote, ReviewStatus, Simplifier,
     facts,
@@ -167,80 +166,9 @@ fn every_page_keeps_structure_and_facts_whatever_the_model_does() {
     );
 }
 
-#[test]
-fn the_store_replaces_a_changed_page_and_survives_reopening() {
-    let tmp = tempfile::tempdir().unwrap();
-    let path = tmp.path().join("simplify.sqlite");
-    let s = Simplifier::new(
-        Arc::new(FakeChattySplittingRewriter(info("fake-splitting"))),
-        Glossary::default_terms(),
-    );
-    let page = |text: &str| Page {
-        url: "http://127.0.0.1:1/hund/".into(),
-        title: "Hund".into(),
-        kind: DocKind::Html,
-        lang: None,
-        modified: None,
-        blocks: vec![Block::Paragraph { text: text.into() }],
-    };
-    let v1 = s
-        .simplify(
-            &page("Die Steuer beträgt 108 Euro im Jahr, sie ist am 1. Juli fällig."),
-            "h1",
-            &CancelToken::new(),
-            &NoProgress,
-        )
-        .unwrap();
-    let v2 = s
-        .simplify(
-            &page("Die Steuer beträgt 120 Euro im Jahr, sie ist am 1. Juli fällig."),
-            "h2",
-            &CancelToken::new(),
-            &NoProgress,
-        )
-        .unwrap();
-    {
-        let store = Store::open(&path).unwrap();
-        store.put(&s.cache_key("h1"), &v1).unwrap();
-        assert_eq!(
-            store.get(&s.cache_key("h1")).unwrap().map(|p| p.text),
-            Some(v1.text.clone())
-        );
-        store.put(&s.cache_key("h2"), &v2).unwrap();
-        assert_eq!(
-            store.get(&s.cache_key("h1")).unwrap(),
-            None,
-            "the old rewrite is replaced"
-        );
-    }
-    let store = Store::open(&path).unwrap();
-    let back = store.get(&s.cache_key("h2")).unwrap().unwrap();
-    assert_eq!(
-        (back.text, back.blocks, back.content_hash),
-        (v2.text, v2.blocks, v2.content_hash)
-    );
-    assert_eq!(
-        store.urls().unwrap(),
-        vec!["http://127.0.0.1:1/hund/".to_string()]
-    );
-    assert_ne!(s.cache_key("h1"), s.cache_key("h2"));
-    // a damaged file is an error naming it, not a panic
-    std::fs::write(
-        tmp.path().join("broken.sqlite"),
-        b"this is not a database, just some text that is long enough",
-    )
-    .unwrap();
-    let e = Store::open(&tmp.path().join("broken.sqlite"))
-        .map(|_| ())
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("broken.sqlite"), "{e}");
-}
-
+/// (What staff decide on a stored rewrite: `lotse-server`'s tests of its rewrite store.)
 #[test]
 fn a_legal_text_waits_for_review_or_stays_with_the_rules() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(&tmp.path().join("simplify.sqlite")).unwrap();
     let statute = |fee: &str| Page {
         url: "http://127.0.0.1:1/ortsrecht/hundesteuer/".into(),
         title: "Satzung über die Erhebung der Hundesteuer".into(),
@@ -277,44 +205,6 @@ fn a_legal_text_waits_for_review_or_stays_with_the_rules() {
     assert!(shown.html.contains("data-review=\"pending\"") && shown.html.contains("KI-generiert"));
     assert!(shown.text.contains("Verwaltung"));
 
-    // staff decide on the stored rewrite; a changed page needs a new decision
-    let key = s.cache_key("h1");
-    assert!(
-        store.set_review(&key, ReviewStatus::Approved, "anna", &[]).is_err(),
-        "no decision on a text nobody could see"
-    );
-    store.put(&key, &full).unwrap();
-    let listed = store.legal_rewrites(s.rules_version()).unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].0.as_str(), listed[0].2.is_none()), (key.as_str(), true));
-    let d = store.set_review(&key, ReviewStatus::Approved, "anna", &[]).unwrap();
-    assert_eq!((d.status, d.reviewer.as_str()), (ReviewStatus::Approved, "anna"));
-    assert_eq!(store.review(&key).unwrap().unwrap().status, ReviewStatus::Approved);
-    // an approval with corrections keeps them (they are applied to what citizens see)
-    let fixes = vec![
-        lotse_simplify::BlockCorrection { index: 2, text: None },
-        lotse_simplify::BlockCorrection { index: 3, text: Some("Die Steuer ist am 1. Juli fällig.".into()) },
-    ];
-    store.set_review(&key, ReviewStatus::Approved, "anna", &fixes).unwrap();
-    assert_eq!(store.review(&key).unwrap().unwrap().corrections, fixes);
-    let changed = s
-        .simplify(&statute("150,00"), "h2", &CancelToken::new(), &NoProgress)
-        .unwrap();
-    store.put(&s.cache_key("h2"), &changed).unwrap();
-    let listed = store.legal_rewrites(s.rules_version()).unwrap();
-    assert_eq!(listed.len(), 1);
-    assert!(listed[0].2.is_none(), "the new text is not reviewed yet");
-    assert!(store.review(&key).unwrap().is_none(), "the old decision went with its text");
-    // the same key written again (`lotse simplify --force`): the text may differ, so the
-    // decision goes
-    let key2 = s.cache_key("h2");
-    store.set_review(&key2, ReviewStatus::Approved, "anna", &[]).unwrap();
-    store.put(&key2, &changed).unwrap();
-    assert!(store.review(&key2).unwrap().is_none());
-    store.set_review(&key2, ReviewStatus::Rejected, "anna", &[]).unwrap();
-    store.remove_url(&changed.url).unwrap();
-    assert!(store.review(&key2).unwrap().is_none(), "a page that is gone takes its decision");
-
     // "rules": the model never sees a legal text, but still rewrites other pages
     let r = Simplifier::new(model(), Glossary::default_terms()).with_legal_texts(LegalTexts::Rules);
     assert_ne!(r.rules_version(), s.rules_version());
@@ -325,32 +215,4 @@ fn a_legal_text_waits_for_review_or_stays_with_the_rules() {
     other.blocks.remove(0);
     let out = r.simplify(&other, "h3", &CancelToken::new(), &NoProgress).unwrap();
     assert!(!out.legal_text && out.has_model_rewrite());
-}
-
-/// A store made before reviews took corrections opens, and its decisions read as uncorrected.
-#[test]
-fn a_store_from_before_corrections_is_migrated() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("simplify.sqlite");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE rewrites (key TEXT PRIMARY KEY, url TEXT NOT NULL, content_hash TEXT NOT NULL,
-                 model TEXT NOT NULL, rules_version TEXT NOT NULL, created_at INTEGER NOT NULL, result TEXT NOT NULL);
-             CREATE TABLE reviews (key TEXT PRIMARY KEY, url TEXT NOT NULL, status TEXT NOT NULL,
-                 reviewer TEXT NOT NULL, decided_at INTEGER NOT NULL);
-             INSERT INTO reviews VALUES ('k', 'http://town.test/s/', 'approved', 'anna', 1);",
-        )
-        .unwrap();
-    }
-    let store = Store::open(&path).unwrap();
-    let d = store.review("k").unwrap().unwrap();
-    assert_eq!((d.status, d.corrections.len()), (ReviewStatus::Approved, 0));
-    drop(store);
-    Store::open(&path).expect("opens again once migrated");
-    // corrections nobody can read: never the uncorrected rewrite, the text waits for a review
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE reviews SET corrections = 'not json' WHERE key = 'k'", []).unwrap();
-    let d = Store::open(&path).unwrap().review("k").unwrap().unwrap();
-    assert_eq!(d.status, ReviewStatus::Pending);
 }

@@ -164,12 +164,7 @@ pub async fn expire_chats(state: &AppState) {
 /// configuration and its external models.
 pub fn open(config: &crate::Config, data: &std::path::Path) -> Result<Portal, String> {
     let p = &config.portal;
-    std::fs::create_dir_all(data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
-    let store = match &p.database {
-        Some(url) => Store::connect(url),
-        None => Store::open(&data.join("portal.sqlite")),
-    }
-    .map_err(|e| format!("portal database: {e}"))?;
+    let store = crate::database::open(p.database.as_deref(), data)?;
     let check = Check::load(p.kompass_check.as_deref()).map_err(|e| e.to_string())?;
     let text = lotse_portal::kompass::load_text(p.kompass_text.as_deref()).map_err(|e| e.to_string())?;
     let mut externals = Vec::new();
@@ -191,7 +186,7 @@ pub fn open(config: &crate::Config, data: &std::path::Path) -> Result<Portal, St
             service: Arc::new(GenerationService::new(Arc::new(g), 2, config.limits.queue)),
         });
     }
-    let portal = Portal::new(Arc::new(store), check, text, p.levels.clone(), externals);
+    let portal = Portal::new(store, check, text, p.levels.clone(), externals);
     Ok(match &p.oidc {
         Some(o) => portal.with_oidc(crate::oidc::Oidc::new(o.clone()).map_err(|e| e.to_string())?),
         None => portal,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use lotse_crawler::{CrawlConfig, NoProgress};
 use lotse_index::SearchIndex;
 use lotse_server::Config;
-use lotse_simplify::store::Store;
+use lotse_server::rewrites::RewriteStore as Store;
 use lotse_testsite::{Route, ServerOptions, SiteServer};
 use serde_json::{Value, json};
 

@@ -10,7 +10,7 @@ use lotse_index::SearchIndex;
 use lotse_inference::generate::GenerationService;
 use lotse_server::simplify::SimplifyService;
 use lotse_server::{AppState, Config};
-use lotse_simplify::store::Store;
+use lotse_server::rewrites::RewriteStore as Store;
 use lotse_simplify::{Glossary, Simplifier};
 use lotse_test_support::FakeSplittingRewriter;
 

@@ -151,7 +151,7 @@ async fn start_with(in_house: bool) -> Server {
     let was_local = ModelInfo { id: "qwen-local".into(), external: false, context_len: 4096 };
     lotse_server::portal::seed_register(&portal, &was_local, None, "Fachbereich IT").unwrap();
     lotse_server::portal::seed_register(&portal, engine.info(), Some("https://ki.anbieter.example/v1"), "Fachbereich IT").unwrap();
-    let simplify_store = Arc::new(lotse_simplify::store::Store::open(&dir.path().join("simplify.sqlite")).unwrap());
+    let simplify_store = Arc::new(lotse_server::rewrites::RewriteStore::open(&dir.path().join("simplify.sqlite")).unwrap());
     let simplifier = Arc::new(Simplifier::new(engine.clone(), Glossary::default_terms()));
     // no worker: only the CMS route's decision is tested here (public pages may go)
     let svc = SimplifyService::new(answerer.shared_index(), None, simplifier, simplify_store, 8, false);

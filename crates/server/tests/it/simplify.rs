@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use lotse_core::{Block, DocKind, Page, PageRecord, Visibility};
 use lotse_index::SearchIndex;
 use lotse_server::Config;
-use lotse_simplify::store::Store;
+use lotse_server::rewrites::RewriteStore as Store;
 use serde_json::Value;
 
 use crate::common;
@@ -360,4 +360,106 @@ async fn a_legal_text_is_shown_in_the_models_words_only_after_review() {
     let n = audit.as_array().unwrap().iter().filter(|e| e["action"] == "review_rewrite").count();
     assert_eq!(n, 3, "{audit}");
     assert!(audit.to_string().contains("2 corrected"), "{audit}");
+}
+
+/// The rewrite store in the one database (formerly `lotse_simplify::store`, SQLite of its
+/// own): a changed page replaces its rewrite, a decision goes with the text staff read, and
+/// everything is there after reopening.
+#[test]
+fn the_rewrite_store_replaces_a_changed_page_and_keeps_decisions_with_their_text() {
+    use lotse_inference::CancelToken;
+    use lotse_simplify::{BlockCorrection, Glossary, NoProgress, ReviewStatus, Simplifier};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("portal.sqlite");
+    let s = Simplifier::new(Arc::new(FakeSplittingRewriter::new()), Glossary::default_terms());
+    let statute = |fee: &str| Page {
+        url: "http://127.0.0.1:1/ortsrecht/hundesteuer/".into(),
+        title: "Satzung über die Erhebung der Hundesteuer".into(),
+        kind: DocKind::Html,
+        lang: None,
+        modified: None,
+        blocks: vec![
+            Block::Heading { level: 2, text: "§ 5 Steuersatz".into(), anchor: None },
+            Block::Paragraph {
+                text: format!(
+                    "(1) Die Steuer beträgt im Kalenderjahr für den ersten Hund {fee} €, sie ist gem. § 7 Abs. 2 am 1. Juli fällig, wenn der Hund älter als drei Monate ist."
+                ),
+            },
+        ],
+    };
+    let full = s.simplify(&statute("120,00"), "h1", &CancelToken::new(), &NoProgress).unwrap();
+    assert!(full.legal_text && full.has_model_rewrite());
+    let key = s.cache_key("h1");
+    {
+        let store = Store::open(&path).unwrap();
+        assert!(store.set_review(&key, ReviewStatus::Approved, "anna", &[]).is_err(), "no decision on a text nobody could see");
+        store.put(&key, &full).unwrap();
+        assert_eq!(store.get(&key).unwrap().map(|p| p.text), Some(full.text.clone()));
+        let listed = store.legal_rewrites(s.rules_version()).unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].0.as_str(), listed[0].2.is_none()), (key.as_str(), true));
+        let fixes = vec![BlockCorrection { index: 1, text: Some("Die Steuer ist am 1. Juli fällig.".into()) }];
+        let d = store.set_review(&key, ReviewStatus::Approved, "anna", &fixes).unwrap();
+        assert_eq!((d.status, d.reviewer.as_str()), (ReviewStatus::Approved, "anna"));
+    }
+    let store = Store::open(&path).unwrap();
+    let d = store.review(&key).unwrap().expect("kept across reopening");
+    assert_eq!((d.status, d.corrections.len()), (ReviewStatus::Approved, 1));
+    assert_eq!(store.legal_rewrites(s.rules_version()).unwrap()[0].2.as_ref().map(|d| d.status), Some(ReviewStatus::Approved));
+    // corrections nobody can read: never the uncorrected rewrite, the text waits for a review
+    store.database().set_rewrite_review(&key, "approved", "anna", "not json", 1).unwrap();
+    assert_eq!(store.review(&key).unwrap().unwrap().status, ReviewStatus::Pending);
+
+    // a changed page: the new rewrite replaces the old one, the old decision goes with it
+    let changed = s.simplify(&statute("150,00"), "h2", &CancelToken::new(), &NoProgress).unwrap();
+    let key2 = s.cache_key("h2");
+    store.put(&key2, &changed).unwrap();
+    assert_eq!(store.get(&key).unwrap(), None, "the old rewrite is replaced");
+    assert!(store.review(&key).unwrap().is_none(), "the old decision went with its text");
+    let listed = store.legal_rewrites(s.rules_version()).unwrap();
+    assert_eq!((listed.len(), listed[0].2.is_none()), (1, true), "the new text is not reviewed yet");
+    // the same key written again (`lotse simplify --force`): the decision goes
+    store.set_review(&key2, ReviewStatus::Approved, "anna", &[]).unwrap();
+    store.put(&key2, &changed).unwrap();
+    assert!(store.review(&key2).unwrap().is_none());
+    store.set_review(&key2, ReviewStatus::Rejected, "anna", &[]).unwrap();
+    assert_eq!(store.urls().unwrap(), vec![changed.url.clone()]);
+    store.remove_url(&changed.url).unwrap();
+    assert!(store.review(&key2).unwrap().is_none(), "a page that is gone takes its decision");
+    assert!(store.urls().unwrap().is_empty());
+
+    // a damaged file is an error naming it, not a panic
+    std::fs::write(tmp.path().join("broken.sqlite"), b"this is not a database, just some text that is long enough").unwrap();
+    let e = Store::open(&tmp.path().join("broken.sqlite")).map(|_| ()).unwrap_err().to_string();
+    assert!(e.contains("broken.sqlite"), "{e}");
+}
+
+/// A data directory written by the code before issue 33.4 (the fixture of `lotse-portal`):
+/// opened by the server, every rewrite, approval and rating is read back typed.
+#[test]
+fn a_data_directory_of_the_old_stores_is_read_through_the_one_database() {
+    use lotse_simplify::ReviewStatus;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../portal/tests/fixtures/legacy-data");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["portal.sqlite", "simplify.sqlite", "feedback.sqlite"] {
+        std::fs::copy(fixture.join(f), tmp.path().join(f)).unwrap();
+    }
+    let db = lotse_server::database::open(None, tmp.path()).unwrap();
+    assert!(tmp.path().join("simplify.sqlite.imported").is_file() && !tmp.path().join("feedback.sqlite").exists());
+    let store = Store::new(db.clone()).unwrap();
+    let listed = store.legal_rewrites("14-62052888").unwrap();
+    assert_eq!(listed.len(), 2);
+    let approved = listed.iter().find(|(_, p, _)| p.url == "http://town.test/satzung/").unwrap();
+    let d = approved.2.as_ref().expect("the approval");
+    assert_eq!((d.status, d.reviewer.as_str(), d.corrections.len()), (ReviewStatus::Approved, "anna", 1));
+    assert_eq!(d.corrections[0].text.as_deref(), Some("Die Steuer ist am 1. Juli fällig."));
+    let rejected = listed.iter().find(|(_, p, _)| p.url == "http://town.test/gebuehren/").unwrap();
+    assert_eq!(rejected.2.as_ref().map(|d| d.status), Some(ReviewStatus::Rejected));
+    assert_eq!(store.get(&approved.0).unwrap().map(|p| p.url), Some("http://town.test/satzung/".to_string()));
+    assert_eq!(store.urls().unwrap().len(), 3, "the CMS text too");
+    assert_eq!(store.unit_count().unwrap(), 1, "unit rows of today's UNIT_VERSION stay");
+    let ratings = lotse_server::feedback::FeedbackStore::new(db.clone()).all().unwrap();
+    assert_eq!(ratings.iter().map(|r| (r.answer_id.as_str(), r.helpful)).collect::<Vec<_>>(), vec![("a1", true), ("a2", false)]);
+    // the same database, once per process
+    assert!(Arc::ptr_eq(&db, &lotse_server::database::open(None, tmp.path()).unwrap()));
 }

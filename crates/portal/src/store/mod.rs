@@ -14,6 +14,11 @@
 //! Schema migrations are numbered; `lotse_schema` holds the version, each step runs in one
 //! transaction. [`Store::backup`] writes a consistent SQLite snapshot with `VACUUM INTO`
 //! while the server keeps running (PostgreSQL: `pg_dump`).
+//!
+//! The same database holds all of a server's state (issue 33.4): beside the portal's records
+//! the rewrite cache of Einfache Sprache with the staff decisions ([`rewrites`]) and the
+//! citizens' ratings ([`feedback`]); the SQLite files those had of their own before are
+//! imported once ([`legacy`]).
 
 use std::future::Future;
 use std::path::Path;
@@ -24,6 +29,14 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::auth::{self, Level, Owner, Role, Scope, UserInfo};
+
+pub mod feedback;
+pub mod legacy;
+pub mod rewrites;
+
+pub use feedback::Rating;
+pub use legacy::{Imported, LEGACY_FILES};
+pub use rewrites::{NewRewrite, StoredReview};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -200,6 +213,52 @@ const MIGRATIONS: &[&str] = &[
         done_day INTEGER
     );
     CREATE INDEX insights_day ON insights(day);",
+    // 6: one database for all state (issue 33.4): the rewrite cache of Einfache Sprache, its
+    // unit cache and the staff decisions on rewrites (formerly `simplify.sqlite`), the
+    // citizens' ratings (formerly `feedback.sqlite`), and the marks of imported legacy files
+    // (by SHA-256, so a file is never imported twice)
+    "CREATE TABLE rewrites (
+        key TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        model TEXT NOT NULL,
+        rules_version TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        result TEXT NOT NULL
+    );
+    CREATE INDEX rewrites_url ON rewrites(url);
+    CREATE TABLE rewrite_reviews (
+        key TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reviewer TEXT NOT NULL,
+        decided_at INTEGER NOT NULL,
+        corrections TEXT NOT NULL DEFAULT '[]'
+    );
+    CREATE INDEX rewrite_reviews_url ON rewrite_reviews(url);
+    CREATE TABLE rewrite_units (
+        key TEXT PRIMARY KEY,
+        unit_version INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        outcome TEXT NOT NULL
+    );
+    CREATE TABLE ratings (
+        id INTEGER PRIMARY KEY,
+        answer_id TEXT NOT NULL,
+        helpful INTEGER NOT NULL,
+        model TEXT NOT NULL,
+        refused INTEGER NOT NULL,
+        cited TEXT NOT NULL,
+        question TEXT,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX ratings_answer ON ratings(answer_id);
+    CREATE TABLE lotse_imports (
+        sha256 TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        at INTEGER NOT NULL,
+        row_count INTEGER NOT NULL
+    );",
 ];
 
 /// How long an API token lasts unless the caller says otherwise (`[portal] token_days`).
@@ -1729,8 +1788,8 @@ fn on_own_runtime<T: Send>(fut: impl Future<Output = Result<T>> + Send) -> Resul
     })
 }
 
-/// Write a consistent copy of the SQLite file `src` (any of Lotse's: portal, rewrites,
-/// feedback) to `dest`, which must not exist, with `VACUUM INTO`: safe while a server writes.
+/// Write a consistent copy of the SQLite file `src` (the database, or a legacy rewrite or
+/// feedback file not imported yet) to `dest`, which must not exist, with `VACUUM INTO`: safe while a server writes.
 pub fn snapshot_sqlite(src: &Path, dest: &Path) -> Result<()> {
     if !src.is_file() {
         return Err(StoreError::NotFound("database file"));
@@ -1879,7 +1938,9 @@ mod tests {
         assert!(s.token(&t).unwrap().is_none(), "an expired token no longer works");
         // a store of schema 3 (tokens without expiry): migration 4 gives them 90 days
         s.run(async {
-            sqlx::raw_sql("ALTER TABLE api_tokens DROP COLUMN expires_at; ALTER TABLE audit DROP COLUMN target; DROP TABLE insights; UPDATE lotse_schema SET version = 3")
+            sqlx::raw_sql("ALTER TABLE api_tokens DROP COLUMN expires_at; ALTER TABLE audit DROP COLUMN target; DROP TABLE insights; \
+                 DROP TABLE rewrites; DROP TABLE rewrite_reviews; DROP TABLE rewrite_units; DROP TABLE ratings; DROP TABLE lotse_imports; \
+                 UPDATE lotse_schema SET version = 3")
                 .execute(&s.pool)
                 .await?;
             Ok(())
@@ -1921,10 +1982,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Store::open(&d.path().join("portal.sqlite")).unwrap();
         s.create_user("c", "C", None, Role::Admin, &[]).unwrap();
+        // the rewrites, the decisions on them and the ratings are in the same database
+        let page = NewRewrite { key: "k", slot: "http://t/a/", content_hash: "h", model: "m", rules_version: "r", created_at: 1, result: "{}" };
+        s.put_rewrite(&page).unwrap();
+        let decision = s.set_rewrite_review("k", "approved", "c", "[]", 2).unwrap();
+        s.put_unit("u", 9, "x").unwrap();
+        let rating = Rating { answer_id: "a".into(), helpful: false, model: "m".into(), refused: false, cited: vec![], question: None, at: 3 };
+        s.add_rating(&rating).unwrap();
         let b = d.path().join("backup.sqlite");
         s.backup(&b).unwrap();
         let copy = Store::open(&b).unwrap();
         assert!(copy.user_by_name("c").unwrap().is_some());
+        assert_eq!(copy.rewrite("k").unwrap().as_deref(), Some("{}"));
+        assert_eq!(copy.rewrite_review("k").unwrap(), Some(decision));
+        assert_eq!(copy.unit("u").unwrap().as_deref(), Some("x"));
+        assert_eq!(copy.ratings().unwrap(), vec![rating]);
         assert!(s.backup(&b).is_err(), "never overwrites");
     }
 
