@@ -7,8 +7,10 @@
 //! - [`pdf`]: PDF -> page, read under [`pdf_limits`] (what a PDF may cost).
 //! - [`upload`]: an uploaded file (PDF, DOCX, ODT, text, Markdown, HTML) sniffed by its bytes
 //!   and extracted.
+//! - [`plain`]: the plain text with light markup a CMS sends -> page.
 //!
-//! Design decision: this crate depends only on `lotse-core` and parsing crates; it does no
+//! Design decision: of our crates this one depends only on `lotse-core` and `lotse-text`
+//! (pure functions: month names), besides parsing crates; it does no
 //! network IO (fetching, robots.txt and sitemaps stay in the crawler), so the portal can read
 //! uploads without pulling in an HTTP client.
 
@@ -17,11 +19,13 @@ pub mod charset;
 pub mod html;
 pub mod pdf;
 pub mod pdf_limits;
+pub mod plain;
 pub mod upload;
 
 #[cfg(test)]
 mod tests {
-    /// The crate's invariant: of our crates only `lotse-core`, and no network or index.
+    /// The crate's invariant: of our crates only `lotse-core` and `lotse-text` (no IO),
+    /// and no network or index.
     #[test]
     fn depends_only_on_core() {
         let manifest = include_str!("../Cargo.toml");
@@ -29,7 +33,7 @@ mod tests {
         let deps = deps.split("\n[").next().unwrap_or("");
         for line in deps.lines() {
             let name = line.split(['=', '.', ' ']).next().unwrap_or("");
-            assert!(!name.starts_with("lotse-") || name == "lotse-core", "{line}");
+            assert!(!name.starts_with("lotse-") || ["lotse-core", "lotse-text"].contains(&name), "{line}");
             assert!(!["reqwest", "hyper", "tokio", "ureq", "tantivy"].contains(&name), "{line}");
         }
     }

@@ -975,7 +975,7 @@ fn is_dangling(line: &str) -> bool {
     let open = line.matches('(').count() > line.matches(')').count();
     FUNCTION_WORDS.contains(&last_word)
         || (last_word.chars().count() >= 3 && last_word.chars().all(char::is_lowercase))
-        || is_month(last_word)
+        || lotse_text::is_month(last_word)
         || line.ends_with(['-', ',', '–'])
         || open
 }
@@ -1024,38 +1024,9 @@ fn starts_numbered_paragraph(line: &str, previous: Option<&String>) -> bool {
     // von" / "1. Hunden, die ..."), unless it is a date ("am" / "1. Januar").
     let first_item = marker == "1." || marker == "a)";
     let next_word = line[marker.len()..].split_whitespace().next().unwrap_or("");
-    previous_closed || (first_item && !is_month(next_word))
+    previous_closed || (first_item && !lotse_text::is_month(next_word))
 }
 
-fn is_month(word: &str) -> bool {
-    const MONTHS: &[&str] = &[
-        "januar",
-        "jan",
-        "februar",
-        "feb",
-        "märz",
-        "mär",
-        "april",
-        "apr",
-        "mai",
-        "juni",
-        "jun",
-        "juli",
-        "jul",
-        "august",
-        "aug",
-        "september",
-        "sep",
-        "sept",
-        "oktober",
-        "okt",
-        "november",
-        "nov",
-        "dezember",
-        "dez",
-    ];
-    MONTHS.contains(&word.trim_end_matches(['.', ',']).to_lowercase().as_str())
-}
 
 /// Joins two lines of one paragraph, undoing hyphenation at the line break.
 fn join_lines(first: &str, second: &str) -> String {

@@ -161,7 +161,7 @@ pub async fn simplify_content(
             }
             page
         }
-        (None, Some(text)) => lotse_simplify::input::page_from_text(text, url, title),
+        (None, Some(text)) => lotse_extract::plain::page_from_text(text, url, title),
         _ => {
             return Err(ApiError::bad_request(
                 "html_or_text",

@@ -44,33 +44,6 @@ pub struct Fact {
     pub values: Vec<String>,
 }
 
-const MONTHS: &[(&str, u32)] = &[
-    ("januar", 1),
-    ("jänner", 1),
-    ("jan", 1),
-    ("februar", 2),
-    ("feb", 2),
-    ("märz", 3),
-    ("mär", 3),
-    ("april", 4),
-    ("apr", 4),
-    ("mai", 5),
-    ("juni", 6),
-    ("jun", 6),
-    ("juli", 7),
-    ("jul", 7),
-    ("august", 8),
-    ("aug", 8),
-    ("september", 9),
-    ("sept", 9),
-    ("sep", 9),
-    ("oktober", 10),
-    ("okt", 10),
-    ("november", 11),
-    ("nov", 11),
-    ("dezember", 12),
-    ("dez", 12),
-];
 
 const NUMBER_WORDS: &[(&str, u32)] = &[
     ("zwei", 2),
@@ -92,11 +65,7 @@ const NUMBER_WORDS: &[(&str, u32)] = &[
     ("tausend", 1000),
 ];
 
-/// Whether `word` names a month ("Januar", "Jan.").
-pub fn is_month(word: &str) -> bool {
-    let w = word.trim_end_matches(['.', ',']).to_lowercase();
-    MONTHS.iter().any(|(m, _)| *m == w)
-}
+pub use lotse_text::is_month;
 
 static URL: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(?:https?://|www\.)[^\s<>\x22]+"));
 static EMAIL: LazyLock<Regex> =
@@ -248,7 +217,7 @@ pub fn facts(text: &str) -> Vec<Fact> {
     });
     take(&mut rest, &DATE_NAMED, FactKind::Date, &|c| {
         let name = c[2].trim_end_matches('.').to_lowercase();
-        let month = MONTHS.iter().find(|(n, _)| *n == name)?.1;
+        let month = lotse_text::MONTHS.iter().find(|(n, _)| *n == name)?.1;
         let d = canon_number(&c[1], None);
         let mut values = vec![d.clone(), month.to_string()];
         let canonical = match c.get(3) {

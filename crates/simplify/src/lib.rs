@@ -26,7 +26,6 @@
 pub mod content;
 pub mod facts;
 pub mod formula;
-pub mod input;
 pub mod polarity;
 pub mod prompt;
 pub mod readability;

@@ -10,10 +10,12 @@
 //! `lotse-simplify` accepts: raise its `RULES_VERSION` with it.
 
 mod address;
+mod calendar;
 mod polarity;
 mod segment;
 
 pub use address::du_form;
+pub use calendar::{MONTHS, is_month, month_number};
 pub use polarity::{
     Limit, backs_denial, circumstances, condition_forms, condition_openings, conditions, denies,
     limits, mentions_payment, negations,

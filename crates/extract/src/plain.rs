@@ -110,7 +110,7 @@ fn numbered(line: &str) -> Option<&str> {
         .filter(|s| {
             !s.split_whitespace()
                 .next()
-                .is_some_and(crate::facts::is_month)
+                .is_some_and(lotse_text::is_month)
         })
 }
 
