@@ -149,6 +149,16 @@ impl AppState {
             .clone()
     }
 
+    /// The CMS's page refresh, sharing the one-writer lock with uploads.
+    pub fn page_refresh(&self) -> lotse_service::refresh::PageRefresh<'_> {
+        lotse_service::refresh::PageRefresh::new(
+            self.answerer(),
+            self.simplify(),
+            &self.refresh_lock,
+            std::env::var("LOTSE_CONTACT_URL").ok(),
+        )
+    }
+
     /// Store citizens' ratings of answers (`POST /api/v1/feedback`).
     pub fn set_feedback(&self, store: Arc<feedback::FeedbackStore>) {
         *self.feedback.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);

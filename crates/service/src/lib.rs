@@ -11,5 +11,6 @@
 
 pub mod documents;
 pub mod policy;
+pub mod refresh;
 pub mod rewrites;
 pub mod staff_chat;
