@@ -19,7 +19,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use lotse_crawler::{CrawlConfig, CrawlError, NoProgress};
+use lotse_service::refresh::PageStatus;
 use lotse_portal::Action;
 use sha2::{Digest, Sha256};
 
@@ -265,111 +265,18 @@ pub async fn refresh_page(
 ) -> Result<Json<RefreshResponse>, ApiError> {
     authorize(&state, &headers, Action::CmsRefresh).await?;
     let Json(req) = body.map_err(json_error)?;
-    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
-    let a = answerer.clone();
-    let sites = tokio::task::spawn_blocking(move || a.index().sites().unwrap_or_default())
-        .await
-        .map_err(internal)?;
-    let url = simplify::check_url(&req.url, &sites)?;
-    let busy = || {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "Die Website wird gerade abgerufen. Bitte versuchen Sie es in einer Minute noch einmal.",
-        )
-        .retry_after(30)
-    };
-    let _one_at_a_time = state.refresh_lock.try_lock().map_err(|_| busy())?;
-    let before = page_hash(&answerer, &url).await;
-
-    let mut cfg = CrawlConfig::page(url::Url::parse(&url).map_err(internal)?);
-    if let Ok(contact) = std::env::var("LOTSE_CONTACT_URL") {
-        cfg.contact_url = contact;
-    }
-    let embedder = answerer
-        .embedder()
-        .cloned()
-        .map(|e| Arc::new(lotse_answer::PassageEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>);
-    let a = answerer.clone();
-    let handle = tokio::runtime::Handle::current();
-    let crawled = tokio::task::spawn_blocking(move || {
-        handle.block_on(lotse_crawler::crawl_with_embedder(&cfg, a.index(), &NoProgress, embedder))
-    })
-    .await
-    .map_err(internal)?;
-    let summary = match crawled {
-        Ok(s) => s,
-        Err(CrawlError::Unreachable { reason, .. }) => {
-            tracing::warn!(%url, %reason, "refresh: the page did not answer");
-            return Err(ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "unreachable",
-                "Die Seite konnte nicht abgerufen werden. Bitte prüfen Sie, ob sie veröffentlicht ist.",
-            ));
-        }
-        Err(CrawlError::Index(lotse_index::IndexError::Locked { .. })) => return Err(busy()),
-        Err(e) => return Err(internal(e)),
-    };
-    state.refresh_index().await;
-    if summary.skipped.contains_key("redirect_out_of_scope") {
-        tracing::warn!(%url, "refresh: the page redirects to another site; not followed");
-        return Err(ApiError::bad_request(
-            "redirect_elsewhere",
-            "Die Seite leitet auf eine andere Website weiter. Es werden nur Seiten der Website der Gemeinde abgerufen.",
-        ));
-    }
-    let after = page_hash(&answerer, &url).await;
-    let status = if summary.removed > 0 {
-        RefreshStatus::Removed
-    } else if after.is_none() {
-        RefreshStatus::NotIndexed
-    } else if summary.pages_indexed > 0 && before != after {
-        RefreshStatus::Updated
-    } else {
-        RefreshStatus::Unchanged
-    };
-    tracing::info!(%url, ?status, "page refreshed");
-    let (mut simplify_url, mut simplified) = (None, false);
-    if after.is_some()
-        && let Some(svc) = state.simplify()
-    {
-        let status_url = format!(
-            "/api/v1/simplify?url={}",
-            url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
-        );
-        let (u, s) = (url.clone(), status_url.clone());
-        let lookup = tokio::task::spawn_blocking(move || svc.lookup(&u, &s))
-            .await
-            .map_err(internal)?;
-        simplified = matches!(lookup, Lookup::Ready(_));
-        simplify_url = Some(status_url);
-    }
-    let message = match status {
-        RefreshStatus::Updated => "Die Seite wurde neu aufgenommen.",
-        RefreshStatus::Unchanged => "Die Seite ist unverändert.",
-        RefreshStatus::Removed => "Die Seite gibt es nicht mehr; sie wurde entfernt.",
-        RefreshStatus::NotIndexed => "Die Seite wird nicht aufgenommen (zu wenig Text, noindex, Weiterleitung oder durch robots.txt ausgeschlossen).",
+    let refreshed = state.page_refresh().refresh(&req.url, state.refresh_index()).await?;
+    let status = match refreshed.status {
+        PageStatus::Updated => RefreshStatus::Updated,
+        PageStatus::Unchanged => RefreshStatus::Unchanged,
+        PageStatus::Removed => RefreshStatus::Removed,
+        PageStatus::NotIndexed => RefreshStatus::NotIndexed,
     };
     Ok(Json(RefreshResponse {
-        url,
+        url: refreshed.url,
         status,
-        simplify_url,
-        simplified,
-        message: message.into(),
+        simplify_url: refreshed.simplify_url,
+        simplified: refreshed.simplified,
+        message: refreshed.status.message().into(),
     }))
-}
-
-/// The content hash of the indexed page at `url`, if indexed and public.
-async fn page_hash(answerer: &Arc<lotse_answer::Answerer>, url: &str) -> Option<String> {
-    let (a, u) = (answerer.clone(), url.to_string());
-    tokio::task::spawn_blocking(move || {
-        a.index()
-            .page(&u, &lotse_core::CollectionScope::public_website())
-            .ok()
-            .flatten()
-            .map(|(r, _)| r.content_hash)
-    })
-    .await
-    .ok()
-    .flatten()
 }

@@ -281,3 +281,48 @@ impl From<ChatError> for ApiError {
         }
     }
 }
+
+impl From<lotse_service::refresh::UrlError> for ApiError {
+    fn from(e: lotse_service::refresh::UrlError) -> ApiError {
+        use lotse_service::refresh::UrlError;
+        let code = match e {
+            UrlError::Missing => "missing_url",
+            UrlError::Invalid => "invalid_url",
+            UrlError::Foreign => "foreign_url",
+        };
+        ApiError::bad_request(code, e.message())
+    }
+}
+
+impl From<lotse_service::refresh::RefreshError> for ApiError {
+    fn from(e: lotse_service::refresh::RefreshError) -> ApiError {
+        use lotse_service::refresh::RefreshError;
+        match e {
+            RefreshError::Starting => ApiError::starting(),
+            RefreshError::Url(u) => u.into(),
+            RefreshError::Busy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "Die Website wird gerade abgerufen. Bitte versuchen Sie es in einer Minute noch einmal.",
+            )
+            .retry_after(30),
+            RefreshError::Unreachable => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "unreachable",
+                "Die Seite konnte nicht abgerufen werden. Bitte prüfen Sie, ob sie veröffentlicht ist.",
+            ),
+            RefreshError::RedirectElsewhere => ApiError::bad_request(
+                "redirect_elsewhere",
+                "Die Seite leitet auf eine andere Website weiter. Es werden nur Seiten der Website der Gemeinde abgerufen.",
+            ),
+            RefreshError::Internal(e) => {
+                tracing::error!(error = %e, "CMS request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Ein interner Fehler ist aufgetreten. Bitte versuchen Sie es später noch einmal.",
+                )
+            }
+        }
+    }
+}

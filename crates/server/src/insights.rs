@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::portal::{Ctx, audit_full, blocking, csv_response, not_found, store_error};
+use crate::portal::{Ctx, audit_full, blocking, run_blocking, csv_response, not_found, store_error};
 
 /// At most this many questions of a window are grouped (the newest): grouping compares each
 /// question with every topic so far, so this bounds a request to a few seconds.
@@ -220,7 +220,7 @@ async fn mark(state: Arc<AppState>, c: Ctx, id: i64, days: Option<i64>, done: bo
     let Some(topic) = topic else { return Err(not_found("topic")) };
     let store = c.store();
     let members = topic.members.clone();
-    blocking(move || store.mark_insights_done(&members, done.then(today)).map_err(store_error)).await?;
+    run_blocking(move || store.mark_insights_done(&members, done.then(today))).await?;
     let action = if done { "insights_done" } else { "insights_undone" };
     audit_full(&c, AuditEntry { action: action.into(), outcome: "ok".into(), content: Some(format!("topic {}, {} questions", topic.id, topic.members.len())), ..AuditEntry::default() }).await;
     Ok(StatusCode::NO_CONTENT)
@@ -247,7 +247,7 @@ pub async fn unmark_done(State(state): State<Arc<AppState>>, Path(id): Path<i64>
 pub async fn delete_question(State(state): State<Arc<AppState>>, Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::ViewInsights)?;
     let store = c.store();
-    blocking(move || store.delete_insight(id).map_err(store_error)).await?;
+    run_blocking(move || store.delete_insight(id)).await?;
     // a later thumbs-down must not reach a row that reuses the id
     let stale: Vec<Arc<String>> = state.insight_rows.iter().filter(|(_, row)| *row == id).map(|(k, _)| k).collect();
     for k in stale {
@@ -263,7 +263,7 @@ pub async fn delete_question(State(state): State<Arc<AppState>>, Path(id): Path<
 pub async fn delete_all(State(state): State<Arc<AppState>>, c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::ViewInsights)?;
     let store = c.store();
-    let n = blocking(move || store.delete_all_insights().map_err(store_error)).await?;
+    let n = run_blocking(move || store.delete_all_insights()).await?;
     // ids start again after an empty table: forget which answer had which row
     state.insight_rows.invalidate_all();
     audit_full(&c, AuditEntry { action: "insights_delete_all".into(), outcome: "ok".into(), content: Some(format!("{n} questions")), ..AuditEntry::default() }).await;

@@ -30,11 +30,11 @@ pub mod openai;
 pub use lotse_service::policy;
 pub mod portal;
 pub use lotse_service::rewrite_store as rewrites;
+mod serving;
 pub mod simplify;
 pub mod widget;
 pub mod wire;
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -52,6 +52,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 pub use config::Config;
+pub use serving::{serve, shutdown_signal};
 
 /// Shared state of the running server.
 pub struct AppState {
@@ -152,6 +153,16 @@ impl AppState {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
+    }
+
+    /// The CMS's page refresh, sharing the one-writer lock with uploads.
+    pub fn page_refresh(&self) -> lotse_service::refresh::PageRefresh<'_> {
+        lotse_service::refresh::PageRefresh::new(
+            self.answerer(),
+            self.simplify(),
+            &self.refresh_lock,
+            std::env::var("LOTSE_CONTACT_URL").ok(),
+        )
     }
 
     /// Store citizens' ratings of answers (`POST /api/v1/feedback`).
@@ -509,64 +520,4 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         .metrics
         .observe(&route, resp.status().as_u16(), start.elapsed().as_secs_f64());
     resp
-}
-
-/// Serve until `shutdown` resolves; in-flight requests finish first. Reloads the index every
-/// few seconds and forgets idle rate-limit entries every minute.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: Arc<AppState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let housekeeping = {
-        let state = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(5));
-            let mut n = 0u64;
-            loop {
-                tick.tick().await;
-                state.refresh_index().await;
-                n += 1;
-                if n % 12 == 0 {
-                    state.limits.forget_idle();
-                    state.login.forget_idle();
-                }
-                if n % 720 == 1 {
-                    portal::expire_chats(&state).await;
-                    insights::expire(&state).await;
-                }
-            }
-        })
-    };
-    let result = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
-    housekeeping.abort();
-    result
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down: finishing open requests");
 }

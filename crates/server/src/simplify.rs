@@ -46,50 +46,10 @@ pub(crate) fn accepted(p: Pending) -> Response {
     resp
 }
 
-const FOREIGN_URL_DE: &str = "Es können nur Seiten der Website der Gemeinde in Einfache Sprache übertragen werden.";
-
-/// The page address as the index keys it, if it belongs to one of `sites`: http(s) only, no
-/// credentials, no fragment, no tracking parameters. Nothing is fetched.
+/// The page address as the index keys it, if it belongs to one of `sites`
+/// (`lotse_service::refresh::check_url`). Nothing is fetched.
 pub fn check_url(raw: &str, sites: &[String]) -> Result<String, ApiError> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Err(ApiError::bad_request(
-            "missing_url",
-            "Bitte geben Sie die Adresse der Seite an (url).",
-        ));
-    }
-    let mut url = url::Url::parse(raw).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_url",
-            "Die Adresse ist ungültig. Bitte geben Sie die vollständige Adresse der Seite an, zum Beispiel https://www.gemeinde.de/seite/.",
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https")
-        || url.host_str().is_none()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err(ApiError::bad_request("foreign_url", FOREIGN_URL_DE));
-    }
-    let origin = url.origin().ascii_serialization();
-    if !sites.iter().any(|s| s.trim_end_matches('/') == origin) {
-        return Err(ApiError::bad_request("foreign_url", FOREIGN_URL_DE));
-    }
-    url.set_fragment(None);
-    if url.query().is_some() {
-        let mut pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .filter(|(k, _)| !lotse_core::tracking::is_tracking_param(k))
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        pairs.sort();
-        if pairs.is_empty() {
-            url.set_query(None);
-        } else {
-            url.query_pairs_mut().clear().extend_pairs(pairs);
-        }
-    }
-    Ok(url.to_string())
+    Ok(lotse_service::refresh::check_url(raw, sites)?)
 }
 
 /// A page in Einfache Sprache.
@@ -124,10 +84,7 @@ pub async fn simplify(
     let svc2 = svc.clone();
     let looked_up = tokio::task::spawn_blocking(move || {
         let url = check_url(&q.url, &svc2.sites())?;
-        let status_url = format!(
-            "/api/v1/simplify?url={}",
-            url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
-        );
+        let status_url = lotse_service::rewrites::status_url(&url);
         Ok::<_, ApiError>((svc2.lookup(&url, &status_url), status_url))
     })
     .await

@@ -12,5 +12,6 @@
 pub mod documents;
 pub mod policy;
 pub mod rewrite_store;
+pub mod refresh;
 pub mod rewrites;
 pub mod staff_chat;

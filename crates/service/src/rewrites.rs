@@ -110,6 +110,14 @@ pub fn job_url(id: &str) -> String {
     format!("/api/v1/simplify/jobs/{id}")
 }
 
+/// Where the rewrite of the page at `url` is asked for (`GET /api/v1/simplify?url=`).
+pub fn status_url(url: &str) -> String {
+    format!(
+        "/api/v1/simplify?url={}",
+        url::form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+    )
+}
+
 #[derive(Default)]
 struct Jobs {
     queue: VecDeque<String>,

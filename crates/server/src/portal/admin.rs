@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use super::context::{Ctx, audit, audit_about, blocking, json_body, not_found, store_error};
+use super::context::{Ctx, audit, audit_about, blocking, run_blocking, json_body, not_found, store_error};
 
 // ---- administration ----------------------------------------------------------------------
 
@@ -45,7 +45,7 @@ pub struct UserChange {
 pub async fn users(c: Ctx) -> Result<Json<Vec<UserInfo>>, ApiError> {
     c.allow(&Action::ManageUsers)?;
     let store = c.store();
-    Ok(Json(blocking(move || store.users().map_err(store_error)).await?))
+    Ok(Json(run_blocking(move || store.users()).await?))
 }
 
 #[utoipa::path(post, path = "/portal/api/admin/users", tag = "portal", request_body = NewUser,
@@ -124,7 +124,7 @@ pub struct CreatedToken {
 pub async fn tokens(c: Ctx) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     c.allow(&Action::ManageUsers)?;
     let store = c.store();
-    Ok(Json(blocking(move || store.tokens().map_err(store_error)).await?))
+    Ok(Json(run_blocking(move || store.tokens()).await?))
 }
 
 #[utoipa::path(post, path = "/portal/api/admin/tokens", tag = "portal", request_body = NewToken,
@@ -200,7 +200,7 @@ pub async fn audit_log(Query(p): Query<ExportParams>, c: Ctx) -> Result<Response
     c.allow(&Action::ViewAudit)?;
     let csv = want_csv(&p)?;
     let (store, from) = (c.store(), since(&p));
-    let rows = blocking(move || store.audit_log(from, 100_000).map_err(store_error)).await?;
+    let rows = run_blocking(move || store.audit_log(from, 100_000)).await?;
     if !csv {
         return Ok(Json(rows).into_response());
     }
@@ -225,7 +225,7 @@ pub async fn usage(Query(p): Query<ExportParams>, c: Ctx) -> Result<Response, Ap
     c.allow(&Action::ViewAudit)?;
     let csv = want_csv(&p)?;
     let (store, from) = (c.store(), since(&p));
-    let rows = blocking(move || store.usage(from).map_err(store_error)).await?;
+    let rows = run_blocking(move || store.usage(from)).await?;
     if !csv {
         return Ok(Json(rows).into_response());
     }
@@ -243,7 +243,7 @@ pub async fn register(Query(p): Query<ExportParams>, c: Ctx) -> Result<Response,
     c.allow(&Action::ViewRegister)?;
     let csv = want_csv(&p)?;
     let store = c.store();
-    let rows = blocking(move || store.register().map_err(store_error)).await?;
+    let rows = run_blocking(move || store.register()).await?;
     if !csv {
         return Ok(Json(rows).into_response());
     }
@@ -271,7 +271,7 @@ pub async fn put_register(
     }
     let store = c.store();
     let e2 = e.clone();
-    blocking(move || store.put_register(&e2).map_err(store_error)).await?;
+    run_blocking(move || store.put_register(&e2)).await?;
     audit(&c, "put_register", None, false, Vec::new(), "ok").await;
     Ok(Json(e))
 }

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use super::context::{Ctx, audit, blocking, json_body, not_found, store_error};
+use super::context::{Ctx, audit, blocking, run_blocking, json_body, not_found, store_error};
 
 // ---- collections and documents -----------------------------------------------------------
 
@@ -33,7 +33,7 @@ pub struct NewCollection {
 pub async fn collections(c: Ctx) -> Result<Json<Vec<Collection>>, ApiError> {
     c.allow(&Action::Portal)?;
     let store = c.store();
-    let all = blocking(move || store.collections().map_err(store_error)).await?;
+    let all = run_blocking(move || store.collections()).await?;
     Ok(Json(
         all.into_iter()
             .filter(|col| c.allow(&Action::ReadCollection(&col.owner)).is_ok())
@@ -52,7 +52,7 @@ pub async fn create_collection(
     c.allow(&Action::CreateCollection(&req.owner))?;
     let uid = c.user()?.id;
     let store = c.store();
-    let col = blocking(move || store.create_collection(&req.title, &req.owner, Some(uid)).map_err(store_error)).await?;
+    let col = run_blocking(move || store.create_collection(&req.title, &req.owner, Some(uid))).await?;
     Ok((StatusCode::CREATED, Json(col)))
 }
 
@@ -91,7 +91,7 @@ pub async fn documents(
     let col = load_collection(&c, id).await?;
     c.allow(&Action::ReadCollection(&col.owner))?;
     let store = c.store();
-    Ok(Json(blocking(move || store.documents(id).map_err(store_error)).await?))
+    Ok(Json(run_blocking(move || store.documents(id)).await?))
 }
 
 /// The document service of this request (the server may still be starting: then uploads

@@ -29,6 +29,14 @@ pub(super) fn disabled() -> ApiError {
     )
 }
 
+/// Run a blocking store or service call off the async threads; its error maps to HTTP through
+/// its `From` impl in `crate::error` (`run_blocking(move || store.chats(uid)).await?`).
+pub(crate) async fn run_blocking<T: Send + 'static, E: Into<ApiError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, ApiError> {
+    blocking(move || f().map_err(Into::into)).await
+}
+
 /// Run a blocking store call off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -110,7 +118,7 @@ pub async fn ctx(state: &AppState, method: &Method, headers: &HeaderMap) -> Resu
     let portal = state.portal().ok_or_else(disabled)?;
     let store = portal.store.clone();
     if let Some(t) = bearer(headers).filter(|t| is_portal_token(t)) {
-        let found = blocking(move || store.token(&t).map_err(store_error)).await?;
+        let found = run_blocking(move || store.token(&t)).await?;
         return match found {
             Some((owner, scopes)) => Ok(Ctx { portal, principal: Principal::Token { owner, scopes }, csrf: None }),
             None => Err(ApiError::new(
@@ -123,7 +131,7 @@ pub async fn ctx(state: &AppState, method: &Method, headers: &HeaderMap) -> Resu
     let Some(token) = cookie_value(headers, cookie_name(state)).filter(|t| !t.is_empty()) else {
         return Ok(Ctx { portal, principal: Principal::Anonymous, csrf: None });
     };
-    let found = blocking(move || store.session(&token).map_err(store_error)).await?;
+    let found = run_blocking(move || store.session(&token)).await?;
     let Some((user, csrf)) = found else {
         return Ok(Ctx { portal, principal: Principal::Anonymous, csrf: None });
     };

@@ -8,7 +8,7 @@ use lotse_portal::store::{ChatMessage, ChatSummary};
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
-use super::context::{Ctx, blocking, not_found, store_error};
+use super::context::{Ctx, blocking, run_blocking, not_found, store_error};
 
 // ---- chat history ------------------------------------------------------------------------
 
@@ -23,7 +23,7 @@ pub struct ChatDetail {
 pub async fn chats(c: Ctx) -> Result<Json<Vec<ChatSummary>>, ApiError> {
     c.allow(&Action::Chat)?;
     let (store, uid) = (c.store(), c.user()?.id);
-    Ok(Json(blocking(move || store.chats(uid).map_err(store_error)).await?))
+    Ok(Json(run_blocking(move || store.chats(uid)).await?))
 }
 
 async fn own_chat(c: &Ctx, id: i64) -> Result<(), ApiError> {
@@ -42,7 +42,7 @@ pub async fn chat_detail(Path(id): Path<i64>, c: Ctx) -> Result<Json<ChatDetail>
     c.allow(&Action::Chat)?;
     own_chat(&c, id).await?;
     let store = c.store();
-    let messages = blocking(move || store.messages(id).map_err(store_error)).await?;
+    let messages = run_blocking(move || store.messages(id)).await?;
     Ok(Json(ChatDetail { id, messages }))
 }
 
@@ -52,7 +52,7 @@ pub async fn delete_chat(Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, ApiE
     c.allow(&Action::Portal)?;
     own_chat(&c, id).await?;
     let store = c.store();
-    blocking(move || store.delete_chat(id).map_err(store_error)).await?;
+    run_blocking(move || store.delete_chat(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -62,6 +62,6 @@ pub async fn delete_chat(Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, ApiE
 pub async fn delete_chats(c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::Portal)?;
     let (store, uid) = (c.store(), c.user()?.id);
-    blocking(move || store.delete_chats_of(uid).map(|_| ()).map_err(store_error)).await?;
+    run_blocking(move || store.delete_chats_of(uid).map(|_| ())).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -129,7 +129,7 @@ pub async fn cms_token(state: &AppState, headers: &HeaderMap, action: Action<'st
     let token = bearer(headers).filter(|t| is_portal_token(t))?;
     let portal = state.portal()?;
     let store = portal.store.clone();
-    let found = match blocking(move || store.token(&token).map_err(store_error)).await {
+    let found = match run_blocking(move || store.token(&token)).await {
         Ok(f) => f,
         Err(e) => return Some(Err(e)),
     };
@@ -153,7 +153,7 @@ pub async fn expire_chats(state: &AppState) {
         return;
     }
     let store = portal.store.clone();
-    match blocking(move || store.expire_chats(days).map_err(store_error)).await {
+    match run_blocking(move || store.expire_chats(days)).await {
         Ok(n) if n > 0 => tracing::info!(chats = n, "expired chats deleted"),
         Ok(_) => {}
         Err(_) => tracing::warn!("cannot expire chats"),

@@ -10,7 +10,7 @@ use lotse_portal::pii;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorBody};
-use super::context::{Ctx, blocking, json_body, not_found, store_error};
+use super::context::{Ctx, blocking, run_blocking, json_body, not_found, store_error};
 
 // ---- prompts -----------------------------------------------------------------------------
 
@@ -31,7 +31,7 @@ pub struct NewPrompt {
 pub async fn prompts(c: Ctx) -> Result<Json<Vec<Prompt>>, ApiError> {
     c.allow(&Action::Portal)?;
     let (store, user) = (c.store(), c.user()?.clone());
-    let all = blocking(move || store.prompts_for(&user).map_err(store_error)).await?;
+    let all = run_blocking(move || store.prompts_for(&user)).await?;
     Ok(Json(all.into_iter().filter(|p| c.allow(&Action::UsePrompt(p.group.as_deref())).is_ok()).collect()))
 }
 
@@ -75,6 +75,6 @@ pub async fn delete_prompt(Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, Ap
         c.allow(&Action::ManageCollection(&Owner::Group(g)))?;
     }
     let store = c.store();
-    blocking(move || store.delete_prompt(id).map_err(store_error)).await?;
+    run_blocking(move || store.delete_prompt(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::login::Refused;
-use super::context::{Ctx, blocking, cookie_name, cookie_value, disabled, json_body, store_error};
+use super::context::{Ctx, blocking, run_blocking, cookie_name, cookie_value, disabled, json_body, store_error};
 
 // ---- sign-in -----------------------------------------------------------------------------
 
@@ -171,7 +171,7 @@ pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap, c: C
     c.allow(&Action::Portal)?;
     if let Some(token) = cookie_value(&headers, cookie_name(&state)) {
         let store = c.store();
-        blocking(move || store.delete_session(&token).map_err(store_error)).await?;
+        run_blocking(move || store.delete_session(&token)).await?;
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, "", 0));

@@ -1,0 +1,68 @@
+//! Serving: the listener with its housekeeping (index reload, idle rate-limit entries,
+//! expiry of old chats and insights) and a graceful shutdown on Ctrl-C or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::{AppState, app, insights, portal};
+
+/// Serve until `shutdown` resolves; in-flight requests finish first. Reloads the index every
+/// few seconds and forgets idle rate-limit entries every minute.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let housekeeping = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            let mut n = 0u64;
+            loop {
+                tick.tick().await;
+                state.refresh_index().await;
+                n += 1;
+                if n % 12 == 0 {
+                    state.limits.forget_idle();
+                    state.login.forget_idle();
+                }
+                if n % 720 == 1 {
+                    portal::expire_chats(&state).await;
+                    insights::expire(&state).await;
+                }
+            }
+        })
+    };
+    let result = axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    housekeeping.abort();
+    result
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing open requests");
+}
