@@ -92,9 +92,9 @@ pub struct DataArg {
 }
 
 impl DataArg {
-    /// The database (imports the rewrite and rating files of older versions, once).
+    /// The database (without importing the stores of older versions: `lotse serve` does).
     pub fn open(&self) -> Result<std::sync::Arc<Store>> {
-        lotse_server::database::open(self.database.as_deref(), &self.data)
+        lotse_server::database::open_without_import(self.database.as_deref(), &self.data)
             .map_err(anyhow::Error::msg)
             .context("cannot open the database")
     }

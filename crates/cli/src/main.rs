@@ -642,7 +642,7 @@ fn search(args: SearchArgs) -> Result<()> {
 }
 
 fn feedback(args: FeedbackArgs) -> Result<()> {
-    let db = lotse_server::database::open(args.database.as_deref(), &args.data)
+    let db = lotse_server::database::open_without_import(args.database.as_deref(), &args.data)
         .map_err(anyhow::Error::msg)
         .context("cannot open the database")?;
     let all = lotse_server::feedback::FeedbackStore::new(db).all()?;

@@ -16,6 +16,17 @@ static OPEN: Mutex<Option<HashMap<String, Weak<Store>>>> = Mutex::new(None);
 /// database `url`, once per process; the stores of the code before issue 33.4 still in
 /// `data` (`simplify.sqlite`, `feedback.sqlite`) are imported into it the first time.
 pub fn open(url: Option<&str>, data: &Path) -> Result<Arc<Store>, String> {
+    open_as(url, data, true)
+}
+
+/// [`open`] for commands that only read or administer (`lotse feedback`, `lotse admin`):
+/// no import, so a command run with another database than the server's (or beside a running
+/// server of an older version) never moves the older stores; it warns when they are there.
+pub fn open_without_import(url: Option<&str>, data: &Path) -> Result<Arc<Store>, String> {
+    open_as(url, data, false)
+}
+
+fn open_as(url: Option<&str>, data: &Path, import: bool) -> Result<Arc<Store>, String> {
     let url = url.map(str::trim).filter(|u| !u.is_empty());
     let name = match url {
         Some(u) => u.to_string(),
@@ -32,6 +43,22 @@ pub fn open(url: Option<&str>, data: &Path) -> Result<Arc<Store>, String> {
         None => Store::open(&data.join("portal.sqlite")),
     }
     .map_err(|e| format!("database: {e}"))?;
+    if !import {
+        let left: Vec<&str> = lotse_portal::store::LEGACY_FILES
+            .iter()
+            .copied()
+            .filter(|n| data.join(n).is_file())
+            .collect();
+        if !left.is_empty() {
+            tracing::warn!(
+                files = ?left,
+                "the data directory holds stores of an older version; `lotse serve` imports them at its next start"
+            );
+        }
+        let store = Arc::new(store);
+        open.insert(name, Arc::downgrade(&store));
+        return Ok(store);
+    }
     let imported = store.import_legacy(data).map_err(|e| format!("cannot import the stores in {}: {e}", data.display()))?;
     if !imported.files.is_empty() {
         tracing::info!(

@@ -9,6 +9,13 @@
 //! old backup), so the import is idempotent and ratings are never counted twice. Rewrites,
 //! decisions and unit rows already present under the same key are kept (they are newer).
 //! The renamed file stays as it was: nothing is deleted.
+//!
+//! A file with a write-ahead log or shared-memory file beside it (`-wal`, `-shm`) is skipped
+//! with a warning: a server of the older version may still be running on it, and rows it
+//! writes after the import would be lost. Once that server stopped (it folds its log into the
+//! file), the next start imports the file. A file that cannot be read is skipped with an
+//! error in the log and left where it is; the server starts all the same (the rewrites are a
+//! cache, and nothing of the file is lost).
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +37,8 @@ pub struct Imported {
     pub ratings: usize,
     /// Where the imported files are now (`<name>.imported`).
     pub files: Vec<PathBuf>,
+    /// Legacy files left in place (unreadable, or with `-wal`/`-shm` beside them).
+    pub skipped: Vec<PathBuf>,
 }
 
 /// The rows of one legacy file.
@@ -102,8 +111,24 @@ impl Store {
             if !path.is_file() {
                 continue;
             }
-            let rows = self.run(read_legacy(&path))?;
-            let digest = file_digest(&path)?;
+            let sidecars = ["-wal", "-shm"].map(|s| data.join(format!("{name}{s}")));
+            if sidecars.iter().any(|p| p.exists()) {
+                tracing::warn!(
+                    file = %path.display(),
+                    "not importing a store of an older version while its -wal/-shm files exist: stop the older server (it folds them into the file), then start again"
+                );
+                out.skipped.push(path);
+                continue;
+            }
+            let read = self.run(read_legacy(&path)).and_then(|rows| Ok((rows, file_digest(&path)?)));
+            let (rows, digest) = match read {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(file = %path.display(), error = %e, "cannot read a store of an older version; it is left in place and not imported");
+                    out.skipped.push(path);
+                    continue;
+                }
+            };
             let total = rows.rewrites.len() + rows.reviews.len() + rows.units.len() + rows.ratings.len();
             let done = self.run(async {
                 let mut tx = self.pool.begin().await?;
@@ -270,6 +295,24 @@ mod tests {
         if s.backend() == super::super::Backend::Sqlite {
             assert_eq!(s.ratings().unwrap().len(), 2, "kept across reopening");
         }
+    }
+
+    #[test]
+    fn a_store_with_a_write_ahead_log_or_unreadable_is_left_in_place_and_nothing_fails() {
+        let d = legacy_data();
+        let s = open(d.path());
+        // an older server still running on the rewrite store: its -wal exists
+        std::fs::write(d.path().join("simplify.sqlite-wal"), b"").unwrap();
+        // the ratings file damaged
+        std::fs::write(d.path().join("feedback.sqlite"), b"this is not a database, just some text that is long enough").unwrap();
+        let n = s.import_legacy(d.path()).unwrap();
+        assert_eq!((n.rewrites, n.ratings, n.files.len(), n.skipped.len()), (0, 0, 0, 2), "{n:?}");
+        assert!(d.path().join("simplify.sqlite").is_file() && d.path().join("feedback.sqlite").is_file());
+        assert!(s.rewrite_urls().unwrap().is_empty());
+        // the older server stopped (its log folded): the next start imports the rewrites
+        std::fs::remove_file(d.path().join("simplify.sqlite-wal")).unwrap();
+        let n = s.import_legacy(d.path()).unwrap();
+        assert_eq!((n.rewrites, n.reviews, n.files.len(), n.skipped.len()), (3, 2, 1, 1), "{n:?}");
     }
 
     #[test]
