@@ -389,6 +389,48 @@ pub mod portal {
     }
 }
 
+/// The review of rewrites of legal texts: `lotse_simplify`'s decisions <-> `lotse_wire::reviews`.
+pub mod reviews {
+    use lotse_simplify as d;
+    use lotse_wire::reviews as wr;
+    use lotse_wire::simplify::ReviewStatus;
+
+    pub fn status(s: d::ReviewStatus) -> ReviewStatus {
+        match s {
+            d::ReviewStatus::Pending => ReviewStatus::Pending,
+            d::ReviewStatus::Approved => ReviewStatus::Approved,
+            d::ReviewStatus::Rejected => ReviewStatus::Rejected,
+        }
+    }
+
+    pub fn status_in(s: ReviewStatus) -> d::ReviewStatus {
+        match s {
+            ReviewStatus::Pending => d::ReviewStatus::Pending,
+            ReviewStatus::Approved => d::ReviewStatus::Approved,
+            ReviewStatus::Rejected => d::ReviewStatus::Rejected,
+        }
+    }
+
+    pub fn correction(c: d::BlockCorrection) -> wr::BlockCorrection {
+        wr::BlockCorrection { index: c.index, text: c.text }
+    }
+
+    pub fn correction_in(c: wr::BlockCorrection) -> d::BlockCorrection {
+        d::BlockCorrection { index: c.index, text: c.text }
+    }
+
+    pub fn decision(x: d::ReviewDecision) -> wr::ReviewDecision {
+        wr::ReviewDecision {
+            key: x.key,
+            url: x.url,
+            status: status(x.status),
+            reviewer: x.reviewer,
+            decided_at: x.decided_at,
+            corrections: x.corrections.into_iter().map(correction).collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

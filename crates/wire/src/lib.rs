@@ -15,6 +15,7 @@ pub mod insights;
 pub mod openai;
 pub mod ops;
 pub mod portal;
+pub mod reviews;
 pub mod search;
 pub mod simplify;
 
