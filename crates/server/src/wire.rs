@@ -472,4 +472,20 @@ mod tests {
         let wire: lotse_wire::simplify::SimplifiedPage = serde_json::from_value(domain.clone()).unwrap();
         assert_eq!(serde_json::to_value(&wire).unwrap(), domain);
     }
+
+    /// The portal's domain types and their wire types serialise to the same JSON (the API did
+    /// not change when the handlers began to convert).
+    #[test]
+    fn portal_types_serialise_as_their_wire_types() {
+        use lotse_portal::auth::{Level, Owner, Role};
+        let u = lotse_portal::auth::UserInfo { id: 7, name: "m".into(), display_name: "M".into(), role: Role::Editor, level: Level::Silber, groups: vec!["bauamt".into()] };
+        assert_eq!(serde_json::to_value(portal::user_info(u.clone())).unwrap(), serde_json::to_value(&u).unwrap());
+        let c = lotse_portal::store::Collection { id: 1, title: "t".into(), owner: Owner::Group("g".into()), created_at: 2, documents: 3 };
+        assert_eq!(serde_json::to_value(portal::collection(c.clone())).unwrap(), serde_json::to_value(&c).unwrap());
+        let d = lotse_simplify::ReviewDecision {
+            key: "k".into(), url: "u".into(), status: lotse_simplify::ReviewStatus::Approved, reviewer: "r".into(), decided_at: 9,
+            corrections: vec![lotse_simplify::BlockCorrection { index: 2, text: None }],
+        };
+        assert_eq!(serde_json::to_value(reviews::decision(d.clone())).unwrap(), serde_json::to_value(&d).unwrap());
+    }
 }
