@@ -19,6 +19,10 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{Headers, HtmlElement, Request, RequestCredentials, RequestInit, Response};
 
 use crate::api::{self, Failure, Source};
+// the portal API's bodies, shared with the server
+use lotse_wire::chat::AnswerView as Answer;
+use lotse_wire::insights::{Outcome, Topic as InsightTopic};
+use lotse_wire::portal::{Collection, Document, Graded, PublicCheck, Prompt, RegisterEntry as RegisterRow, Usage as UsageRow};
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 struct User {
@@ -53,38 +57,12 @@ struct InsightList {
     topics: Vec<InsightTopic>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct InsightTopic {
-    id: i64,
-    label: String,
-    questions: i64,
-    answered: i64,
-    hedged: i64,
-    refused: i64,
-    rated_down: i64,
-    weeks: Vec<i64>,
-    samples: Vec<InsightSample>,
-    hedged_page: Option<String>,
-    done: Option<String>,
-    asked_since_done: i64,
-    answered_since_done: i64,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct InsightSample {
-    id: i64,
-    day: String,
-    question: String,
-    outcome: String,
-}
-
-fn outcome_label(o: &str) -> &'static str {
+fn outcome_label(o: Outcome) -> &'static str {
     match o {
-        "answered" => "beantwortet",
-        "hedged" => "unsichere Antwort",
-        "refused" => "keine Antwort",
-        "rated_down" => "schlecht bewertet",
-        _ => "unbekannt",
+        Outcome::Answered => "beantwortet",
+        Outcome::Hedged => "unsichere Antwort",
+        Outcome::Refused => "keine Antwort",
+        Outcome::RatedDown => "schlecht bewertet",
     }
 }
 
@@ -187,72 +165,10 @@ struct LoginOptions {
     oidc: Option<OidcOption>,
 }
 
-/// A prompt of the library.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct Prompt {
-    id: i64,
-    title: String,
-    body: String,
-    group: Option<String>,
-    #[serde(default)]
-    variables: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct UsageRow {
-    group: String,
-    model: String,
-    requests: i64,
-    prompt_tokens: i64,
-    completion_tokens: i64,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct RegisterRow {
-    name: String,
-    model: String,
-    purpose: String,
-    provider: String,
-    risk_class: String,
-    responsible: String,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct Question {
-    text: String,
-    options: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct PublicCheck {
-    questions: Vec<Question>,
-}
-
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 struct Kompass {
     text: String,
     check: PublicCheck,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct Graded {
-    passed: bool,
-    right: usize,
-    total: usize,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct Collection {
-    id: i64,
-    title: String,
-    #[serde(default)]
-    documents: i64,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct Document {
-    title: String,
-    n_chunks: i64,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -261,19 +177,6 @@ struct Model {
     label: String,
     external: bool,
     allowed: bool,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct Answer {
-    answer: String,
-    #[serde(default)]
-    sources: Vec<Source>,
-    #[serde(default)]
-    refused: bool,
-    #[serde(default)]
-    label: String,
-    #[serde(default)]
-    hint: String,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -1137,7 +1040,7 @@ fn Insights(csrf: Option<String>) -> impl IntoView {
                                     let sid = s.id;
                                     view! {
                                         <li>
-                                            {format!("„{}“ ({}, {})", s.question, german_date(&s.day), outcome_label(&s.outcome))}
+                                            {format!("„{}“ ({}, {})", s.question, german_date(&s.day), outcome_label(s.outcome))}
                                             " "
                                             <button type="button" class="secondary"
                                                 aria-label=format!("Löschen: „{}“ vom {}", s.question, german_date(&s.day))

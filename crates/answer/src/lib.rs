@@ -64,7 +64,7 @@ pub const MAX_HISTORY_TURNS: usize = 20;
 pub const MAX_TURN_CHARS: usize = 8000;
 
 /// Who said a history turn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Speaker {
     User,
@@ -72,17 +72,16 @@ pub enum Speaker {
 }
 
 /// An earlier turn of the conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Turn {
     pub role: Speaker,
     pub content: String,
 }
 
 /// A citizen's question.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AnswerRequest {
     /// The question, at most 1000 characters.
-    #[schema(example = "Wie hoch ist die Hundesteuer?")]
     pub question: String,
     /// Earlier turns, oldest first; follow-up questions are read in their light.
     #[serde(default)]
@@ -93,7 +92,7 @@ pub struct AnswerRequest {
 }
 
 /// The town's contact, named in every refusal.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     /// Who to contact, e.g. "das Bürgerbüro im Rathaus".
@@ -105,7 +104,7 @@ pub struct Contact {
 }
 
 /// A numbered source of an answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {
     /// The number used in `[n]` markers.
     pub n: usize,
@@ -120,13 +119,12 @@ pub struct Source {
 
 /// The source's own words: the sentence or table row of a cited page that holds the answer,
 /// verbatim (German, whatever the answer's language: it is the binding wording).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Quote {
     /// The number of the source it comes from (as in `[n]`).
     pub n: usize,
     /// Verbatim text of the page: a sentence, a list item, or a table row (cells joined by
     /// " | "). Plain text, never HTML.
-    #[schema(example = "Erwachsene | 5,00 €")]
     pub text: String,
     /// Link to that place of the page (a `#:~:text=` fragment or the section's anchor; the
     /// page's address for PDFs).
@@ -134,7 +132,7 @@ pub struct Quote {
 }
 
 /// Where the time went, in milliseconds.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timings {
     /// Question embedding and search.
     pub retrieval_ms: u64,
@@ -151,11 +149,10 @@ pub struct Timings {
 }
 
 /// A checked answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
     /// Names this answer for its rating (`POST /api/v1/feedback`); set by the server.
     #[serde(default)]
-    #[schema(example = "3f2a9c0b1d4e5f60")]
     pub id: String,
     /// The answer with `[n]` markers, or the refusal with the town's contact.
     pub answer: String,
@@ -163,7 +160,6 @@ pub struct Answer {
     /// True when the website does not answer the question (the text names the contact).
     pub refused: bool,
     /// Always "KI-generiert".
-    #[schema(example = "KI-generiert")]
     pub label: String,
     /// Check the linked source: a short hint in the answer's language.
     pub hint: String,
@@ -195,7 +191,6 @@ pub struct Answer {
     /// Why the model's text was not shown (an extractive answer or a pointer), for the
     /// evaluation and logs; not part of the API.
     #[serde(skip)]
-    #[schema(ignore)]
     pub replaced: Option<&'static str>,
 }
 
@@ -286,7 +281,7 @@ impl AnswerError {
 ///
 /// Measured on the bad-boll dev sets: in-scope questions have a best cosine of 0.830 to
 /// 0.93, general-knowledge questions 0.77 to 0.830; the words decide in between.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Gate {
     /// Enough when the best passage is this close in meaning (cosine) ...

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde::Serialize;
 
 /// How an answer went for the citizen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// A cited answer.
@@ -94,7 +94,7 @@ pub struct StoredQuestion {
 }
 
 /// A sample question of a topic.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Sample {
     /// Delete it with `DELETE /portal/api/insights/questions/{id}`.
     pub id: i64,
@@ -105,7 +105,7 @@ pub struct Sample {
 }
 
 /// Questions that belong together, with how they went.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Topic {
     /// The id of its first question: names the topic for the "erledigt" mark (computed on
     /// read; it changes when that question is deleted or expires).

@@ -39,21 +39,21 @@ pub struct Check {
 }
 
 /// The check as the client sees it: no answers.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PublicCheck {
     pub pass_ratio: f64,
     pub level: Level,
     pub questions: Vec<PublicQuestion>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PublicQuestion {
     pub text: String,
     pub options: Vec<String>,
 }
 
 /// The result of one attempt.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Graded {
     pub passed: bool,
     pub right: usize,

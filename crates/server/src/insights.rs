@@ -147,7 +147,7 @@ pub struct InsightsResponse {
     pub retention_days: i64,
     /// The topics with at least one question the website did not answer (or marked
     /// "erledigt"), the most asked first.
-    pub topics: Vec<Topic>,
+    pub topics: Vec<lotse_wire::insights::Topic>,
 }
 
 fn settings(state: &AppState, days: i64) -> TopicSettings {
@@ -196,7 +196,7 @@ pub async fn topics(State(state): State<Arc<AppState>>, Query(p): Query<TopicPar
         days,
         min_questions: settings(&state, days).min_questions as i64,
         retention_days: i64::from(state.config.insights.retention_days.max(1)),
-        topics,
+        topics: topics.into_iter().map(crate::wire::portal::topic).collect(),
     };
     let mut r = Json(body).into_response();
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

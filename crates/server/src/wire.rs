@@ -110,6 +110,327 @@ pub fn answer(a: &lotse_answer::Answer) -> w::Answer {
     }
 }
 
+/// The staff portal's domain types (`lotse_portal`) -> `lotse_wire::portal` and
+/// `lotse_wire::insights`; request bodies the other way (`*_in`). By value: the handlers
+/// hand over what the store returned.
+pub mod portal {
+    use lotse_wire::insights as wi;
+    use lotse_wire::portal as wp;
+
+    pub fn role(x: lotse_portal::auth::Role) -> wp::Role {
+        use lotse_portal::auth::Role as D;
+        match x {
+            D::Staff => wp::Role::Staff,
+            D::Editor => wp::Role::Editor,
+            D::Admin => wp::Role::Admin,
+        }
+    }
+
+    pub fn level(x: lotse_portal::auth::Level) -> wp::Level {
+        use lotse_portal::auth::Level as D;
+        match x {
+            D::None => wp::Level::None,
+            D::Seepferdchen => wp::Level::Seepferdchen,
+            D::Bronze => wp::Level::Bronze,
+            D::Silber => wp::Level::Silber,
+            D::Gold => wp::Level::Gold,
+        }
+    }
+
+    pub fn scope(x: lotse_portal::auth::Scope) -> wp::Scope {
+        use lotse_portal::auth::Scope as D;
+        match x {
+            D::Simplify => wp::Scope::Simplify,
+            D::Refresh => wp::Scope::Refresh,
+            D::Chat => wp::Scope::Chat,
+            D::Documents => wp::Scope::Documents,
+        }
+    }
+
+    pub fn owner(x: lotse_portal::auth::Owner) -> wp::Owner {
+        use lotse_portal::auth::Owner as D;
+        match x {
+            D::Group(x) => wp::Owner::Group(x),
+            D::User(x) => wp::Owner::User(x),
+        }
+    }
+
+    pub fn user_info(x: lotse_portal::auth::UserInfo) -> wp::UserInfo {
+        wp::UserInfo {
+            id: x.id,
+            name: x.name,
+            display_name: x.display_name,
+            role: role(x.role),
+            level: level(x.level),
+            groups: x.groups,
+        }
+    }
+
+    pub fn collection(x: lotse_portal::store::Collection) -> wp::Collection {
+        wp::Collection {
+            id: x.id,
+            title: x.title,
+            owner: owner(x.owner),
+            created_at: x.created_at,
+            documents: x.documents,
+        }
+    }
+
+    pub fn document(x: lotse_portal::store::Document) -> wp::Document {
+        wp::Document {
+            id: x.id,
+            collection_id: x.collection_id,
+            file_name: x.file_name,
+            kind: x.kind,
+            title: x.title,
+            sha256: x.sha256,
+            bytes: x.bytes,
+            n_chunks: x.n_chunks,
+            uploaded_at: x.uploaded_at,
+            url: x.url,
+        }
+    }
+
+    pub fn token_info(x: lotse_portal::store::TokenInfo) -> wp::TokenInfo {
+        wp::TokenInfo {
+            id: x.id,
+            name: x.name,
+            user: x.user,
+            scopes: x.scopes.into_iter().map(scope).collect(),
+            created_at: x.created_at,
+            last_used_at: x.last_used_at,
+            expires_at: x.expires_at,
+        }
+    }
+
+    pub fn chat_summary(x: lotse_portal::store::ChatSummary) -> wp::ChatSummary {
+        wp::ChatSummary {
+            id: x.id,
+            title: x.title,
+            created_at: x.created_at,
+            updated_at: x.updated_at,
+        }
+    }
+
+    pub fn chat_message(x: lotse_portal::store::ChatMessage) -> wp::ChatMessage {
+        wp::ChatMessage {
+            role: x.role,
+            content: x.content,
+            sources: x.sources,
+            model: x.model,
+            at: x.at,
+        }
+    }
+
+    pub fn prompt(x: lotse_portal::store::Prompt) -> wp::Prompt {
+        wp::Prompt {
+            id: x.id,
+            title: x.title,
+            body: x.body,
+            tags: x.tags,
+            group: x.group,
+            owner: x.owner,
+            variables: x.variables,
+        }
+    }
+
+    pub fn audit_record(x: lotse_portal::store::AuditRecord) -> wp::AuditRecord {
+        wp::AuditRecord {
+            id: x.id,
+            at: x.at,
+            user: x.user,
+            groups: x.groups,
+            action: x.action,
+            model: x.model,
+            external: x.external,
+            collections: x.collections,
+            prompt_tokens: x.prompt_tokens,
+            completion_tokens: x.completion_tokens,
+            outcome: x.outcome,
+            content: x.content,
+            target: x.target,
+        }
+    }
+
+    pub fn usage(x: lotse_portal::store::Usage) -> wp::Usage {
+        wp::Usage {
+            group: x.group,
+            model: x.model,
+            requests: x.requests,
+            prompt_tokens: x.prompt_tokens,
+            completion_tokens: x.completion_tokens,
+        }
+    }
+
+    pub fn register_entry(x: lotse_portal::store::RegisterEntry) -> wp::RegisterEntry {
+        wp::RegisterEntry {
+            name: x.name,
+            model: x.model,
+            purpose: x.purpose,
+            provider: x.provider,
+            risk_class: x.risk_class,
+            responsible: x.responsible,
+            updated_at: x.updated_at,
+        }
+    }
+
+    pub fn public_check(x: lotse_portal::kompass::PublicCheck) -> wp::PublicCheck {
+        wp::PublicCheck {
+            pass_ratio: x.pass_ratio,
+            level: level(x.level),
+            questions: x.questions.into_iter().map(public_question).collect(),
+        }
+    }
+
+    pub fn public_question(x: lotse_portal::kompass::PublicQuestion) -> wp::PublicQuestion {
+        wp::PublicQuestion {
+            text: x.text,
+            options: x.options,
+        }
+    }
+
+    pub fn graded(x: lotse_portal::kompass::Graded) -> wp::Graded {
+        wp::Graded {
+            passed: x.passed,
+            right: x.right,
+            total: x.total,
+            wrong: x.wrong,
+            level: level(x.level),
+        }
+    }
+
+    pub fn outcome(x: lotse_portal::insights::Outcome) -> wi::Outcome {
+        use lotse_portal::insights::Outcome as D;
+        match x {
+            D::Answered => wi::Outcome::Answered,
+            D::Hedged => wi::Outcome::Hedged,
+            D::Refused => wi::Outcome::Refused,
+            D::RatedDown => wi::Outcome::RatedDown,
+        }
+    }
+
+    pub fn sample(x: lotse_portal::insights::Sample) -> wi::Sample {
+        wi::Sample {
+            id: x.id,
+            day: x.day,
+            question: x.question,
+            outcome: outcome(x.outcome),
+        }
+    }
+
+    pub fn topic(x: lotse_portal::insights::Topic) -> wi::Topic {
+        wi::Topic {
+            id: x.id,
+            label: x.label,
+            questions: x.questions,
+            answered: x.answered,
+            hedged: x.hedged,
+            refused: x.refused,
+            rated_down: x.rated_down,
+            weeks: x.weeks,
+            samples: x.samples.into_iter().map(sample).collect(),
+            hedged_page: x.hedged_page,
+            done: x.done,
+            asked_since_done: x.asked_since_done,
+            answered_since_done: x.answered_since_done,
+        }
+    }
+
+    // ---- request bodies: wire -> domain ----
+
+    pub fn role_in(x: wp::Role) -> lotse_portal::auth::Role {
+        use lotse_portal::auth::Role as D;
+        match x {
+            wp::Role::Staff => D::Staff,
+            wp::Role::Editor => D::Editor,
+            wp::Role::Admin => D::Admin,
+        }
+    }
+
+    pub fn level_in(x: wp::Level) -> lotse_portal::auth::Level {
+        use lotse_portal::auth::Level as D;
+        match x {
+            wp::Level::None => D::None,
+            wp::Level::Seepferdchen => D::Seepferdchen,
+            wp::Level::Bronze => D::Bronze,
+            wp::Level::Silber => D::Silber,
+            wp::Level::Gold => D::Gold,
+        }
+    }
+
+    pub fn scope_in(x: wp::Scope) -> lotse_portal::auth::Scope {
+        use lotse_portal::auth::Scope as D;
+        match x {
+            wp::Scope::Simplify => D::Simplify,
+            wp::Scope::Refresh => D::Refresh,
+            wp::Scope::Chat => D::Chat,
+            wp::Scope::Documents => D::Documents,
+        }
+    }
+
+    pub fn owner_in(x: wp::Owner) -> lotse_portal::auth::Owner {
+        use lotse_portal::auth::Owner as D;
+        match x {
+            wp::Owner::Group(g) => D::Group(g),
+            wp::Owner::User(u) => D::User(u),
+        }
+    }
+
+    pub fn register_entry_in(x: wp::RegisterEntry) -> lotse_portal::store::RegisterEntry {
+        lotse_portal::store::RegisterEntry {
+            name: x.name,
+            model: x.model,
+            purpose: x.purpose,
+            provider: x.provider,
+            risk_class: x.risk_class,
+            responsible: x.responsible,
+            updated_at: x.updated_at,
+        }
+    }
+}
+
+/// The review of rewrites of legal texts: `lotse_simplify`'s decisions <-> `lotse_wire::reviews`.
+pub mod reviews {
+    use lotse_simplify as d;
+    use lotse_wire::reviews as wr;
+    use lotse_wire::simplify::ReviewStatus;
+
+    pub fn status(s: d::ReviewStatus) -> ReviewStatus {
+        match s {
+            d::ReviewStatus::Pending => ReviewStatus::Pending,
+            d::ReviewStatus::Approved => ReviewStatus::Approved,
+            d::ReviewStatus::Rejected => ReviewStatus::Rejected,
+        }
+    }
+
+    pub fn status_in(s: ReviewStatus) -> d::ReviewStatus {
+        match s {
+            ReviewStatus::Pending => d::ReviewStatus::Pending,
+            ReviewStatus::Approved => d::ReviewStatus::Approved,
+            ReviewStatus::Rejected => d::ReviewStatus::Rejected,
+        }
+    }
+
+    pub fn correction(c: d::BlockCorrection) -> wr::BlockCorrection {
+        wr::BlockCorrection { index: c.index, text: c.text }
+    }
+
+    pub fn correction_in(c: wr::BlockCorrection) -> d::BlockCorrection {
+        d::BlockCorrection { index: c.index, text: c.text }
+    }
+
+    pub fn decision(x: d::ReviewDecision) -> wr::ReviewDecision {
+        wr::ReviewDecision {
+            key: x.key,
+            url: x.url,
+            status: status(x.status),
+            reviewer: x.reviewer,
+            decided_at: x.decided_at,
+            corrections: x.corrections.into_iter().map(correction).collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,5 +471,21 @@ mod tests {
         let domain = serde_json::to_value(&page).unwrap();
         let wire: lotse_wire::simplify::SimplifiedPage = serde_json::from_value(domain.clone()).unwrap();
         assert_eq!(serde_json::to_value(&wire).unwrap(), domain);
+    }
+
+    /// The portal's domain types and their wire types serialise to the same JSON (the API did
+    /// not change when the handlers began to convert).
+    #[test]
+    fn portal_types_serialise_as_their_wire_types() {
+        use lotse_portal::auth::{Level, Owner, Role};
+        let u = lotse_portal::auth::UserInfo { id: 7, name: "m".into(), display_name: "M".into(), role: Role::Editor, level: Level::Silber, groups: vec!["bauamt".into()] };
+        assert_eq!(serde_json::to_value(portal::user_info(u.clone())).unwrap(), serde_json::to_value(&u).unwrap());
+        let c = lotse_portal::store::Collection { id: 1, title: "t".into(), owner: Owner::Group("g".into()), created_at: 2, documents: 3 };
+        assert_eq!(serde_json::to_value(portal::collection(c.clone())).unwrap(), serde_json::to_value(&c).unwrap());
+        let d = lotse_simplify::ReviewDecision {
+            key: "k".into(), url: "u".into(), status: lotse_simplify::ReviewStatus::Approved, reviewer: "r".into(), decided_at: 9,
+            corrections: vec![lotse_simplify::BlockCorrection { index: 2, text: None }],
+        };
+        assert_eq!(serde_json::to_value(reviews::decision(d.clone())).unwrap(), serde_json::to_value(&d).unwrap());
     }
 }

@@ -119,7 +119,7 @@ impl From<InferenceError> for SimplifyError {
 pub type Result<T, E = SimplifyError> = std::result::Result<T, E>;
 
 /// The structural kind of a block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockKind {
     Heading,
@@ -140,7 +140,7 @@ impl BlockKind {
 }
 
 /// What happened to a block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BlockStatus {
     /// Rewritten by the model; every unit passed the checks and reads easier.
@@ -157,14 +157,12 @@ pub enum BlockStatus {
 }
 
 /// One block of the result, beside its original.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BlockResult {
     pub index: usize,
     pub kind: BlockKind,
     pub status: BlockStatus,
-    #[schema(value_type = Object)]
     pub original: Block,
-    #[schema(value_type = Object)]
     pub simplified: Block,
     /// Why units were kept in the original wording (English, for the town's editors).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -175,7 +173,7 @@ pub struct BlockResult {
 }
 
 /// Readability of the original and the rewrite.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadabilityChange {
     pub before: Readability,
     pub after: Readability,
@@ -184,7 +182,7 @@ pub struct ReadabilityChange {
 }
 
 /// Block counts by status.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
     pub blocks: usize,
     pub simplified: usize,
@@ -201,7 +199,7 @@ pub struct Summary {
 }
 
 /// A page in Einfache Sprache.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimplifiedPage {
     pub url: String,
     pub title: String,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use lotse_text::{sentences, syllables, words};
 
 /// Readability figures of one text.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Readability {
     /// Flesch reading ease for German (Amstad): higher is easier.
     pub flesch_amstad: f64,

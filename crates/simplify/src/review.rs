@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::{BlockStatus, SimplifiedPage, facts, pattern as re};
 
 /// How the model treats legal texts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LegalTexts {
     /// The model's rewrite is shown at once, like that of any other page.
@@ -36,7 +36,7 @@ pub enum LegalTexts {
 }
 
 /// Where the staff review of a legal text's rewrite stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewStatus {
     /// Nobody has decided yet.
@@ -67,7 +67,7 @@ impl ReviewStatus {
 }
 
 /// What citizens are told about the review of the text they see.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewNote {
     pub status: ReviewStatus,
     /// German, for citizens.
@@ -111,7 +111,7 @@ impl ReviewNote {
 }
 
 /// A reviewer's change to one block of a model rewrite, made when approving it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockCorrection {
     /// The block's index on the page (`BlockResult::index`).
     pub index: usize,
@@ -122,7 +122,7 @@ pub struct BlockCorrection {
 }
 
 /// How a block of an approved rewrite was corrected in the review.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Correction {
     /// Staff wrote the block themselves.
@@ -262,7 +262,7 @@ pub fn apply_corrections(
 }
 
 /// A staff decision on one rewrite (its cache key).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewDecision {
     pub key: String,
     pub url: String,

@@ -185,7 +185,7 @@ fn split_semicolons(text: &str) -> String {
 }
 
 /// A term of the town's glossary and its explanation in plain words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GlossaryEntry {
     pub term: String,

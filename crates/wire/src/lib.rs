@@ -11,8 +11,11 @@
 
 pub mod chat;
 pub mod error;
+pub mod insights;
 pub mod openai;
 pub mod ops;
+pub mod portal;
+pub mod reviews;
 pub mod search;
 pub mod simplify;
 

@@ -265,7 +265,7 @@ const MIGRATIONS: &[&str] = &[
 pub const DEFAULT_TOKEN_DAYS: u32 = 90;
 
 /// A collection as the portal shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Collection {
     pub id: i64,
     pub title: String,
@@ -298,7 +298,7 @@ pub fn document_url(id: i64) -> String {
     format!("/portal/dokumente/{id}")
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Document {
     pub id: i64,
     pub collection_id: i64,
@@ -312,7 +312,7 @@ pub struct Document {
     pub url: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TokenInfo {
     pub id: i64,
     pub name: String,
@@ -324,7 +324,7 @@ pub struct TokenInfo {
     pub expires_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatSummary {
     pub id: i64,
     pub title: String,
@@ -332,7 +332,7 @@ pub struct ChatSummary {
     pub updated_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
@@ -341,7 +341,7 @@ pub struct ChatMessage {
     pub at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Prompt {
     pub id: i64,
     pub title: String,
@@ -392,7 +392,7 @@ pub struct AuditEntry {
     pub target: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditRecord {
     pub id: i64,
     pub at: i64,
@@ -411,7 +411,7 @@ pub struct AuditRecord {
 }
 
 /// Usage per group and model.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Usage {
     pub group: String,
     pub model: String,
@@ -421,7 +421,7 @@ pub struct Usage {
 }
 
 /// One entry of the AI system register (EU AI Act inventory).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisterEntry {
     /// The use: "Bürger-Chat", "Einfache Sprache", "Mitarbeiterportal".
     pub name: String,

@@ -7,11 +7,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use lotse_portal::auth::{self, Action, Scope, UserInfo};
-use lotse_portal::store::{self, AuditRecord, RegisterEntry, TokenInfo, Usage};
+use lotse_portal::auth::{self, Action};
+use lotse_portal::store;
+use lotse_wire::portal::{AuditRecord, Level, RegisterEntry, Role, Scope, TokenInfo, Usage, UserInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::wire::portal as wire;
 use crate::error::{ApiError, ErrorBody};
 use super::context::{Ctx, audit, audit_about, blocking, run_blocking, json_body, not_found, store_error};
 
@@ -24,7 +26,7 @@ pub struct NewUser {
     pub display_name: Option<String>,
     /// At least 10 characters.
     pub password: String,
-    pub role: auth::Role,
+    pub role: Role,
     #[serde(default)]
     pub groups: Vec<String>,
 }
@@ -32,8 +34,8 @@ pub struct NewUser {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserChange {
-    pub level: Option<auth::Level>,
-    pub role: Option<auth::Role>,
+    pub level: Option<Level>,
+    pub role: Option<Role>,
     pub groups: Option<Vec<String>>,
     /// Lock the account (its sessions end).
     #[serde(default)]
@@ -45,7 +47,8 @@ pub struct UserChange {
 pub async fn users(c: Ctx) -> Result<Json<Vec<UserInfo>>, ApiError> {
     c.allow(&Action::ManageUsers)?;
     let store = c.store();
-    Ok(Json(run_blocking(move || store.users()).await?))
+    let users = blocking(move || store.users().map_err(store_error)).await?;
+    Ok(Json(users.into_iter().map(wire::user_info).collect()))
 }
 
 #[utoipa::path(post, path = "/portal/api/admin/users", tag = "portal", request_body = NewUser,
@@ -62,12 +65,12 @@ pub async fn create_user(
             ApiError::bad_request("password", format!("Das Passwort ist zu schwach: mindestens {} Zeichen. ({e})", auth::MIN_PASSWORD_CHARS))
         })?;
         let display = req.display_name.clone().unwrap_or_else(|| req.name.clone());
-        let id = store.create_user(&req.name, &display, Some(&hash), req.role, &req.groups).map_err(store_error)?;
+        let id = store.create_user(&req.name, &display, Some(&hash), wire::role_in(req.role), &req.groups).map_err(store_error)?;
         store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))
     })
     .await?;
     audit_about(&c, "create_user", &u.name).await;
-    Ok((StatusCode::CREATED, Json(u)))
+    Ok((StatusCode::CREATED, Json(wire::user_info(u))))
 }
 
 /// Change a user's KI-Kompass level, role or groups, or lock the account.
@@ -89,10 +92,10 @@ pub async fn change_user(
             return Ok(u);
         }
         if let Some(l) = req.level {
-            store.set_level(id, l).map_err(store_error)?;
+            store.set_level(id, wire::level_in(l)).map_err(store_error)?;
         }
         if req.role.is_some() || req.groups.is_some() {
-            let role = req.role.unwrap_or(u.role);
+            let role = req.role.map(wire::role_in).unwrap_or(u.role);
             let groups = req.groups.clone().unwrap_or(u.groups.clone());
             store.set_role_and_groups(id, role, &groups).map_err(store_error)?;
         }
@@ -100,7 +103,7 @@ pub async fn change_user(
     })
     .await?;
     audit_about(&c, if req_disabled { "disable_user" } else { "change_user" }, &u.name).await;
-    Ok(Json(u))
+    Ok(Json(wire::user_info(u)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -124,7 +127,8 @@ pub struct CreatedToken {
 pub async fn tokens(c: Ctx) -> Result<Json<Vec<TokenInfo>>, ApiError> {
     c.allow(&Action::ManageUsers)?;
     let store = c.store();
-    Ok(Json(run_blocking(move || store.tokens()).await?))
+    let tokens = blocking(move || store.tokens().map_err(store_error)).await?;
+    Ok(Json(tokens.into_iter().map(wire::token_info).collect()))
 }
 
 #[utoipa::path(post, path = "/portal/api/admin/tokens", tag = "portal", request_body = NewToken,
@@ -141,7 +145,8 @@ pub async fn create_token(
     let (token, owner) = blocking(move || {
         let uid = req.user_id.unwrap_or(me_id);
         let owner = store.user(uid).map_err(store_error)?.ok_or_else(|| not_found("user"))?;
-        let token = store.create_token_for(uid, &req.name, &req.scopes, days).map_err(store_error)?;
+        let scopes: Vec<auth::Scope> = req.scopes.iter().copied().map(wire::scope_in).collect();
+        let token = store.create_token_for(uid, &req.name, &scopes, days).map_err(store_error)?;
         Ok((token, owner.name))
     })
     .await?;
@@ -202,7 +207,7 @@ pub async fn audit_log(Query(p): Query<ExportParams>, c: Ctx) -> Result<Response
     let (store, from) = (c.store(), since(&p));
     let rows = run_blocking(move || store.audit_log(from, 100_000)).await?;
     if !csv {
-        return Ok(Json(rows).into_response());
+        return Ok(Json(rows.into_iter().map(wire::audit_record).collect::<Vec<_>>()).into_response());
     }
     let header = ["id", "at", "user", "groups", "action", "target", "model", "external", "collections", "prompt_tokens", "completion_tokens", "outcome", "content"];
     let data: Vec<Vec<String>> = rows
@@ -227,7 +232,7 @@ pub async fn usage(Query(p): Query<ExportParams>, c: Ctx) -> Result<Response, Ap
     let (store, from) = (c.store(), since(&p));
     let rows = run_blocking(move || store.usage(from)).await?;
     if !csv {
-        return Ok(Json(rows).into_response());
+        return Ok(Json(rows.into_iter().map(wire::usage).collect::<Vec<_>>()).into_response());
     }
     let data: Vec<Vec<String>> = rows
         .into_iter()
@@ -245,7 +250,7 @@ pub async fn register(Query(p): Query<ExportParams>, c: Ctx) -> Result<Response,
     let store = c.store();
     let rows = run_blocking(move || store.register()).await?;
     if !csv {
-        return Ok(Json(rows).into_response());
+        return Ok(Json(rows.into_iter().map(wire::register_entry).collect::<Vec<_>>()).into_response());
     }
     let data: Vec<Vec<String>> = rows
         .into_iter()
@@ -270,8 +275,8 @@ pub async fn put_register(
         return Err(ApiError::bad_request("register", "Bitte geben Sie die Anwendung und die verantwortliche Person an."));
     }
     let store = c.store();
-    let e2 = e.clone();
-    run_blocking(move || store.put_register(&e2)).await?;
+    let e2 = wire::register_entry_in(e.clone());
+    blocking(move || store.put_register(&e2).map_err(store_error)).await?;
     audit(&c, "put_register", None, false, Vec::new(), "ok").await;
     Ok(Json(e))
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Query, State};
-use lotse_answer::Answer;
 use lotse_core::{CollectionId, CollectionScope};
 use lotse_portal::auth::Action;
 use lotse_portal::store::Collection;
@@ -125,7 +124,7 @@ pub struct PortalChatRequest {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PortalChatResponse {
     pub chat_id: i64,
-    pub answer: Answer,
+    pub answer: lotse_wire::Answer,
 }
 
 /// A cited answer from the chosen collections (and the website), stored in the user's
@@ -157,5 +156,5 @@ pub async fn chat(
     };
     let q = Question { question: req.question, model: req.model, chat_id: req.chat_id, lang: req.lang };
     let (chat_id, answer) = staff_chat.ask(&c.principal, &scope, col_names, q).await?;
-    Ok(Json(PortalChatResponse { chat_id, answer }))
+    Ok(Json(PortalChatResponse { chat_id, answer: crate::wire::answer(&answer) }))
 }

@@ -7,12 +7,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use lotse_portal::auth::{Action, Owner};
+use lotse_portal::auth::Action;
 use lotse_portal::store::{Collection, Document};
 use lotse_service::documents::{DocumentError, Documents};
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::wire::portal as wire;
 use crate::error::{ApiError, ErrorBody};
 use super::context::{Ctx, audit, blocking, run_blocking, json_body, not_found, store_error};
 
@@ -24,36 +25,38 @@ pub struct NewCollection {
     #[schema(example = "Dienstanweisungen Bauamt")]
     pub title: String,
     /// A group (`{"kind": "group", "id": "bauamt"}`) or one person (`{"kind": "user", "id": 7}`).
-    pub owner: Owner,
+    pub owner: lotse_wire::portal::Owner,
 }
 
 /// Collections the caller may read (admins: all).
 #[utoipa::path(get, path = "/portal/api/collections", tag = "portal",
-    responses((status = 200, body = [Collection]), (status = 401, body = ErrorBody)))]
-pub async fn collections(c: Ctx) -> Result<Json<Vec<Collection>>, ApiError> {
+    responses((status = 200, body = [lotse_wire::portal::Collection]), (status = 401, body = ErrorBody)))]
+pub async fn collections(c: Ctx) -> Result<Json<Vec<lotse_wire::portal::Collection>>, ApiError> {
     c.allow(&Action::Portal)?;
     let store = c.store();
     let all = run_blocking(move || store.collections()).await?;
     Ok(Json(
         all.into_iter()
             .filter(|col| c.allow(&Action::ReadCollection(&col.owner)).is_ok())
+            .map(wire::collection)
             .collect(),
     ))
 }
 
 #[utoipa::path(post, path = "/portal/api/collections", tag = "portal", request_body = NewCollection,
-    responses((status = 201, body = Collection), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 201, body = lotse_wire::portal::Collection), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn create_collection(
     c: Ctx,
     body: Result<Json<NewCollection>, JsonRejection>,
-) -> Result<(StatusCode, Json<Collection>), ApiError> {
+) -> Result<(StatusCode, Json<lotse_wire::portal::Collection>), ApiError> {
     c.allow(&Action::Portal)?;
     let req = json_body(body)?;
-    c.allow(&Action::CreateCollection(&req.owner))?;
+    let owner = wire::owner_in(req.owner);
+    c.allow(&Action::CreateCollection(&owner))?;
     let uid = c.user()?.id;
     let store = c.store();
-    let col = run_blocking(move || store.create_collection(&req.title, &req.owner, Some(uid))).await?;
-    Ok((StatusCode::CREATED, Json(col)))
+    let col = blocking(move || store.create_collection(&req.title, &owner, Some(uid)).map_err(store_error)).await?;
+    Ok((StatusCode::CREATED, Json(wire::collection(col))))
 }
 
 pub(super) async fn load_collection(c: &Ctx, id: i64) -> Result<Collection, ApiError> {
@@ -82,16 +85,17 @@ pub async fn delete_collection(
 
 #[utoipa::path(get, path = "/portal/api/collections/{id}/documents", tag = "portal",
     params(("id" = i64, Path)),
-    responses((status = 200, body = [Document]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = [lotse_wire::portal::Document]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn documents(
     Path(id): Path<i64>,
     c: Ctx,
-) -> Result<Json<Vec<Document>>, ApiError> {
+) -> Result<Json<Vec<lotse_wire::portal::Document>>, ApiError> {
     c.allow(&Action::Portal)?;
     let col = load_collection(&c, id).await?;
     c.allow(&Action::ReadCollection(&col.owner))?;
     let store = c.store();
-    Ok(Json(run_blocking(move || store.documents(id)).await?))
+    let docs = blocking(move || store.documents(id).map_err(store_error)).await?;
+    Ok(Json(docs.into_iter().map(wire::document).collect()))
 }
 
 /// The document service of this request (the server may still be starting: then uploads
@@ -105,7 +109,7 @@ fn documents_of(state: &AppState, c: &Ctx) -> Documents {
     params(("id" = i64, Path), ("name" = String, Path, description = "File name, e.g. `Dienstanweisung.pdf`")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses(
-        (status = 201, description = "Indexed", body = Document),
+        (status = 201, description = "Indexed", body = lotse_wire::portal::Document),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, description = "Larger than `[portal] max_upload_bytes`", body = ErrorBody),
         (status = 415, description = "Not PDF, DOCX, ODT, text, Markdown or HTML", body = ErrorBody),
@@ -116,7 +120,7 @@ pub async fn upload(
     Path((id, name)): Path<(i64, String)>,
     c: Ctx,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Result<(StatusCode, Json<Document>), ApiError> {
+) -> Result<(StatusCode, Json<lotse_wire::portal::Document>), ApiError> {
     c.allow(&Action::Portal)?;
     let col = load_collection(&c, id).await?;
     c.allow(&Action::ManageCollection(&col.owner))?;
@@ -127,7 +131,7 @@ pub async fn upload(
     state.refresh_index().await;
     let up = uploaded?;
     audit(&c, if up.replaced { "replace_document" } else { "upload_document" }, None, false, vec![up.collection.title.clone()], "ok").await;
-    Ok((if up.replaced { StatusCode::OK } else { StatusCode::CREATED }, Json(up.document)))
+    Ok((if up.replaced { StatusCode::OK } else { StatusCode::CREATED }, Json(wire::document(up.document))))
 }
 
 /// A document with its collection, when the caller may read it.

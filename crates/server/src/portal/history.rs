@@ -4,10 +4,11 @@ use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use lotse_portal::auth::Action;
-use lotse_portal::store::{ChatMessage, ChatSummary};
+use lotse_wire::portal::{ChatMessage, ChatSummary};
 use serde::Serialize;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::wire::portal as wire;
 use super::context::{Ctx, blocking, run_blocking, not_found, store_error};
 
 // ---- chat history ------------------------------------------------------------------------
@@ -23,7 +24,8 @@ pub struct ChatDetail {
 pub async fn chats(c: Ctx) -> Result<Json<Vec<ChatSummary>>, ApiError> {
     c.allow(&Action::Chat)?;
     let (store, uid) = (c.store(), c.user()?.id);
-    Ok(Json(run_blocking(move || store.chats(uid)).await?))
+    let chats = blocking(move || store.chats(uid).map_err(store_error)).await?;
+    Ok(Json(chats.into_iter().map(wire::chat_summary).collect()))
 }
 
 async fn own_chat(c: &Ctx, id: i64) -> Result<(), ApiError> {
@@ -42,8 +44,8 @@ pub async fn chat_detail(Path(id): Path<i64>, c: Ctx) -> Result<Json<ChatDetail>
     c.allow(&Action::Chat)?;
     own_chat(&c, id).await?;
     let store = c.store();
-    let messages = run_blocking(move || store.messages(id)).await?;
-    Ok(Json(ChatDetail { id, messages }))
+    let messages = blocking(move || store.messages(id).map_err(store_error)).await?;
+    Ok(Json(ChatDetail { id, messages: messages.into_iter().map(wire::chat_message).collect() }))
 }
 
 #[utoipa::path(delete, path = "/portal/api/chats/{id}", tag = "portal", params(("id" = i64, Path)),

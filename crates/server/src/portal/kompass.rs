@@ -7,11 +7,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use lotse_portal::auth::Action;
-use lotse_portal::kompass::{Graded, PublicCheck};
+use lotse_wire::portal::{Graded, PublicCheck};
 use lotse_portal::store;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::wire::portal as wire;
 use crate::error::{ApiError, ErrorBody};
 use super::context::{Ctx, blocking, json_body, store_error};
 
@@ -38,7 +39,7 @@ pub async fn kompass(c: Ctx) -> Result<Json<Kompass>, ApiError> {
     c.allow(&Action::TakeCheck)?;
     Ok(Json(Kompass {
         text: c.portal.kompass_text.clone(),
-        check: c.portal.check.public(),
+        check: wire::public_check(c.portal.check.public()),
     }))
 }
 
@@ -94,5 +95,5 @@ pub async fn kompass_check(
         Ok(graded)
     })
     .await?;
-    Ok(Json(graded))
+    Ok(Json(wire::graded(graded)))
 }

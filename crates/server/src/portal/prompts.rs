@@ -5,11 +5,12 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use lotse_portal::auth::{Action, Owner};
-use lotse_portal::store::Prompt;
+use lotse_wire::portal::Prompt;
 use lotse_portal::pii;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ErrorBody};
+use crate::wire::portal as wire;
 use super::context::{Ctx, blocking, run_blocking, json_body, not_found, store_error};
 
 // ---- prompts -----------------------------------------------------------------------------
@@ -31,8 +32,8 @@ pub struct NewPrompt {
 pub async fn prompts(c: Ctx) -> Result<Json<Vec<Prompt>>, ApiError> {
     c.allow(&Action::Portal)?;
     let (store, user) = (c.store(), c.user()?.clone());
-    let all = run_blocking(move || store.prompts_for(&user)).await?;
-    Ok(Json(all.into_iter().filter(|p| c.allow(&Action::UsePrompt(p.group.as_deref())).is_ok()).collect()))
+    let all = blocking(move || store.prompts_for(&user).map_err(store_error)).await?;
+    Ok(Json(all.into_iter().filter(|p| c.allow(&Action::UsePrompt(p.group.as_deref())).is_ok()).map(wire::prompt).collect()))
 }
 
 #[utoipa::path(post, path = "/portal/api/prompts", tag = "portal", request_body = NewPrompt,
@@ -58,7 +59,7 @@ pub async fn create_prompt(
         store.prompt(id).map_err(store_error)?.map(|(p, _)| p).ok_or_else(|| not_found("prompt"))
     })
     .await?;
-    Ok((StatusCode::CREATED, Json(p)))
+    Ok((StatusCode::CREATED, Json(wire::prompt(p))))
 }
 
 #[utoipa::path(delete, path = "/portal/api/prompts/{id}", tag = "portal", params(("id" = i64, Path)),

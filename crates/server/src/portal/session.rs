@@ -31,7 +31,7 @@ pub struct LoginRequest {
 /// The signed-in user and what is unlocked.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Me {
-    pub user: UserInfo,
+    pub user: lotse_wire::portal::UserInfo,
     /// Send this in `X-CSRF-Token` with every request that changes something.
     pub csrf: Option<String>,
     /// The KI-Kompass check is passed: the chat is open.
@@ -64,7 +64,7 @@ fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>, state: &AppState) -> Me {
         share_prompts: user.level >= rules.share_prompts,
         review_rewrites: reviews_on(state) && auth::authorize(&p, &Action::ReviewRewrites, rules).is_ok(),
         insights: state.config.insights.enabled && auth::authorize(&p, &Action::ViewInsights, rules).is_ok(),
-        user,
+        user: crate::wire::portal::user_info(user),
         csrf,
     }
 }
