@@ -112,6 +112,17 @@ impl RewriteStore {
         Ok(self.db.rewrite_review(key).map_err(err)?.and_then(decision))
     }
 
+    /// The results stored under `keys` (those found, in no order), each with the decision on
+    /// it: one database round trip.
+    pub fn get_with_reviews(&self, keys: &[&str]) -> Result<Vec<(String, SimplifiedPage, Option<ReviewDecision>)>> {
+        let mut out = Vec::new();
+        for (key, json, review) in self.db.rewrites_with_reviews(keys).map_err(err)? {
+            let page = serde_json::from_str(&json).map_err(err)?;
+            out.push((key, page, review.and_then(decision)));
+        }
+        Ok(out)
+    }
+
     /// Stored rewrites of legal texts by the model, with their cache keys and the decisions
     /// on them, newest first: what staff review. Only rows of `rules_version` (the current
     /// rules) count.

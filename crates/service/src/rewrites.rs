@@ -96,6 +96,8 @@ struct Job {
 
 /// Job keys of text the CMS sent start with this (index pages are keyed by their URL).
 const CMS_PREFIX: &str = "cms:";
+/// How long a server trusts the staff decision it read (see `SimplifyService::decisions`).
+const DECISION_TTL: Duration = Duration::from_secs(10);
 /// Key and slot prefix of the stored rules pass of a legal text (shown until a review).
 const RULES_PREFIX: &str = "rules:";
 
@@ -132,6 +134,10 @@ pub struct SimplifyService {
     simplifier: Arc<Simplifier>,
     store: Arc<Store>,
     cache: moka::sync::Cache<String, Arc<SimplifiedPage>>,
+    /// Staff decisions on legal rewrites by cache key (`None`: none yet), read on every click
+    /// on a legal text. [`SimplifyService::decide`] writes through; a decision made on
+    /// another server sharing the database shows within [`DECISION_TTL`].
+    decisions: moka::sync::Cache<String, Option<ReviewDecision>>,
     jobs: Mutex<Jobs>,
     wake: Condvar,
     queue_limit: usize,
@@ -170,6 +176,10 @@ impl SimplifyService {
                 .max_capacity(512)
                 .time_to_idle(Duration::from_secs(3600))
                 .build(),
+            decisions: moka::sync::Cache::builder()
+                .max_capacity(4096)
+                .time_to_live(DECISION_TTL)
+                .build(),
             jobs: Mutex::new(Jobs::default()),
             wake: Condvar::new(),
             queue_limit: queue_limit.max(1),
@@ -207,6 +217,9 @@ impl SimplifyService {
         };
         let key = self.simplifier.cache_key(&record.content_hash);
         let legal = self.simplifier.legal_texts() == LegalTexts::Review && is_legal_text(&page);
+        if legal {
+            self.prefetch_legal(&key);
+        }
         if let Some(ready) = self.cached(&key) {
             // staff review a legal text's model rewrite (a rewrite implies units to review)
             if legal && ready.has_model_rewrite() {
@@ -230,11 +243,7 @@ impl SimplifyService {
     /// What citizens see of a legal text's model rewrite: the rewrite once approved, else the
     /// deterministic pass.
     fn reviewed(&self, key: &str, page: &Page, hash: &str, ready: &Arc<SimplifiedPage>) -> Lookup {
-        let decision = self.store.review(key).unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "cannot read a review decision; showing the rules pass");
-            None
-        });
-        match decision {
+        match self.decision(key) {
             Some(d) if d.status == ReviewStatus::Approved => {
                 // two decisions may fall in one second: the view goes with what was decided
                 let view_key = format!("approved:{}:{}:{key}", d.decided_at, d.corrections_digest());
@@ -268,6 +277,45 @@ impl SimplifyService {
             }
             Some(d) => self.rules_view(key, page, hash, d.status),
             None => self.rules_view(key, page, hash, ReviewStatus::Pending),
+        }
+    }
+
+    /// On a legal text's first click since a start: its rewrite, its rules pass and the
+    /// decision in one read, into moka (instead of three).
+    fn prefetch_legal(&self, key: &str) {
+        if self.cache.contains_key(key) {
+            return;
+        }
+        let rules_key = format!("{RULES_PREFIX}{key}");
+        match self.store.get_with_reviews(&[key, &rules_key]) {
+            Ok(found) => {
+                for (k, page, decision) in found {
+                    if k == key {
+                        self.decisions.insert(k.clone(), decision);
+                    }
+                    self.cache.insert(k, Arc::new(page));
+                }
+            }
+            // the reads one by one will say what is wrong
+            Err(e) => tracing::debug!(error = %e, "cannot prefetch a legal rewrite"),
+        }
+    }
+
+    /// The staff decision on the rewrite under `key`: from moka, else from the store. A failed
+    /// read counts as "no decision" (citizens see the rules pass) and is not cached.
+    fn decision(&self, key: &str) -> Option<ReviewDecision> {
+        if let Some(hit) = self.decisions.get(key) {
+            return hit;
+        }
+        match self.store.review(key) {
+            Ok(d) => {
+                self.decisions.insert(key.to_string(), d.clone());
+                d
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read a review decision; showing the rules pass");
+                None
+            }
         }
     }
 
@@ -375,6 +423,7 @@ impl SimplifyService {
         // citizens get the text decided on, even if this server's memory still held an older
         // rewrite under the key (one made again from the command line meanwhile)
         self.cache.insert(key.to_string(), Arc::new(rewrite));
+        self.decisions.insert(key.to_string(), Some(decision.clone()));
         Ok(decision)
     }
 
@@ -669,6 +718,8 @@ impl SimplifyService {
                 );
                 let legal = result.legal_text && result.has_model_rewrite() && !url.starts_with(CMS_PREFIX);
                 self.cache.insert(key.clone(), Arc::new(result));
+                // writing a rewrite drops the decisions on its key (they were on another text)
+                self.decisions.invalidate(&key);
                 if legal && self.simplifier.legal_texts() == LegalTexts::Review {
                     // what citizens see until a review: ready before anyone clicks
                     self.store_rules_pass(&key, &page, &hash);

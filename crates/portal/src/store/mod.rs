@@ -700,14 +700,20 @@ impl Store {
         self.backend
     }
 
-    /// Wait for `fut` on the store's runtime. Inside another runtime (a request handler, a
-    /// test) it waits on a scoped thread, since a runtime cannot block within another.
+    /// Wait for `fut` on the store's runtime. A runtime cannot block within another: on a
+    /// multi-threaded runtime (the server: handlers and `spawn_blocking`) the wait steps out
+    /// of it with `block_in_place`; on a current-thread runtime (a test) it waits on a scoped
+    /// thread.
     fn run<T: Send>(&self, fut: impl Future<Output = Result<T>> + Send) -> Result<T> {
         let Some(rt) = self.rt.as_ref() else {
             return Err(StoreError::Invalid("the store is closed".into()));
         };
-        if tokio::runtime::Handle::try_current().is_err() {
-            return rt.block_on(fut);
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => return rt.block_on(fut),
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                return tokio::task::block_in_place(|| rt.block_on(fut));
+            }
+            Ok(_) => {}
         }
         std::thread::scope(|s| {
             s.spawn(|| rt.block_on(fut))

@@ -60,6 +60,23 @@ fn review_row(r: &sqlx::any::AnyRow) -> sqlx::Result<StoredReview> {
     })
 }
 
+/// A row of `rewrites w LEFT JOIN rewrite_reviews r`: `w.key, w.result, r.key, r.url,
+/// r.status, r.reviewer, r.decided_at, r.corrections`.
+fn joined_review_row(r: &sqlx::any::AnyRow) -> sqlx::Result<(String, String, Option<StoredReview>)> {
+    let review = match r.try_get::<Option<String>, _>(2)? {
+        Some(key) => Some(StoredReview {
+            key,
+            url: r.try_get(3)?,
+            status: r.try_get(4)?,
+            reviewer: r.try_get(5)?,
+            decided_at: r.try_get(6)?,
+            corrections: r.try_get(7)?,
+        }),
+        None => None,
+    };
+    Ok((r.try_get(0)?, r.try_get(1)?, review))
+}
+
 const REVIEW_SELECT: &str = "SELECT key, url, status, reviewer, decided_at, corrections FROM rewrite_reviews";
 
 impl Store {
@@ -174,6 +191,29 @@ impl Store {
         })
     }
 
+    /// The rewrites stored under `keys` (those found, in no order), each with its page JSON
+    /// and decision: one query for what a click on a legal text reads.
+    pub fn rewrites_with_reviews(&self, keys: &[&str]) -> Result<Vec<(String, String, Option<StoredReview>)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT w.key, w.result, r.key, r.url, r.status, r.reviewer, r.decided_at, r.corrections
+             FROM rewrites w LEFT JOIN rewrite_reviews r ON r.key = w.key
+             WHERE w.key IN ({})",
+            marks.join(", ")
+        );
+        self.run(async {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for k in keys {
+                q = q.bind(*k);
+            }
+            let rows = q.fetch_all(&self.pool).await?;
+            super::rows(rows, joined_review_row)
+        })
+    }
+
     /// The rewrites of `rules_version` in page slots (not `cms:` or `rules:`), newest first,
     /// with their keys and decisions: what staff may review (the caller keeps the legal texts
     /// with a model rewrite). Decisions whose rewrite is gone are swept first.
@@ -191,20 +231,7 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             tx.commit().await?;
-            super::rows(rows, |r| {
-                let review = match r.try_get::<Option<String>, _>(2)? {
-                    Some(key) => Some(StoredReview {
-                        key,
-                        url: r.try_get(3)?,
-                        status: r.try_get(4)?,
-                        reviewer: r.try_get(5)?,
-                        decided_at: r.try_get(6)?,
-                        corrections: r.try_get(7)?,
-                    }),
-                    None => None,
-                };
-                Ok((r.try_get(0)?, r.try_get(1)?, review))
-            })
+            super::rows(rows, joined_review_row)
         })
     }
 
