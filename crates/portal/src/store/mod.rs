@@ -740,6 +740,15 @@ impl Store {
             }
             let version = version.unwrap_or(0).max(0) as usize;
             drop(c);
+            // a newer binary migrated it: running on would read and write tables this one
+            // does not know (an upgrade rolled back without its backup, an older replica)
+            if version > MIGRATIONS.len() {
+                return Err(StoreError::Invalid(format!(
+                    "the database has schema version {version}, written by a newer Lotse; this binary knows up to {}: \
+                     run the newer binary, or restore the backup made before the upgrade",
+                    MIGRATIONS.len()
+                )));
+            }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
                 let mut tx = self.pool.begin().await?;
                 let sql = ddl(sql, backend).replace("{now}", &now().to_string());
@@ -1928,6 +1937,21 @@ mod tests {
         drop(s);
         let s = Store::open(&p).unwrap();
         assert_eq!(s.user_by_name("ANNA").unwrap().unwrap().groups, vec!["bauamt".to_string()]);
+    }
+
+    #[test]
+    fn a_database_of_a_newer_version_is_refused_not_used() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("portal.sqlite");
+        let s = Store::open(&p).unwrap();
+        let newer = MIGRATIONS.len() as i64 + 1;
+        s.run(async { Ok(sqlx::query("UPDATE lotse_schema SET version = $1").bind(newer).execute(&s.pool).await.map(|_| ())?) })
+            .unwrap();
+        drop(s);
+        let e = Store::open(&p).unwrap_err().to_string();
+        assert!(e.contains(&format!("schema version {newer}")) && e.contains("newer Lotse"), "{e}");
+        // nothing was changed: a second start is refused the same way
+        assert!(Store::open(&p).unwrap_err().to_string().contains(&format!("schema version {newer}")));
     }
 
     #[test]
