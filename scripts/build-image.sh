@@ -2,7 +2,8 @@
 # Builds the container image localhost/lotse:latest (deploy/Containerfile) FROM scratch: no
 # base image is pulled. The root file system is assembled here from the release binary, the
 # shared libraries it links (the build machine's Debian packages: libc, libm, libgcc_s), CA
-# certificates, an /etc/passwd with the account `lotse` (10001) and the widget.
+# certificates, an /etc/passwd with the account `lotse` (10001), the widget, and in
+# /usr/share/doc/lotse the third-party notices, the SBOM and docs/operations.md.
 #
 # Then it checks the image: it serves the Bad Boll test site (../shared/fixtures) on
 # 127.0.0.1, starts the image (podman run; docker works too) with the model cache mounted
@@ -53,6 +54,11 @@ cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
 printf 'root:x:0:0::/root:/sbin/nologin\nlotse:x:10001:10001::/var/lib/lotse:/sbin/nologin\n' > "$root/etc/passwd"
 printf 'root:x:0:\nlotse:x:10001:\n' > "$root/etc/group"
 cp -r widget/dist "$root/usr/share/lotse/widget"
+# what it contains and under which terms (scripts/licences.py)
+mkdir -p "$root/usr/share/doc/lotse"
+python3 scripts/licences.py notices -o "$root/usr/share/doc/lotse/THIRD-PARTY-NOTICES.md" >/dev/null
+python3 scripts/licences.py sbom -o "$root/usr/share/doc/lotse/lotse.cdx.json" >/dev/null
+cp docs/operations.md "$root/usr/share/doc/lotse/"
 chmod 1777 "$root/tmp"
 chown -R 10001:10001 "$root/var/lib/lotse"
 cp deploy/Containerfile "$work/context/Containerfile"

@@ -30,8 +30,18 @@ use url::Url;
 #[derive(Parser)]
 #[command(name = "lotse", version, about = "Lotse: the town's own AI assistant")]
 struct Cli {
+    /// Log format on stderr: `text` (colours only on a terminal) or `json` (one object per
+    /// line, for journald, Loki or Elasticsearch).
+    #[arg(long, global = true, value_enum, env = "LOTSE_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -254,19 +264,29 @@ enum EvalCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn,lotse=info,lotse_crawler=info".into()),
-        )
-        .with_target(false)
-        .init();
+    init_logging(cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: warnings, and Lotse's own info lines).
+/// Colour codes only when stderr is a terminal and `NO_COLOR` is unset, so a log file or the
+/// journal gets plain text.
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "warn,lotse=info,lotse_crawler=info".into());
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().with_current_span(false).with_span_list(false).init(),
+        LogFormat::Text => {
+            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            builder.with_ansi(ansi).with_target(false).init()
         }
     }
 }

@@ -355,11 +355,16 @@ fn site_contract() -> serde_json::Value {
 fn serve_and_chat(cache: &Path, data: &str) {
     use std::io::{Read, Write};
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    // the log goes to a file: JSON lines, no colour codes, the access log without content
+    let log_dir = tempfile::tempdir().unwrap();
+    let log_path = log_dir.path().join("serve.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_lotse"))
-        .args(["serve", "--data", data, "--addr", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
+        .args(["serve", "--data", data, "--addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
+        .env("RUST_LOG", "warn,lotse=info")
         .env("LOTSE_MODEL_CACHE", cache)
         .env_remove("LOTSE_ENGINE")
+        .env_remove("NO_COLOR")
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
     let request = |raw: String| -> String {
@@ -391,4 +396,18 @@ fn serve_and_chat(cache: &Path, data: &str) {
     assert_eq!(events.first(), Some(&"sources"), "{out}");
     assert_eq!(events.last(), Some(&"done"), "{out}");
     assert!(out.contains("KI-generiert"), "{out}");
+
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains('\x1b'), "colour codes in a log file:\n{log}");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let access: Vec<&serde_json::Value> = lines.iter().filter(|l| l["target"] == "lotse::access").collect();
+    assert!(
+        access.iter().any(|l| l["fields"]["route"] == "/api/v1/chat" && l["fields"]["status"] == 200 && l["fields"]["method"] == "POST"),
+        "no access line for the chat:\n{log}"
+    );
+    assert!(!log.contains("Hundesteuer"), "the question reached the log:\n{log}");
 }

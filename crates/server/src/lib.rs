@@ -508,16 +508,22 @@ async fn security_headers(req: Request, next: Next) -> Response {
 }
 
 /// Count every request in the metrics, by route template and status.
+/// Metrics and the access log of every request. The log names the route's template, never
+/// the address, query or body (a question is personal data until shown otherwise); the
+/// time is to the response's head (a stream goes on after it). Off with
+/// `RUST_LOG=...,lotse::access=off`.
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "other".to_string());
+    let method = req.method().clone();
     let start = Instant::now();
     let resp = next.run(req).await;
-    state
-        .metrics
-        .observe(&route, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    let secs = start.elapsed().as_secs_f64();
+    let status = resp.status().as_u16();
+    state.metrics.observe(&route, status, secs);
+    tracing::info!(target: "lotse::access", %method, %route, status, ms = (secs * 1000.0).round() as u64, "request");
     resp
 }
