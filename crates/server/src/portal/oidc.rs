@@ -147,9 +147,9 @@ pub async fn oidc_callback(
         }
     };
     let ttl = i64::from(state.config.portal.session_hours.max(1)) * 3600;
-    let p = portal.clone();
-    let i = identity;
-    let signed_in = run_blocking(move || p.accounts().sign_in_oidc(&i.subject, &i.name, &i.display_name, i.role, &i.groups, ttl)).await;
+    // the account from the token's claims (created or updated), then a session
+    let (p, id) = (portal.clone(), identity);
+    let signed_in = run_blocking(move || p.accounts().sign_in_oidc(&id.subject, &id.name, &id.display_name, id.role, &id.groups, ttl)).await;
     let token = match signed_in {
         Ok(session) => session.token,
         Err(e) => return html_error(e),
