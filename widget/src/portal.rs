@@ -12,7 +12,6 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -21,41 +20,14 @@ use web_sys::{Headers, HtmlElement, Request, RequestCredentials, RequestInit, Re
 use crate::api::{self, Failure, Source};
 // the portal API's bodies, shared with the server
 use lotse_wire::chat::AnswerView as Answer;
-use lotse_wire::insights::{Outcome, Topic as InsightTopic};
-use lotse_wire::portal::{Collection, Document, Graded, PublicCheck, Prompt, RegisterEntry as RegisterRow, Usage as UsageRow};
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct User {
-    id: i64,
-    name: String,
-    display_name: String,
-    role: String,
-    level: String,
-    #[serde(default)]
-    groups: Vec<String>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct Me {
-    user: User,
-    csrf: Option<String>,
-    chat: bool,
-    #[serde(default)]
-    share_prompts: bool,
-    #[serde(default)]
-    review_rewrites: bool,
-    #[serde(default)]
-    insights: bool,
-}
-
-/// "Fragen ohne Antwort": the topics of what citizens asked (`/portal/api/insights/topics`).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct InsightList {
-    days: i64,
-    min_questions: i64,
-    retention_days: i64,
-    topics: Vec<InsightTopic>,
-}
+use lotse_wire::insights::{InsightsResponse as InsightList, Outcome};
+use lotse_wire::portal::{
+    Collection, Document, Graded, Kompass, KompassAnswers, Level, LoginOptions, LoginRequest, Me, NewCollection, NewPrompt, Owner,
+    OidcOption, PortalChatRequest, PortalModel as Model, Prompt, RegisterEntry as RegisterRow, Role, Usage as UsageRow, UserChange,
+    UserInfo as User,
+};
+use lotse_wire::reviews::{BlockCorrection, ReviewDecision, ReviewRequest, RewriteReview};
+use lotse_wire::simplify::ReviewStatus;
 
 fn outcome_label(o: Outcome) -> &'static str {
     match o {
@@ -73,23 +45,6 @@ fn german_date(day: &str) -> String {
         [y, m, d] => format!("{}.{}.{y}", d.trim_start_matches('0'), m.trim_start_matches('0')),
         _ => day.to_string(),
     }
-}
-
-/// A model rewrite of a legal text and where its review stands.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct RewriteReview {
-    key: String,
-    url: String,
-    title: String,
-    units_rewritten: usize,
-    units: usize,
-    flesch_before: f64,
-    flesch_after: f64,
-    status: String,
-    reviewer: Option<String>,
-    /// Corrections of the last approval: shown again when the rewrite is reopened.
-    #[serde(default)]
-    corrections: Vec<serde_json::Value>,
 }
 
 /// One block of a rewrite beside its original, with the reviewer's correction: their
@@ -114,15 +69,15 @@ fn editable_text(b: &serde_json::Value) -> String {
 }
 
 /// The corrections of an approval: blocks not taken, and blocks whose text was changed.
-fn corrections(blocks: &[ReviewBlock]) -> Vec<serde_json::Value> {
+fn corrections(blocks: &[ReviewBlock]) -> Vec<BlockCorrection> {
     blocks
         .iter()
         .filter_map(|b| {
             if b.skip.get_untracked() {
-                return Some(json!({"index": b.index}));
+                return Some(BlockCorrection { index: b.index, text: None });
             }
             let text = b.text.get_untracked();
-            (text.trim() != b.proposed.trim()).then(|| json!({"index": b.index, "text": text}))
+            (text.trim() != b.proposed.trim()).then(|| BlockCorrection { index: b.index, text: Some(text) })
         })
         .collect()
 }
@@ -146,39 +101,18 @@ fn block_text(b: &serde_json::Value) -> String {
         .unwrap_or_default()
 }
 
-fn review_label(status: &str) -> &'static str {
+fn review_label(status: ReviewStatus) -> &'static str {
     match status {
-        "approved" => "freigegeben",
-        "rejected" => "abgelehnt",
-        _ => "zu prüfen",
+        ReviewStatus::Approved => "freigegeben",
+        ReviewStatus::Rejected => "abgelehnt",
+        ReviewStatus::Pending => "zu prüfen",
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct OidcOption {
-    label: String,
-    url: String,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct LoginOptions {
-    oidc: Option<OidcOption>,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct Kompass {
-    text: String,
-    check: PublicCheck,
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-struct Model {
-    name: String,
-    label: String,
-    external: bool,
-    allowed: bool,
-}
-
+/// The answer of `POST /portal/api/chat` (`lotse_wire::portal::PortalChatResponse`), read
+/// with the answer as the widget's [`Answer`] view (`lotse_wire::chat::AnswerView`: the same
+/// JSON, only the fields the page shows), which the page's answer rendering shares with the
+/// citizens' chat.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 struct ChatResponse {
     chat_id: i64,
@@ -243,13 +177,30 @@ fn is_unauthenticated(f: &Failure) -> bool {
     matches!(f, Failure::Server { status: 401, .. })
 }
 
-fn level_label(level: &str) -> &'static str {
+fn level_label(level: Level) -> &'static str {
     match level {
-        "seepferdchen" => "KI-Seepferdchen",
-        "bronze" => "Bronze",
-        "silber" => "Silber",
-        "gold" => "Gold",
-        _ => "noch ohne KI-Kompass",
+        Level::Seepferdchen => "KI-Seepferdchen",
+        Level::Bronze => "Bronze",
+        Level::Silber => "Silber",
+        Level::Gold => "Gold",
+        Level::None => "noch ohne KI-Kompass",
+    }
+}
+
+/// The levels an admin can set, with their value in the API.
+const LEVELS: [(Level, &str); 5] = [
+    (Level::None, "none"),
+    (Level::Seepferdchen, "seepferdchen"),
+    (Level::Bronze, "bronze"),
+    (Level::Silber, "silber"),
+    (Level::Gold, "gold"),
+];
+
+fn role_key(role: Role) -> &'static str {
+    match role {
+        Role::Staff => "staff",
+        Role::Editor => "editor",
+        Role::Admin => "admin",
     }
 }
 
@@ -288,7 +239,7 @@ fn Login(me: RwSignal<Option<Me>>) -> impl IntoView {
         e.prevent_default();
         busy.set(true);
         error.set(None);
-        let body = json!({"name": name.get_untracked().trim(), "password": password.get_untracked()});
+        let body = LoginRequest { name: name.get_untracked().trim().to_string(), password: password.get_untracked() };
         spawn_local(async move {
             match send::<Me>("POST", "/portal/api/login", &body, None).await {
                 Ok(m) => me.set(Some(m)),
@@ -342,7 +293,7 @@ fn KompassCheck(me: RwSignal<Option<Me>>) -> impl IntoView {
             return;
         }
         error.set(None);
-        let body = json!({"answers": a.iter().map(|x| x.unwrap_or(0)).collect::<Vec<_>>()});
+        let body = KompassAnswers { answers: a.iter().map(|x| x.unwrap_or(0)).collect() };
         let csrf = me.get_untracked().and_then(|m| m.csrf);
         spawn_local(async move {
             match send::<Graded>("POST", "/portal/api/kompass", &body, csrf).await {
@@ -420,8 +371,8 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let asking = RwSignal::new(false);
     let next_id = StoredValue::new(0usize);
-    let can_manage = me.user.role != "staff";
-    let is_admin = me.user.role == "admin";
+    let can_manage = me.user.role != Role::Staff;
+    let is_admin = me.user.role == Role::Admin;
     let admin_csrf = me.csrf.clone();
     let review_rewrites = me.review_rewrites;
     let review_csrf = me.csrf.clone();
@@ -488,14 +439,15 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
             return;
         }
         let group = prompt_group.get_untracked();
-        let req = json!({
-            "title": prompt_title.get_untracked().trim(),
-            "body": body,
-            "group": if group.is_empty() { None } else { Some(group) },
-        });
+        let req = NewPrompt {
+            title: prompt_title.get_untracked().trim().to_string(),
+            body,
+            tags: Vec::new(),
+            group: if group.is_empty() { None } else { Some(group) },
+        };
         let csrf = csrf_v.get_value();
         spawn_local(async move {
-            match send::<serde_json::Value>("POST", "/portal/api/prompts", &req, csrf).await {
+            match send::<Prompt>("POST", "/portal/api/prompts", &req, csrf).await {
                 Ok(_) => {
                     notice.set(Some(format!("Die Vorlage „{}“ wurde gespeichert.", prompt_title.get_untracked().trim())));
                     prompt_title.set(String::new());
@@ -514,10 +466,10 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
         e.prevent_default();
         let title = new_title.get_untracked();
         let owner = new_owner.get_untracked();
-        let owner = if owner == "ich" { json!({"kind": "user", "id": user_id}) } else { json!({"kind": "group", "id": owner}) };
+        let owner = if owner == "ich" { Owner::User(user_id) } else { Owner::Group(owner) };
         let csrf = csrf_v.get_value();
         spawn_local(async move {
-            match send::<Collection>("POST", "/portal/api/collections", &json!({"title": title, "owner": owner}), csrf).await {
+            match send::<Collection>("POST", "/portal/api/collections", &NewCollection { title, owner }, csrf).await {
                 Ok(c) => {
                     notice.set(Some(format!("Die Sammlung „{}“ wurde angelegt.", c.title)));
                     new_title.set(String::new());
@@ -578,13 +530,14 @@ fn Workspace(me: Me, on_signed_out: Callback<()>) -> impl IntoView {
         exchanges.update(|v| v.push(x.clone()));
         draft.set(String::new());
         asking.set(true);
-        let body = json!({
-            "question": q,
-            "collections": chosen.get_untracked(),
-            "website": website.get_untracked(),
-            "model": model.get_untracked(),
-            "chat_id": chat_id.get_untracked(),
-        });
+        let body = PortalChatRequest {
+            question: q,
+            collections: chosen.get_untracked(),
+            website: website.get_untracked(),
+            model: Some(model.get_untracked()),
+            chat_id: chat_id.get_untracked(),
+            lang: None,
+        };
         let csrf = csrf_v.get_value();
         spawn_local(async move {
             match send::<ChatResponse>("POST", "/portal/api/chat", &body, csrf).await {
@@ -825,11 +778,9 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                                 .map(|b| {
                                     let proposed = editable_text(&b["simplified"]);
                                     let index = b["index"].as_u64().unwrap_or(0);
-                                    let fix = earlier.iter().find(|c| c["index"].as_u64() == Some(index));
-                                    let skip = fix.is_some_and(|c| c["text"].is_null());
-                                    let text = fix
-                                        .and_then(|c| c["text"].as_str())
-                                        .map_or_else(|| proposed.clone(), String::from);
+                                    let fix = earlier.iter().find(|c| c.index as u64 == index);
+                                    let skip = fix.is_some_and(|c| c.text.is_none());
+                                    let text = fix.and_then(|c| c.text.clone()).unwrap_or_else(|| proposed.clone());
                                     ReviewBlock {
                                         index: index as usize,
                                         status: b["status"].as_str().unwrap_or("").to_string(),
@@ -849,12 +800,12 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
             }
         })
     };
-    let decide = move |key: String, read: u64, title: String, decision: &'static str, fixes: Vec<serde_json::Value>| {
+    let decide = move |key: String, read: u64, title: String, decision: ReviewStatus, fixes: Vec<BlockCorrection>| {
         let csrf = csrf_v.get_value();
         spawn_local(async move {
             let n = fixes.len();
-            let body = json!({"status": decision, "corrections": fixes, "generated_at": read});
-            match send::<serde_json::Value>("POST", &format!("/portal/api/simplify/reviews/{key}"), &body, csrf).await {
+            let body = ReviewRequest { status: decision, corrections: fixes, generated_at: Some(read) };
+            match send::<ReviewDecision>("POST", &format!("/portal/api/simplify/reviews/{key}"), &body, csrf).await {
                 Ok(_) => {
                     let corrected = match n {
                         0 => String::new(),
@@ -879,7 +830,7 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                 <caption class="sr-only">"Umschreibungen von Rechtstexten"</caption>
                 <thead><tr><th scope="col">"Seite"</th><th scope="col">"Umgeschrieben"</th><th scope="col">"Lesbarkeit (Flesch)"</th><th scope="col">"Stand"</th><th scope="col">"Aktion"</th></tr></thead>
                 <tbody>
-                    <For each=move || rows.get() key=|r| (r.key.clone(), r.status.clone(), r.reviewer.clone()) let:r>
+                    <For each=move || rows.get() key=|r| (r.key.clone(), r.status, r.reviewer.clone()) let:r>
                         {
                             let key = r.key.clone();
                             view! {
@@ -888,8 +839,8 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                                     <td>{format!("{} von {} Textteilen", r.units_rewritten, r.units)}</td>
                                     <td>{format!("{:.0} → {:.0}", r.flesch_before, r.flesch_after)}</td>
                                     <td>{match &r.reviewer {
-                                        Some(who) => format!("{} ({who})", review_label(&r.status)),
-                                        None => review_label(&r.status).to_string(),
+                                        Some(who) => format!("{} ({who})", review_label(r.status)),
+                                        None => review_label(r.status).to_string(),
                                     }}</td>
                                     <td><button type="button" class="secondary" on:click=move |_| show(key.clone())>
                                         {format!("Ansehen: {}", r.title)}
@@ -940,8 +891,8 @@ fn Reviews(csrf: Option<String>) -> impl IntoView {
                         </tbody>
                     </table>
                     <div class="buttons">
-                        <button type="button" on:click=move |_| decide(k1.clone(), read, t1.clone(), "approved", all.with_value(|b| corrections(b)))>"Freigeben"</button>
-                        <button type="button" class="secondary" on:click=move |_| decide(k2.clone(), read, t2.clone(), "rejected", Vec::new())>"Ablehnen"</button>
+                        <button type="button" on:click=move |_| decide(k1.clone(), read, t1.clone(), ReviewStatus::Approved, all.with_value(|b| corrections(b)))>"Freigeben"</button>
+                        <button type="button" class="secondary" on:click=move |_| decide(k2.clone(), read, t2.clone(), ReviewStatus::Rejected, Vec::new())>"Ablehnen"</button>
                     </div>
                     <p class="error" role="alert">{move || error.get()}</p>
                 }
@@ -1097,12 +1048,14 @@ fn Admin(csrf: Option<String>) -> impl IntoView {
         })
     };
     reload();
-    let set_level = move |id: i64, name: String, level: String| {
+    let set_level = move |id: i64, name: String, value: String| {
+        let Some(level) = LEVELS.iter().find(|(_, k)| *k == value).map(|(l, _)| *l) else { return };
+        let change = UserChange { level: Some(level), role: None, groups: None, disabled: false };
         let csrf = csrf_v.get_value();
         spawn_local(async move {
-            match send::<User>("PATCH", &format!("/portal/api/admin/users/{id}"), &json!({"level": level}), csrf).await {
+            match send::<User>("PATCH", &format!("/portal/api/admin/users/{id}"), &change, csrf).await {
                 Ok(u) => {
-                    status.set(Some(format!("{}: Stufe {}.", name, level_label(&u.level))));
+                    status.set(Some(format!("{}: Stufe {}.", name, level_label(u.level))));
                     reload();
                 }
                 Err(f) => status.set(Some(f.message())),
@@ -1117,21 +1070,21 @@ fn Admin(csrf: Option<String>) -> impl IntoView {
                 <caption class="sr-only">"Konten"</caption>
                 <thead><tr><th scope="col">"Konto"</th><th scope="col">"Rolle"</th><th scope="col">"Gruppen"</th><th scope="col">"Stufe"</th></tr></thead>
                 <tbody>
-                    <For each=move || users.get() key=|u| (u.id, u.level.clone()) let:u>
+                    <For each=move || users.get() key=|u| (u.id, u.level) let:u>
                         {
                             let id = format!("stufe-{}", u.id);
                             let (uid, name) = (u.id, u.display_name.clone());
-                            let current = u.level.clone();
+                            let current = u.level;
                             view! {
                                 <tr>
                                     <td>{format!("{} ({})", u.display_name, u.name)}</td>
-                                    <td>{u.role.clone()}</td>
+                                    <td>{role_key(u.role)}</td>
                                     <td>{u.groups.join(", ")}</td>
                                     <td>
                                         <label for=id.clone() class="sr-only">{format!("Stufe von {}", u.display_name)}</label>
                                         <select id=id on:change=move |e| set_level(uid, name.clone(), event_target_value(&e))>
-                                            {["none", "seepferdchen", "bronze", "silber", "gold"].iter().map(|l| view! {
-                                                <option value=*l selected=*l == current.as_str()>{level_label(l)}</option>
+                                            {LEVELS.iter().map(|(l, key)| view! {
+                                                <option value=*key selected=*l == current>{level_label(*l)}</option>
                                             }).collect_view()}
                                         </select>
                                     </td>
@@ -1197,7 +1150,7 @@ fn Portal() -> impl IntoView {
             <p class="brand">"Lotse · KI-Portal der Verwaltung"</p>
             {move || me.get().map(|m| view! {
                 <p class="who">
-                    {format!("{} · {}", m.user.display_name, level_label(&m.user.level))}
+                    {format!("{} · {}", m.user.display_name, level_label(m.user.level))}
                     <button type="button" class="secondary" on:click=logout>"Abmelden"</button>
                 </p>
             })}

@@ -9,6 +9,7 @@ use lotse_portal::StoreError;
 use lotse_portal::auth::Denied;
 use lotse_service::staff_chat::ChatError;
 use lotse_service::documents::DocumentError;
+use lotse_service::accounts::AccountError;
 
 pub use lotse_wire::error::{ErrorBody, ErrorDetail};
 
@@ -278,6 +279,57 @@ impl From<ChatError> for ApiError {
             ChatError::Answer(e) => ApiError::from(e),
             ChatError::Store(e) => ApiError::from(e),
             ChatError::Task(_) => ApiError::internal(),
+        }
+    }
+}
+
+/// An account operation of the portal that did not happen (sign-in, KI-Kompass, admin,
+/// prompts).
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> ApiError {
+        match e {
+            AccountError::Denied(d) => denied(d),
+            AccountError::SignInFailed => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "login_failed",
+                "Benutzername oder Passwort ist falsch.",
+            ),
+            AccountError::AccountDisabled => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "account_disabled",
+                "Ihr Konto ist im Portal gesperrt. Bitte wenden Sie sich an die IT.",
+            ),
+            AccountError::AccountExists => ApiError::new(
+                StatusCode::CONFLICT,
+                "account_exists",
+                "Es gibt schon ein Portal-Konto mit Ihrem Benutzernamen. Bitte wenden Sie sich an die IT.",
+            ),
+            AccountError::NotFound(what) => not_found(what),
+            AccountError::WeakPassword(why) => ApiError::bad_request(
+                "password",
+                format!("Das Passwort ist zu schwach: mindestens {} Zeichen. ({why})", lotse_portal::auth::MIN_PASSWORD_CHARS),
+            ),
+            AccountError::PromptPii => ApiError::bad_request(
+                "prompt_pii",
+                "Die Vorlage enthält personenbezogene Daten. Bitte ersetzen Sie diese durch {Platzhalter}.",
+            ),
+            AccountError::KompassIncomplete { questions } => ApiError::bad_request(
+                "answers",
+                format!("Bitte beantworten Sie alle {questions} Fragen."),
+            ),
+            AccountError::KompassAttempts { max, wait } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "kompass_attempts",
+                format!(
+                    "Sie haben den KI-Kompass-Test heute schon {max}-mal abgegeben. Bitte lesen Sie die Regeln in Ruhe noch einmal; morgen können Sie es erneut versuchen."
+                ),
+            )
+            .retry_after(wait),
+            AccountError::RegisterIncomplete => ApiError::bad_request(
+                "register",
+                "Bitte geben Sie die Anwendung und die verantwortliche Person an.",
+            ),
+            AccountError::Store(e) => ApiError::from(e),
         }
     }
 }

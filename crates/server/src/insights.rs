@@ -26,8 +26,9 @@ use lotse_portal::auth::Action;
 use lotse_portal::insights::{self, NewQuestion, Outcome, Topic, TopicSettings};
 use lotse_portal::pii;
 use lotse_portal::store::{self, AuditEntry};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+pub use lotse_wire::insights::InsightsResponse;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::portal::{Ctx, audit_full, blocking, run_blocking, csv_response, not_found, store_error};
@@ -134,20 +135,6 @@ pub struct TopicParams {
     pub days: Option<i64>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
-}
-
-/// The topics of the questions citizens asked.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct InsightsResponse {
-    /// Days looked at, ending today.
-    pub days: i64,
-    /// A topic is shown only with at least this many questions.
-    pub min_questions: i64,
-    /// Questions are kept this many days.
-    pub retention_days: i64,
-    /// The topics with at least one question the website did not answer (or marked
-    /// "erledigt"), the most asked first.
-    pub topics: Vec<lotse_wire::insights::Topic>,
 }
 
 fn settings(state: &AppState, days: i64) -> TopicSettings {

@@ -58,3 +58,18 @@ pub struct Topic {
     pub asked_since_done: i64,
     pub answered_since_done: i64,
 }
+
+/// The topics of the questions citizens asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InsightsResponse {
+    /// Days looked at, ending today.
+    pub days: i64,
+    /// A topic is shown only with at least this many questions.
+    pub min_questions: i64,
+    /// Questions are kept this many days.
+    pub retention_days: i64,
+    /// The topics with at least one question the website did not answer (or marked
+    /// "erledigt"), the most asked first.
+    pub topics: Vec<Topic>,
+}

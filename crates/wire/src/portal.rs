@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a staff member is in the portal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -19,7 +19,7 @@ pub enum Role {
 }
 
 /// KI-Kompass training levels. `None` until the first check is passed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
@@ -213,4 +213,196 @@ pub struct Graded {
     /// attempt does not say which answers were wrong).
     pub wrong: Vec<usize>,
     pub level: Level,
+}
+
+// ---- request and response bodies of the portal's routes --------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[cfg_attr(feature = "openapi", schema(example = "m.muster"))]
+    pub name: String,
+    pub password: String,
+}
+
+/// The signed-in user and what is unlocked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Me {
+    pub user: UserInfo,
+    /// Send this in `X-CSRF-Token` with every request that changes something.
+    pub csrf: Option<String>,
+    /// The KI-Kompass check is passed: the chat is open.
+    pub chat: bool,
+    /// External models may be chosen.
+    pub external_models: bool,
+    /// Prompts may be shared with the group.
+    pub share_prompts: bool,
+    /// Rewrites of legal texts may be reviewed (editors and admins, when the server reviews
+    /// them: `[simplify] legal_texts = "review"`).
+    #[serde(default)]
+    pub review_rewrites: bool,
+    /// "Fragen ohne Antwort" may be read (editors and admins, when `[insights]` is on).
+    #[serde(default)]
+    pub insights: bool,
+}
+
+/// How staff can sign in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LoginOptions {
+    /// Name and password (local accounts).
+    pub password: bool,
+    /// Sign-in with the town's identity provider.
+    pub oidc: Option<OidcOption>,
+}
+
+/// The identity provider's sign-in button.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct OidcOption {
+    pub label: String,
+    /// Open this address in the browser (a full page navigation).
+    pub url: String,
+}
+
+/// The town's KI-Kompass and its check (without the answers).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Kompass {
+    /// The usage policy, Markdown.
+    pub text: String,
+    pub check: PublicCheck,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct KompassAnswers {
+    /// For each question, the index of the chosen option.
+    pub answers: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewCollection {
+    #[cfg_attr(feature = "openapi", schema(example = "Dienstanweisungen Bauamt"))]
+    pub title: String,
+    /// A group (`{"kind": "group", "id": "bauamt"}`) or one person (`{"kind": "user", "id": 7}`).
+    pub owner: Owner,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PortalHit {
+    pub url: String,
+    pub title: String,
+    pub heading: String,
+    pub deep_link: String,
+    pub snippet: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PortalChatRequest {
+    #[cfg_attr(feature = "openapi", schema(example = "Welche Fristen gelten für die Bauvoranfrage?"))]
+    pub question: String,
+    /// Collection ids to answer from.
+    #[serde(default)]
+    pub collections: Vec<i64>,
+    /// Also the public website.
+    #[serde(default)]
+    pub website: bool,
+    /// `lokal` (default) or the name of a configured external model.
+    pub model: Option<String>,
+    /// Continue this chat (its earlier turns are the history).
+    pub chat_id: Option<i64>,
+    /// Answer language; detected from the question when absent.
+    pub lang: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PortalChatResponse {
+    pub chat_id: i64,
+    pub answer: crate::chat::Answer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ChatDetail {
+    pub id: i64,
+    pub messages: Vec<ChatMessage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewPrompt {
+    pub title: String,
+    /// The text, with `{variables}`.
+    pub body: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Share with this group (needs the level for sharing); absent: your own.
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PortalModel {
+    /// The `model` of a chat request.
+    pub name: String,
+    pub label: String,
+    /// Runs outside the town's hardware: no private collections, no personal data.
+    pub external: bool,
+    /// The signed-in user may choose it.
+    pub allowed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub name: String,
+    pub display_name: Option<String>,
+    /// At least 10 characters.
+    pub password: String,
+    pub role: Role,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserChange {
+    pub level: Option<Level>,
+    pub role: Option<Role>,
+    pub groups: Option<Vec<String>>,
+    /// Lock the account (its sessions end).
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// What it is for ("CMS", "n8n").
+    pub name: String,
+    /// The user it acts for (default: yourself).
+    pub user_id: Option<i64>,
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedToken {
+    /// Shown once: keep it in the CMS's configuration.
+    pub token: String,
 }

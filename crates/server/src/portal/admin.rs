@@ -7,40 +7,20 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use lotse_portal::auth::{self, Action};
+use lotse_portal::auth::Action;
+use lotse_service::accounts;
 use lotse_portal::store;
-use lotse_wire::portal::{AuditRecord, Level, RegisterEntry, Role, Scope, TokenInfo, Usage, UserInfo};
-use serde::{Deserialize, Serialize};
+use lotse_wire::portal::{AuditRecord, RegisterEntry, TokenInfo, Usage, UserInfo};
+use serde::Deserialize;
 
+// the bodies of these routes (lotse_wire: shared with the portal page)
+pub use lotse_wire::portal::{NewUser, UserChange, NewToken, CreatedToken};
 use crate::AppState;
 use crate::wire::portal as wire;
 use crate::error::{ApiError, ErrorBody};
-use super::context::{Ctx, audit, audit_about, blocking, run_blocking, json_body, not_found, store_error};
+use super::context::{Ctx, blocking, run_blocking, json_body, store_error};
 
 // ---- administration ----------------------------------------------------------------------
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewUser {
-    pub name: String,
-    pub display_name: Option<String>,
-    /// At least 10 characters.
-    pub password: String,
-    pub role: Role,
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct UserChange {
-    pub level: Option<Level>,
-    pub role: Option<Role>,
-    pub groups: Option<Vec<String>>,
-    /// Lock the account (its sessions end).
-    #[serde(default)]
-    pub disabled: bool,
-}
 
 #[utoipa::path(get, path = "/portal/api/admin/users", tag = "portal",
     responses((status = 200, body = [UserInfo]), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -59,17 +39,14 @@ pub async fn create_user(
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
     c.allow(&Action::ManageUsers)?;
     let req = json_body(body)?;
-    let store = c.store();
-    let u = blocking(move || {
-        let hash = auth::hash_password(&req.password).map_err(|e| {
-            ApiError::bad_request("password", format!("Das Passwort ist zu schwach: mindestens {} Zeichen. ({e})", auth::MIN_PASSWORD_CHARS))
-        })?;
-        let display = req.display_name.clone().unwrap_or_else(|| req.name.clone());
-        let id = store.create_user(&req.name, &display, Some(&hash), wire::role_in(req.role), &req.groups).map_err(store_error)?;
-        store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))
-    })
-    .await?;
-    audit_about(&c, "create_user", &u.name).await;
+    let new = accounts::NewUser {
+        name: req.name,
+        display_name: req.display_name,
+        password: req.password,
+        role: wire::role_in(req.role),
+        groups: req.groups,
+    };
+    let u = c.accounts(move |a, p| a.create_user(p, new)).await?;
     Ok((StatusCode::CREATED, Json(wire::user_info(u))))
 }
 
@@ -83,43 +60,14 @@ pub async fn change_user(
 ) -> Result<Json<UserInfo>, ApiError> {
     c.allow(&Action::ManageUsers)?;
     let req = json_body(body)?;
-    let req_disabled = req.disabled;
-    let store = c.store();
-    let u = blocking(move || {
-        let u = store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))?;
-        if req.disabled {
-            store.disable_user(id).map_err(store_error)?;
-            return Ok(u);
-        }
-        if let Some(l) = req.level {
-            store.set_level(id, wire::level_in(l)).map_err(store_error)?;
-        }
-        if req.role.is_some() || req.groups.is_some() {
-            let role = req.role.map(wire::role_in).unwrap_or(u.role);
-            let groups = req.groups.clone().unwrap_or(u.groups.clone());
-            store.set_role_and_groups(id, role, &groups).map_err(store_error)?;
-        }
-        store.user(id).map_err(store_error)?.ok_or_else(|| not_found("user"))
-    })
-    .await?;
-    audit_about(&c, if req_disabled { "disable_user" } else { "change_user" }, &u.name).await;
+    let change = accounts::UserChange {
+        level: req.level.map(wire::level_in),
+        role: req.role.map(wire::role_in),
+        groups: req.groups,
+        disabled: req.disabled,
+    };
+    let u = c.accounts(move |a, p| a.change_user(p, id, change)).await?;
     Ok(Json(wire::user_info(u)))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewToken {
-    /// What it is for ("CMS", "n8n").
-    pub name: String,
-    /// The user it acts for (default: yourself).
-    pub user_id: Option<i64>,
-    pub scopes: Vec<Scope>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct CreatedToken {
-    /// Shown once: keep it in the CMS's configuration.
-    pub token: String,
 }
 
 #[utoipa::path(get, path = "/portal/api/admin/tokens", tag = "portal",
@@ -140,17 +88,9 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     c.allow(&Action::ManageUsers)?;
     let req = json_body(body)?;
-    let (store, me_id) = (c.store(), c.user()?.id);
     let days = state.config.portal.token_days;
-    let (token, owner) = blocking(move || {
-        let uid = req.user_id.unwrap_or(me_id);
-        let owner = store.user(uid).map_err(store_error)?.ok_or_else(|| not_found("user"))?;
-        let scopes: Vec<auth::Scope> = req.scopes.iter().copied().map(wire::scope_in).collect();
-        let token = store.create_token_for(uid, &req.name, &scopes, days).map_err(store_error)?;
-        Ok((token, owner.name))
-    })
-    .await?;
-    audit_about(&c, "create_token", &owner).await;
+    let new = accounts::NewToken { name: req.name, user_id: req.user_id, scopes: req.scopes.into_iter().map(wire::scope_in).collect() };
+    let token = c.accounts(move |a, p| a.create_token(p, new, days)).await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token })))
 }
 
@@ -158,14 +98,7 @@ pub async fn create_token(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn revoke_token(Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::ManageUsers)?;
-    let store = c.store();
-    let owner = blocking(move || {
-        let owner = store.tokens().map_err(store_error)?.into_iter().find(|t| t.id == id).map(|t| t.user);
-        store.revoke_token(id).map_err(store_error)?;
-        Ok(owner)
-    })
-    .await?;
-    audit_about(&c, "revoke_token", owner.as_deref().unwrap_or("-")).await;
+    c.accounts(move |a, p| a.revoke_token(p, id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -271,12 +204,7 @@ pub async fn put_register(
 ) -> Result<Json<RegisterEntry>, ApiError> {
     c.allow(&Action::ManageRegister)?;
     let e = json_body(body)?;
-    if e.name.trim().is_empty() || e.responsible.trim().is_empty() {
-        return Err(ApiError::bad_request("register", "Bitte geben Sie die Anwendung und die verantwortliche Person an."));
-    }
-    let store = c.store();
-    let e2 = wire::register_entry_in(e.clone());
-    blocking(move || store.put_register(&e2).map_err(store_error)).await?;
-    audit(&c, "put_register", None, false, Vec::new(), "ok").await;
+    let entry = wire::register_entry_in(e.clone());
+    c.accounts(move |a, p| a.put_register(p, &entry)).await?;
     Ok(Json(e))
 }

@@ -8,9 +8,11 @@ use axum::extract::{Query, State};
 use lotse_core::{CollectionId, CollectionScope};
 use lotse_portal::auth::Action;
 use lotse_portal::store::Collection;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use lotse_service::staff_chat::{Question, StaffChat};
 
+// the bodies of these routes (lotse_wire: shared with the portal page)
+pub use lotse_wire::portal::{PortalHit, PortalChatRequest, PortalChatResponse};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use super::collections::load_collection;
@@ -60,16 +62,6 @@ pub struct SearchParams {
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PortalHit {
-    pub url: String,
-    pub title: String,
-    pub heading: String,
-    pub deep_link: String,
-    pub snippet: String,
-    pub score: f32,
-}
-
 /// Search the chosen collections (and the website).
 #[utoipa::path(get, path = "/portal/api/search", tag = "portal", operation_id = "portal_search", params(SearchParams),
     responses((status = 200, body = [PortalHit]), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -100,31 +92,6 @@ pub async fn search(
             })
             .collect(),
     ))
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PortalChatRequest {
-    #[schema(example = "Welche Fristen gelten für die Bauvoranfrage?")]
-    pub question: String,
-    /// Collection ids to answer from.
-    #[serde(default)]
-    pub collections: Vec<i64>,
-    /// Also the public website.
-    #[serde(default)]
-    pub website: bool,
-    /// `lokal` (default) or the name of a configured external model.
-    pub model: Option<String>,
-    /// Continue this chat (its earlier turns are the history).
-    pub chat_id: Option<i64>,
-    /// Answer language; detected from the question when absent.
-    pub lang: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PortalChatResponse {
-    pub chat_id: i64,
-    pub answer: lotse_wire::Answer,
 }
 
 /// A cited answer from the chosen collections (and the website), stored in the user's

@@ -10,23 +10,15 @@ use axum::http::StatusCode;
 use lotse_portal::auth::Action;
 use lotse_portal::store::{Collection, Document};
 use lotse_service::documents::{DocumentError, Documents};
-use serde::Deserialize;
 
+// the bodies of these routes (lotse_wire: shared with the portal page)
+pub use lotse_wire::portal::NewCollection;
 use crate::AppState;
 use crate::wire::portal as wire;
 use crate::error::{ApiError, ErrorBody};
 use super::context::{Ctx, audit, blocking, run_blocking, json_body, not_found, store_error};
 
 // ---- collections and documents -----------------------------------------------------------
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewCollection {
-    #[schema(example = "Dienstanweisungen Bauamt")]
-    pub title: String,
-    /// A group (`{"kind": "group", "id": "bauamt"}`) or one person (`{"kind": "user", "id": 7}`).
-    pub owner: lotse_wire::portal::Owner,
-}
 
 /// Collections the caller may read (admins: all).
 #[utoipa::path(get, path = "/portal/api/collections", tag = "portal",

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use lotse_portal::auth::{self, Action, Denied, Principal, UserInfo};
 use lotse_portal::store::AuditEntry;
 use lotse_portal::Store;
+use lotse_service::accounts::{AccountError, Accounts};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -68,6 +69,15 @@ impl Ctx {
     }
     pub(crate) fn store(&self) -> Arc<Store> {
         self.portal.store.clone()
+    }
+    /// One call of the account service for this request's principal, off the async threads;
+    /// its error maps through `From<AccountError>` in `crate::error`.
+    pub(crate) async fn accounts<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(Accounts<'_>, &Principal) -> Result<T, AccountError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (portal, principal) = (self.portal.clone(), self.principal.clone());
+        run_blocking(move || f(portal.accounts(), &principal)).await
     }
 }
 
@@ -162,11 +172,6 @@ pub(super) async fn audit(c: &Ctx, action: &str, model: Option<String>, external
         },
     )
     .await;
-}
-
-/// Audit an admin change about the account `target`.
-pub(super) async fn audit_about(c: &Ctx, action: &str, target: &str) {
-    audit_full(c, AuditEntry { action: action.into(), target: Some(target.into()), outcome: "ok".into(), ..AuditEntry::default() }).await;
 }
 
 /// Write an audit entry for the request's user; a failure is logged, not shown.

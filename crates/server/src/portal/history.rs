@@ -4,20 +4,15 @@ use axum::Json;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use lotse_portal::auth::Action;
-use lotse_wire::portal::{ChatMessage, ChatSummary};
-use serde::Serialize;
+use lotse_wire::portal::ChatSummary;
 
+// the bodies of these routes (lotse_wire: shared with the portal page)
+pub use lotse_wire::portal::ChatDetail;
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::portal as wire;
 use super::context::{Ctx, blocking, run_blocking, not_found, store_error};
 
 // ---- chat history ------------------------------------------------------------------------
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ChatDetail {
-    pub id: i64,
-    pub messages: Vec<ChatMessage>,
-}
 
 #[utoipa::path(get, path = "/portal/api/chats", tag = "portal",
     responses((status = 200, body = [ChatSummary]), (status = 401, body = ErrorBody)))]

@@ -114,6 +114,11 @@ impl Portal {
         }
     }
 
+    /// The account service over this portal's store and level rules.
+    pub fn accounts(&self) -> lotse_service::accounts::Accounts<'_> {
+        lotse_service::accounts::Accounts { store: &self.store, rules: &self.rules }
+    }
+
     /// Offer sign-in with an identity provider beside local accounts.
     pub fn with_oidc(mut self, oidc: crate::oidc::Oidc) -> Portal {
         self.oidc = Some(Arc::new(oidc));

@@ -5,26 +5,16 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use lotse_portal::auth::Action;
-use serde::Serialize;
 use lotse_service::staff_chat::main_label;
 
+// the bodies of these routes (lotse_wire: shared with the portal page)
+pub use lotse_wire::portal::PortalModel;
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use super::context::Ctx;
 use super::LOCAL_MODEL;
 
 // ---- models ------------------------------------------------------------------------------
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PortalModel {
-    /// The `model` of a chat request.
-    pub name: String,
-    pub label: String,
-    /// Runs outside the town's hardware: no private collections, no personal data.
-    pub external: bool,
-    /// The signed-in user may choose it.
-    pub allowed: bool,
-}
 
 #[utoipa::path(get, path = "/portal/api/models", tag = "portal", operation_id = "portal_models",
     responses((status = 200, body = [PortalModel]), (status = 401, body = ErrorBody)))]

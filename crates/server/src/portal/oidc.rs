@@ -7,32 +7,17 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
+// the bodies of these routes (lotse_wire: shared with the portal page)
+pub use lotse_wire::portal::{LoginOptions, OidcOption};
 use crate::AppState;
 use crate::error::ApiError;
-use super::context::{blocking, cookie_value, disabled, store_error};
+use super::context::{cookie_value, disabled, run_blocking};
 use super::document_page::html_error;
-use super::session::{session_cookie, start_session};
+use super::session::session_cookie;
 
 // ---- OpenID Connect ----------------------------------------------------------------------
-
-/// How staff can sign in.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LoginOptions {
-    /// Name and password (local accounts).
-    pub password: bool,
-    /// Sign-in with the town's identity provider.
-    pub oidc: Option<OidcOption>,
-}
-
-/// The identity provider's sign-in button.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct OidcOption {
-    pub label: String,
-    /// Open this address in the browser (a full page navigation).
-    pub url: String,
-}
 
 /// How staff can sign in: with name and password, and with the town's identity provider when
 /// one is configured.
@@ -161,33 +146,12 @@ pub async fn oidc_callback(
             return html_error(refused());
         }
     };
-    let store = portal.store.clone();
     let ttl = i64::from(state.config.portal.session_hours.max(1)) * 3600;
-    let signed_in = blocking(move || {
-        let id = store
-            .upsert_oidc_user(&identity.subject, &identity.name, &identity.display_name, identity.role, &identity.groups)
-            .map_err(store_error)?;
-        let Some(user) = store.user(id).map_err(store_error)? else { return Ok(None) };
-        let (token, _csrf) = start_session(&store, &user, ttl, "oidc")?;
-        Ok(Some(token))
-    })
-    .await;
+    // the account from the token's claims (created or updated), then a session
+    let (p, id) = (portal.clone(), identity);
+    let signed_in = run_blocking(move || p.accounts().sign_in_oidc(&id.subject, &id.name, &id.display_name, id.role, &id.groups, ttl)).await;
     let token = match signed_in {
-        Ok(Some(t)) => t,
-        Ok(None) => {
-            return html_error(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "account_disabled",
-                "Ihr Konto ist im Portal gesperrt. Bitte wenden Sie sich an die IT.",
-            ));
-        }
-        Err(e) if e.status == StatusCode::CONFLICT => {
-            return html_error(ApiError::new(
-                StatusCode::CONFLICT,
-                "account_exists",
-                "Es gibt schon ein Portal-Konto mit Ihrem Benutzernamen. Bitte wenden Sie sich an die IT.",
-            ));
-        }
+        Ok(session) => session.token,
         Err(e) => return html_error(e),
     };
     let mut r = StatusCode::SEE_OTHER.into_response();

@@ -4,28 +4,17 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::Path;
 use axum::http::StatusCode;
-use lotse_portal::auth::{Action, Owner};
+use lotse_portal::auth::Action;
 use lotse_wire::portal::Prompt;
-use lotse_portal::pii;
-use serde::Deserialize;
+use lotse_service::accounts::NewPrompt as NewPromptIn;
 
+// the bodies of these routes (lotse_wire: shared with the portal page)
+pub use lotse_wire::portal::NewPrompt;
 use crate::error::{ApiError, ErrorBody};
 use crate::wire::portal as wire;
-use super::context::{Ctx, blocking, run_blocking, json_body, not_found, store_error};
+use super::context::{Ctx, blocking, json_body, store_error};
 
 // ---- prompts -----------------------------------------------------------------------------
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewPrompt {
-    pub title: String,
-    /// The text, with `{variables}`.
-    pub body: String,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Share with this group (needs the level for sharing); absent: your own.
-    pub group: Option<String>,
-}
 
 #[utoipa::path(get, path = "/portal/api/prompts", tag = "portal",
     responses((status = 200, body = [Prompt]), (status = 401, body = ErrorBody)))]
@@ -44,21 +33,8 @@ pub async fn create_prompt(
 ) -> Result<(StatusCode, Json<Prompt>), ApiError> {
     c.allow(&Action::Portal)?;
     let req = json_body(body)?;
-    if let Some(g) = &req.group {
-        c.allow(&Action::SharePrompt(g))?;
-    }
-    if pii::contains_pii(&req.body) {
-        return Err(ApiError::bad_request(
-            "prompt_pii",
-            "Die Vorlage enthält personenbezogene Daten. Bitte ersetzen Sie diese durch {Platzhalter}.",
-        ));
-    }
-    let (store, uid) = (c.store(), c.user()?.id);
-    let p = blocking(move || {
-        let id = store.create_prompt(&req.title, &req.body, &req.tags, req.group.as_deref(), uid).map_err(store_error)?;
-        store.prompt(id).map_err(store_error)?.map(|(p, _)| p).ok_or_else(|| not_found("prompt"))
-    })
-    .await?;
+    let new = NewPromptIn { title: req.title, body: req.body, tags: req.tags, group: req.group };
+    let p = c.accounts(move |a, p| a.create_prompt(p, new)).await?;
     Ok((StatusCode::CREATED, Json(wire::prompt(p))))
 }
 
@@ -66,16 +42,6 @@ pub async fn create_prompt(
     responses((status = 204), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn delete_prompt(Path(id): Path<i64>, c: Ctx) -> Result<StatusCode, ApiError> {
     c.allow(&Action::Portal)?;
-    let store = c.store();
-    let (p, owner) = blocking(move || store.prompt(id).map_err(store_error)?.ok_or_else(|| not_found("prompt"))).await?;
-    let user = c.user()?;
-    let own = owner == Some(user.id);
-    if !own {
-        // a shared prompt: the group's editors and admins may remove it
-        let g = p.group.clone().unwrap_or_default();
-        c.allow(&Action::ManageCollection(&Owner::Group(g)))?;
-    }
-    let store = c.store();
-    run_blocking(move || store.delete_prompt(id)).await?;
+    c.accounts(move |a, p| a.delete_prompt(p, id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

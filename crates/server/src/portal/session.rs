@@ -8,46 +8,17 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use lotse_portal::auth::{self, Action, Principal, UserInfo};
-use lotse_portal::store::AuditEntry;
-use lotse_portal::Store;
-use serde::{Deserialize, Serialize};
+use lotse_portal::auth::{Action, UserInfo};
 
+// the bodies of these routes (lotse_wire: shared with the portal page)
+pub use lotse_wire::portal::{LoginRequest, Me};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 use crate::login::Refused;
-use super::context::{Ctx, blocking, run_blocking, cookie_name, cookie_value, disabled, json_body, store_error};
+use super::Portal;
+use super::context::{Ctx, run_blocking, cookie_name, cookie_value, disabled, json_body};
 
 // ---- sign-in -----------------------------------------------------------------------------
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    #[schema(example = "m.muster")]
-    pub name: String,
-    pub password: String,
-}
-
-/// The signed-in user and what is unlocked.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Me {
-    pub user: lotse_wire::portal::UserInfo,
-    /// Send this in `X-CSRF-Token` with every request that changes something.
-    pub csrf: Option<String>,
-    /// The KI-Kompass check is passed: the chat is open.
-    pub chat: bool,
-    /// External models may be chosen.
-    pub external_models: bool,
-    /// Prompts may be shared with the group.
-    pub share_prompts: bool,
-    /// Rewrites of legal texts may be reviewed (editors and admins, when the server reviews
-    /// them: `[simplify] legal_texts = "review"`).
-    #[serde(default)]
-    pub review_rewrites: bool,
-    /// "Fragen ohne Antwort" may be read (editors and admins, when `[insights]` is on).
-    #[serde(default)]
-    pub insights: bool,
-}
 
 /// Whether staff review the rewrites of legal texts on this server (`[simplify]` enabled with
 /// `legal_texts = "review"`).
@@ -55,15 +26,14 @@ fn reviews_on(state: &AppState) -> bool {
     state.config.simplify.enabled && state.config.simplify.legal_texts == lotse_simplify::LegalTexts::Review
 }
 
-fn me(ctx: &Ctx, user: UserInfo, csrf: Option<String>, state: &AppState) -> Me {
-    let p = Principal::User(user.clone());
-    let rules = &ctx.portal.rules;
+fn me(portal: &Portal, user: UserInfo, csrf: Option<String>, state: &AppState) -> Me {
+    let u = portal.accounts().unlocked(&user, reviews_on(state), state.config.insights.enabled);
     Me {
-        chat: auth::authorize(&p, &Action::Chat, rules).is_ok(),
-        external_models: auth::authorize(&p, &Action::ExternalModel, rules).is_ok(),
-        share_prompts: user.level >= rules.share_prompts,
-        review_rewrites: reviews_on(state) && auth::authorize(&p, &Action::ReviewRewrites, rules).is_ok(),
-        insights: state.config.insights.enabled && auth::authorize(&p, &Action::ViewInsights, rules).is_ok(),
+        chat: u.chat,
+        external_models: u.external_models,
+        share_prompts: u.share_prompts,
+        review_rewrites: u.review_rewrites,
+        insights: u.insights,
         user: crate::wire::portal::user_info(user),
         csrf,
     }
@@ -76,23 +46,6 @@ pub(super) fn session_cookie(state: &AppState, token: &str, max_age: i64) -> Hea
         cookie_name(state)
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("lotse_session=; Max-Age=0"))
-}
-
-/// A new session for a signed-in user, audited as a login with `outcome` ("ok" for a
-/// password, "oidc"). Returns (cookie token, CSRF token).
-pub(super) fn start_session(store: &Store, user: &UserInfo, ttl: i64, outcome: &str) -> Result<(String, String), ApiError> {
-    let session = store.create_session(user.id, ttl).map_err(store_error)?;
-    store
-        .audit(&AuditEntry {
-            user_id: Some(user.id),
-            user_name: user.name.clone(),
-            groups: user.groups.clone(),
-            action: "login".into(),
-            outcome: outcome.into(),
-            ..AuditEntry::default()
-        })
-        .map_err(store_error)?;
-    Ok(session)
 }
 
 /// Sign in with name and password. Sets the session cookie.
@@ -134,32 +87,14 @@ pub async fn login(
             .retry_after(1));
         }
     };
-    let store = portal.store.clone();
     let ttl = i64::from(state.config.portal.session_hours.max(1)) * 3600;
-    let name = req.name.clone();
-    let signed_in = blocking(move || {
-        let found = store.password_hash(&name).map_err(store_error)?;
-        // an unknown name costs a check too, so names cannot be probed
-        let right = slot.verify(&req.password, found.as_ref().map(|(_, h)| h.as_str()));
-        drop(slot);
-        let Some((uid, _)) = found.filter(|_| right) else { return Ok(None) };
-        let Some(user) = store.user(uid).map_err(store_error)? else { return Ok(None) };
-        let (token, csrf) = start_session(&store, &user, ttl, "ok")?;
-        Ok(Some((user, token, csrf)))
-    })
-    .await?;
-    let Some((user, token, csrf)) = signed_in else {
-        tracing::info!("portal sign-in failed");
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "login_failed",
-            "Benutzername oder Passwort ist falsch.",
-        ));
-    };
+    let p = portal.clone();
+    // an unknown name costs a check too, so names cannot be probed
+    let verify = move |hash: Option<&str>| slot.verify(&req.password, hash);
+    let session = run_blocking(move || p.accounts().sign_in(&req.name, verify, ttl)).await?;
     state.login.succeeded(&ticket);
-    let ctx = Ctx { portal, principal: Principal::User(user.clone()), csrf: None };
-    let mut resp = Json(me(&ctx, user, Some(csrf), &state)).into_response();
-    resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &token, ttl));
+    let mut resp = Json(me(&portal, session.user, Some(session.csrf), &state)).into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, session_cookie(&state, &session.token, ttl));
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
@@ -185,5 +120,5 @@ pub async fn whoami(State(state): State<Arc<AppState>>, c: Ctx) -> Result<Json<M
     c.allow(&Action::Portal)?;
     let user = c.user()?.clone();
     let csrf = c.csrf.clone();
-    Ok(Json(me(&c, user, csrf, &state)))
+    Ok(Json(me(&c.portal, user, csrf, &state)))
 }
