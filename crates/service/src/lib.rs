@@ -9,6 +9,7 @@
 //! - The engines (`index`, `answer`, `simplify`, `portal`) stay below: a service combines
 //!   them, it does not reach into their internals.
 
+pub mod answers;
 pub mod documents;
 pub mod policy;
 pub mod rewrite_store;
