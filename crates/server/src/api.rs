@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::Json;
@@ -12,149 +11,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use lotse_answer::{Answer, AnswerEvent, AnswerRequest, AnswerRun, Answerer, normalise};
+use lotse_answer::{Answer, AnswerEvent};
+use lotse_service::answers::{Running, Started};
 use serde::Serialize;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
-use crate::policy::{self, Outgoing};
+use crate::policy;
 
 pub use lotse_wire::chat::TokenEvent;
 pub use lotse_wire::ops::{Health, Readiness};
 pub use lotse_wire::search::{SearchParams, SearchResponse, SearchResult};
-
-/// How an answer was started: from the cache or by the model.
-pub(crate) enum Started {
-    Cached(Arc<Answer>),
-    Running { run: AnswerRun, key: String },
-}
-
-/// Validate, look in the cache, else find evidence and queue the generation.
-pub(crate) async fn start_answer(
-    state: &Arc<AppState>,
-    req: AnswerRequest,
-) -> Result<Started, ApiError> {
-    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
-    let lang = Answerer::validate(&req)?;
-    let history: Vec<String> = req
-        .history
-        .iter()
-        .map(|t| format!("{:?}:{}", t.role, normalise(&t.content)))
-        .collect();
-    let key = format!(
-        "{}\u{1}{}\u{1}{}\u{1}{}",
-        state.content_version(),
-        lang.code(),
-        normalise(&req.question),
-        history.join("\u{2}")
-    );
-    if let Some(hit) = state.answers.get(&key).await {
-        state.metrics.answer_cache_hits.fetch_add(1, Ordering::Relaxed);
-        return Ok(Started::Cached(hit));
-    }
-    state.metrics.answer_cache_misses.fetch_add(1, Ordering::Relaxed);
-    // personal data in a citizen's question never goes to an external engine: the answer
-    // is then the source's own words, without the model (`policy`)
-    let keep_local = answerer.generation().is_some_and(|g| {
-        let scope = lotse_core::CollectionScope::public_website();
-        let out = Outgoing::chat(&scope, &req.question, crate::policy::user_turns(&req.history));
-        policy::may_send(g.info(), &out).is_err()
-    });
-    let mut req = req;
-    if keep_local {
-        // searched without the personal data (no page answers a name); never sent anywhere
-        req.question = policy::without_personal_data(&req.question);
-        for t in &mut req.history {
-            t.content = policy::without_personal_data(&t.content);
-        }
-    }
-    let a2 = answerer.clone();
-    let prepared = tokio::task::spawn_blocking(move || a2.prepare(&req))
-        .await
-        .map_err(|e| ApiError::from(lotse_answer::AnswerError::Model(e.to_string())))??;
-    if keep_local {
-        let run = answerer.start_without_model(prepared, "personal data kept from the external engine");
-        return Ok(Started::Running { run, key });
-    }
-    let run = answerer.start(prepared).map_err(|e| {
-        if e == lotse_answer::AnswerError::Busy {
-            state.metrics.busy.fetch_add(1, Ordering::Relaxed);
-        }
-        ApiError::from(e)
-    })?;
-    Ok(Started::Running { run, key })
-}
-
-/// Record a finished answer: metrics, and the cache (unless it needs a human look).
-/// The id of an answer: the same question, text and model give the same id.
-fn answer_id(key: &str, answer: &Answer) -> String {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for part in [key, answer.model.as_str(), answer.answer.as_str()] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    hex::encode(&h.finalize()[..8])
-}
-
-/// Remember an answer that is handed out, for its rating.
-pub(crate) async fn remember(state: &Arc<AppState>, answer: &Answer) {
-    if !answer.id.is_empty() {
-        state
-            .answer_records
-            .insert(answer.id.clone(), Arc::new(crate::feedback::AnswerRecord::of(answer)))
-            .await;
-    }
-}
-
-/// A new answer is done: give it its id, count it, cache it.
-pub(crate) async fn finished(state: &Arc<AppState>, key: &str, answer: &mut Answer) {
-    answer.id = answer_id(key, answer);
-    remember(state, answer).await;
-    let m = &state.metrics;
-    m.prompt_tokens
-        .fetch_add(answer.timings.prompt_tokens as u64, Ordering::Relaxed);
-    m.completion_tokens
-        .fetch_add(answer.timings.completion_tokens as u64, Ordering::Relaxed);
-    if answer.refused {
-        m.refusals.fetch_add(1, Ordering::Relaxed);
-    }
-    if !answer.flagged {
-        state
-            .answers
-            .insert(key.to_string(), Arc::new(answer.clone()))
-            .await;
-    }
-}
-
-/// Wait for a running answer's result (the JSON responses) and record it.
-pub(crate) async fn wait_answer(
-    state: &Arc<AppState>,
-    run: &mut AnswerRun,
-    key: &str,
-) -> Result<Answer, ApiError> {
-    while let Some(ev) = run.events.recv().await {
-        match ev {
-            AnswerEvent::Done(mut a) => {
-                finished(state, key, &mut a).await;
-                return Ok(*a);
-            }
-            AnswerEvent::Error(e) => return Err(e.into()),
-            AnswerEvent::Sources(_) | AnswerEvent::Quotes(_) | AnswerEvent::Token(_) => {}
-        }
-    }
-    Err(lotse_answer::AnswerError::Model("answer ended early".into()).into())
-}
-
-/// A cached answer as served now.
-pub(crate) fn from_cache(a: &Answer, started: Instant) -> Answer {
-    let mut a = a.clone();
-    a.timings.cached = true;
-    a.timings.first_token_ms = None;
-    a.timings.retrieval_ms = 0;
-    a.timings.total_ms = started.elapsed().as_millis() as u64;
-    a
-}
 
 fn wants_stream(headers: &HeaderMap) -> bool {
     headers
@@ -200,10 +67,10 @@ pub async fn chat(
     let stream = wants_stream(&headers);
     // for the web team's "Fragen ohne Antwort" (redacted before it is stored: `insights`)
     let question = req.question.clone();
-    match start_answer(&state, req).await? {
+    match state.answers().start(req, started).await? {
         Started::Cached(a) => {
-            let a = from_cache(&a, started);
-            remember(&state, &a).await;
+            // a cached answer can be rated too
+            state.answers().remember(&a).await;
             crate::insights::record(&state, &question, &a);
             if stream {
                 Ok(sse(cached_events(a)))
@@ -211,11 +78,11 @@ pub async fn chat(
                 Ok(Json(crate::wire::answer(&a)).into_response())
             }
         }
-        Started::Running { mut run, key } => {
+        Started::Running(run) => {
             if stream {
-                return Ok(sse(live_events(state, run, key, question)));
+                return Ok(sse(live_events(state, run, question)));
             }
-            let a = wait_answer(&state, &mut run, &key).await?;
+            let a = run.wait(state.answers()).await?;
             crate::insights::record(&state, &question, &a);
             Ok(Json(crate::wire::answer(&a)).into_response())
         }
@@ -248,19 +115,17 @@ fn cached_events(a: Answer) -> impl Stream<Item = Result<Event, Infallible>> + S
 
 fn live_events(
     state: Arc<AppState>,
-    run: AnswerRun,
-    key: String,
+    run: Running,
     question: String,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
-    stream::unfold(Some((state, run, key, question)), |st| async move {
-        let (state, mut run, key, question) = st?;
-        let ev = run.events.recv().await?;
+    stream::unfold(Some((state, run, question)), |st| async move {
+        let (state, mut run, question) = st?;
+        let ev = run.next(state.answers()).await?;
         let event = match ev {
             AnswerEvent::Sources(s) => json_event("sources", &crate::wire::sources(&s)),
             AnswerEvent::Quotes(q) => json_event("quotes", &crate::wire::quotes(&q)),
             AnswerEvent::Token(t) => json_event("token", &TokenEvent { text: t }),
-            AnswerEvent::Done(mut a) => {
-                finished(&state, &key, &mut a).await;
+            AnswerEvent::Done(a) => {
                 crate::insights::record(&state, &question, &a);
                 return Some((Ok(json_event("done", &crate::wire::answer(&a))), None));
             }
@@ -275,7 +140,7 @@ fn live_events(
                 return Some((Ok(json_event("error", &body)), None));
             }
         };
-        Some((Ok(event), Some((state, run, key, question))))
+        Some((Ok(event), Some((state, run, question))))
     })
 }
 
@@ -402,7 +267,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             preempted: g.preempted(),
         }))
         .unwrap_or_default();
-    let mut body = state.metrics.render(&pool, state.answers.entry_count());
+    let mut body = state.metrics.render(&pool, &state.answers().stats());
     body.push_str(&format!(
         "# HELP lotse_portal_password_checks_total Portal passwords checked with argon2.\n# TYPE lotse_portal_password_checks_total counter\nlotse_portal_password_checks_total {}\n",
         state.login.password_checks()

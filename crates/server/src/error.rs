@@ -83,6 +83,17 @@ impl From<AnswerError> for ApiError {
     }
 }
 
+/// A citizen's question without an answer.
+impl From<lotse_service::answers::AskError> for ApiError {
+    fn from(e: lotse_service::answers::AskError) -> ApiError {
+        use lotse_service::answers::AskError;
+        match e {
+            AskError::Starting => ApiError::starting(),
+            AskError::Answer(e) => ApiError::from(e),
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
         tracing::debug!(rejection = %r.body_text(), "bad JSON body");

@@ -13,30 +13,14 @@ use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use lotse_answer::Answer;
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 
 pub use lotse_wire::chat::FeedbackRequest;
 
-/// What the server remembers of an answer it gave, for its ratings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AnswerRecord {
-    pub model: String,
-    pub refused: bool,
-    pub cited: Vec<String>,
-}
-
-impl AnswerRecord {
-    pub fn of(a: &Answer) -> AnswerRecord {
-        AnswerRecord {
-            model: a.model.clone(),
-            refused: a.refused,
-            cited: a.sources.iter().filter(|s| s.cited).map(|s| s.url.clone()).collect(),
-        }
-    }
-}
+/// What the server remembers of an answer it gave (kept by the answers service).
+pub use lotse_service::answers::AnswerRecord;
 
 pub use lotse_portal::store::Rating;
 
@@ -98,7 +82,7 @@ pub async fn feedback(
         )
     })?;
     let id = req.answer_id.trim();
-    let known = if id.len() <= 64 && !id.is_empty() { state.answer_record(id).await } else { None };
+    let known = if id.len() <= 64 && !id.is_empty() { state.answers().record(id).await } else { None };
     let Some(record) = known else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

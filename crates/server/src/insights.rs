@@ -83,11 +83,7 @@ pub fn record(state: &Arc<AppState>, question: &str, answer: &Answer) {
         })
         .await;
         match stored {
-            Ok(Ok(id)) => {
-                if !answer_id.is_empty() {
-                    state.insight_rows.insert(answer_id, id).await;
-                }
-            }
+            Ok(Ok(id)) => state.answers().link_insight(answer_id, id).await,
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot record a question for the web team"),
             Err(e) => tracing::warn!(error = %e, "question recording task failed"),
         }
@@ -99,7 +95,7 @@ pub async fn rated_down(state: &Arc<AppState>, answer_id: &str) {
     if !state.config.insights.enabled {
         return;
     }
-    let (Some(portal), Some(id)) = (state.portal(), state.insight_rows.get(answer_id).await) else { return };
+    let (Some(portal), Some(id)) = (state.portal(), state.answers().insight_row(answer_id).await) else { return };
     let r = tokio::task::spawn_blocking(move || portal.store.insight_rated_down(id)).await;
     if !matches!(r, Ok(Ok(()))) {
         tracing::warn!("cannot mark a question as rated down");
@@ -236,10 +232,7 @@ pub async fn delete_question(State(state): State<Arc<AppState>>, Path(id): Path<
     let store = c.store();
     run_blocking(move || store.delete_insight(id)).await?;
     // a later thumbs-down must not reach a row that reuses the id
-    let stale: Vec<Arc<String>> = state.insight_rows.iter().filter(|(_, row)| *row == id).map(|(k, _)| k).collect();
-    for k in stale {
-        state.insight_rows.invalidate(k.as_str()).await;
-    }
+    state.answers().forget_insight_row(id).await;
     audit_full(&c, AuditEntry { action: "insights_delete".into(), outcome: "ok".into(), content: Some(format!("question {id}")), ..AuditEntry::default() }).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -252,7 +245,7 @@ pub async fn delete_all(State(state): State<Arc<AppState>>, c: Ctx) -> Result<St
     let store = c.store();
     let n = run_blocking(move || store.delete_all_insights()).await?;
     // ids start again after an empty table: forget which answer had which row
-    state.insight_rows.invalidate_all();
+    state.answers().forget_insight_rows();
     audit_full(&c, AuditEntry { action: "insights_delete_all".into(), outcome: "ok".into(), content: Some(format!("{n} questions")), ..AuditEntry::default() }).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -35,7 +35,6 @@ pub mod simplify;
 pub mod widget;
 pub mod wire;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -45,7 +44,11 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
-use lotse_answer::{Answer, Answerer};
+use lotse_answer::Answerer;
+use lotse_service::answers::{AnswerSettings, Answers};
+use lotse_service::documents::Documents;
+use lotse_service::refresh::PageRefresh;
+use lotse_service::staff_chat::StaffChat;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
@@ -57,26 +60,34 @@ pub use serving::{serve, shutdown_signal};
 /// Shared state of the running server.
 pub struct AppState {
     pub config: Config,
-    answerer: RwLock<Option<Arc<Answerer>>>,
-    simplify: RwLock<Option<Arc<simplify::SimplifyService>>>,
+    /// The citizens' answers: the answerer in use, the answer cache, the records for ratings.
+    answers: Answers,
+    /// The services built from the answerer, the rewrite service and the portal; rebuilt
+    /// whenever one of them is set, so none keeps an answerer that was swapped out.
+    services: RwLock<Services>,
     pub metrics: metrics::Metrics,
-    pub(crate) answers: moka::future::Cache<String, Arc<Answer>>,
     pub(crate) limits: limit::RateLimits,
-    content_version: AtomicU64,
-    /// One page refresh (CMS webhook) at a time.
-    pub(crate) refresh_lock: tokio::sync::Mutex<()>,
+    /// One page refresh (CMS webhook), upload or delete at a time.
+    refresh_lock: Arc<tokio::sync::Mutex<()>>,
     pub started: Instant,
     /// The citizens' widget files (`/widget/*`).
     pub(crate) widget: widget::WidgetAssets,
     feedback: RwLock<Option<Arc<feedback::FeedbackStore>>>,
-    /// Answers given lately, by id, for their ratings.
-    pub(crate) answer_records: moka::future::Cache<String, Arc<feedback::AnswerRecord>>,
-    /// The latest recorded question (`insights`) of an answer id, for a thumbs-down. In
-    /// memory only, for a day.
-    pub(crate) insight_rows: moka::future::Cache<String, i64>,
-    portal: RwLock<Option<Arc<portal::Portal>>>,
     /// The portal's sign-in guard (rate, failure tallies, argon2 slots).
     pub login: login::LoginGuard,
+}
+
+/// What is set while the server starts, and the services built from it.
+#[derive(Default)]
+struct Services {
+    simplify: Option<Arc<simplify::SimplifyService>>,
+    portal: Option<Arc<portal::Portal>>,
+    /// Always there (while starting it answers "starting").
+    page_refresh: Option<Arc<PageRefresh>>,
+    /// There once the portal is.
+    documents: Option<Arc<Documents>>,
+    /// There once the portal is.
+    staff_chat: Option<Arc<StaffChat>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -89,39 +100,62 @@ impl AppState {
     /// A server that is starting: it answers `/health`, and `/ready` says 503 until
     /// [`AppState::set_answerer`] is called.
     pub fn new(config: Config) -> Arc<AppState> {
-        let answers = moka::future::Cache::builder()
-            .max_capacity(config.limits.answer_cache_entries)
-            .time_to_live(Duration::from_secs(config.limits.answer_cache_ttl_secs.max(1)))
-            .build();
+        let answers = Answers::new(AnswerSettings {
+            cache_entries: config.limits.answer_cache_entries,
+            cache_ttl_secs: config.limits.answer_cache_ttl_secs,
+        });
         let limits = limit::RateLimits::new(&config.limits);
         let login = login::LoginGuard::new(&config.portal);
         let widget = widget::WidgetAssets::from_config(&config);
-        // ratings come minutes after the answer; a day is plenty
-        let answer_records = moka::future::Cache::builder()
-            .max_capacity(config.limits.answer_cache_entries.max(1000) * 4)
-            .time_to_live(Duration::from_secs(24 * 3600))
-            .build();
-        let insight_rows = moka::future::Cache::builder()
-            .max_capacity(config.limits.answer_cache_entries.max(1000) * 4)
-            .time_to_live(Duration::from_secs(24 * 3600))
-            .build();
-        Arc::new(AppState {
+        let state = AppState {
             config,
-            answerer: RwLock::new(None),
-            simplify: RwLock::new(None),
-            metrics: metrics::Metrics::default(),
             answers,
+            services: RwLock::new(Services::default()),
+            metrics: metrics::Metrics::default(),
             limits,
-            content_version: AtomicU64::new(0),
-            refresh_lock: tokio::sync::Mutex::new(()),
+            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
             started: Instant::now(),
             widget,
             feedback: RwLock::new(None),
-            answer_records,
-            insight_rows,
-            portal: RwLock::new(None),
             login,
-        })
+        };
+        state.update(|_| {});
+        Arc::new(state)
+    }
+
+    /// Change what is set (under the write lock) and build the services again from it, so
+    /// that two setters at once cannot leave a service with an old part.
+    fn update(&self, change: impl FnOnce(&mut Services)) {
+        let mut s = self.services.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        change(&mut s);
+        let answerer = self.answers.answerer();
+        s.page_refresh = Some(Arc::new(PageRefresh::new(
+            answerer.clone(),
+            s.simplify.clone(),
+            self.refresh_lock.clone(),
+            std::env::var("LOTSE_CONTACT_URL").ok(),
+        )));
+        s.documents = s.portal.as_ref().map(|p| {
+            Arc::new(Documents {
+                store: p.store.clone(),
+                answerer: answerer.clone(),
+                max_upload_bytes: self.config.portal.max_upload_bytes,
+                writer: self.refresh_lock.clone(),
+            })
+        });
+        s.staff_chat = s.portal.as_ref().map(|p| {
+            Arc::new(StaffChat {
+                store: p.store.clone(),
+                answerer: answerer.clone(),
+                externals: p.externals.clone(),
+                rules: p.rules.clone(),
+                audit_content: self.config.portal.audit_content,
+            })
+        });
+    }
+
+    fn services(&self) -> std::sync::RwLockReadGuard<'_, Services> {
+        self.services.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Models are loaded and the index is open: start answering.
@@ -129,40 +163,45 @@ impl AppState {
         if let Some(note) = answerer.generation().and_then(|g| policy::main_engine_note(g.info())) {
             tracing::warn!("{note}");
         }
-        self.content_version
-            .store(answerer.index().content_version(), Ordering::SeqCst);
-        *self.answerer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answerer);
+        self.update(|_| self.answers.set_answerer(answerer));
     }
 
     /// The answerer, when ready.
     pub fn answerer(&self) -> Option<Arc<Answerer>> {
-        self.answerer
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.answers.answerer()
+    }
+
+    /// The citizens' answers (cache, ids, records for ratings).
+    pub fn answers(&self) -> &Answers {
+        &self.answers
     }
 
     /// Plain-language rewrites are available (and their worker runs).
     pub fn set_simplify(&self, service: Arc<simplify::SimplifyService>) {
-        *self.simplify.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(service);
+        self.update(|s| s.simplify = Some(service));
     }
 
     /// The rewrite service, when ready.
     pub fn simplify(&self) -> Option<Arc<simplify::SimplifyService>> {
-        self.simplify
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.services().simplify.clone()
     }
 
     /// The CMS's page refresh, sharing the one-writer lock with uploads.
-    pub fn page_refresh(&self) -> lotse_service::refresh::PageRefresh<'_> {
-        lotse_service::refresh::PageRefresh::new(
-            self.answerer(),
-            self.simplify(),
-            &self.refresh_lock,
-            std::env::var("LOTSE_CONTACT_URL").ok(),
-        )
+    pub fn page_refresh(&self) -> Arc<PageRefresh> {
+        // built in `new`; the fallback is never taken
+        self.services().page_refresh.clone().unwrap_or_else(|| {
+            Arc::new(PageRefresh::new(self.answerer(), self.simplify(), self.refresh_lock.clone(), None))
+        })
+    }
+
+    /// Uploads and deletes of staff documents, when the portal is set up.
+    pub fn documents(&self) -> Option<Arc<Documents>> {
+        self.services().documents.clone()
+    }
+
+    /// The staff chat, when the portal is set up.
+    pub fn staff_chat(&self) -> Option<Arc<StaffChat>> {
+        self.services().staff_chat.clone()
     }
 
     /// Store citizens' ratings of answers (`POST /api/v1/feedback`).
@@ -183,7 +222,7 @@ impl AppState {
 
     /// Open the staff portal (`/portal`).
     pub fn set_portal(&self, p: Arc<portal::Portal>) {
-        *self.portal.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(p);
+        self.update(|s| s.portal = Some(p));
     }
 
     /// The staff portal, when it is set up and switched on.
@@ -191,15 +230,7 @@ impl AppState {
         if !self.config.portal.enabled {
             return None;
         }
-        self.portal
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-
-    /// What the server knows of an answer it gave lately.
-    pub async fn answer_record(&self, id: &str) -> Option<feedback::AnswerRecord> {
-        self.answer_records.get(id).await.map(|r| (*r).clone())
+        self.services().portal.clone()
     }
 
     /// Whether `/widget/lotse.js` is there to serve.
@@ -207,29 +238,9 @@ impl AppState {
         self.widget.is_built()
     }
 
-    /// The index's content version, for answer-cache keys.
-    pub fn content_version(&self) -> u64 {
-        self.content_version.load(Ordering::SeqCst)
-    }
-
     /// See new crawls: reload the index; when its content changed, drop cached answers.
     pub async fn refresh_index(&self) {
-        let Some(a) = self.answerer() else { return };
-        let a2 = a.clone();
-        let reloaded = tokio::task::spawn_blocking(move || {
-            a2.index().reload().map(|_| a2.index().content_version())
-        })
-        .await;
-        match reloaded {
-            Ok(Ok(v)) => {
-                if self.content_version.swap(v, Ordering::SeqCst) != v {
-                    tracing::info!("index content changed; answer cache cleared");
-                    self.answers.invalidate_all();
-                }
-            }
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot reload the index"),
-            Err(e) => tracing::warn!(error = %e, "index reload task failed"),
-        }
+        self.answers.refresh_index().await;
     }
 }
 

@@ -6,6 +6,8 @@ use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use lotse_service::answers::AnswerStats;
+
 /// Latency buckets in seconds.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
@@ -24,18 +26,13 @@ pub struct Pool {
     pub preempted: usize,
 }
 
-/// The server's metrics.
+/// The server's metrics (the answers' own figures are counted by
+/// `lotse_service::answers::Answers` and passed to [`Metrics::render`]).
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
-    pub prompt_tokens: AtomicU64,
-    pub completion_tokens: AtomicU64,
-    pub answer_cache_hits: AtomicU64,
-    pub answer_cache_misses: AtomicU64,
-    pub refusals: AtomicU64,
     pub rate_limited: AtomicU64,
-    pub busy: AtomicU64,
     pub feedback_helpful: AtomicU64,
     pub feedback_unhelpful: AtomicU64,
 }
@@ -66,7 +63,7 @@ impl Metrics {
     }
 
     /// The text exposition format.
-    pub fn render(&self, pool: &Pool, cache_entries: u64) -> String {
+    pub fn render(&self, pool: &Pool, answers: &AnswerStats) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "# HELP lotse_requests_total HTTP requests by route and status.");
         let _ = writeln!(s, "# TYPE lotse_requests_total counter");
@@ -90,12 +87,8 @@ impl Metrics {
         let gauge = |s: &mut String, name: &str, help: &str, v: u64| {
             let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
-        let counter = |s: &mut String, name: &str, help: &str, v: &AtomicU64| {
-            let _ = writeln!(
-                s,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Ordering::Relaxed)
-            );
+        let counter = |s: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(s, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
         };
         gauge(&mut s, "lotse_generation_queue_depth", "Answers waiting for the model.", pool.queue_depth as u64);
         gauge(&mut s, "lotse_generation_running", "Answers being generated.", pool.running as u64);
@@ -104,15 +97,15 @@ impl Metrics {
             "# HELP lotse_background_preempted_total Background rewrites stopped to let an answer run first.\n# TYPE lotse_background_preempted_total counter\nlotse_background_preempted_total {}",
             pool.preempted
         );
-        gauge(&mut s, "lotse_answer_cache_entries", "Answers in the cache.", cache_entries);
+        gauge(&mut s, "lotse_answer_cache_entries", "Answers in the cache.", answers.cache_entries);
         let _ = writeln!(s, "# HELP lotse_tokens_total Tokens processed by the generator.\n# TYPE lotse_tokens_total counter");
-        let _ = writeln!(s, "lotse_tokens_total{{kind=\"prompt\"}} {}", self.prompt_tokens.load(Ordering::Relaxed));
-        let _ = writeln!(s, "lotse_tokens_total{{kind=\"completion\"}} {}", self.completion_tokens.load(Ordering::Relaxed));
-        counter(&mut s, "lotse_answer_cache_hits_total", "Answers served from the cache.", &self.answer_cache_hits);
-        counter(&mut s, "lotse_answer_cache_misses_total", "Answers not in the cache.", &self.answer_cache_misses);
-        counter(&mut s, "lotse_refusals_total", "Answers that said the website does not answer the question.", &self.refusals);
-        counter(&mut s, "lotse_rate_limited_total", "Requests refused with 429.", &self.rate_limited);
-        counter(&mut s, "lotse_busy_total", "Requests refused with 503 because the queue was full.", &self.busy);
+        let _ = writeln!(s, "lotse_tokens_total{{kind=\"prompt\"}} {}", answers.prompt_tokens);
+        let _ = writeln!(s, "lotse_tokens_total{{kind=\"completion\"}} {}", answers.completion_tokens);
+        counter(&mut s, "lotse_answer_cache_hits_total", "Answers served from the cache.", answers.cache_hits);
+        counter(&mut s, "lotse_answer_cache_misses_total", "Answers not in the cache.", answers.cache_misses);
+        counter(&mut s, "lotse_refusals_total", "Answers that said the website does not answer the question.", answers.refusals);
+        counter(&mut s, "lotse_rate_limited_total", "Requests refused with 429.", self.rate_limited.load(Ordering::Relaxed));
+        counter(&mut s, "lotse_busy_total", "Requests refused with 503 because the queue was full.", answers.busy);
         let _ = writeln!(s, "# HELP lotse_feedback_total Ratings of answers by citizens.\n# TYPE lotse_feedback_total counter");
         let _ = writeln!(s, "lotse_feedback_total{{helpful=\"true\"}} {}", self.feedback_helpful.load(Ordering::Relaxed));
         let _ = writeln!(s, "lotse_feedback_total{{helpful=\"false\"}} {}", self.feedback_unhelpful.load(Ordering::Relaxed));

@@ -14,10 +14,10 @@ use axum::extract::rejection::JsonRejection;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use lotse_answer::{Answer, AnswerEvent, AnswerRequest, AnswerRun, Speaker, Turn};
+use lotse_answer::{Answer, AnswerEvent, AnswerRequest, Speaker, Turn};
+use lotse_service::answers::{Running, Started};
 
 use crate::AppState;
-use crate::api::{Started, finished, from_cache, start_answer, wait_answer};
 use crate::error::{ApiError, ErrorBody};
 
 pub use lotse_wire::openai::{Completion, CompletionChoice, CompletionMessage, CompletionRequest, ModelEntry, ModelList, Usage};
@@ -138,9 +138,8 @@ pub async fn chat_completions(
     let Json(req) = body?;
     let question = to_request(&req)?;
     let id = format!("chatcmpl-lotse-{}", now());
-    match start_answer(&state, question).await? {
+    match state.answers().start(question, started).await? {
         Started::Cached(a) => {
-            let a = from_cache(&a, started);
             if req.stream {
                 let events: Vec<Result<Event, Infallible>> = vec![
                     Ok(chunk(&id, serde_json::json!({"role": "assistant", "content": a.answer}), None)),
@@ -152,13 +151,13 @@ pub async fn chat_completions(
                 Ok(Json(completion(&a)).into_response())
             }
         }
-        Started::Running { mut run, key } => {
+        Started::Running(run) => {
             if req.stream {
-                return Ok(Sse::new(stream_chunks(state, run, key, id))
+                return Ok(Sse::new(stream_chunks(state, run, id))
                     .keep_alive(KeepAlive::default())
                     .into_response());
             }
-            let a = wait_answer(&state, &mut run, &key).await?;
+            let a = run.wait(state.answers()).await?;
             Ok(Json(completion(&a)).into_response())
         }
     }
@@ -169,14 +168,12 @@ pub async fn chat_completions(
 /// text are announced in a final note).
 fn stream_chunks(
     state: Arc<AppState>,
-    run: AnswerRun,
-    key: String,
+    run: Running,
     id: String,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     struct St {
         state: Arc<AppState>,
-        run: AnswerRun,
-        key: String,
+        run: Running,
         id: String,
         streamed: String,
         first: bool,
@@ -185,7 +182,6 @@ fn stream_chunks(
     let st = St {
         state,
         run,
-        key,
         id,
         streamed: String::new(),
         first: true,
@@ -197,7 +193,7 @@ fn stream_chunks(
             return Some((Ok(Event::default().data("[DONE]")), None));
         }
         loop {
-            let Some(ev) = st.run.events.recv().await else {
+            let Some(ev) = st.run.next(st.state.answers()).await else {
                 return Some((Ok(Event::default().data("[DONE]")), None));
             };
             let delta_role = |first: bool, text: &str| {
@@ -215,8 +211,7 @@ fn stream_chunks(
                     st.streamed.push_str(&t);
                     return Some((Ok(e), Some(st)));
                 }
-                AnswerEvent::Done(mut a) => {
-                    finished(&st.state, &st.key, &mut a).await;
+                AnswerEvent::Done(a) => {
                     let mut rest = String::new();
                     if st.streamed.trim().is_empty() {
                         rest.push_str(&a.answer);

@@ -5,8 +5,8 @@
 //! - An upload is extracted completely before anything is written; the index is committed
 //!   before the document row is; a failure leaves the old state (a new document's id and
 //!   chunks are removed again, a replaced document keeps its old row and original).
-//! - Writing and deleting run under the one-writer lock the caller passes (the server's
-//!   refresh lock), and the collection is read again under it, so no chunk is written into a
+//! - Writing and deleting run under the one-writer lock the service holds (the server's
+//!   refresh lock, shared with the page refresh), and the collection is read again under it, so no chunk is written into a
 //!   collection deleted meanwhile.
 //! - Deletes remove from the index first and rewrite the segments that held the text, so it
 //!   is gone from disk too.
@@ -68,6 +68,8 @@ pub struct Documents {
     pub answerer: Option<Arc<Answerer>>,
     /// `[portal] max_upload_bytes`.
     pub max_upload_bytes: usize,
+    /// The one-writer lock, shared with the page refresh.
+    pub writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 async fn blocking<T: Send + 'static>(
@@ -112,7 +114,6 @@ impl Documents {
     /// replaces the document), for the user `uploaded_by`.
     pub async fn upload(
         &self,
-        writer: &tokio::sync::Mutex<()>,
         collection_id: i64,
         name: &str,
         bytes: Vec<u8>,
@@ -139,7 +140,7 @@ impl Documents {
         let title = page.title.clone();
         // 2.-4. under the one-writer lock, which deletes take too: the collection is checked
         // again there, so no chunk is written into a collection deleted meanwhile
-        let _one_at_a_time = writer.lock().await;
+        let _one_at_a_time = self.writer.lock().await;
         let store = self.store.clone();
         let (n2, t2) = (name.to_string(), title.clone());
         let (col, doc_id, existing) = blocking(move || {
@@ -216,9 +217,9 @@ impl Documents {
     }
 
     /// Delete `doc`: from the index first, then its row.
-    pub async fn delete(&self, writer: &tokio::sync::Mutex<()>, doc: &Document) -> Result<(), DocumentError> {
+    pub async fn delete(&self, doc: &Document) -> Result<(), DocumentError> {
         let answerer = self.answerer()?;
-        let _one_at_a_time = writer.lock().await;
+        let _one_at_a_time = self.writer.lock().await;
         let (store, id, url) = (self.store.clone(), doc.id, doc.url.clone());
         blocking(move || {
             remove_from_index(&answerer, |w| w.remove(&url))?;
@@ -230,10 +231,10 @@ impl Documents {
 
     /// Delete a collection with all its documents: every index entry carrying its
     /// collection id first, then the rows.
-    pub async fn delete_collection(&self, writer: &tokio::sync::Mutex<()>, id: i64) -> Result<(), DocumentError> {
+    pub async fn delete_collection(&self, id: i64) -> Result<(), DocumentError> {
         let answerer = self.answerer()?;
         // under the one-writer lock, as uploads: none can add chunks between the index and the row
-        let _one_at_a_time = writer.lock().await;
+        let _one_at_a_time = self.writer.lock().await;
         let store = self.store.clone();
         blocking(move || {
             // the collection's every chunk, record and structure, whichever upload wrote them

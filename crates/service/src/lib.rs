@@ -10,6 +10,7 @@
 //!   them, it does not reach into their internals.
 
 pub mod accounts;
+pub mod answers;
 pub mod documents;
 pub mod policy;
 pub mod rewrite_store;

@@ -4,7 +4,7 @@
 //!
 //! Invariants:
 //! - Only addresses of the index's own sites are fetched (`check_url`); nothing else is.
-//! - One refresh (or upload/delete) at a time: the caller passes its one-writer lock; a held
+//! - One refresh (or upload/delete) at a time: it holds the one-writer lock it is given; a held
 //!   lock or a locked index is `Busy`, never a wait.
 //! - A redirect to another host is not followed and is an error, after the reload.
 
@@ -146,22 +146,22 @@ pub struct Refreshed {
 
 /// The page refresh: the answerer (index, embedder), the rewrite service if running, and the
 /// one-writer lock shared with uploads.
-pub struct PageRefresh<'a> {
+pub struct PageRefresh {
     answerer: Option<Arc<Answerer>>,
     rewrites: Option<Arc<SimplifyService>>,
-    lock: &'a tokio::sync::Mutex<()>,
+    lock: Arc<tokio::sync::Mutex<()>>,
     contact_url: Option<String>,
 }
 
-impl<'a> PageRefresh<'a> {
+impl PageRefresh {
     /// `answerer` is `None` while the server starts; `contact_url` goes into the crawler's
     /// user agent (`LOTSE_CONTACT_URL`).
     pub fn new(
         answerer: Option<Arc<Answerer>>,
         rewrites: Option<Arc<SimplifyService>>,
-        lock: &'a tokio::sync::Mutex<()>,
+        lock: Arc<tokio::sync::Mutex<()>>,
         contact_url: Option<String>,
-    ) -> PageRefresh<'a> {
+    ) -> PageRefresh {
         PageRefresh {
             answerer,
             rewrites,

@@ -75,12 +75,12 @@ pub struct Question {
 }
 
 /// The staff chat over the portal's store and the answerer.
-pub struct StaffChat<'a> {
+pub struct StaffChat {
     pub store: Arc<Store>,
     /// `None` while the server starts.
     pub answerer: Option<Arc<Answerer>>,
-    pub externals: &'a [External],
-    pub rules: &'a LevelRules,
+    pub externals: Arc<[External]>,
+    pub rules: LevelRules,
     /// `[portal] audit_content`.
     pub audit_content: bool,
 }
@@ -119,7 +119,7 @@ pub fn main_label(a: &Answerer) -> String {
     }
 }
 
-impl StaffChat<'_> {
+impl StaffChat {
     /// Whether some engine of this server is not external: the main one (`main`) or one of
     /// the portal's models.
     fn internal_available(&self, main: Option<&lotse_inference::ModelInfo>) -> bool {
@@ -178,7 +178,7 @@ impl StaffChat<'_> {
         let audit_model = model_name.clone().or_else(|| engine.as_ref().map(|e| e.id.clone()));
         if let Some(engine) = &engine {
             if engine.external {
-                auth::authorize(principal, &Action::ExternalModel, self.rules).map_err(ChatError::Denied)?;
+                auth::authorize(principal, &Action::ExternalModel, &self.rules).map_err(ChatError::Denied)?;
             }
             let out = Outgoing::chat(scope, &q.question, user_turns(&turns));
             if let Err(refusal) = policy::may_send(engine, &out) {

@@ -9,7 +9,7 @@ use lotse_core::{CollectionId, CollectionScope};
 use lotse_portal::auth::Action;
 use lotse_portal::store::Collection;
 use serde::Deserialize;
-use lotse_service::staff_chat::{Question, StaffChat};
+use lotse_service::staff_chat::Question;
 
 // the bodies of these routes (lotse_wire: shared with the portal page)
 pub use lotse_wire::portal::{PortalHit, PortalChatRequest, PortalChatResponse};
@@ -114,13 +114,7 @@ pub async fn chat(
     c.user()?;
     let (scope, cols) = scope_for(&c, &req.collections, req.website).await?;
     let col_names: Vec<String> = cols.iter().map(|x| x.title.clone()).collect();
-    let staff_chat = StaffChat {
-        store: c.store(),
-        answerer: state.answerer(),
-        externals: &c.portal.externals,
-        rules: &c.portal.rules,
-        audit_content: state.config.portal.audit_content,
-    };
+    let staff_chat = state.staff_chat().ok_or_else(ApiError::starting)?;
     let q = Question { question: req.question, model: req.model, chat_id: req.chat_id, lang: req.lang };
     let (chat_id, answer) = staff_chat.ask(&c.principal, &scope, col_names, q).await?;
     Ok(Json(PortalChatResponse { chat_id, answer: crate::wire::answer(&answer) }))

@@ -68,7 +68,7 @@ pub async fn delete_collection(
     c.allow(&Action::Portal)?;
     let col = load_collection(&c, id).await?;
     c.allow(&Action::ManageCollection(&col.owner))?;
-    let deleted = documents_of(&state, &c).delete_collection(&state.refresh_lock, id).await;
+    let deleted = document_service(&state)?.delete_collection(id).await;
     state.refresh_index().await;
     deleted?;
     audit(&c, "delete_collection", None, false, vec![col.title.clone()], "ok").await;
@@ -90,10 +90,9 @@ pub async fn documents(
     Ok(Json(docs.into_iter().map(wire::document).collect()))
 }
 
-/// The document service of this request (the server may still be starting: then uploads
-/// answer 503).
-fn documents_of(state: &AppState, c: &Ctx) -> Documents {
-    Documents { store: c.store(), answerer: state.answerer(), max_upload_bytes: state.config.portal.max_upload_bytes }
+/// The document service (the server may still be starting: then uploads answer 503).
+fn document_service(state: &AppState) -> Result<Arc<Documents>, ApiError> {
+    state.documents().ok_or_else(ApiError::starting)
 }
 
 /// Upload a document (the request body is the file). The same name again replaces it.
@@ -119,7 +118,7 @@ pub async fn upload(
     let max = state.config.portal.max_upload_bytes;
     let bytes = body.map_err(|_| DocumentError::TooLarge { max })?;
     let uid = c.user()?.id;
-    let uploaded = documents_of(&state, &c).upload(&state.refresh_lock, id, &name, Vec::from(bytes), uid).await;
+    let uploaded = document_service(&state)?.upload(id, &name, Vec::from(bytes), uid).await;
     state.refresh_index().await;
     let up = uploaded?;
     audit(&c, if up.replaced { "replace_document" } else { "upload_document" }, None, false, vec![up.collection.title.clone()], "ok").await;
@@ -151,7 +150,7 @@ pub async fn delete_document(
     c.allow(&Action::Portal)?;
     let (doc, col) = readable_document(&c, id).await?;
     c.allow(&Action::ManageCollection(&col.owner))?;
-    let deleted = documents_of(&state, &c).delete(&state.refresh_lock, &doc).await;
+    let deleted = document_service(&state)?.delete(&doc).await;
     state.refresh_index().await;
     deleted?;
     audit(&c, "delete_document", None, false, vec![col.title.clone()], "ok").await;

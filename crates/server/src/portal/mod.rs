@@ -81,7 +81,7 @@ pub struct Portal {
     pub check: Check,
     pub kompass_text: String,
     pub rules: LevelRules,
-    externals: Vec<External>,
+    pub(crate) externals: Arc<[External]>,
     /// One KI-Kompass attempt at a time is counted and graded (the attempt limit holds for
     /// parallel requests).
     kompass_attempt: Mutex<()>,
@@ -108,7 +108,7 @@ impl Portal {
             check,
             kompass_text,
             rules,
-            externals,
+            externals: externals.into(),
             kompass_attempt: Mutex::new(()),
             oidc: None,
         }
@@ -269,7 +269,7 @@ pub fn seed_register(portal: &Portal, engine: &ModelInfo, provider: Option<&str>
             Some(_) => {}
         }
     }
-    for e in &portal.externals {
+    for e in portal.externals.iter() {
         let (purpose, provider) = if e.service.info().external {
             ("Externer KI-Dienst für Fragen ohne interne Dokumente und ohne personenbezogene Daten.", e.provider.clone())
         } else {

@@ -30,7 +30,7 @@ pub async fn models(State(state): State<Arc<AppState>>, c: Ctx) -> Result<Json<V
         external: main_external,
         allowed: if main_external { ext_ok } else { chat_ok },
     }];
-    for e in &c.portal.externals {
+    for e in c.portal.externals.iter() {
         let external = e.service.info().external;
         out.push(PortalModel {
             name: e.name.clone(),

@@ -774,3 +774,29 @@ async fn start_up_reconciles_the_index_with_the_database() {
     let again = lotse_portal::documents::reconcile(&s.store, &s.index, None).unwrap();
     assert_eq!((again.orphan_collections, again.orphan_documents, again.reindexed), (0, 0, 0), "{again:?}");
 }
+
+/// The services the state holds are built again when the answerer is swapped: none keeps
+/// the old one (uploads and the staff chat answer from the new index).
+#[tokio::test]
+async fn services_follow_a_swapped_answerer() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::default();
+    let state = AppState::new(config.clone());
+    assert!(state.documents().is_none() && state.staff_chat().is_none(), "no portal yet");
+    let store = Arc::new(lotse_portal::store::testing::open(dir.path()));
+    let portal = Portal::new(store, Check::parse(DEFAULT_CHECK).unwrap(), DEFAULT_TEXT.to_string(), config.portal.levels.clone(), Vec::new());
+    state.set_portal(Arc::new(portal));
+    assert!(state.documents().unwrap().answerer.is_none(), "starting");
+    let index = town_index(&dir.path().join("index"));
+    let answerer = |name: &str| {
+        let g = Arc::new(FakeCitingGenerator::new(name, false));
+        Arc::new(Answerer::new(index.clone(), None, Some(Arc::new(GenerationService::new(g, 1, 8))), AnswerConfig::default()))
+    };
+    let (first, second) = (answerer("first"), answerer("second"));
+    state.set_answerer(first.clone());
+    assert!(Arc::ptr_eq(state.documents().unwrap().answerer.as_ref().unwrap(), &first));
+    state.set_answerer(second.clone());
+    assert!(Arc::ptr_eq(&state.answerer().unwrap(), &second));
+    assert!(Arc::ptr_eq(state.documents().unwrap().answerer.as_ref().unwrap(), &second));
+    assert!(Arc::ptr_eq(state.staff_chat().unwrap().answerer.as_ref().unwrap(), &second));
+}
