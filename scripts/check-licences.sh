@@ -16,8 +16,8 @@ if command -v cargo-deny >/dev/null 2>&1; then
     echo "note: no RustSec advisory database on this machine; advisories not checked" >&2
   fi
   for manifest in Cargo.toml widget/Cargo.toml; do
-    cargo deny --offline --log-level error --manifest-path "$manifest" check --config deny.toml \
-      --disable-fetch "${checks[@]}"
+    # deny.toml is found from the manifest's directory upwards
+    cargo deny --offline --log-level error --manifest-path "$manifest" check "${checks[@]}"
     echo "ok licences: cargo deny ${checks[*]} ($manifest)"
   done
 elif [ "${LOTSE_REQUIRE_DENY:-0}" = 1 ]; then
