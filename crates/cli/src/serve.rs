@@ -63,6 +63,25 @@ pub fn apply_config(models: &mut ModelArgs, engine: &mut EngineArgs, c: &Config)
     if engine.engine == EngineKind::Local && c.engine.kind.as_deref() == Some("openai") {
         engine.engine = EngineKind::Openai;
     }
+    if engine.engine_pool.is_empty() && !c.engine.pool.is_empty() {
+        engine.engine = EngineKind::Openai;
+        engine.engine_pool = c
+            .engine
+            .pool
+            .iter()
+            .map(|e| lotse_inference::pool::PoolMemberConfig {
+                remote: lotse_inference::remote::RemoteConfig {
+                    base_url: e.url.clone(),
+                    model: e.model.clone(),
+                    api_key_env: e.api_key_env.clone(),
+                    external: e.external,
+                    context_len: e.context.unwrap_or(8192),
+                    timeout_secs: 120,
+                },
+                concurrency: e.concurrency,
+            })
+            .collect();
+    }
     if engine.engine_url.is_none() {
         engine.engine_url = c.engine.url.clone();
     }
@@ -151,7 +170,14 @@ fn build(
         None
     };
     let generation = generator.as_ref().map(|g| {
-        let workers = if engine.engine == EngineKind::Local { 1 } else { 4 };
+        let workers = if !engine.engine_pool.is_empty() {
+            // one worker per slot of the pool: each waits in the pool for its engine
+            engine.engine_pool.iter().map(|e| e.concurrency).sum::<usize>().max(1)
+        } else if engine.engine == EngineKind::Local {
+            1
+        } else {
+            4
+        };
         Arc::new(GenerationService::new(g.clone(), workers, config.limits.queue))
     });
     let answerer = Arc::new(Answerer::new(
