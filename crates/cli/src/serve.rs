@@ -430,3 +430,63 @@ mod external_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+    use lotse_server::config::PoolEngine;
+
+    fn entry(port: u16, external: bool) -> PoolEngine {
+        PoolEngine {
+            url: format!("http://127.0.0.1:{port}/v1"),
+            model: "qwen2.5-7b-instruct".into(),
+            api_key_env: None,
+            external,
+            concurrency: 2,
+            context: Some(4096),
+        }
+    }
+
+    fn args() -> (ModelArgs, EngineArgs) {
+        let models = ModelArgs { manifests: "models".into(), cache: "models/cache".into() };
+        let engine = EngineArgs {
+            engine: EngineKind::Local,
+            engine_url: None,
+            engine_model: None,
+            engine_api_key_env: None,
+            engine_external: false,
+            engine_context: 4096,
+            engine_pool: Vec::new(),
+        };
+        (models, engine)
+    }
+
+    #[test]
+    fn pool_entries_of_the_configuration_become_the_generator() {
+        let mut c = Config::default();
+        c.engine.pool = vec![entry(9, false), entry(10, false)];
+        let (mut models, mut engine) = args();
+        apply_config(&mut models, &mut engine, &c);
+        assert_eq!(engine.engine, EngineKind::Openai);
+        assert_eq!(engine.engine_pool.len(), 2);
+        assert_eq!(engine.engine_pool[1].concurrency, 2);
+        let g = runtime::load_generator(&models, &engine).unwrap();
+        assert!(!g.info().external);
+        assert_eq!(g.info().context_len, 4096);
+
+        // an external flag over internal entries, a URL besides the pool: refused
+        let mut e = engine.clone();
+        e.engine_external = true;
+        let err = runtime::load_generator(&models, &e).err().unwrap().to_string();
+        assert!(err.contains("external"), "{err}");
+        let mut e = engine.clone();
+        e.engine_url = Some("http://127.0.0.1:11/v1".into());
+        let err = runtime::load_generator(&models, &e).err().unwrap().to_string();
+        assert!(err.contains("not both"), "{err}");
+        // mixed flags (past the configuration check): the pool refuses them too
+        let mut e = engine.clone();
+        e.engine_pool[1].remote.external = true;
+        let err = format!("{:#}", runtime::load_generator(&models, &e).err().unwrap());
+        assert!(err.contains("all be internal or all be external"), "{err}");
+    }
+}
