@@ -300,14 +300,14 @@ impl EngineSettings {
                 return Err(format!("[[engine.pool]] entry {n} ({}): concurrency must be at least 1", e.url));
             }
         }
-        if let Some(first) = self.pool.first() {
-            if let Some(other) = self.pool.iter().find(|e| e.external != first.external) {
-                let (ext, int) = if first.external { (first, other) } else { (other, first) };
-                return Err(format!(
-                    "[[engine.pool]]: the engines of a pool must all be internal or all be external, but {} is external and {} is not (failover could send private text to the external one); put a hosted service in [[portal.external]] instead",
-                    ext.url, int.url
-                ));
-            }
+        if let Some(first) = self.pool.first()
+            && let Some(other) = self.pool.iter().find(|e| e.external != first.external)
+        {
+            let (ext, int) = if first.external { (first, other) } else { (other, first) };
+            return Err(format!(
+                "[[engine.pool]]: the engines of a pool must all be internal or all be external, but {} is external and {} is not (failover could send private text to the external one); put a hosted service in [[portal.external]] instead",
+                ext.url, int.url
+            ));
         }
         Ok(())
     }
