@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use lotse_index::{SearchIndex, SearchMode};
 use lotse_inference::generate::{LoadOptions, LocalGenerator};
 use lotse_inference::manifest::{self, ModelRole};
+use lotse_inference::pool::{EnginePool, PoolMemberConfig, PoolOptions};
 use lotse_inference::remote::{RemoteConfig, RemoteGenerator};
 use lotse_inference::{EmbedKind, Embedder, Generator, InferenceError};
 
@@ -89,6 +90,9 @@ pub struct EngineArgs {
     /// Context length of the engine in tokens.
     #[arg(long, env = "LOTSE_ENGINE_CONTEXT", default_value_t = 4096)]
     pub engine_context: usize,
+    /// Several OpenAI-compatible engines as one (`[[engine.pool]]` of the configuration).
+    #[arg(skip)]
+    pub engine_pool: Vec<PoolMemberConfig>,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,6 +113,17 @@ pub fn load_generator_with(
     engine: &EngineArgs,
     draft_tokens: Option<usize>,
 ) -> Result<Arc<dyn Generator>> {
+    if !engine.engine_pool.is_empty() {
+        if engine.engine_url.is_some() {
+            bail!("set either [engine] url (or --engine-url) or [[engine.pool]] entries, not both");
+        }
+        if engine.engine_external && engine.engine_pool.iter().any(|e| !e.remote.external) {
+            bail!("the engine is set to external (--engine-external, LOTSE_ENGINE_EXTERNAL or [engine] external = true) but [[engine.pool]] has engines with external = false; set each engine's external flag in [[engine.pool]]");
+        }
+        let pool = EnginePool::remote(&engine.engine_pool, PoolOptions::default())
+            .context("cannot set up the engine pool")?;
+        return Ok(Arc::new(pool));
+    }
     match engine.engine {
         EngineKind::Local => {
             let m = default_model(models, ModelRole::Generator)?;

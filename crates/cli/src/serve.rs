@@ -63,6 +63,25 @@ pub fn apply_config(models: &mut ModelArgs, engine: &mut EngineArgs, c: &Config)
     if engine.engine == EngineKind::Local && c.engine.kind.as_deref() == Some("openai") {
         engine.engine = EngineKind::Openai;
     }
+    if engine.engine_pool.is_empty() && !c.engine.pool.is_empty() {
+        engine.engine = EngineKind::Openai;
+        engine.engine_pool = c
+            .engine
+            .pool
+            .iter()
+            .map(|e| lotse_inference::pool::PoolMemberConfig {
+                remote: lotse_inference::remote::RemoteConfig {
+                    base_url: e.url.clone(),
+                    model: e.model.clone(),
+                    api_key_env: e.api_key_env.clone(),
+                    external: e.external,
+                    context_len: e.context.unwrap_or(8192),
+                    timeout_secs: 120,
+                },
+                concurrency: e.concurrency,
+            })
+            .collect();
+    }
     if engine.engine_url.is_none() {
         engine.engine_url = c.engine.url.clone();
     }
@@ -151,7 +170,14 @@ fn build(
         None
     };
     let generation = generator.as_ref().map(|g| {
-        let workers = if engine.engine == EngineKind::Local { 1 } else { 4 };
+        let workers = if !engine.engine_pool.is_empty() {
+            // one worker per slot of the pool: each waits in the pool for its engine
+            engine.engine_pool.iter().map(|e| e.concurrency).sum::<usize>().max(1)
+        } else if engine.engine == EngineKind::Local {
+            1
+        } else {
+            4
+        };
         Arc::new(GenerationService::new(g.clone(), workers, config.limits.queue))
     });
     let answerer = Arc::new(Answerer::new(
@@ -402,5 +428,65 @@ mod external_tests {
         for url in ["http://127.0.0.1:8080/v1", "http://localhost:11434/v1", "http://10.1.2.3/v1", "http://192.168.0.5/v1", "http://vllm:8000/v1", "http://gpu.rathaus.internal/v1", "http://[::1]:8000/v1", "http://[fd00::5]/v1"] {
             assert!(!public_address(url), "{url}");
         }
+    }
+}
+
+#[cfg(test)]
+mod pool_tests {
+    use super::*;
+    use lotse_server::config::PoolEngine;
+
+    fn entry(port: u16, external: bool) -> PoolEngine {
+        PoolEngine {
+            url: format!("http://127.0.0.1:{port}/v1"),
+            model: "qwen2.5-7b-instruct".into(),
+            api_key_env: None,
+            external,
+            concurrency: 2,
+            context: Some(4096),
+        }
+    }
+
+    fn args() -> (ModelArgs, EngineArgs) {
+        let models = ModelArgs { manifests: "models".into(), cache: "models/cache".into() };
+        let engine = EngineArgs {
+            engine: EngineKind::Local,
+            engine_url: None,
+            engine_model: None,
+            engine_api_key_env: None,
+            engine_external: false,
+            engine_context: 4096,
+            engine_pool: Vec::new(),
+        };
+        (models, engine)
+    }
+
+    #[test]
+    fn pool_entries_of_the_configuration_become_the_generator() {
+        let mut c = Config::default();
+        c.engine.pool = vec![entry(9, false), entry(10, false)];
+        let (mut models, mut engine) = args();
+        apply_config(&mut models, &mut engine, &c);
+        assert_eq!(engine.engine, EngineKind::Openai);
+        assert_eq!(engine.engine_pool.len(), 2);
+        assert_eq!(engine.engine_pool[1].concurrency, 2);
+        let g = runtime::load_generator(&models, &engine).unwrap();
+        assert!(!g.info().external);
+        assert_eq!(g.info().context_len, 4096);
+
+        // an external flag over internal entries, a URL besides the pool: refused
+        let mut e = engine.clone();
+        e.engine_external = true;
+        let err = runtime::load_generator(&models, &e).err().unwrap().to_string();
+        assert!(err.contains("external"), "{err}");
+        let mut e = engine.clone();
+        e.engine_url = Some("http://127.0.0.1:11/v1".into());
+        let err = runtime::load_generator(&models, &e).err().unwrap().to_string();
+        assert!(err.contains("not both"), "{err}");
+        // mixed flags (past the configuration check): the pool refuses them too
+        let mut e = engine.clone();
+        e.engine_pool[1].remote.external = true;
+        let err = format!("{:#}", runtime::load_generator(&models, &e).err().unwrap());
+        assert!(err.contains("all be internal or all be external"), "{err}");
     }
 }

@@ -10,6 +10,7 @@ pub mod embed;
 pub mod generate;
 mod kernels;
 pub mod manifest;
+pub mod pool;
 pub mod remote;
 
 use std::path::PathBuf;

@@ -33,7 +33,7 @@ mod sections;
 pub use portal::{ExternalModel, OidcSettings, PortalSettings};
 pub use sections::{
     AnswerSettings, CmsSettings, EngineSettings, FeedbackSettings, InsightsSettings, Limits,
-    ModelSettings, ServerSettings, SimplifySettings, SiteConfig, WidgetSettings,
+    ModelSettings, PoolEngine, ServerSettings, SimplifySettings, SiteConfig, WidgetSettings,
 };
 
 /// The whole configuration file.
@@ -136,9 +136,10 @@ impl Config {
         let config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse {
-                path: shown,
+                path: shown.clone(),
                 message: e.to_string(),
             })?;
+        config.engine.check_pool().map_err(|message| ConfigError::Parse { path: shown, message })?;
         Ok(config)
     }
 
@@ -214,6 +215,41 @@ mod tests {
     }
 
     #[test]
+    fn an_engine_pool_is_a_list_with_one_external_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lotse.toml");
+        let entry = |url: &str, external: bool| {
+            format!("[[engine.pool]]\nurl = \"{url}\"\nmodel = \"qwen2.5-7b-instruct\"\nexternal = {external}\n")
+        };
+        std::fs::write(
+            &p,
+            format!("[engine]\nkind = \"openai\"\n{}concurrency = 4\napi_key_env = \"VLLM_KEY\"\n{}", entry("http://10.0.0.5:8000/v1", false), entry("http://10.0.0.6:8000/v1", false)),
+        )
+        .unwrap();
+        let c = Config::load(Some(&p), true, []).unwrap();
+        assert_eq!(c.engine.pool.len(), 2);
+        assert_eq!(c.engine.pool[0].concurrency, 4);
+        assert_eq!(c.engine.pool[0].api_key_env.as_deref(), Some("VLLM_KEY"));
+        assert_eq!((c.engine.pool[1].concurrency, c.engine.pool[1].context), (1, None));
+        assert!(c.engine.url.is_none());
+
+        // internal and external mixed: refused, naming both
+        std::fs::write(&p, format!("{}{}", entry("http://10.0.0.5:8000/v1", false), entry("https://api.example.com/v1", true))).unwrap();
+        let e = Config::load(Some(&p), true, []).unwrap_err().to_string();
+        assert!(e.contains("all be internal or all be external"), "{e}");
+        assert!(e.contains("https://api.example.com/v1 is external and http://10.0.0.5:8000/v1 is not"), "{e}");
+        // the flag is required, concurrency at least 1
+        std::fs::write(&p, "[[engine.pool]]\nurl = \"http://10.0.0.5:8000/v1\"\nmodel = \"m\"\n").unwrap();
+        let e = Config::load(Some(&p), true, []).unwrap_err().to_string();
+        assert!(e.contains("external"), "{e}");
+        std::fs::write(&p, format!("{}concurrency = 0\n", entry("http://10.0.0.5:8000/v1", false))).unwrap();
+        let e = Config::load(Some(&p), true, []).unwrap_err().to_string();
+        assert!(e.contains("concurrency must be at least 1"), "{e}");
+        // no pool: the single [engine] as before
+        assert!(Config::load(None, false, []).unwrap().engine.pool.is_empty());
+    }
+
+    #[test]
     fn a_rules_only_entry_must_be_a_path() {
         let mut s = SimplifySettings::default();
         assert_eq!(s.rules_only().unwrap(), Vec::<String>::new());
@@ -245,6 +281,8 @@ mod tests {
         let c = Config::load(Some(&p), true, []).unwrap();
         assert_eq!(c.contact.phone.as_deref(), Some("07164 808-0"));
         assert_eq!(c.engine.kind.as_deref(), Some("openai"));
+        assert_eq!(c.engine.pool.len(), 2);
+        assert_eq!(c.engine.pool[0].concurrency, 4);
         assert_eq!(c.server.trusted_proxies.len(), 1);
         assert_eq!(c.answer.gate.dense, 0.84);
         assert_eq!(c.simplify.glossary.len(), 1);

@@ -252,4 +252,63 @@ pub struct EngineSettings {
     pub api_key_env: Option<String>,
     pub external: Option<bool>,
     pub context: Option<usize>,
+    /// Several OpenAI-compatible engines as one (`[[engine.pool]]`): health checks, slots per
+    /// engine, failover and a circuit breaker (`lotse_inference::pool`). Instead of `url`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pool: Vec<PoolEngine>,
+}
+
+/// One engine of `[[engine.pool]]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolEngine {
+    /// Base URL of the OpenAI-compatible API, e.g. `http://10.0.0.5:8000/v1`.
+    pub url: String,
+    /// Model name on that server.
+    pub model: String,
+    /// Name of the environment variable that holds the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Required: whether the engine is outside the town's servers. All engines of a pool must
+    /// agree (failover must never carry private text to an external engine).
+    pub external: bool,
+    /// Requests this engine runs at once.
+    #[serde(default = "one")]
+    pub concurrency: usize,
+    /// Context length in tokens (default 8192).
+    #[serde(default)]
+    pub context: Option<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl EngineSettings {
+    /// The pool's entries, checked: URL and model set, at least one slot each, one
+    /// `external` value for all of them.
+    pub fn check_pool(&self) -> Result<(), String> {
+        for (i, e) in self.pool.iter().enumerate() {
+            let n = i + 1;
+            if !(e.url.starts_with("http://") || e.url.starts_with("https://")) {
+                return Err(format!("[[engine.pool]] entry {n}: url {:?} must start with http:// or https://", e.url));
+            }
+            if e.model.trim().is_empty() {
+                return Err(format!("[[engine.pool]] entry {n} ({}): the model is empty", e.url));
+            }
+            if e.concurrency == 0 {
+                return Err(format!("[[engine.pool]] entry {n} ({}): concurrency must be at least 1", e.url));
+            }
+        }
+        if let Some(first) = self.pool.first()
+            && let Some(other) = self.pool.iter().find(|e| e.external != first.external)
+        {
+            let (ext, int) = if first.external { (first, other) } else { (other, first) };
+            return Err(format!(
+                "[[engine.pool]]: the engines of a pool must all be internal or all be external, but {} is external and {} is not (failover could send private text to the external one); put a hosted service in [[portal.external]] instead",
+                ext.url, int.url
+            ));
+        }
+        Ok(())
+    }
 }
