@@ -1,7 +1,9 @@
 //! Rate limiting per client IP with governor: chat routes (model time) and search have their
 //! own quotas. The client is the TCP peer, or, when the peer is a configured reverse proxy,
 //! the last address in X-Forwarded-For that is not a proxy. Refusals are 429 with
-//! Retry-After.
+//! Retry-After. `/v1/chat/completions` with a valid portal API token (scope `chat`) counts
+//! against the token's own quota instead: Open WebUI or n8n ask for many people from one
+//! address.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -23,6 +25,8 @@ use crate::error::ApiError;
 pub struct RateLimits {
     chat: Option<DefaultKeyedRateLimiter<IpAddr>>,
     search: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// `/v1` by API token (the key: the first 16 bytes of the token's SHA-256).
+    v1_token: Option<DefaultKeyedRateLimiter<[u8; 16]>>,
 }
 
 impl RateLimits {
@@ -33,12 +37,26 @@ impl RateLimits {
                 .map(|r| RateLimiter::keyed(Quota::per_minute(r).allow_burst(burst(l.chat_burst)))),
             search: NonZeroU32::new(l.search_per_second)
                 .map(|r| RateLimiter::keyed(Quota::per_second(r).allow_burst(burst(l.search_burst)))),
+            v1_token: NonZeroU32::new(l.v1_token_per_minute)
+                .map(|r| RateLimiter::keyed(Quota::per_minute(r).allow_burst(burst(l.v1_token_burst)))),
+        }
+    }
+
+    /// `Err(seconds to wait)` when the API token with digest `key` is over its quota.
+    fn check_token(&self, key: [u8; 16]) -> Result<(), u64> {
+        match &self.v1_token {
+            Some(l) => l.check_key(&key).map_err(wait_secs),
+            None => Ok(()),
         }
     }
 
     /// Drop state of clients that are back at full quota (bounded memory).
     pub fn forget_idle(&self) {
         for l in [&self.chat, &self.search].into_iter().flatten() {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        if let Some(l) = &self.v1_token {
             l.retain_recent();
             l.shrink_to_fit();
         }
@@ -54,15 +72,14 @@ impl RateLimits {
             &None
         };
         match limiter {
-            Some(l) => l.check_key(&ip).map_err(|not_until| {
-                not_until
-                    .wait_time_from(DefaultClock::default().now())
-                    .as_secs_f64()
-                    .ceil() as u64
-            }),
+            Some(l) => l.check_key(&ip).map_err(wait_secs),
             None => Ok(()),
         }
     }
+}
+
+fn wait_secs(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {
+    not_until.wait_time_from(DefaultClock::default().now()).as_secs_f64().ceil() as u64
 }
 
 /// The client's address: the peer, or the X-Forwarded-For client behind trusted proxies.
@@ -93,7 +110,16 @@ pub async fn rate_limit(State(state): State<Arc<AppState>>, req: Request, next: 
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let ip = client_ip(peer, req.headers(), &state.config.server.trusted_proxies);
-    if let Err(wait) = state.limits.check(req.uri().path(), ip) {
+    let checked = if req.uri().path() == "/v1/chat/completions" {
+        match crate::portal::v1_token(&state, req.headers()).await {
+            Ok(Some(key)) => state.limits.check_token(key),
+            Ok(None) => state.limits.check(req.uri().path(), ip),
+            Err(e) => return e.into_response(),
+        }
+    } else {
+        state.limits.check(req.uri().path(), ip)
+    };
+    if let Err(wait) = checked {
         state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -20,7 +20,10 @@ use lotse_service::answers::{Running, Started};
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
 
-pub use lotse_wire::openai::{Completion, CompletionChoice, CompletionMessage, CompletionRequest, ModelEntry, ModelList, Usage};
+pub use lotse_wire::openai::{
+    Completion, CompletionChoice, CompletionMessage, CompletionRequest, ContentPart, MessageContent, ModelEntry, ModelList,
+    RequestMessage, StreamOptions, Usage,
+};
 
 /// The model name Lotse answers to.
 pub const MODEL: &str = "lotse";
@@ -34,14 +37,16 @@ fn now() -> u64 {
 
 /// Turn OpenAI messages into a Lotse question with history.
 fn to_request(req: &CompletionRequest) -> Result<AnswerRequest, ApiError> {
-    let turns: Vec<(Speaker, &str)> = req
+    // content as a string, an array of text parts or null (a tool call's message)
+    let turns: Vec<(Speaker, String)> = req
         .messages
         .iter()
         .filter_map(|m| match m.role.as_str() {
-            "user" => Some((Speaker::User, m.content.as_str())),
-            "assistant" => Some((Speaker::Assistant, m.content.as_str())),
+            "user" => Some((Speaker::User, m.text())),
+            "assistant" => Some((Speaker::Assistant, m.text())),
             _ => None,
         })
+        .filter(|(_, text)| !text.trim().is_empty())
         .collect();
     let Some(last) = turns.iter().rposition(|(r, _)| *r == Speaker::User) else {
         return Err(ApiError::bad_request(
@@ -56,11 +61,11 @@ fn to_request(req: &CompletionRequest) -> Result<AnswerRequest, ApiError> {
         .rev()
         .map(|(role, content)| Turn {
             role: *role,
-            content: content.to_string(),
+            content: content.clone(),
         })
         .collect();
     Ok(AnswerRequest {
-        question: turns[last].1.to_string(),
+        question: turns[last].1.clone(),
         history,
         lang: None,
     })
@@ -80,9 +85,25 @@ fn footer(a: &Answer) -> String {
     s
 }
 
-fn completion(a: &Answer) -> Completion {
+/// A completion id: unique (clients such as Open WebUI key messages on it), with no
+/// meaning.
+fn completion_id() -> String {
+    let mut id = lotse_portal::auth::random_token("chatcmpl-");
+    id.truncate("chatcmpl-".len() + 24);
+    id
+}
+
+fn usage(a: &Answer) -> Usage {
+    Usage {
+        prompt_tokens: a.timings.prompt_tokens,
+        completion_tokens: a.timings.completion_tokens,
+        total_tokens: a.timings.prompt_tokens + a.timings.completion_tokens,
+    }
+}
+
+fn completion(id: String, a: &Answer) -> Completion {
     Completion {
-        id: format!("chatcmpl-lotse-{}", now()),
+        id,
         object: "chat.completion".into(),
         created: now(),
         model: MODEL.into(),
@@ -94,12 +115,22 @@ fn completion(a: &Answer) -> Completion {
             },
             finish_reason: "stop".into(),
         }],
-        usage: Usage {
-            prompt_tokens: a.timings.prompt_tokens,
-            completion_tokens: a.timings.completion_tokens,
-            total_tokens: a.timings.prompt_tokens + a.timings.completion_tokens,
-        },
+        usage: usage(a),
     }
+}
+
+/// The last chunk of a stream when the client asked for `stream_options.include_usage`: no
+/// choices, the token counts.
+fn usage_chunk(id: &str, a: &Answer) -> Event {
+    let v = serde_json::json!({
+        "id": id,
+        "object": "chat.completion.chunk",
+        "created": now(),
+        "model": MODEL,
+        "choices": [],
+        "usage": usage(a),
+    });
+    Event::default().data(v.to_string())
 }
 
 fn chunk(id: &str, delta: serde_json::Value, finish: Option<&str>) -> Event {
@@ -137,28 +168,32 @@ pub async fn chat_completions(
     let started = Instant::now();
     let Json(req) = body?;
     let question = to_request(&req)?;
-    let id = format!("chatcmpl-lotse-{}", now());
+    let id = completion_id();
+    let include_usage = req.stream_options.as_ref().is_some_and(|o| o.include_usage);
     match state.answers().start(question, started).await? {
         Started::Cached(a) => {
             if req.stream {
-                let events: Vec<Result<Event, Infallible>> = vec![
+                let mut events: Vec<Result<Event, Infallible>> = vec![
                     Ok(chunk(&id, serde_json::json!({"role": "assistant", "content": a.answer}), None)),
                     Ok(chunk(&id, serde_json::json!({"content": footer(&a)}), Some("stop"))),
-                    Ok(Event::default().data("[DONE]")),
                 ];
+                if include_usage {
+                    events.push(Ok(usage_chunk(&id, &a)));
+                }
+                events.push(Ok(Event::default().data("[DONE]")));
                 Ok(Sse::new(stream::iter(events)).into_response())
             } else {
-                Ok(Json(completion(&a)).into_response())
+                Ok(Json(completion(id, &a)).into_response())
             }
         }
         Started::Running(run) => {
             if req.stream {
-                return Ok(Sse::new(stream_chunks(state, run, id))
+                return Ok(Sse::new(stream_chunks(state, run, id, include_usage))
                     .keep_alive(KeepAlive::default())
                     .into_response());
             }
             let a = run.wait(state.answers()).await?;
-            Ok(Json(completion(&a)).into_response())
+            Ok(Json(completion(id, &a)).into_response())
         }
     }
 }
@@ -170,25 +205,34 @@ fn stream_chunks(
     state: Arc<AppState>,
     run: Running,
     id: String,
+    include_usage: bool,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send + 'static {
     struct St {
         state: Arc<AppState>,
         run: Running,
         id: String,
+        include_usage: bool,
         streamed: String,
         first: bool,
         done: bool,
+        /// The usage chunk, sent after the last content chunk.
+        usage: Option<Event>,
     }
     let st = St {
         state,
         run,
         id,
+        include_usage,
         streamed: String::new(),
         first: true,
         done: false,
+        usage: None,
     };
     stream::unfold(Some(st), |st| async move {
         let mut st = st?;
+        if let Some(e) = st.usage.take() {
+            return Some((Ok(e), Some(st)));
+        }
         if st.done {
             return Some((Ok(Event::default().data("[DONE]")), None));
         }
@@ -221,6 +265,9 @@ fn stream_chunks(
                     }
                     rest.push_str(&footer(&a));
                     let e = chunk(&st.id, delta_role(st.first, &rest), Some("stop"));
+                    if st.include_usage {
+                        st.usage = Some(usage_chunk(&st.id, &a));
+                    }
                     st.done = true;
                     return Some((Ok(e), Some(st)));
                 }

@@ -183,6 +183,9 @@ pub struct ServerSettings {
     pub cors_origins: Vec<String>,
     /// Reverse proxies whose X-Forwarded-For is believed; other peers are the client.
     pub trusted_proxies: Vec<IpAddr>,
+    /// `/v1` (the OpenAI-compatible API) only with a portal API token of scope `chat`
+    /// (`Authorization: Bearer lotse_…`); by default it also answers without one.
+    pub v1_requires_token: bool,
 }
 
 impl Default for ServerSettings {
@@ -191,6 +194,7 @@ impl Default for ServerSettings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            v1_requires_token: false,
         }
     }
 }
@@ -215,6 +219,11 @@ pub struct Limits {
     /// Cached answers (entries) and how long they live.
     pub answer_cache_entries: u64,
     pub answer_cache_ttl_secs: u64,
+    /// `/v1/chat/completions` with a portal API token: questions per token and minute (one
+    /// Open WebUI or n8n serves many people from one address; 0: unlimited) ...
+    pub v1_token_per_minute: u32,
+    /// ... with this many at once.
+    pub v1_token_burst: u32,
 }
 
 impl Default for Limits {
@@ -229,6 +238,8 @@ impl Default for Limits {
             request_timeout_secs: 120,
             answer_cache_entries: 10_000,
             answer_cache_ttl_secs: 3600,
+            v1_token_per_minute: 60,
+            v1_token_burst: 20,
         }
     }
 }

@@ -150,6 +150,36 @@ pub async fn cms_token(state: &AppState, headers: &HeaderMap, action: Action<'st
     })
 }
 
+/// The quota key of a `/v1` request's API token: `Ok(Some(..))` for a valid portal token of
+/// scope `chat`, `Ok(None)` for a request without one (or with another kind of key, such as
+/// the placeholder Open WebUI sends, or without a portal), 401 for a portal token that is
+/// unknown, revoked, expired or of another scope, and 401 without a token when
+/// `[server] v1_requires_token` is set.
+pub async fn v1_token(state: &AppState, headers: &HeaderMap) -> Result<Option<[u8; 16]>, ApiError> {
+    let refused = |msg: &'static str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg);
+    let token = bearer(headers).filter(|t| is_portal_token(t));
+    let (Some(token), Some(portal)) = (token, state.portal()) else {
+        if state.config.server.v1_requires_token {
+            return Err(refused(
+                "Bitte melden Sie sich mit einem Zugangsschlüssel des Portals an (Authorization: Bearer lotse_…, Berechtigung „chat“).",
+            ));
+        }
+        return Ok(None);
+    };
+    let store = portal.store.clone();
+    let t = token.clone();
+    match run_blocking(move || store.token(&t)).await? {
+        Some((_, scopes)) if scopes.contains(&auth::Scope::Chat) => {
+            let digest = auth::token_hash(&token);
+            let mut key = [0u8; 16];
+            hex::decode_to_slice(&digest[..32], &mut key).map_err(|_| refused("Dieser Zugangsschlüssel ist ungültig."))?;
+            Ok(Some(key))
+        }
+        Some(_) => Err(refused("Dieser Zugangsschlüssel hat nicht die Berechtigung „chat“.")),
+        None => Err(refused("Dieser Zugangsschlüssel ist ungültig oder wurde widerrufen.")),
+    }
+}
+
 /// Hourly: chats past their retention are deleted.
 pub async fn expire_chats(state: &AppState) {
     let Some(portal) = state.portal() else { return };

@@ -475,6 +475,77 @@ async fn openai_compatible_chat_and_models() {
     assert_eq!(r.status(), 400);
 }
 
+/// The request shapes Open WebUI sends to an OpenAI connection: content as an array of
+/// parts, an assistant turn with `content: null` (a tool call), extra fields it adds,
+/// `stream_options.include_usage`; and what it relies on: unique ids, a usage chunk.
+#[tokio::test]
+async fn open_webui_request_shapes() {
+    let s = start(open_config(), Duration::ZERO, true).await;
+    let post = |body: Value| {
+        let req = s.client.post(s.url("/v1/chat/completions")).json(&body);
+        async move { req.send().await.unwrap() }
+    };
+    let body = json!({
+        "model": "lotse",
+        "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Antworte knapp."}]},
+            {"role": "user", "content": [{"type": "text", "text": "Guten Tag"}]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "x", "arguments": "{}"}}]},
+            {"role": "user", "content": [
+                {"type": "text", "text": "Wie hoch ist die Hundesteuer für den ersten Hund?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+            ]}
+        ],
+        "stream": false,
+        "user": "owui-user-1",
+        "metadata": {"chat_id": "c-1", "message_id": "m-1"},
+        "temperature": 0.7
+    });
+    let r = post(body.clone()).await;
+    assert_eq!(r.status(), 200);
+    let a: Value = r.json().await.unwrap();
+    let content = a["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.contains("108 Euro") && content.contains("KI-generiert"), "{content}");
+    let b: Value = post(body.clone()).await.json().await.unwrap();
+    let (id_a, id_b) = (a["id"].as_str().unwrap(), b["id"].as_str().unwrap());
+    assert!(id_a.starts_with("chatcmpl-") && id_b.starts_with("chatcmpl-"), "{id_a} {id_b}");
+    assert_ne!(id_a, id_b, "two completions in one second share an id");
+    assert_eq!(
+        a["usage"]["total_tokens"].as_u64().unwrap(),
+        a["usage"]["prompt_tokens"].as_u64().unwrap() + a["usage"]["completion_tokens"].as_u64().unwrap()
+    );
+
+    // streamed, with the usage chunk last before [DONE] (cached and fresh answers alike)
+    for question in ["Wie hoch ist die Hundesteuer für den ersten Hund?", "Wann ist die Bücherei geöffnet?"] {
+        let mut body = body.clone();
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+        body["messages"][3]["content"][0]["text"] = json!(question);
+        let text = post(body).await.text().await.unwrap();
+        let datas: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+        assert_eq!(datas.last(), Some(&"[DONE]"), "{text}");
+        let chunks: Vec<Value> = datas[..datas.len() - 1].iter().map(|d| serde_json::from_str(d).unwrap()).collect();
+        let last = chunks.last().unwrap();
+        assert_eq!(last["choices"], json!([]), "{text}");
+        assert!(last["usage"]["total_tokens"].is_u64(), "{text}");
+        let ids: std::collections::HashSet<&str> = chunks.iter().map(|c| c["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), 1, "one id per stream: {text}");
+        let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert!(content.contains("KI-generiert"), "{content}");
+    }
+    // without include_usage no usage chunk
+    let mut plain = body.clone();
+    plain["stream"] = json!(true);
+    let text = post(plain).await.text().await.unwrap();
+    assert!(!text.contains("\"usage\""), "{text}");
+
+    // a user message with only an image (no text) is no question
+    let r = post(json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]})).await;
+    assert_eq!(r.status(), 400);
+    let r = post(json!({"messages": [{"role": "user", "content": null}]})).await;
+    assert_eq!(r.status(), 400);
+}
+
 #[tokio::test]
 async fn health_ready_metrics_and_search() {
     let s = start(open_config(), Duration::ZERO, false).await;

@@ -133,12 +133,17 @@ fn urlencode(s: &str) -> String {
 /// Users: `admin` (admin, gold), `alice` (editor of bauamt, bronze), `bob` (staff of
 /// kaemmerei, seepferdchen), `carl` (staff of bauamt, not yet trained).
 async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+async fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
     config.limits.chat_per_minute = 0;
     config.limits.search_per_second = 0;
     config.portal.max_upload_bytes = 2 * 1024 * 1024;
     config.portal.login_per_minute = 0; // every test signs in from 127.0.0.1
+    configure(&mut config);
     let index = town_index(&dir.path().join("index"));
     let local = Arc::new(FakeCitingGenerator::new("fake-local", false));
     let external = Arc::new(FakeExternalGenerator::new("fake-external", true));
@@ -478,6 +483,61 @@ async fn a_canary_in_group_a_never_reaches_group_b_citizens_or_the_openai_api() 
         let shown = if r.json()["query"].is_string() { r.json()["results"].to_string() } else { r.text.clone() };
         assert!(!shown.contains(CANARY), "citizens: {}", r.text);
         assert!(!r.text.contains("/portal/dokumente/"), "citizens see no portal link: {}", r.text);
+    }
+}
+
+/// `/v1` for Open WebUI or n8n: one address serves many people, so a portal API token with
+/// the `chat` scope has its own quota; a wrong token is refused, not counted as anonymous;
+/// `[server] v1_requires_token` closes `/v1` to requests without one.
+#[tokio::test]
+async fn the_openai_api_counts_quotas_per_token() {
+    for requires_token in [false, true] {
+        let s = start_with(|c| {
+            c.limits.chat_per_minute = 1;
+            c.limits.chat_burst = 1;
+            c.limits.v1_token_per_minute = 1;
+            c.limits.v1_token_burst = 3;
+            c.server.v1_requires_token = requires_token;
+        })
+        .await;
+        let admin = s.login("admin").await;
+        let mut tokens = Vec::new();
+        for (name, scopes) in [("owui", json!(["chat"])), ("n8n", json!(["chat"])), ("cms", json!(["simplify"]))] {
+            let r = s.post(&admin, "/portal/api/admin/tokens", json!({"name": name, "scopes": scopes})).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            tokens.push(Who { bearer: r.json()["token"].as_str().map(String::from), ..Who::default() });
+        }
+        let (owui, n8n, cms) = (&tokens[0], &tokens[1], &tokens[2]);
+        let server = &s;
+        let ask = |who: &Who| {
+            let body = json!({"model": "lotse", "messages": [{"role": "user", "content": "Wie hoch ist die Hundesteuer?"}]});
+            let who = who.clone();
+            async move { server.post(&who, "/v1/chat/completions", body).await }
+        };
+        // the token's quota (3 at once), not the address's (1)
+        for i in 0..3 {
+            let r = ask(owui).await;
+            assert_eq!(r.status, 200, "request {i} with the token: {}", r.text);
+        }
+        let r = ask(owui).await;
+        assert_eq!(r.status, 429, "{}", r.text);
+        assert!(r.headers.contains_key("retry-after"));
+        // another token has a quota of its own
+        assert_eq!(ask(n8n).await.status, 200);
+        // a token of another scope, or an unknown one: 401, not an anonymous request
+        assert_eq!(ask(cms).await.status, 401);
+        assert_eq!(ask(&Who { bearer: Some("lotse_not-a-token".into()), ..Who::default() }).await.status, 401);
+        // without a portal token (Open WebUI's placeholder key counts as none)
+        let placeholder = Who { bearer: Some("sk-placeholder".into()), ..Who::default() };
+        if requires_token {
+            let r = ask(&placeholder).await;
+            assert_eq!(r.status, 401, "{}", r.text);
+            assert!(r.json()["error"]["message"].as_str().unwrap().contains("Zugangsschlüssel"), "{}", r.text);
+            assert_eq!(ask(&ANON).await.status, 401);
+        } else {
+            assert_eq!(ask(&placeholder).await.status, 200);
+            assert_eq!(ask(&ANON).await.status, 429, "the address's quota of 1 is used up");
+        }
     }
 }
 
