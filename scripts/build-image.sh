@@ -9,8 +9,8 @@
 # 127.0.0.1, starts the image (podman run; docker works too) with the model cache mounted
 # read-only as `lotse up SITE --no-embed` (fetch nothing, crawl, serve), and asks /ready until
 # it says "ready". Where the sandbox forbids running containers, it runs the image's
-# entrypoint from the image's own root file system (exported and unpacked) under chroot, as
-# the image's account and with the image's environment.
+# entrypoint from the image's own root file system (exported and unpacked) under chroot, in
+# the image's working directory, as its account and with its environment.
 #
 #   scripts/build-image.sh                     # build (release binary, widget) and check
 #   LOTSE_IMAGE_BIN=path/to/lotse scripts/build-image.sh   # use this binary (CI: the debug one)
@@ -127,11 +127,20 @@ mapfile -t envs < <("$engine" image inspect "$image" --format '{{range .Config.E
 envs=("${envs[@]/#LOTSE_ADDR=*/LOTSE_ADDR=127.0.0.1:$port}")
 entry=$("$engine" image inspect "$image" --format '{{join .Config.Entrypoint " "}}')
 user=$("$engine" image inspect "$image" --format '{{.Config.User}}')
-# (chroot starts in /; the image's paths are absolute, so its WORKDIR changes nothing here)
-cd "$unpacked"
-env -i "${envs[@]}" chroot --userspec="$user" "$unpacked" $entry "${args[@]}" >"$work/serve.log" 2>&1 &
+workdir=$("$engine" image inspect "$image" --format '{{.Config.WorkingDir}}')
+# as a container runtime starts it: root, working directory, account, environment, entrypoint
+env -i "${envs[@]}" "$(command -v python3)" -c '
+import os, sys
+root, workdir, user, *argv = sys.argv[1:]
+uid, gid = (int(x) for x in user.split(":"))
+os.chroot(root)
+os.chdir(workdir or "/")
+os.setgroups([])
+os.setgid(gid)
+os.setuid(uid)
+os.execv(argv[0], argv)
+' "$unpacked" "$workdir" "$user" $entry "${args[@]}" >"$work/serve.log" 2>&1 &
 pid=$!
-cd - >/dev/null
 if ask_ready; then exit 0; fi
 cat "$work/serve.log" >&2
 exit 1

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The licence inventory, checked: `cargo deny` over the server's and the widget's dependency
 # trees (deny.toml: licences, sources, wildcard versions; advisories only where the RustSec
-# database was fetched before, since CI has no internet), then the SBOM (CycloneDX) and the
+# database was fetched before: it is a git repository, which the machines here cannot reach,
+# unlike crates.io), then the SBOM (CycloneDX) and the
 # third-party notices are generated and read back.
 # Without cargo-deny: a failure with LOTSE_REQUIRE_DENY=1 (CI installs it), else skipped.
 set -euo pipefail

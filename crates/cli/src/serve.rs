@@ -261,6 +261,14 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
+        let internal = match config.server.internal_addr {
+            Some(a) => Some(
+                tokio::net::TcpListener::bind(a)
+                    .await
+                    .with_context(|| format!("cannot listen on {a} ([server] internal_addr)"))?,
+            ),
+            None => None,
+        };
         let state = AppState::new(config.clone());
         if config.feedback.enabled {
             std::fs::create_dir_all(&data)
@@ -279,8 +287,15 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
         if !state.widget_built() {
             tracing::info!("no widget at /widget/lotse.js: build it with scripts/build-widget.sh (or set [widget] dir)");
         }
-        let server = tokio::spawn(lotse_server::serve(
+        if let Some(i) = &internal {
+            tracing::info!(
+                "staff and operations routes (/portal, /v1, /metrics, /openapi.json) on http://{}; http://{local} serves the citizens' routes only",
+                i.local_addr()?
+            );
+        }
+        let server = tokio::spawn(lotse_server::serve_split(
             listener,
+            internal,
             state.clone(),
             lotse_server::shutdown_signal(),
         ));

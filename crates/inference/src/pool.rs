@@ -230,14 +230,17 @@ impl Shared {
         let mut g = self.lock();
         let s = &mut g.0[i];
         if healthy {
-            if s.unhealthy {
-                tracing::info!(engine = %self.members[i].name, "engine pool: engine healthy again");
-            }
+            let was_down = s.unhealthy;
             s.unhealthy = false;
-            // an open circuit gets its trial now instead of after the cool-down
-            let now = Instant::now();
-            if s.open_until.is_some_and(|t| t > now) {
-                s.open_until = Some(now);
+            if was_down {
+                tracing::info!(engine = %self.members[i].name, "engine pool: engine healthy again");
+                // an engine that was down and answers again gets its trial now instead of after
+                // the cool-down; one that stayed up (its /models answers while completions fail)
+                // rests the full time
+                let now = Instant::now();
+                if s.open_until.is_some_and(|t| t > now) {
+                    s.open_until = Some(now);
+                }
             }
         } else {
             if !s.unhealthy {

@@ -55,7 +55,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 pub use config::Config;
-pub use serving::{serve, shutdown_signal};
+pub use serving::{serve, serve_split, shutdown_signal};
 
 /// Shared state of the running server.
 pub struct AppState {
@@ -188,8 +188,9 @@ impl AppState {
 
     /// The CMS's page refresh, sharing the one-writer lock with uploads.
     pub fn page_refresh(&self) -> Arc<PageRefresh> {
-        // built in `new`; the fallback is never taken
-        self.services().page_refresh.clone().unwrap_or_else(|| {
+        // built in `new`; the fallback is never taken (and runs without the services lock)
+        let built = self.services().page_refresh.clone();
+        built.unwrap_or_else(|| {
             Arc::new(PageRefresh::new(self.answerer(), self.simplify(), self.refresh_lock.clone(), None))
         })
     }
@@ -497,6 +498,25 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// The routes of staff and operations, kept off the public listener when
+/// `[server] internal_addr` gives them their own.
+const INTERNAL_PREFIXES: [&str; 4] = ["/portal", "/v1/", "/metrics", "/openapi.json"];
+
+/// The citizens' routes only (`/api/v1`, `/widget`, `/health`, `/ready`): [`app`] with the
+/// staff and operations routes answering 404, for the public listener when they have a
+/// listener of their own.
+pub fn public_app(state: Arc<AppState>) -> Router {
+    app(state).layer(middleware::from_fn(public_only))
+}
+
+async fn public_only(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if INTERNAL_PREFIXES.iter().any(|p| path == p.trim_end_matches('/') || path.starts_with(p)) {
+        return axum::response::IntoResponse::into_response(api::not_found().await);
+    }
+    next.run(req).await
 }
 
 /// The content security policy of Lotse's own HTML pages (documents, error pages): no

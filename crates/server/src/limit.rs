@@ -27,7 +27,14 @@ pub struct RateLimits {
     search: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// `/v1` by API token (the key: the first 16 bytes of the token's SHA-256).
     v1_token: Option<DefaultKeyedRateLimiter<[u8; 16]>>,
+    /// What the store said of a `/v1` token lately (valid with scope `chat`, or not), so
+    /// that a client cannot make every request a database round trip; a revoked token is
+    /// refused within [`TOKEN_CHECK_TTL`].
+    pub(crate) v1_tokens: moka::sync::Cache<[u8; 16], bool>,
 }
+
+/// How long a `/v1` token's check is trusted.
+pub const TOKEN_CHECK_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl RateLimits {
     pub fn new(l: &Limits) -> RateLimits {
@@ -39,6 +46,7 @@ impl RateLimits {
                 .map(|r| RateLimiter::keyed(Quota::per_second(r).allow_burst(burst(l.search_burst)))),
             v1_token: NonZeroU32::new(l.v1_token_per_minute)
                 .map(|r| RateLimiter::keyed(Quota::per_minute(r).allow_burst(burst(l.v1_token_burst)))),
+            v1_tokens: moka::sync::Cache::builder().max_capacity(10_000).time_to_live(TOKEN_CHECK_TTL).build(),
         }
     }
 
@@ -110,11 +118,17 @@ pub async fn rate_limit(State(state): State<Arc<AppState>>, req: Request, next: 
         .map(|c| c.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     let ip = client_ip(peer, req.headers(), &state.config.server.trusted_proxies);
-    let checked = if req.uri().path() == "/v1/chat/completions" {
+    let path = req.uri().path();
+    let checked = if path.starts_with("/v1/") {
         match crate::portal::v1_token(&state, req.headers()).await {
-            Ok(Some(key)) => state.limits.check_token(key),
-            Ok(None) => state.limits.check(req.uri().path(), ip),
-            Err(e) => return e.into_response(),
+            Ok(Some(key)) if path == "/v1/chat/completions" => state.limits.check_token(key),
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => state.limits.check(path, ip),
+            // a refused token costs the address's quota: no free guessing
+            Err(e) => match state.limits.check("/v1/chat/completions", ip) {
+                Ok(()) => return e.into_response(),
+                Err(wait) => Err(wait),
+            },
         }
     } else {
         state.limits.check(req.uri().path(), ip)

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{AppState, app, insights, portal};
+use crate::{AppState, app, insights, portal, public_app};
 
 /// Serve until `shutdown` resolves; in-flight requests finish first. Reloads the index every
 /// few seconds and forgets idle rate-limit entries every minute.
@@ -14,6 +14,19 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_split(listener, None, state, shutdown).await
+}
+
+/// As [`serve`]; with an `internal` listener, `public` serves only the citizens' routes
+/// ([`crate::public_app`]) and `internal` every route (`[server] internal_addr`).
+pub async fn serve_split(
+    public: tokio::net::TcpListener,
+    internal: Option<tokio::net::TcpListener>,
+    state: Arc<AppState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use futures_util::FutureExt;
+    let shutdown = shutdown.shared();
     let housekeeping = {
         let state = state.clone();
         tokio::spawn(async move {
@@ -34,12 +47,21 @@ pub async fn serve(
             }
         })
     };
-    let result = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let result = match internal {
+        None => {
+            axum::serve(public, app(state).into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        Some(internal) => {
+            let public = axum::serve(public, public_app(state.clone()).into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown.clone());
+            let internal = axum::serve(internal, app(state).into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(shutdown);
+            let (a, b) = tokio::join!(public.into_future(), internal.into_future());
+            a.and(b)
+        }
+    };
     housekeeping.abort();
     result
 }

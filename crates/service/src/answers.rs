@@ -4,7 +4,8 @@
 //!
 //! Invariants:
 //! - Cache key: content version, language, normalised question, normalised history. A new
-//!   content version (a reload that changed the index, another answerer) clears the cache.
+//!   content version from a reload that changed the index clears the cache; another
+//!   answerer keys new entries with its index's version.
 //! - A flagged answer (it needs a human look) is never cached.
 //! - The id of an answer is a hash of its cache key, model and text: the same question, text
 //!   and model give the same id.

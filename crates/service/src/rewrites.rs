@@ -138,6 +138,9 @@ pub struct SimplifyService {
     /// on a legal text. [`SimplifyService::decide`] writes through; a decision made on
     /// another server sharing the database shows within [`DECISION_TTL`].
     decisions: moka::sync::Cache<String, Option<ReviewDecision>>,
+    /// Bumped by every write of a decision or rewrite: a read that began before one is not
+    /// cached (it may hold what the write replaced).
+    decision_epoch: Mutex<u64>,
     jobs: Mutex<Jobs>,
     wake: Condvar,
     queue_limit: usize,
@@ -180,6 +183,7 @@ impl SimplifyService {
                 .max_capacity(4096)
                 .time_to_live(DECISION_TTL)
                 .build(),
+            decision_epoch: Mutex::new(0),
             jobs: Mutex::new(Jobs::default()),
             wake: Condvar::new(),
             queue_limit: queue_limit.max(1),
@@ -287,11 +291,12 @@ impl SimplifyService {
             return;
         }
         let rules_key = format!("{RULES_PREFIX}{key}");
+        let epoch = self.epoch();
         match self.store.get_with_reviews(&[key, &rules_key]) {
             Ok(found) => {
                 for (k, page, decision) in found {
                     if k == key {
-                        self.decisions.insert(k.clone(), decision);
+                        self.cache_decision(epoch, &k, decision);
                     }
                     self.cache.insert(k, Arc::new(page));
                 }
@@ -307,15 +312,38 @@ impl SimplifyService {
         if let Some(hit) = self.decisions.get(key) {
             return hit;
         }
+        let epoch = self.epoch();
         match self.store.review(key) {
             Ok(d) => {
-                self.decisions.insert(key.to_string(), d.clone());
+                self.cache_decision(epoch, key, d.clone());
                 d
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read a review decision; showing the rules pass");
                 None
             }
+        }
+    }
+
+    fn epoch(&self) -> u64 {
+        *self.decision_epoch.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Cache a decision read at `epoch`, unless a write came in between.
+    fn cache_decision(&self, epoch: u64, key: &str, d: Option<ReviewDecision>) {
+        let current = self.decision_epoch.lock().unwrap_or_else(PoisonError::into_inner);
+        if *current == epoch {
+            self.decisions.insert(key.to_string(), d);
+        }
+    }
+
+    /// A decision or rewrite under `key` was written: forget what was read before.
+    fn decision_written(&self, key: &str, d: Option<ReviewDecision>) {
+        let mut current = self.decision_epoch.lock().unwrap_or_else(PoisonError::into_inner);
+        *current += 1;
+        match d {
+            Some(d) => self.decisions.insert(key.to_string(), Some(d)),
+            None => self.decisions.invalidate(key),
         }
     }
 
@@ -423,7 +451,7 @@ impl SimplifyService {
         // citizens get the text decided on, even if this server's memory still held an older
         // rewrite under the key (one made again from the command line meanwhile)
         self.cache.insert(key.to_string(), Arc::new(rewrite));
-        self.decisions.insert(key.to_string(), Some(decision.clone()));
+        self.decision_written(key, Some(decision.clone()));
         Ok(decision)
     }
 
@@ -719,7 +747,7 @@ impl SimplifyService {
                 let legal = result.legal_text && result.has_model_rewrite() && !url.starts_with(CMS_PREFIX);
                 self.cache.insert(key.clone(), Arc::new(result));
                 // writing a rewrite drops the decisions on its key (they were on another text)
-                self.decisions.invalidate(&key);
+                self.decision_written(&key, None);
                 if legal && self.simplifier.legal_texts() == LegalTexts::Review {
                     // what citizens see until a review: ready before anyone clicks
                     self.store_rules_pass(&key, &page, &hash);

@@ -183,6 +183,10 @@ pub struct ServerSettings {
     pub cors_origins: Vec<String>,
     /// Reverse proxies whose X-Forwarded-For is believed; other peers are the client.
     pub trusted_proxies: Vec<IpAddr>,
+    /// A second listener for the staff and operations routes (`/portal`, `/v1`,
+    /// `/metrics`, `/openapi.json`); when set, `addr` serves only the citizens' routes
+    /// (`/api/v1`, `/widget`, `/health`, `/ready`). Unset: `addr` serves everything.
+    pub internal_addr: Option<SocketAddr>,
     /// `/v1` (the OpenAI-compatible API) only with a portal API token of scope `chat`
     /// (`Authorization: Bearer lotse_…`); by default it also answers without one.
     pub v1_requires_token: bool,
@@ -194,6 +198,7 @@ impl Default for ServerSettings {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             cors_origins: Vec::new(),
             trusted_proxies: Vec::new(),
+            internal_addr: None,
             v1_requires_token: false,
         }
     }

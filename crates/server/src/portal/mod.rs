@@ -154,7 +154,8 @@ pub async fn cms_token(state: &AppState, headers: &HeaderMap, action: Action<'st
 /// scope `chat`, `Ok(None)` for a request without one (or with another kind of key, such as
 /// the placeholder Open WebUI sends, or without a portal), 401 for a portal token that is
 /// unknown, revoked, expired or of another scope, and 401 without a token when
-/// `[server] v1_requires_token` is set.
+/// `[server] v1_requires_token` is set. The store's answer is kept for
+/// [`crate::limit::TOKEN_CHECK_TTL`] (a revocation takes that long to reach `/v1`).
 pub async fn v1_token(state: &AppState, headers: &HeaderMap) -> Result<Option<[u8; 16]>, ApiError> {
     let refused = |msg: &'static str| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", msg);
     let token = bearer(headers).filter(|t| is_portal_token(t));
@@ -166,17 +167,23 @@ pub async fn v1_token(state: &AppState, headers: &HeaderMap) -> Result<Option<[u
         }
         return Ok(None);
     };
-    let store = portal.store.clone();
-    let t = token.clone();
-    match run_blocking(move || store.token(&t)).await? {
-        Some((_, scopes)) if scopes.contains(&auth::Scope::Chat) => {
-            let digest = auth::token_hash(&token);
-            let mut key = [0u8; 16];
-            hex::decode_to_slice(&digest[..32], &mut key).map_err(|_| refused("Dieser Zugangsschlüssel ist ungültig."))?;
-            Ok(Some(key))
+    let mut key = [0u8; 16];
+    hex::decode_to_slice(&auth::token_hash(&token)[..32], &mut key).map_err(|_| refused("Dieser Zugangsschlüssel ist ungültig."))?;
+    let valid = match state.limits.v1_tokens.get(&key) {
+        Some(v) => v,
+        None => {
+            let store = portal.store.clone();
+            let v = run_blocking(move || store.token(&token))
+                .await?
+                .is_some_and(|(_, scopes)| scopes.contains(&auth::Scope::Chat));
+            state.limits.v1_tokens.insert(key, v);
+            v
         }
-        Some(_) => Err(refused("Dieser Zugangsschlüssel hat nicht die Berechtigung „chat“.")),
-        None => Err(refused("Dieser Zugangsschlüssel ist ungültig oder wurde widerrufen.")),
+    };
+    if valid {
+        Ok(Some(key))
+    } else {
+        Err(refused("Dieser Zugangsschlüssel ist ungültig, wurde widerrufen oder hat nicht die Berechtigung „chat“."))
     }
 }
 

@@ -826,3 +826,30 @@ async fn api_errors_expose_retry_after_to_the_widget() {
     let expose = r.headers()["access-control-expose-headers"].to_str().unwrap().to_ascii_lowercase();
     assert!(expose.contains("retry-after") && expose.contains("location"), "{expose}");
 }
+
+/// `[server] internal_addr`: the public listener keeps the citizens' routes, the staff and
+/// operations routes answer only on the internal one.
+#[tokio::test]
+async fn an_internal_listener_takes_the_staff_and_operations_routes() {
+    let state = AppState::new(open_config());
+    let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let internal = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (pa, ia) = (public.local_addr().unwrap(), internal.local_addr().unwrap());
+    tokio::spawn(lotse_server::serve_split(public, Some(internal), state, std::future::pending()));
+    let client = reqwest::Client::new();
+    let status = |addr: SocketAddr, path: &str| {
+        let r = client.get(format!("http://{addr}{path}"));
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    for path in ["/health", "/api/v1/search?q=Hund"] {
+        assert_ne!(status(pa, path).await, 404, "{path} is public");
+        assert_ne!(status(ia, path).await, 404, "{path} on the internal listener too");
+    }
+    for path in ["/metrics", "/openapi.json", "/v1/models", "/portal/", "/portal/api/me", "/portal"] {
+        assert_eq!(status(pa, path).await, 404, "{path} must not be public");
+        assert_ne!(status(ia, path).await, 404, "{path} on the internal listener");
+    }
+    // the 404 of the public listener is the API's German one
+    let r: Value = client.get(format!("http://{pa}/metrics")).send().await.unwrap().json().await.unwrap();
+    assert!(!message(&r).is_empty(), "{r}");
+}

@@ -494,7 +494,7 @@ async fn the_openai_api_counts_quotas_per_token() {
     for requires_token in [false, true] {
         let s = start_with(|c| {
             c.limits.chat_per_minute = 1;
-            c.limits.chat_burst = 1;
+            c.limits.chat_burst = if requires_token { 4 } else { 3 };
             c.limits.v1_token_per_minute = 1;
             c.limits.v1_token_burst = 3;
             c.server.v1_requires_token = requires_token;
@@ -514,7 +514,7 @@ async fn the_openai_api_counts_quotas_per_token() {
             let who = who.clone();
             async move { server.post(&who, "/v1/chat/completions", body).await }
         };
-        // the token's quota (3 at once), not the address's (1)
+        // the token's quota (3 at once), not the address's
         for i in 0..3 {
             let r = ask(owui).await;
             assert_eq!(r.status, 200, "request {i} with the token: {}", r.text);
@@ -524,20 +524,22 @@ async fn the_openai_api_counts_quotas_per_token() {
         assert!(r.headers.contains_key("retry-after"));
         // another token has a quota of its own
         assert_eq!(ask(n8n).await.status, 200);
-        // a token of another scope, or an unknown one: 401, not an anonymous request
+        // a token of another scope, or an unknown one: 401, not an anonymous request; each
+        // refusal costs the address's quota (no free guessing)
         assert_eq!(ask(cms).await.status, 401);
         assert_eq!(ask(&Who { bearer: Some("lotse_not-a-token".into()), ..Who::default() }).await.status, 401);
         // without a portal token (Open WebUI's placeholder key counts as none)
         let placeholder = Who { bearer: Some("sk-placeholder".into()), ..Who::default() };
         if requires_token {
+            assert_eq!(s.get(&ANON, "/v1/models").await.status, 401, "all of /v1 needs the token");
+            assert_eq!(s.get(owui, "/v1/models").await.status, 200);
             let r = ask(&placeholder).await;
             assert_eq!(r.status, 401, "{}", r.text);
             assert!(r.json()["error"]["message"].as_str().unwrap().contains("Zugangsschlüssel"), "{}", r.text);
-            assert_eq!(ask(&ANON).await.status, 401);
         } else {
             assert_eq!(ask(&placeholder).await.status, 200);
-            assert_eq!(ask(&ANON).await.status, 429, "the address's quota of 1 is used up");
         }
+        assert_eq!(ask(&ANON).await.status, 429, "the address's quota is used up");
     }
 }
 
