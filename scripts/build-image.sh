@@ -122,7 +122,8 @@ container=$("$engine" create "$image")
 "$engine" rm -f "$container" >/dev/null; container=
 mkdir -p "$unpacked/var/lib/lotse/models"
 cp -al "$models/." "$unpacked/var/lib/lotse/models/" 2>/dev/null || cp -a "$models/." "$unpacked/var/lib/lotse/models/"
-chown -R 10001:10001 "$unpacked/var/lib/lotse"
+# the directories only: the model files are hard links to the cache, whose owner stays
+chown 10001:10001 "$unpacked/var/lib/lotse" "$unpacked/var/lib/lotse/models"
 mapfile -t envs < <("$engine" image inspect "$image" --format '{{range .Config.Env}}{{println .}}{{end}}' | sed '/^$/d')
 envs=("${envs[@]/#LOTSE_ADDR=*/LOTSE_ADDR=127.0.0.1:$port}")
 entry=$("$engine" image inspect "$image" --format '{{join .Config.Entrypoint " "}}')
