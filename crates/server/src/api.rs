@@ -162,36 +162,10 @@ pub async fn search(
     params: Result<Query<SearchParams>, QueryRejection>,
 ) -> Result<Json<SearchResponse>, ApiError> {
     let Query(p) = params?;
+    let hits = state.answers().search(&p.q, p.limit).await?;
     let q = p.q.trim().to_string();
-    if q.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_query",
-            "Bitte geben Sie einen Suchbegriff ein.",
-        ));
-    }
-    if q.chars().count() > lotse_answer::MAX_QUESTION_CHARS {
-        return Err(ApiError::bad_request(
-            "query_too_long",
-            "Der Suchbegriff ist zu lang. Bitte verwenden Sie höchstens 1000 Zeichen.",
-        ));
-    }
-    let limit = p.limit.unwrap_or(10);
-    if !(1..=50).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            "Die Anzahl der Ergebnisse (limit) muss zwischen 1 und 50 liegen.",
-        ));
-    }
-    let answerer = state.answerer().ok_or_else(ApiError::starting)?;
-    let q2 = q.clone();
-    let hits = tokio::task::spawn_blocking(move || answerer.search(&q2, limit * 3))
-        .await
-        .map_err(|e| ApiError::from(lotse_answer::AnswerError::Index(e.to_string())))??;
-    let mut seen = std::collections::HashSet::new();
     let results = hits
         .into_iter()
-        .filter(|h| seen.insert(h.url.clone()))
-        .take(limit)
         .map(|h| SearchResult {
             url: h.url,
             title: h.title,

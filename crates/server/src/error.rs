@@ -94,6 +94,51 @@ impl From<lotse_service::answers::AskError> for ApiError {
     }
 }
 
+/// A search of the public pages that gave no hits.
+impl From<lotse_service::answers::SearchError> for ApiError {
+    fn from(e: lotse_service::answers::SearchError) -> ApiError {
+        use lotse_service::answers::SearchError;
+        match e {
+            SearchError::EmptyQuery => {
+                ApiError::bad_request("empty_query", "Bitte geben Sie einen Suchbegriff ein.")
+            }
+            SearchError::QueryTooLong => ApiError::bad_request(
+                "query_too_long",
+                "Der Suchbegriff ist zu lang. Bitte verwenden Sie höchstens 1000 Zeichen.",
+            ),
+            SearchError::InvalidLimit => ApiError::bad_request(
+                "invalid_limit",
+                "Die Anzahl der Ergebnisse (limit) muss zwischen 1 und 50 liegen.",
+            ),
+            SearchError::Starting => ApiError::starting(),
+            SearchError::Answer(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// A rating that was not stored.
+impl From<lotse_service::feedback::RateError> for ApiError {
+    fn from(e: lotse_service::feedback::RateError) -> ApiError {
+        use lotse_service::feedback::RateError;
+        match e {
+            RateError::Disabled => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "feedback_disabled",
+                "Rückmeldungen sind hier leider nicht möglich.",
+            ),
+            RateError::UnknownAnswer => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_answer",
+                "Diese Antwort ist uns nicht mehr bekannt. Bitte stellen Sie Ihre Frage noch einmal.",
+            ),
+            RateError::Store(_) | RateError::Task(_) => {
+                tracing::error!(error = %e, "rating failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(r: JsonRejection) -> ApiError {
         tracing::debug!(rejection = %r.body_text(), "bad JSON body");

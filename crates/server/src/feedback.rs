@@ -6,13 +6,14 @@
 //! question's text only when the town switches `[feedback] store_question` on.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+
+use lotse_service::feedback::{self, NewRating, RateSettings};
 
 use crate::AppState;
 use crate::error::{ApiError, ErrorBody};
@@ -24,33 +25,10 @@ pub use lotse_service::answers::AnswerRecord;
 
 pub use lotse_portal::store::Rating;
 
-/// The ratings, in the one database.
-#[derive(Debug, Clone)]
-pub struct FeedbackStore {
-    db: Arc<lotse_portal::store::Store>,
-}
+/// The ratings, in the one database (kept by the feedback service).
+pub use lotse_service::feedback::FeedbackStore;
 
 pub type StoreError = lotse_portal::store::StoreError;
-
-impl FeedbackStore {
-    pub fn new(db: Arc<lotse_portal::store::Store>) -> FeedbackStore {
-        FeedbackStore { db }
-    }
-
-    /// A SQLite database of its own at `path` (tests).
-    pub fn open(path: &std::path::Path) -> Result<FeedbackStore, StoreError> {
-        Ok(FeedbackStore::new(Arc::new(lotse_portal::store::Store::open(path)?)))
-    }
-
-    pub fn add(&self, r: &Rating) -> Result<(), StoreError> {
-        self.db.add_rating(r)
-    }
-
-    /// All ratings, oldest first.
-    pub fn all(&self) -> Result<Vec<Rating>, StoreError> {
-        self.db.ratings()
-    }
-}
 
 /// Rate an answer (thumbs up or down).
 ///
@@ -74,51 +52,14 @@ pub async fn feedback(
     body: Result<Json<FeedbackRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(req) = body?;
-    let store = state.feedback().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "feedback_disabled",
-            "Rückmeldungen sind hier leider nicht möglich.",
-        )
-    })?;
-    let id = req.answer_id.trim();
-    let known = if id.len() <= 64 && !id.is_empty() { state.answers().record(id).await } else { None };
-    let Some(record) = known else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_answer",
-            "Diese Antwort ist uns nicht mehr bekannt. Bitte stellen Sie Ihre Frage noch einmal.",
-        ));
+    let settings = RateSettings {
+        store_question: state.config.feedback.store_question,
+        insights: state.config.insights.enabled,
     };
-    let question = req
-        .question
-        .filter(|_| state.config.feedback.store_question)
-        .map(|q| q.chars().take(1000).collect::<String>());
-    let rating = Rating {
-        answer_id: id.to_string(),
-        helpful: req.helpful,
-        model: record.model,
-        refused: record.refused,
-        cited: record.cited,
-        question,
-        at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-    };
-    let written = tokio::task::spawn_blocking(move || store.add(&rating)).await;
-    match written {
-        Ok(Ok(())) => {
-            state.metrics.count_feedback(req.helpful);
-            if !req.helpful {
-                crate::insights::rated_down(&state, id).await;
-            }
-            Ok(StatusCode::NO_CONTENT.into_response())
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot store a rating");
-            Err(ApiError::internal())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "rating task failed");
-            Err(ApiError::internal())
-        }
-    }
+    let helpful = req.helpful;
+    let rating = NewRating { answer_id: req.answer_id, helpful, question: req.question };
+    let portal = state.portal().map(|p| p.store.clone());
+    feedback::rate(state.feedback(), portal, state.answers(), settings, rating).await?;
+    state.metrics.count_feedback(helpful);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -3,7 +3,7 @@
 //!
 //! Every answer of the citizen chat (`POST /api/v1/chat`) is recorded after it was handed
 //! out, off the request's path: the day, the language, the outcome, the cited pages and the
-//! question as [`pii::redact_de`] left it (names, addresses, phone numbers, e-mail addresses,
+//! question as [`lotse_portal::pii::redact_de`] left it (names, addresses, phone numbers, e-mail addresses,
 //! IBANs, file numbers ... replaced by placeholders), with the redacted question's embedding
 //! when the server has an embedder. Never the client's address, a session or a user id; no
 //! question text in logs. A thumbs-down on the answer (`POST /api/v1/feedback`) turns its
@@ -23,9 +23,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use lotse_answer::Answer;
 use lotse_portal::auth::Action;
-use lotse_portal::insights::{self, NewQuestion, Outcome, Topic, TopicSettings};
-use lotse_portal::pii;
-use lotse_portal::store::{self, AuditEntry};
+use lotse_portal::insights::{self, Topic, TopicSettings};
+use lotse_portal::store::AuditEntry;
 use serde::Deserialize;
 
 pub use lotse_wire::insights::InsightsResponse;
@@ -37,69 +36,17 @@ use crate::portal::{Ctx, audit_full, blocking, run_blocking, csv_response, not_f
 /// question with every topic so far, so this bounds a request to a few seconds.
 const MAX_QUESTIONS: usize = 5_000;
 
-/// The outcome of an answer as the web team sees it.
-pub fn outcome(a: &Answer) -> Outcome {
-    if a.refused {
-        Outcome::Refused
-    } else if a.fallback || a.flagged {
-        Outcome::Hedged
-    } else {
-        Outcome::Answered
-    }
-}
-
-fn today() -> i64 {
-    insights::day_of(store::now())
-}
+pub use lotse_service::insights::outcome;
+use lotse_service::insights::today;
 
 /// Record a citizen's question and how it went (when `[insights]` is on and the portal is
 /// there). Returns at once; the work runs on the blocking pool.
 pub fn record(state: &Arc<AppState>, question: &str, answer: &Answer) {
-    if !state.config.insights.enabled {
-        return;
-    }
-    let Some(portal) = state.portal() else { return };
-    let question = question.trim().to_string();
-    if question.is_empty() {
-        return;
-    }
-    let answerer = state.answerer();
-    let outcome = outcome(answer);
-    let lang = answer.lang.code().to_string();
-    let cited: Vec<String> = answer.sources.iter().filter(|s| s.cited).map(|s| s.url.clone()).collect();
-    let answer_id = answer.id.clone();
-    let state = state.clone();
+    let (state, question, answer) = (state.clone(), question.to_string(), answer.clone());
     tokio::spawn(async move {
-        let stored = tokio::task::spawn_blocking(move || {
-            let redacted = pii::redact_de(&question);
-            // the vector of what is stored, never of the original text
-            let embedding = answerer.as_ref().and_then(|a| {
-                let model = a.embedder()?.model_id().to_string();
-                let v = a.query_vector(&redacted).ok().flatten()?;
-                Some((model, v.to_vec()))
-            });
-            let q = NewQuestion { day: today(), lang, outcome, cited, question: redacted, embedding };
-            portal.store.add_insight(&q)
-        })
-        .await;
-        match stored {
-            Ok(Ok(id)) => state.answers().link_insight(answer_id, id).await,
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot record a question for the web team"),
-            Err(e) => tracing::warn!(error = %e, "question recording task failed"),
-        }
+        let store = state.portal().map(|p| p.store.clone());
+        lotse_service::insights::record(state.config.insights.enabled, store, state.answers(), &question, &answer).await;
     });
-}
-
-/// A citizen rated an answer down: its latest record says so.
-pub async fn rated_down(state: &Arc<AppState>, answer_id: &str) {
-    if !state.config.insights.enabled {
-        return;
-    }
-    let (Some(portal), Some(id)) = (state.portal(), state.answers().insight_row(answer_id).await) else { return };
-    let r = tokio::task::spawn_blocking(move || portal.store.insight_rated_down(id)).await;
-    if !matches!(r, Ok(Ok(()))) {
-        tracing::warn!("cannot mark a question as rated down");
-    }
 }
 
 /// Delete questions past their retention (hourly).

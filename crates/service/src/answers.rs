@@ -58,6 +58,29 @@ pub enum AskError {
     Answer(#[from] AnswerError),
 }
 
+/// Why a search of the public pages gave no hits.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    /// Nothing to search for (only blanks).
+    #[error("empty search query")]
+    EmptyQuery,
+    /// More than [`lotse_answer::MAX_QUESTION_CHARS`] characters.
+    #[error("search query too long")]
+    QueryTooLong,
+    /// `limit` outside 1..=50.
+    #[error("search limit out of range")]
+    InvalidLimit,
+    /// The server is starting (no answerer yet).
+    #[error("the answerer is not ready")]
+    Starting,
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
+}
+
+/// The most hits a search returns (`limit`), and the default.
+pub const SEARCH_LIMIT_MAX: usize = 50;
+pub const SEARCH_LIMIT_DEFAULT: usize = 10;
+
 /// The answers' figures at the time of a scrape (Prometheus).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct AnswerStats {
@@ -226,6 +249,29 @@ impl Answers {
             Ok(Err(e)) => tracing::warn!(error = %e, "cannot reload the index"),
             Err(e) => tracing::warn!(error = %e, "index reload task failed"),
         }
+    }
+
+    /// Search the public pages (words and meaning): the query trimmed, at most
+    /// [`lotse_answer::MAX_QUESTION_CHARS`] characters; `limit` 1..=50 (default 10); best
+    /// sections first, one per page (the first hit of each URL).
+    pub async fn search(&self, q: &str, limit: Option<usize>) -> Result<Vec<lotse_index::Hit>, SearchError> {
+        let q = q.trim().to_string();
+        if q.is_empty() {
+            return Err(SearchError::EmptyQuery);
+        }
+        if q.chars().count() > lotse_answer::MAX_QUESTION_CHARS {
+            return Err(SearchError::QueryTooLong);
+        }
+        let limit = limit.unwrap_or(SEARCH_LIMIT_DEFAULT);
+        if !(1..=SEARCH_LIMIT_MAX).contains(&limit) {
+            return Err(SearchError::InvalidLimit);
+        }
+        let answerer = self.answerer().ok_or(SearchError::Starting)?;
+        let hits = tokio::task::spawn_blocking(move || answerer.search(&q, limit * 3))
+            .await
+            .map_err(|e| AnswerError::Index(e.to_string()))??;
+        let mut seen = std::collections::HashSet::new();
+        Ok(hits.into_iter().filter(|h| seen.insert(h.url.clone())).take(limit).collect())
     }
 
     /// Validate, look in the cache, else find evidence and queue the generation. `started`

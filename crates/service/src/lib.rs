@@ -12,6 +12,8 @@
 pub mod accounts;
 pub mod answers;
 pub mod documents;
+pub mod feedback;
+pub mod insights;
 pub mod policy;
 pub mod rewrite_store;
 pub mod refresh;
