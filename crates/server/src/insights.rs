@@ -42,10 +42,16 @@ use lotse_service::insights::today;
 /// Record a citizen's question and how it went (when `[insights]` is on and the portal is
 /// there). Returns at once; the work runs on the blocking pool.
 pub fn record(state: &Arc<AppState>, question: &str, answer: &Answer) {
+    if !state.config.insights.enabled || state.portal().is_none() {
+        return;
+    }
+    // announced before the answer goes out: a thumbs-down waits for the record
+    state.answers().insight_recording(&answer.id);
     let (state, question, answer) = (state.clone(), question.to_string(), answer.clone());
     tokio::spawn(async move {
         let store = state.portal().map(|p| p.store.clone());
         lotse_service::insights::record(state.config.insights.enabled, store, state.answers(), &question, &answer).await;
+        state.answers().insight_recorded(&answer.id);
     });
 }
 

@@ -13,6 +13,7 @@
 //!   then the source's own words, without the model (`policy`).
 //! - Everything here is bounded: the caches by entries and time (`AnswerSettings`).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -154,6 +155,10 @@ pub struct Answers {
     /// The latest recorded question (`insights`) of an answer id, for a thumbs-down. In
     /// memory only, for a day.
     insight_rows: moka::future::Cache<String, i64>,
+    /// Answer ids whose question is being recorded right now (`insights`): a thumbs-down that
+    /// arrives before the record waits for it instead of missing it.
+    insight_pending: std::sync::Mutex<HashMap<String, usize>>,
+    insight_done: tokio::sync::Notify,
     counters: Counters,
 }
 
@@ -207,6 +212,8 @@ impl Answers {
             content_version: AtomicU64::new(0),
             records,
             insight_rows,
+            insight_pending: std::sync::Mutex::new(HashMap::new()),
+            insight_done: tokio::sync::Notify::new(),
             counters: Counters::default(),
         }
     }
@@ -359,6 +366,48 @@ impl Answers {
     /// What is known of an answer given lately (for its rating).
     pub async fn record(&self, id: &str) -> Option<AnswerRecord> {
         self.records.get(id).await.map(|r| (*r).clone())
+    }
+
+    /// The question of `answer_id` is about to be recorded (`insights`); call
+    /// [`Answers::insight_recorded`] when that is over, stored or not. Called before the
+    /// answer reaches the citizen, so a rating can never overtake it unnoticed.
+    pub fn insight_recording(&self, answer_id: &str) {
+        *self.pending().entry(answer_id.to_string()).or_default() += 1;
+    }
+
+    /// The recording announced by [`Answers::insight_recording`] is over.
+    pub fn insight_recorded(&self, answer_id: &str) {
+        let mut pending = self.pending();
+        if let Some(n) = pending.get_mut(answer_id) {
+            *n -= 1;
+            if *n == 0 {
+                pending.remove(answer_id);
+            }
+        }
+        drop(pending);
+        self.insight_done.notify_waiters();
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.insight_pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The recorded question of `answer_id`, waiting up to `wait` while it is still being
+    /// recorded.
+    pub async fn insight_row_when_recorded(&self, answer_id: &str, wait: Duration) -> Option<i64> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.insight_done.notified();
+            tokio::pin!(notified);
+            // registered before the check: a recording that ends in between still wakes us
+            notified.as_mut().enable();
+            if !self.pending().contains_key(answer_id) {
+                return self.insight_rows.get(answer_id).await;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.insight_rows.get(answer_id).await;
+            }
+        }
     }
 
     /// The answer `answer_id`'s question was recorded as row `row` (`insights`).

@@ -76,7 +76,9 @@ pub async fn rated_down(enabled: bool, store: Option<Arc<Store>>, answers: &Answ
     if !enabled {
         return;
     }
-    let (Some(store), Some(id)) = (store, answers.insight_row(answer_id).await) else { return };
+    // the question may still be on its way to the store (recorded after the answer was sent)
+    let row = answers.insight_row_when_recorded(answer_id, std::time::Duration::from_secs(10)).await;
+    let (Some(store), Some(id)) = (store, row) else { return };
     let r = tokio::task::spawn_blocking(move || store.insight_rated_down(id)).await;
     if !matches!(r, Ok(Ok(()))) {
         tracing::warn!("cannot mark a question as rated down");
