@@ -140,9 +140,9 @@ fn allow(principal: &Principal, action: &Action<'_>, rules: &LevelRules) -> Resu
     auth::authorize(principal, action, rules).map_err(AccountError::Denied)
 }
 
-/// Write an audit entry for `principal` (its user and groups; " (token)" after the action for
-/// an API token); a failure is logged, not shown.
-pub fn audit(store: &Store, principal: &Principal, mut e: AuditEntry) {
+/// `e` as done by `principal`: its user and groups, and " (token)" after the action for an
+/// API token.
+pub fn attributed(principal: &Principal, mut e: AuditEntry) -> AuditEntry {
     if let Some(u) = principal.user() {
         e.user_id = Some(u.id);
         e.user_name = u.name.clone();
@@ -151,7 +151,12 @@ pub fn audit(store: &Store, principal: &Principal, mut e: AuditEntry) {
     if matches!(principal, Principal::Token { .. }) {
         e.action = format!("{} (token)", e.action);
     }
-    if store.audit(&e).is_err() {
+    e
+}
+
+/// Write an audit entry for `principal` ([`attributed`]); a failure is logged, not shown.
+pub fn audit(store: &Store, principal: &Principal, e: AuditEntry) {
+    if store.audit(&attributed(principal, e)).is_err() {
         tracing::error!("cannot write the audit log");
     }
 }

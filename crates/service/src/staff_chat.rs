@@ -92,17 +92,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ChatError> + 
     })?
 }
 
-/// Write an audit entry for `principal` (its user, groups; " (token)" after the action for an
-/// API token); a failure is logged, not shown.
-pub async fn audit(store: Arc<Store>, principal: &Principal, mut e: AuditEntry) {
-    if let Some(u) = principal.user() {
-        e.user_id = Some(u.id);
-        e.user_name = u.name.clone();
-        e.groups = u.groups.clone();
-    }
-    if matches!(principal, Principal::Token { .. }) {
-        e.action = format!("{} (token)", e.action);
-    }
+/// Write an audit entry for `principal` ([`crate::accounts::attributed`]); a failure is
+/// logged, not shown.
+pub async fn audit(store: Arc<Store>, principal: &Principal, e: AuditEntry) {
+    let e = crate::accounts::attributed(principal, e);
     let r = blocking(move || store.audit(&e).map_err(ChatError::from)).await;
     if r.is_err() {
         tracing::error!("cannot write the audit log");
