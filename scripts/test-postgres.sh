@@ -2,7 +2,8 @@
 # Runs the store's tests (the portal's records, the rewrite store with its review decisions,
 # the ratings, the import of older versions' files) and the server's portal tests
 # (authorisation matrix, canary isolation, uploads, external-model blocking, governance, OIDC
-# sign-in) against PostgreSQL: a private, throw-away cluster on 127.0.0.1, started here and
+# sign-in) and the replica test (two `lotse serve` sharing the database and the index) against
+# PostgreSQL: a private, throw-away cluster on 127.0.0.1, started here and
 # stopped on exit. Every test gets a fresh database of its own (lotse_portal::store::testing).
 #
 # Without PostgreSQL's server programs it prints "skipped" and exits 0, unless
@@ -57,3 +58,6 @@ export LOTSE_TEST_POSTGRES="postgres://lotse@127.0.0.1:$port/postgres"
 cargo test --locked -p lotse-portal --lib "$@"
 # the portal and OIDC modules of the server's test binary (tests/it)
 cargo test --locked -p lotse-server --test it "$@" -- portal:: oidc::
+# two replicas of the real binary on one database and one index directory, behind a proxy;
+# one killed during a load run (crates/cli/tests/replicas.rs)
+cargo test --locked -p lotse --test replicas "$@" -- --nocapture

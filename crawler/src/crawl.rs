@@ -55,6 +55,10 @@ pub struct CrawlConfig {
     /// links followed, nothing removed but `start` itself when it answers 404/410. The CMS's
     /// publish webhook.
     pub single_page: bool,
+    /// How long to wait for the index's one writer while another holds it (an upload, a
+    /// page refresh, or a replica sharing the index directory); then the crawl fails with
+    /// `IndexError::Locked`.
+    pub writer_wait: Duration,
 }
 
 impl CrawlConfig {
@@ -76,6 +80,7 @@ impl CrawlConfig {
             commit_every: 25,
             site_name: None,
             single_page: false,
+            writer_wait: Duration::from_secs(120),
         }
     }
 
@@ -88,6 +93,8 @@ impl CrawlConfig {
             max_depth: 0,
             delay: Duration::ZERO,
             single_page: true,
+            // the CMS waits for the answer: a busy index is a 503 with Retry-After soon
+            writer_wait: Duration::from_secs(10),
             ..CrawlConfig::new(url)
         }
     }
@@ -298,7 +305,7 @@ pub async fn crawl_with_embedder(
         .filter(|r| r.indexed)
         .map(|r| (r.content_hash.clone(), r.url.clone()))
         .collect();
-    let mut writer = index.writer()?;
+    let mut writer = index.writer_waiting(cfg.writer_wait)?;
     writer.set_embedder(embedder);
     let mut c = Crawler {
         cfg,

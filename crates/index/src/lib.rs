@@ -324,6 +324,23 @@ impl SearchIndex {
         })
     }
 
+    /// Start writing, waiting up to `wait` while another writer (a crawl, an upload in this
+    /// or another process sharing the directory) holds the lock. The lock is tantivy's file
+    /// lock, so replicas that share one index directory take turns here.
+    pub fn writer_waiting(&self, wait: std::time::Duration) -> Result<IndexWriter> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut pause = std::time::Duration::from_millis(20);
+        loop {
+            match self.writer() {
+                Err(IndexError::Locked { .. }) if std::time::Instant::now() + pause < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// See the latest commit.
     pub fn reload(&self) -> Result<()> {
         Ok(self.reader.reload()?)

@@ -76,19 +76,45 @@ pub struct Reconciled {
     pub without_original: usize,
     /// Originals that could not be read again (a newer extractor refuses them).
     pub failed: usize,
+    /// Rows of uploads that never finished (the server stopped between reserving the id and
+    /// writing the row), deleted.
+    pub abandoned: usize,
 }
 
 /// Bring the index in line with the portal database: remove orphans, write missing or stale
 /// uploads from their originals, and make sure no id the index has seen is given out again.
-/// The caller holds the index's one writer (nothing else writes meanwhile).
+/// The index's one writer is taken first (waiting up to two minutes while another process,
+/// a crawl or a replica sharing the index directory, holds it) and held until the end, so the
+/// database is read while no upload or delete can be halfway between the index and its row.
 pub fn reconcile(store: &Store, index: &SearchIndex, embedder: Option<Arc<dyn ChunkEmbedder>>) -> Result<Reconciled> {
-    let mut out = Reconciled::default();
-    let collections: HashMap<i64, Collection> = store.collections()?.into_iter().map(|c| (c.id, c)).collect();
-    let documents: Vec<Document> = store.all_documents()?;
-    let by_id: HashMap<i64, &Document> = documents.iter().map(|d| (d.id, d)).collect();
-    let originals = store.documents_with_original()?;
+    reconcile_waiting(store, index, embedder, std::time::Duration::from_secs(120))
+}
 
-    let mut w = index.writer()?;
+/// [`reconcile`], waiting at most `wait` for the index writer (`IndexError::Locked` after).
+pub fn reconcile_waiting(
+    store: &Store,
+    index: &SearchIndex,
+    embedder: Option<Arc<dyn ChunkEmbedder>>,
+    wait: std::time::Duration,
+) -> Result<Reconciled> {
+    let mut out = Reconciled::default();
+    let mut w = index.writer_waiting(wait)?;
+    // the index as the last writer left it
+    index.reload()?;
+    let collections: HashMap<i64, Collection> = store.collections()?.into_iter().map(|c| (c.id, c)).collect();
+    let mut documents: Vec<Document> = store.all_documents()?;
+    let originals = store.documents_with_original()?;
+    // an upload holds the writer from reserving its id until its row is written: a row still
+    // without its file's hash and original now belongs to an upload that died halfway (its
+    // chunks, if any, are orphans below)
+    let abandoned = |d: &Document| d.sha256.is_empty() && !originals.contains(&d.id);
+    for d in documents.iter().filter(|d| abandoned(d)) {
+        store.delete_document(d.id)?;
+        out.abandoned += 1;
+    }
+    documents.retain(|d| !abandoned(d));
+    let by_id: HashMap<i64, &Document> = documents.iter().map(|d| (d.id, d)).collect();
+
     w.set_embedder(embedder);
     let mut changed = false;
 
@@ -170,11 +196,11 @@ pub fn reconcile(store: &Store, index: &SearchIndex, embedder: Option<Arc<dyn Ch
             store.set_chunks(id, n)?;
         }
     }
-    drop(w);
     index.reload()?;
     store.reserve_ids_through("collections", max_collection)?;
     store.reserve_ids_through("documents", max_document)?;
-    if out.orphan_collections + out.orphan_documents + out.reindexed + out.without_original + out.failed > 0 {
+    drop(w);
+    if out.orphan_collections + out.orphan_documents + out.reindexed + out.without_original + out.failed + out.abandoned > 0 {
         tracing::info!(
             orphan_collections = out.orphan_collections,
             orphan_documents = out.orphan_documents,
@@ -182,6 +208,7 @@ pub fn reconcile(store: &Store, index: &SearchIndex, embedder: Option<Arc<dyn Ch
             current = out.current,
             without_original = out.without_original,
             failed = out.failed,
+            abandoned = out.abandoned,
             "portal uploads reconciled with the index"
         );
     }

@@ -198,7 +198,7 @@ pub async fn delete_all(State(state): State<Arc<AppState>>, c: Ctx) -> Result<St
     let store = c.store();
     let n = run_blocking(move || store.delete_all_insights()).await?;
     // ids start again after an empty table: forget which answer had which row
-    state.answers().forget_insight_rows();
+    state.answers().forget_insight_rows().await;
     audit_full(&c, AuditEntry { action: "insights_delete_all".into(), outcome: "ok".into(), content: Some(format!("{n} questions")), ..AuditEntry::default() }).await;
     Ok(StatusCode::NO_CONTENT)
 }

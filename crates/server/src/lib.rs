@@ -68,7 +68,7 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     pub(crate) limits: limit::RateLimits,
     /// One page refresh (CMS webhook), upload or delete at a time.
-    refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    pub(crate) refresh_lock: Arc<tokio::sync::Mutex<()>>,
     pub started: Instant,
     /// The citizens' widget files (`/widget/*`).
     pub(crate) widget: widget::WidgetAssets,
@@ -207,6 +207,8 @@ impl AppState {
 
     /// Store citizens' ratings of answers (`POST /api/v1/feedback`).
     pub fn set_feedback(&self, store: Arc<feedback::FeedbackStore>) {
+        // the records that ratings look up live in the same database, for every replica
+        self.answers.share_records(store.database());
         *self.feedback.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);
     }
 

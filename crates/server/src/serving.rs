@@ -1,5 +1,5 @@
 //! Serving: the listener with its housekeeping (index reload, idle rate-limit entries,
-//! expiry of old chats and insights) and a graceful shutdown on Ctrl-C or SIGTERM.
+//! expiry of old chats, insights and answer records, a reconcile of uploads every ten minutes) and a graceful shutdown on Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,9 +40,14 @@ pub async fn serve_split(
                     state.limits.forget_idle();
                     state.login.forget_idle();
                 }
+                if n % 120 == 60 {
+                    // every ten minutes: what a replica that died halfway left behind
+                    portal::reconcile_now(&state).await;
+                }
                 if n % 720 == 1 {
                     portal::expire_chats(&state).await;
                     insights::expire(&state).await;
+                    state.answers().expire_records().await;
                 }
             }
         })

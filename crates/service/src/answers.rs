@@ -12,6 +12,10 @@
 //! - Personal data in a citizen's question never goes to an external engine: the answer is
 //!   then the source's own words, without the model (`policy`).
 //! - Everything here is bounded: the caches by entries and time (`AnswerSettings`).
+//! - With a database shared ([`Answers::share_records`]), the records for ratings and the
+//!   links to recorded questions are written through to it before the answer goes out, so a
+//!   rating sent to another replica finds them (`lotse_portal::store::shared`); memory stays
+//!   the first place looked.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -160,6 +164,8 @@ pub struct Answers {
     insight_pending: std::sync::Mutex<HashMap<String, usize>>,
     insight_done: tokio::sync::Notify,
     counters: Counters,
+    /// The database replicas share, when ratings are on: records and links go there too.
+    shared: RwLock<Option<Arc<lotse_portal::Store>>>,
 }
 
 impl std::fmt::Debug for Answers {
@@ -215,6 +221,7 @@ impl Answers {
             insight_pending: std::sync::Mutex::new(HashMap::new()),
             insight_done: tokio::sync::Notify::new(),
             counters: Counters::default(),
+            shared: RwLock::new(None),
         }
     }
 
@@ -223,6 +230,45 @@ impl Answers {
         self.content_version
             .store(answerer.index().content_version(), Ordering::SeqCst);
         *self.answerer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answerer);
+    }
+
+    /// Keep the records for ratings in `store` too (the database all replicas share).
+    pub fn share_records(&self, store: Arc<lotse_portal::Store>) {
+        *self.shared.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);
+    }
+
+    fn shared(&self) -> Option<Arc<lotse_portal::Store>> {
+        self.shared.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Run `f` on the shared database, if there is one, on the blocking pool; failures are
+    /// logged (without content) and give `None`.
+    async fn on_shared<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&lotse_portal::Store) -> Result<T, lotse_portal::StoreError> + Send + 'static,
+    ) -> Option<T> {
+        let store = self.shared()?;
+        match tokio::task::spawn_blocking(move || f(&store)).await {
+            Ok(Ok(v)) => Some(v),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "{what}");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "{what}: task failed");
+                None
+            }
+        }
+    }
+
+    /// Forget the shared records older than a day (housekeeping).
+    pub async fn expire_records(&self) {
+        if let Some(n) = self.on_shared("cannot expire answer records", |s| s.expire_answer_records()).await
+            && n > 0
+        {
+            tracing::debug!(records = n, "old answer records expired");
+        }
     }
 
     /// The answerer, when ready.
@@ -337,9 +383,11 @@ impl Answers {
     /// Remember an answer that is handed out, for its rating.
     pub async fn remember(&self, answer: &Answer) {
         if !answer.id.is_empty() {
-            self.records
-                .insert(answer.id.clone(), Arc::new(AnswerRecord::of(answer)))
+            let record = AnswerRecord::of(answer);
+            let (id, r) = (answer.id.clone(), record.clone());
+            self.on_shared("cannot store an answer record", move |s| s.put_answer_record(&id, &r.model, r.refused, &r.cited))
                 .await;
+            self.records.insert(answer.id.clone(), Arc::new(record)).await;
         }
     }
 
@@ -365,7 +413,15 @@ impl Answers {
 
     /// What is known of an answer given lately (for its rating).
     pub async fn record(&self, id: &str) -> Option<AnswerRecord> {
-        self.records.get(id).await.map(|r| (*r).clone())
+        if let Some(r) = self.records.get(id).await {
+            return Some((*r).clone());
+        }
+        // given by another replica (or before a restart)
+        let id2 = id.to_string();
+        let row = self.on_shared("cannot read an answer record", move |s| s.answer_record(&id2)).await??;
+        let record = AnswerRecord { model: row.model, refused: row.refused, cited: row.cited };
+        self.records.insert(id.to_string(), Arc::new(record.clone())).await;
+        Some(record)
     }
 
     /// The question of `answer_id` is about to be recorded (`insights`); call
@@ -402,17 +458,38 @@ impl Answers {
             // registered before the check: a recording that ends in between still wakes us
             notified.as_mut().enable();
             if !self.pending().contains_key(answer_id) {
-                return self.insight_rows.get(answer_id).await;
+                break;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.insight_rows.get(answer_id).await;
+                break;
             }
+        }
+        if let Some(row) = self.insight_rows.get(answer_id).await {
+            return Some(row);
+        }
+        // answered by another replica: its link is in the shared database, or on its way
+        // there while the answer is fresh (it is written right after the answer went out)
+        loop {
+            let id = answer_id.to_string();
+            let row = self.on_shared("cannot read an answer record", move |s| s.answer_record(&id)).await?;
+            let row = row?;
+            if let Some(id) = row.insight_id {
+                return Some(id);
+            }
+            let fresh = lotse_portal::store::now() - row.at <= 15;
+            if !fresh || tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
     /// The answer `answer_id`'s question was recorded as row `row` (`insights`).
     pub async fn link_insight(&self, answer_id: String, row: i64) {
         if !answer_id.is_empty() {
+            let id = answer_id.clone();
+            self.on_shared("cannot link an answer to its question", move |s| s.link_answer_insight(&id, row))
+                .await;
             self.insight_rows.insert(answer_id, row).await;
         }
     }
@@ -428,11 +505,15 @@ impl Answers {
         for k in stale {
             self.insight_rows.invalidate(k.as_str()).await;
         }
+        self.on_shared("cannot unlink a deleted question", move |s| s.unlink_answer_insights(Some(row)))
+            .await;
     }
 
     /// Every row was deleted: ids start again after an empty table.
-    pub fn forget_insight_rows(&self) {
+    pub async fn forget_insight_rows(&self) {
         self.insight_rows.invalidate_all();
+        self.on_shared("cannot unlink the deleted questions", |s| s.unlink_answer_insights(None))
+            .await;
     }
 
     /// The figures for the metrics.
@@ -473,7 +554,7 @@ mod tests {
         answers.forget_insight_row(1).await;
         assert_eq!(answers.insight_row("a").await, None);
         assert_eq!(answers.insight_row("b").await, Some(2));
-        answers.forget_insight_rows();
+        answers.forget_insight_rows().await;
         assert_eq!(answers.insight_row("b").await, None);
     }
 }

@@ -6,8 +6,10 @@
 //!   before the document row is; a failure leaves the old state (a new document's id and
 //!   chunks are removed again, a replaced document keeps its old row and original).
 //! - Writing and deleting run under the one-writer lock the service holds (the server's
-//!   refresh lock, shared with the page refresh), and the collection is read again under it, so no chunk is written into a
-//!   collection deleted meanwhile.
+//!   refresh lock, shared with the page refresh) and under the index's writer lock, held
+//!   from before the collection is read until the row is written: replicas that share the
+//!   index directory take the same file lock, so no process writes a chunk into a collection
+//!   deleted meanwhile or sees chunks whose row is not written yet.
 //! - Deletes remove from the index first and rewrite the segments that held the text, so it
 //!   is gone from disk too.
 //! - Authorisation is the caller's (`auth::authorize` before calling); audit entries too.
@@ -86,13 +88,26 @@ pub fn valid_file_name(name: &str) -> bool {
     !name.trim().is_empty() && name.chars().count() <= 200 && !name.contains(['/', '\\', '\0']) && !name.starts_with('.')
 }
 
-/// Remove from the index, commit, and rewrite the segments that held what was removed (so
-/// the text is gone from disk too). The caller holds the writer lock; this blocks.
-fn remove_from_index(answerer: &Answerer, remove: impl FnOnce(&mut lotse_index::IndexWriter)) -> Result<(), DocumentError> {
-    let mut w = answerer.index().writer().map_err(|e| {
+/// How long an upload or delete waits for the index writer that another holds (an upload
+/// on another replica, a page refresh, a crawl) before it answers "busy".
+const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// The index's one writer, waited for up to [`WRITER_WAIT`].
+fn index_writer(answerer: &Answerer) -> Result<lotse_index::IndexWriter, DocumentError> {
+    answerer.index().writer_waiting(WRITER_WAIT).map_err(|e| {
         tracing::warn!(error = %e, "cannot open the index writer");
         DocumentError::IndexBusy
-    })?;
+    })
+}
+
+/// Remove from the index, commit, and rewrite the segments that held what was removed (so
+/// the text is gone from disk too). Returns the writer, still held, so the caller can change
+/// the database before another process may write. This blocks.
+fn remove_from_index(
+    answerer: &Answerer,
+    remove: impl FnOnce(&mut lotse_index::IndexWriter),
+) -> Result<lotse_index::IndexWriter, DocumentError> {
+    let mut w = index_writer(answerer)?;
     remove(&mut w);
     w.commit().map_err(|e| {
         tracing::error!(error = %e, "index commit failed");
@@ -102,7 +117,7 @@ fn remove_from_index(answerer: &Answerer, remove: impl FnOnce(&mut lotse_index::
         // removed from search already; the bytes go at the next merge
         tracing::warn!(error = %e, "cannot rewrite the segments of deleted documents");
     }
-    Ok(())
+    Ok(w)
 }
 
 impl Documents {
@@ -138,62 +153,47 @@ impl Documents {
         .await?;
         let sha = hex::encode(Sha256::digest(bytes.as_slice()));
         let title = page.title.clone();
-        // 2.-4. under the one-writer lock, which deletes take too: the collection is checked
-        // again there, so no chunk is written into a collection deleted meanwhile
+        // 2.-4. under the one-writer lock, which deletes take too, and holding the index's own
+        // writer lock (tantivy's lock file, which replicas sharing the index directory take
+        // too) until the row is written: no other process sees the chunks without the row
+        // (its start-up reconcile would take them for orphans) or deletes the collection
+        // between the check and the write
         let _one_at_a_time = self.writer.lock().await;
         let store = self.store.clone();
-        let (n2, t2) = (name.to_string(), title.clone());
-        let (col, doc_id, existing) = blocking(move || {
+        let name = name.to_string();
+        let (col, is_new, document) = blocking(move || {
+            let mut w = index_writer(&answerer)?;
             let col = store.collection(collection_id)?.ok_or(DocumentError::NotFound("collection"))?;
-            if let Some(d) = store.document_by_name(collection_id, &n2)? {
-                return Ok((col, d.id, Some(d)));
-            }
-            let doc_id = store.reserve_document(collection_id, &n2, kind.key(), &t2, Some(uploaded_by))?;
-            Ok((col, doc_id, None))
-        })
-        .await?;
-        // 3. the index; on failure the old state stays
-        let (col2, sha2, a2) = (col.clone(), sha.clone(), answerer.clone());
-        let indexed = blocking(move || {
-            let mut w = a2.index().writer().map_err(|e| {
-                tracing::warn!(error = %e, "cannot open the index writer");
-                DocumentError::IndexBusy
-            })?;
-            let embedder = a2
+            let existing = store.document_by_name(collection_id, &name)?;
+            let doc_id = match &existing {
+                Some(d) => d.id,
+                None => store.reserve_document(collection_id, &name, kind.key(), &title, Some(uploaded_by))?,
+            };
+            let is_new = existing.is_none();
+            // 3. the index; on failure the old state stays
+            let embedder = answerer
                 .embedder()
                 .cloned()
                 .map(|e| Arc::new(lotse_answer::PassageEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>);
             w.set_embedder(embedder);
-            let result = documents::write(&mut w, &col2, doc_id, &mut page, &sha2)
+            let indexed = documents::write(&mut w, &col, doc_id, &mut page, &sha)
                 .and_then(|n| w.commit().map(|_| n).map_err(StoreError::from));
-            match result {
+            let n_chunks = match indexed {
                 Ok(n) => {
                     // a replaced version's chunks are gone from disk too
                     let _ = w.purge_deleted();
-                    Ok(n)
+                    n
                 }
                 Err(e) => {
                     let _ = w.rollback();
                     tracing::error!(error = %e, "indexing an upload failed");
-                    Err(DocumentError::Index(e.to_string()))
+                    if is_new {
+                        let _ = store.delete_document(doc_id);
+                    }
+                    return Err(DocumentError::Index(e.to_string()));
                 }
-            }
-        })
-        .await;
-        let n_chunks = match indexed {
-            Ok(n) => n,
-            Err(e) => {
-                if existing.is_none() {
-                    let store = self.store.clone();
-                    let _ = blocking(move || Ok(store.delete_document(doc_id)?)).await;
-                }
-                return Err(e);
-            }
-        };
-        // 4. the row: new metadata, chunk count and the original file, in one transaction
-        let is_new = existing.is_none();
-        let store = self.store.clone();
-        let document = blocking(move || {
+            };
+            // 4. the row: new metadata, chunk count and the original file, in one transaction
             let upload = store::Upload {
                 kind: kind.key(),
                 title: &title,
@@ -205,12 +205,17 @@ impl Documents {
                 // the chunks must not outlive a row that was never completed (a replaced
                 // document's old original stays; start-up writes its chunks again from it)
                 if is_new {
-                    let _ = remove_from_index(&answerer, |w| w.remove(&store::document_url(doc_id)));
+                    w.remove(&store::document_url(doc_id));
+                    if w.commit().is_ok() {
+                        let _ = w.purge_deleted();
+                    }
                     let _ = store.delete_document(doc_id);
                 }
                 return Err(DocumentError::Store(e));
             }
-            store.document(doc_id)?.ok_or(DocumentError::NotFound("document"))
+            drop(w);
+            let document = store.document(doc_id)?.ok_or(DocumentError::NotFound("document"))?;
+            Ok((col, is_new, document))
         })
         .await?;
         Ok(Uploaded { document, collection: col, replaced: !is_new })
@@ -222,8 +227,9 @@ impl Documents {
         let _one_at_a_time = self.writer.lock().await;
         let (store, id, url) = (self.store.clone(), doc.id, doc.url.clone());
         blocking(move || {
-            remove_from_index(&answerer, |w| w.remove(&url))?;
+            let w = remove_from_index(&answerer, |w| w.remove(&url))?;
             store.delete_document(id)?;
+            drop(w);
             Ok(())
         })
         .await
@@ -238,8 +244,9 @@ impl Documents {
         let store = self.store.clone();
         blocking(move || {
             // the collection's every chunk, record and structure, whichever upload wrote them
-            remove_from_index(&answerer, |w| w.remove_collection(&store::index_collection(id)))?;
+            let w = remove_from_index(&answerer, |w| w.remove_collection(&store::index_collection(id)))?;
             store.delete_collection(id)?;
+            drop(w);
             Ok(())
         })
         .await

@@ -33,6 +33,11 @@ impl FeedbackStore {
         Ok(FeedbackStore::new(Arc::new(Store::open(path)?)))
     }
 
+    /// The database the ratings are in (the one all state is in).
+    pub fn database(&self) -> Arc<Store> {
+        self.db.clone()
+    }
+
     pub fn add(&self, r: &Rating) -> Result<(), StoreError> {
         self.db.add_rating(r)
     }

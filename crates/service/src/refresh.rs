@@ -5,7 +5,8 @@
 //! Invariants:
 //! - Only addresses of the index's own sites are fetched (`check_url`); nothing else is.
 //! - One refresh (or upload/delete) at a time: it holds the one-writer lock it is given; a held
-//!   lock or a locked index is `Busy`, never a wait.
+//!   lock is `Busy` at once. An index locked by another process (a crawl, a replica sharing
+//!   the index directory) is waited for up to 10 s (`CrawlConfig::page`), then `Busy`.
 //! - A redirect to another host is not followed and is an error, after the reload.
 
 use std::future::Future;

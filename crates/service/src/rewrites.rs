@@ -44,6 +44,11 @@ impl ChatBusy for GenerationService {
 
 /// How often the worker looks for pages without a current rewrite when it has nothing to do.
 const BACKLOG_INTERVAL: Duration = Duration::from_secs(30);
+/// The backlog is worked through by one replica at a time: the holder of this lease in the
+/// shared database (renewed before every page; a replica that died hands it on after
+/// [`BACKLOG_LEASE_SECS`]). Pages citizens ask for are rewritten by the replica they asked.
+const BACKLOG_LEASE: &str = "simplify-backlog";
+const BACKLOG_LEASE_SECS: i64 = 600;
 /// Seconds per unit a client is told to wait (Retry-After), roughly one model call.
 const SECS_PER_UNIT: u64 = 10;
 
@@ -147,6 +152,8 @@ pub struct SimplifyService {
     pregenerate: bool,
     /// Cancelled when the service stops: the running rewrite ends at its next unit.
     cancel: CancelToken,
+    /// This process's name for the backlog lease (random).
+    holder: String,
 }
 
 impl std::fmt::Debug for SimplifyService {
@@ -189,6 +196,7 @@ impl SimplifyService {
             queue_limit: queue_limit.max(1),
             pregenerate,
             cancel: CancelToken::new(),
+            holder: lotse_portal::auth::random_token("rewrites-")[..25].to_string(),
         })
     }
 
@@ -610,6 +618,22 @@ impl SimplifyService {
     pub fn stop(&self) {
         self.cancel.cancel();
         self.wake.notify_all();
+        if self.pregenerate
+            && let Err(e) = self.store.database().release_lease(BACKLOG_LEASE, &self.holder)
+        {
+            tracing::warn!(error = %e, "cannot give up the rewrite backlog's lease");
+        }
+    }
+
+    /// Whether this process works through the backlog now (it holds or took the lease).
+    fn backlog_lease(&self) -> bool {
+        match self.store.database().try_lease(BACKLOG_LEASE, &self.holder, BACKLOG_LEASE_SECS) {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take the rewrite backlog's lease");
+                false
+            }
+        }
     }
 
     /// The next URL to rewrite: requested pages first, then (pre-generation) the backlog.
@@ -621,6 +645,10 @@ impl SimplifyService {
             return None;
         }
         *last_scan = Some(Instant::now());
+        if !self.backlog_lease() {
+            // another replica works through it
+            return None;
+        }
         let next = self.backlog().into_iter().next();
         if next.is_none() {
             return None;

@@ -33,6 +33,7 @@ use crate::auth::{self, Level, Owner, Role, Scope, UserInfo};
 pub mod feedback;
 pub mod legacy;
 pub mod rewrites;
+pub mod shared;
 
 pub use feedback::Rating;
 pub use legacy::{Imported, LEGACY_FILES};
@@ -259,7 +260,29 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL,
         row_count INTEGER NOT NULL
     );",
+    // 7: replicas (issue 34.2): what a server remembers of an answer for its rating (model,
+    // refusal, cited pages and the recorded question's row; never the question or the
+    // answer), so a rating sent to another replica finds it; and leases, so background work
+    // that needs doing once (the rewrite backlog) runs on one replica at a time
+    "CREATE TABLE answer_records (
+        answer_id TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        refused INTEGER NOT NULL,
+        cited TEXT NOT NULL,
+        insight_id INTEGER,
+        at INTEGER NOT NULL
+    );
+    CREATE INDEX answer_records_at ON answer_records(at);
+    CREATE TABLE lotse_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
 ];
+
+/// The PostgreSQL advisory lock that serialises migrations of replicas starting at once
+/// (an arbitrary constant: "lotse" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6c6f747365;
 
 /// How long an API token lasts unless the caller says otherwise (`[portal] token_days`).
 pub const DEFAULT_TOKEN_DAYS: u32 = 90;
@@ -593,7 +616,7 @@ async fn next_id(tx: &mut sqlx::Transaction<'_, sqlx::Any>, table: &str) -> Resu
         .try_get(0)?)
 }
 
-const COLLECTION_SELECT: &str = "SELECT c.id, c.title, c.owner_kind, c.owner_id, c.created_at, (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id) FROM collections c";
+const COLLECTION_SELECT: &str = "SELECT c.id, c.title, c.owner_kind, c.owner_id, c.created_at, (SELECT COUNT(*) FROM documents d WHERE d.collection_id = c.id AND d.sha256 <> '') FROM collections c";
 const DOCUMENT_SELECT: &str =
     "SELECT id, collection_id, file_name, kind, title, sha256, bytes, n_chunks, uploaded_at FROM documents";
 const PROMPT_SELECT: &str = "SELECT p.id, p.title, p.body, p.tags, p.group_name, p.owner_id, u.name FROM prompts p LEFT JOIN users u ON u.id = p.owner_id";
@@ -726,20 +749,39 @@ impl Store {
         let backend = self.backend;
         self.run(async {
             let mut c = self.pool.acquire().await?;
-            sqlx::raw_sql("CREATE TABLE IF NOT EXISTS lotse_schema (version BIGINT NOT NULL)").execute(&mut *c).await?;
+            if backend == Backend::Postgres {
+                // replicas starting at once: one migrates, the others wait here and then find
+                // the schema current (the lock is the session's, released with `c`'s session
+                // below or when the process dies)
+                sqlx::raw_sql(AssertSqlSafe(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))).execute(&mut *c).await?;
+            }
+            let result = self.migrate_on(&mut c, backend).await;
+            if backend == Backend::Postgres {
+                let unlocked = sqlx::raw_sql(AssertSqlSafe(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))).execute(&mut *c).await;
+                if unlocked.is_err() {
+                    // never hand a connection that may still hold the lock back to the pool
+                    drop(c.detach());
+                }
+            }
+            result
+        })
+    }
+
+    async fn migrate_on(&self, c: &mut sqlx::pool::PoolConnection<sqlx::Any>, backend: Backend) -> Result<()> {
+        {
+            sqlx::raw_sql("CREATE TABLE IF NOT EXISTS lotse_schema (version BIGINT NOT NULL)").execute(&mut **c).await?;
             let mut version: Option<i64> =
-                sqlx::query("SELECT version FROM lotse_schema").fetch_optional(&mut *c).await?.map(|r| r.try_get(0)).transpose()?;
+                sqlx::query("SELECT version FROM lotse_schema").fetch_optional(&mut **c).await?.map(|r| r.try_get(0)).transpose()?;
             if version.is_none() {
                 // stores made before `lotse_schema` kept their version in SQLite's user_version
                 let v = match backend {
-                    Backend::Sqlite => sqlx::query("PRAGMA user_version").fetch_one(&mut *c).await?.try_get(0)?,
+                    Backend::Sqlite => sqlx::query("PRAGMA user_version").fetch_one(&mut **c).await?.try_get(0)?,
                     Backend::Postgres => 0,
                 };
-                sqlx::query("INSERT INTO lotse_schema (version) VALUES ($1)").bind(v).execute(&mut *c).await?;
+                sqlx::query("INSERT INTO lotse_schema (version) VALUES ($1)").bind(v).execute(&mut **c).await?;
                 version = Some(v);
             }
             let version = version.unwrap_or(0).max(0) as usize;
-            drop(c);
             // a newer binary migrated it: running on would read and write tables this one
             // does not know (an upgrade rolled back without its backup, an older replica)
             if version > MIGRATIONS.len() {
@@ -750,7 +792,8 @@ impl Store {
                 )));
             }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
-                let mut tx = self.pool.begin().await?;
+                // on the locked connection itself (SQLite's pool has only the one)
+                let mut tx = sqlx::Connection::begin(&mut **c).await?;
                 let sql = ddl(sql, backend).replace("{now}", &now().to_string());
                 sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
                 sqlx::query("UPDATE lotse_schema SET version = $1").bind((i + 1) as i64).execute(&mut *tx).await?;
@@ -758,7 +801,7 @@ impl Store {
                 tracing::info!(version = i + 1, "portal store migrated");
             }
             Ok(())
-        })
+        }
     }
 
     /// The schema version.
@@ -1258,9 +1301,11 @@ impl Store {
         Ok(())
     }
 
+    /// The finished documents of a collection (an upload still writing, or one that died
+    /// halfway, has no hash yet and is not listed).
     pub fn documents(&self, collection_id: i64) -> Result<Vec<Document>> {
         self.run(async {
-            let r = sqlx::query(AssertSqlSafe(format!("{DOCUMENT_SELECT} WHERE collection_id = $1 ORDER BY file_name")))
+            let r = sqlx::query(AssertSqlSafe(format!("{DOCUMENT_SELECT} WHERE collection_id = $1 AND sha256 <> '' ORDER BY file_name")))
                 .bind(collection_id)
                 .fetch_all(&self.pool)
                 .await?;

@@ -248,6 +248,29 @@ pub fn reconcile(portal: &Portal, answerer: &Answerer) -> Result<documents::Reco
     documents::reconcile(&portal.store, answerer.index(), embedder)
 }
 
+/// Reconcile again while serving (every few minutes): a replica that died halfway through an
+/// upload leaves a reserved row or chunks without a row; the next replica to get the index
+/// writer within a second clears them up. Skipped while another writer is busy.
+pub async fn reconcile_now(state: &AppState) {
+    let (Some(portal), Some(answerer)) = (state.portal(), state.answerer()) else { return };
+    // uploads and page refreshes of this process first
+    let Ok(_one_at_a_time) = state.refresh_lock.clone().try_lock_owned() else { return };
+    let done = tokio::task::spawn_blocking(move || {
+        let embedder = answerer
+            .embedder()
+            .cloned()
+            .map(|e| Arc::new(lotse_answer::PassageEmbedder(e)) as Arc<dyn lotse_index::ChunkEmbedder>);
+        documents::reconcile_waiting(&portal.store, answerer.index(), embedder, std::time::Duration::from_secs(1))
+    })
+    .await;
+    match done {
+        Ok(Ok(_)) => {}
+        Ok(Err(StoreError::Index(e))) => tracing::debug!(error = %e, "reconcile skipped: the index writer is busy"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot reconcile the index with the portal's uploads"),
+        Err(e) => tracing::warn!(error = %e, "reconcile task failed"),
+    }
+}
+
 /// Seed the AI system register with this installation's uses (entries an admin changed
 /// stay as they are). `engine` is the main engine; when it is external the register says
 /// so and names `provider` (its service or address). An entry seeded earlier that still
