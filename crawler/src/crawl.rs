@@ -305,7 +305,18 @@ pub async fn crawl_with_embedder(
         .filter(|r| r.indexed)
         .map(|r| (r.content_hash.clone(), r.url.clone()))
         .collect();
-    let mut writer = index.writer_waiting(cfg.writer_wait)?;
+    // wait for the index's one writer without blocking the runtime's thread
+    let deadline = tokio::time::Instant::now() + cfg.writer_wait;
+    let mut pause = Duration::from_millis(20);
+    let mut writer = loop {
+        match index.writer() {
+            Err(lotse_index::IndexError::Locked { .. }) if tokio::time::Instant::now() + pause < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            other => break other?,
+        }
+    };
     writer.set_embedder(embedder);
     let mut c = Crawler {
         cfg,

@@ -474,7 +474,7 @@ fn index_rebuild(portal: &admin::DataArg, models: &runtime::ModelArgs, no_embed:
     };
     let done = {
         let index = SearchIndex::open(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
-        lotse_portal::documents::reconcile(&store, &index, embedder).context("cannot write the uploads into the new index")?
+        lotse_portal::documents::reconcile_new_index(&store, &index, embedder).context("cannot write the uploads into the new index")?
     };
     let old = data.join("index");
     let mut kept = None;

@@ -348,6 +348,10 @@ pub fn serve(mut args: ServeArgs) -> Result<()> {
             }
         }
         server.await??;
+        // a graceful stop hands the rewrite backlog on at once (its lease), not after it expires
+        if let Some(s) = state.simplify() {
+            s.stop();
+        }
         Ok(())
     })
 }

@@ -119,7 +119,12 @@ fn fake_engine_serve(stream: TcpStream, chats: &AtomicUsize) {
     let last = request["messages"].as_array().and_then(|m| m.last()).and_then(|m| m["content"].as_str()).unwrap_or("");
     let reply = match last.rsplit_once("\nText:\n") {
         Some((_, unit)) => unit.trim().split(", ").map(capitalised).collect::<Vec<_>>().join(".\n"),
-        None => "KEINE ANTWORT".to_string(),
+        None => {
+            // a citizen's question: as slow as a small model, so a replica killed during the
+            // load run has answers in flight
+            std::thread::sleep(Duration::from_millis(300));
+            "KEINE ANTWORT".to_string()
+        }
     };
     let _ = write!(out, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n");
     let event = json!({"choices": [{"index": 0, "delta": {"content": reply}, "finish_reason": null}]});
@@ -440,9 +445,10 @@ async fn two_replicas_share_state_and_a_killed_one_loses_nothing() {
     for t in 0..4 {
         let (client, anna, via) = (client.clone(), anna.clone(), via.clone());
         tasks.push(tokio::spawn(async move {
-            // (file name, word, status) of every upload; statuses of every search
+            // (file name, word, status) of every upload; statuses of every search and question
             let mut uploads = Vec::new();
             let mut searches: BTreeMap<u16, usize> = BTreeMap::new();
+            let mut questions: BTreeMap<u16, usize> = BTreeMap::new();
             let mut i = 0;
             while started.elapsed() < run_for {
                 let name = format!("last-{t}-{i}.txt");
@@ -453,9 +459,12 @@ async fn two_replicas_share_state_and_a_killed_one_loses_nothing() {
                 uploads.push((name, word, status));
                 let r = client.get(format!("http://{via}/api/v1/search?q=Freibad%20Eintritt")).send().await.expect("the proxy always answers");
                 *searches.entry(r.status().as_u16()).or_default() += 1;
+                let q = json!({"question": format!("Was kostet der Eintritt ins Freibad für Gruppe {t}?")});
+                let r = client.post(format!("http://{via}/api/v1/chat")).json(&q).send().await.expect("the proxy always answers");
+                *questions.entry(r.status().as_u16()).or_default() += 1;
                 i += 1;
             }
-            (uploads, searches)
+            (uploads, searches, questions)
         }));
     }
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -463,11 +472,15 @@ async fn two_replicas_share_state_and_a_killed_one_loses_nothing() {
     let killed_at = started.elapsed();
     let mut uploads = Vec::new();
     let mut searches: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut questions: BTreeMap<u16, usize> = BTreeMap::new();
     for t in tasks {
-        let (u, s) = t.await.unwrap();
+        let (u, s, q) = t.await.unwrap();
         uploads.extend(u);
         for (k, v) in s {
             *searches.entry(k).or_default() += v;
+        }
+        for (k, v) in q {
+            *questions.entry(k).or_default() += v;
         }
     }
     let mut upload_statuses: BTreeMap<u16, usize> = BTreeMap::new();
@@ -475,17 +488,18 @@ async fn two_replicas_share_state_and_a_killed_one_loses_nothing() {
         *upload_statuses.entry(*s).or_default() += 1;
     }
     eprintln!(
-        "load run: {} uploads {upload_statuses:?}, searches {searches:?}, A killed after {:.1} s, proxy 503s {}",
+        "load run: {} uploads {upload_statuses:?}, searches {searches:?}, questions {questions:?}, A killed after {:.1} s, proxy 503s {}",
         uploads.len(),
         killed_at.as_secs_f64(),
         proxy.designed_503.load(Ordering::SeqCst)
     );
     // nothing but success and the designed 503 (the proxy's, or a replica's busy index)
-    for (status, n) in upload_statuses.iter().chain(searches.iter()) {
+    for (status, n) in upload_statuses.iter().chain(searches.iter()).chain(questions.iter()) {
         assert!(*status == 201 || *status == 200 || *status == 503, "{n} requests answered {status}");
     }
     assert!(upload_statuses.get(&201).copied().unwrap_or(0) >= 8, "too few uploads succeeded: {upload_statuses:?}");
     assert!(searches.get(&200).copied().unwrap_or(0) >= 8, "{searches:?}");
+    assert!(questions.get(&200).copied().unwrap_or(0) >= 8, "{questions:?}");
 
     // 6. nothing lost: every acknowledged upload is listed and found through B, and nothing
     // is listed that was not attempted

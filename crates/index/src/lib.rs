@@ -303,17 +303,42 @@ impl SearchIndex {
         &self.dir
     }
 
-    /// Start writing. Only one writer may exist per index (tantivy holds a lock file).
+    /// Start writing. Only one writer may exist per index directory, across processes
+    /// (tantivy holds a lock file).
+    ///
+    /// Every writer works on a freshly opened `Index`: tantivy reads its list of the files it
+    /// manages (`.managed.json`) when an index is opened, and a writer deletes obsolete files
+    /// by that list. Processes sharing the directory (replicas, a crawl beside the server)
+    /// each add segments; a writer of an index opened long ago would not know theirs and would
+    /// leave them on disk, deleted text included. The list is read again until it is the
+    /// one on disk once the lock is held (only the lock holder changes it).
     pub fn writer(&self) -> Result<IndexWriter> {
-        let inner = self
-            .index
-            .writer_with_num_threads(1, 64 * 1024 * 1024)
-            .map_err(|e| match e {
-                tantivy::TantivyError::LockFailure(..) => IndexError::Locked {
-                    path: self.dir.clone(),
-                },
-                e => IndexError::Tantivy(e),
-            })?;
+        let locked = |e: tantivy::TantivyError| match e {
+            tantivy::TantivyError::LockFailure(..) => IndexError::Locked {
+                path: self.dir.clone(),
+            },
+            e => IndexError::Tantivy(e),
+        };
+        let managed = || std::fs::read(self.dir.join(".managed.json")).ok();
+        let mut inner = None;
+        for _ in 0..3 {
+            let before = managed();
+            let directory = tantivy::directory::MmapDirectory::open(&self.dir)
+                .map_err(|e| IndexError::Tantivy(e.into()))?;
+            let fresh = Index::open(directory)?;
+            analysis::register(&fresh);
+            let w = fresh.writer_with_num_threads(1, 64 * 1024 * 1024).map_err(locked)?;
+            if managed() == before {
+                inner = Some(w);
+                break;
+            }
+            // another process committed between reading the list and taking the lock
+            drop(w);
+        }
+        let inner = match inner {
+            Some(w) => w,
+            None => self.index.writer_with_num_threads(1, 64 * 1024 * 1024).map_err(locked)?,
+        };
         Ok(IndexWriter {
             inner,
             fields: self.fields,

@@ -97,26 +97,57 @@ pub fn reconcile_waiting(
     embedder: Option<Arc<dyn ChunkEmbedder>>,
     wait: std::time::Duration,
 ) -> Result<Reconciled> {
+    reconcile_with(store, index, embedder, wait, true)
+}
+
+/// [`reconcile`] into a new index beside the one in use (`lotse index rebuild`): its writer
+/// says nothing about uploads in progress on a running server, so reserved rows are left
+/// alone (they are not written into it either).
+pub fn reconcile_new_index(store: &Store, index: &SearchIndex, embedder: Option<Arc<dyn ChunkEmbedder>>) -> Result<Reconciled> {
+    reconcile_with(store, index, embedder, std::time::Duration::from_secs(120), false)
+}
+
+/// Remove the rows of uploads that died halfway, and their chunks from `w` (not committed).
+/// The caller holds the index writer of the index in use. Returns how many.
+pub fn clear_abandoned(store: &Store, w: &mut IndexWriter) -> Result<usize> {
+    let ids = store.abandoned_documents()?;
+    for id in &ids {
+        w.remove(&store::document_url(*id));
+        store.delete_document(*id)?;
+    }
+    if !ids.is_empty() {
+        tracing::warn!(uploads = ids.len(), "uploads that stopped halfway (the server was stopped) removed");
+    }
+    Ok(ids.len())
+}
+
+fn reconcile_with(
+    store: &Store,
+    index: &SearchIndex,
+    embedder: Option<Arc<dyn ChunkEmbedder>>,
+    wait: std::time::Duration,
+    in_use: bool,
+) -> Result<Reconciled> {
     let mut out = Reconciled::default();
     let mut w = index.writer_waiting(wait)?;
     // the index as the last writer left it
     index.reload()?;
+    // an upload holds the writer from reserving its id until its row is written: a row still
+    // without its file's hash and original now belongs to an upload that died halfway (its
+    // chunks, if any, go with it)
+    let mut changed = false;
+    if in_use {
+        out.abandoned = clear_abandoned(store, &mut w)?;
+        changed = out.abandoned > 0;
+    }
     let collections: HashMap<i64, Collection> = store.collections()?.into_iter().map(|c| (c.id, c)).collect();
     let mut documents: Vec<Document> = store.all_documents()?;
     let originals = store.documents_with_original()?;
-    // an upload holds the writer from reserving its id until its row is written: a row still
-    // without its file's hash and original now belongs to an upload that died halfway (its
-    // chunks, if any, are orphans below)
-    let abandoned = |d: &Document| d.sha256.is_empty() && !originals.contains(&d.id);
-    for d in documents.iter().filter(|d| abandoned(d)) {
-        store.delete_document(d.id)?;
-        out.abandoned += 1;
-    }
-    documents.retain(|d| !abandoned(d));
+    // reserved rows of uploads in progress elsewhere (rebuild): not ours to write
+    documents.retain(|d| !(d.sha256.is_empty() && !originals.contains(&d.id)));
     let by_id: HashMap<i64, &Document> = documents.iter().map(|d| (d.id, d)).collect();
 
     w.set_embedder(embedder);
-    let mut changed = false;
 
     // 1. collections of the index that the database does not know
     let mut max_collection = 0;

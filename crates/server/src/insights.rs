@@ -7,8 +7,8 @@
 //! IBANs, file numbers ... replaced by placeholders), with the redacted question's embedding
 //! when the server has an embedder. Never the client's address, a session or a user id; no
 //! question text in logs. A thumbs-down on the answer (`POST /api/v1/feedback`) turns its
-//! record's outcome into `rated_down` (the link from answer id to record lives in memory only,
-//! for a day). The records are kept in the portal's database (no portal, nothing recorded)
+//! record's outcome into `rated_down` (the link from answer id to record lives in memory for a
+//! day, and with PostgreSQL in the database too, so another replica finds it). The records are kept in the portal's database (no portal, nothing recorded)
 //! and deleted after `[insights] retention_days`.
 //!
 //! Outcomes: `refused` (the website does not answer; the town's contact was named),

@@ -207,8 +207,13 @@ impl AppState {
 
     /// Store citizens' ratings of answers (`POST /api/v1/feedback`).
     pub fn set_feedback(&self, store: Arc<feedback::FeedbackStore>) {
-        // the records that ratings look up live in the same database, for every replica
-        self.answers.share_records(store.database());
+        // replicas share PostgreSQL: the records that ratings look up go there too, so a
+        // rating sent to another replica finds its answer (one process on SQLite keeps them
+        // in memory and writes nothing per answer)
+        let db = store.database();
+        if db.backend() == lotse_portal::store::Backend::Postgres {
+            self.answers.share_records(db);
+        }
         *self.feedback.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);
     }
 

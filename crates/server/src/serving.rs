@@ -41,8 +41,10 @@ pub async fn serve_split(
                     state.login.forget_idle();
                 }
                 if n % 120 == 60 {
-                    // every ten minutes: what a replica that died halfway left behind
-                    portal::reconcile_now(&state).await;
+                    // every ten minutes: what a replica that died halfway left behind (on a
+                    // task of its own: the index reloads go on meanwhile)
+                    let state = state.clone();
+                    tokio::spawn(async move { portal::reconcile_now(&state).await });
                 }
                 if n % 720 == 1 {
                     portal::expire_chats(&state).await;

@@ -26,6 +26,9 @@ use lotse_answer::{Answer, AnswerError, AnswerEvent, AnswerRequest, AnswerRun, A
 
 use crate::policy::{self, Outgoing};
 
+/// How long an answer waits for the shared database (records for ratings) at most.
+const SHARED_WAIT: Duration = Duration::from_secs(2);
+
 /// The sizes and lifetimes of the caches.
 #[derive(Debug, Clone, Copy)]
 pub struct AnswerSettings {
@@ -157,7 +160,7 @@ pub struct Answers {
     /// Answers given lately, by id, for their ratings.
     records: moka::future::Cache<String, Arc<AnswerRecord>>,
     /// The latest recorded question (`insights`) of an answer id, for a thumbs-down. In
-    /// memory only, for a day.
+    /// memory for a day (and in the shared database, with replicas).
     insight_rows: moka::future::Cache<String, i64>,
     /// Answer ids whose question is being recorded right now (`insights`): a thumbs-down that
     /// arrives before the record waits for it instead of missing it.
@@ -232,7 +235,8 @@ impl Answers {
         *self.answerer.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(answerer);
     }
 
-    /// Keep the records for ratings in `store` too (the database all replicas share).
+    /// Keep the records for ratings in `store` too (the database replicas share: the server
+    /// calls this for PostgreSQL; one process on SQLite keeps them in memory only).
     pub fn share_records(&self, store: Arc<lotse_portal::Store>) {
         *self.shared.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(store);
     }
@@ -249,14 +253,20 @@ impl Answers {
         f: impl FnOnce(&lotse_portal::Store) -> Result<T, lotse_portal::StoreError> + Send + 'static,
     ) -> Option<T> {
         let store = self.shared()?;
-        match tokio::task::spawn_blocking(move || f(&store)).await {
-            Ok(Ok(v)) => Some(v),
-            Ok(Err(e)) => {
+        // an answer never waits long for the database (down, or its pool exhausted): the
+        // write goes on in the background, the caller goes on without it
+        match tokio::time::timeout(SHARED_WAIT, tokio::task::spawn_blocking(move || f(&store))).await {
+            Ok(Ok(Ok(v))) => Some(v),
+            Ok(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "{what}");
                 None
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, "{what}: task failed");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("{what}: the database did not answer within {} s", SHARED_WAIT.as_secs());
                 None
             }
         }

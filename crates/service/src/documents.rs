@@ -92,12 +92,21 @@ pub fn valid_file_name(name: &str) -> bool {
 /// on another replica, a page refresh, a crawl) before it answers "busy".
 const WRITER_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
 
-/// The index's one writer, waited for up to [`WRITER_WAIT`].
-fn index_writer(answerer: &Answerer) -> Result<lotse_index::IndexWriter, DocumentError> {
-    answerer.index().writer_waiting(WRITER_WAIT).map_err(|e| {
+/// The index's one writer, waited for up to [`WRITER_WAIT`]. Whoever holds it first clears
+/// what an upload that died halfway left (a reserved row, chunks without a row: see
+/// `lotse_portal::documents::clear_abandoned`), so that is never found for long.
+fn index_writer(answerer: &Answerer, store: &Store) -> Result<lotse_index::IndexWriter, DocumentError> {
+    let mut w = answerer.index().writer_waiting(WRITER_WAIT).map_err(|e| {
         tracing::warn!(error = %e, "cannot open the index writer");
         DocumentError::IndexBusy
-    })
+    })?;
+    if documents::clear_abandoned(store, &mut w)? > 0 {
+        w.commit().map_err(|e| {
+            tracing::error!(error = %e, "index commit failed");
+            DocumentError::Index(e.to_string())
+        })?;
+    }
+    Ok(w)
 }
 
 /// Remove from the index, commit, and rewrite the segments that held what was removed (so
@@ -105,9 +114,10 @@ fn index_writer(answerer: &Answerer) -> Result<lotse_index::IndexWriter, Documen
 /// the database before another process may write. This blocks.
 fn remove_from_index(
     answerer: &Answerer,
+    store: &Store,
     remove: impl FnOnce(&mut lotse_index::IndexWriter),
 ) -> Result<lotse_index::IndexWriter, DocumentError> {
-    let mut w = index_writer(answerer)?;
+    let mut w = index_writer(answerer, store)?;
     remove(&mut w);
     w.commit().map_err(|e| {
         tracing::error!(error = %e, "index commit failed");
@@ -162,7 +172,7 @@ impl Documents {
         let store = self.store.clone();
         let name = name.to_string();
         let (col, is_new, document) = blocking(move || {
-            let mut w = index_writer(&answerer)?;
+            let mut w = index_writer(&answerer, &store)?;
             let col = store.collection(collection_id)?.ok_or(DocumentError::NotFound("collection"))?;
             let existing = store.document_by_name(collection_id, &name)?;
             let doc_id = match &existing {
@@ -227,7 +237,7 @@ impl Documents {
         let _one_at_a_time = self.writer.lock().await;
         let (store, id, url) = (self.store.clone(), doc.id, doc.url.clone());
         blocking(move || {
-            let w = remove_from_index(&answerer, |w| w.remove(&url))?;
+            let w = remove_from_index(&answerer, &store, |w| w.remove(&url))?;
             store.delete_document(id)?;
             drop(w);
             Ok(())
@@ -244,7 +254,7 @@ impl Documents {
         let store = self.store.clone();
         blocking(move || {
             // the collection's every chunk, record and structure, whichever upload wrote them
-            let w = remove_from_index(&answerer, |w| w.remove_collection(&store::index_collection(id)))?;
+            let w = remove_from_index(&answerer, &store, |w| w.remove_collection(&store::index_collection(id)))?;
             store.delete_collection(id)?;
             drop(w);
             Ok(())

@@ -6,8 +6,8 @@
 //!   question.
 //! - Only the question as [`pii::redact_de`] left it is stored, with the vector of that
 //!   redacted text (when there is an embedder), never of the original.
-//! - The stored record is linked to the answer's id (in memory, [`Answers::link_insight`]),
-//!   for a later thumbs-down.
+//! - The stored record is linked to the answer's id (in memory, and with replicas in the
+//!   shared database: [`Answers::link_insight`]), for a later thumbs-down.
 
 use std::sync::Arc;
 
@@ -73,12 +73,9 @@ pub async fn record(enabled: bool, store: Option<Arc<Store>>, answers: &Answers,
 /// A citizen rated an answer down: its latest record says so (when `[insights]` is on and
 /// the portal's store is there).
 pub async fn rated_down(enabled: bool, store: Option<Arc<Store>>, answers: &Answers, answer_id: &str) {
-    if !enabled {
-        return;
-    }
+    let (true, Some(store)) = (enabled, store) else { return };
     // the question may still be on its way to the store (recorded after the answer was sent)
-    let row = answers.insight_row_when_recorded(answer_id, std::time::Duration::from_secs(10)).await;
-    let (Some(store), Some(id)) = (store, row) else { return };
+    let Some(id) = answers.insight_row_when_recorded(answer_id, std::time::Duration::from_secs(10)).await else { return };
     let r = tokio::task::spawn_blocking(move || store.insight_rated_down(id)).await;
     if !matches!(r, Ok(Ok(()))) {
         tracing::warn!("cannot mark a question as rated down");

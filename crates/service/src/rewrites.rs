@@ -49,6 +49,15 @@ const BACKLOG_INTERVAL: Duration = Duration::from_secs(30);
 /// [`BACKLOG_LEASE_SECS`]). Pages citizens ask for are rewritten by the replica they asked.
 const BACKLOG_LEASE: &str = "simplify-backlog";
 const BACKLOG_LEASE_SECS: i64 = 600;
+
+/// This process's name for leases: one per process, so a service built again (another
+/// answerer) keeps the lease its predecessor held.
+fn process_holder() -> String {
+    static HOLDER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HOLDER
+        .get_or_init(|| format!("{}-{}", std::process::id(), &lotse_portal::auth::random_token("")[..16]))
+        .clone()
+}
 /// Seconds per unit a client is told to wait (Retry-After), roughly one model call.
 const SECS_PER_UNIT: u64 = 10;
 
@@ -152,7 +161,7 @@ pub struct SimplifyService {
     pregenerate: bool,
     /// Cancelled when the service stops: the running rewrite ends at its next unit.
     cancel: CancelToken,
-    /// This process's name for the backlog lease (random).
+    /// This process's name for the backlog lease ([`process_holder`]).
     holder: String,
 }
 
@@ -196,7 +205,7 @@ impl SimplifyService {
             queue_limit: queue_limit.max(1),
             pregenerate,
             cancel: CancelToken::new(),
-            holder: lotse_portal::auth::random_token("rewrites-")[..25].to_string(),
+            holder: process_holder(),
         })
     }
 

@@ -1301,6 +1301,20 @@ impl Store {
         Ok(())
     }
 
+    /// Uploads that reserved an id but never wrote their row (no hash, no original): while
+    /// the caller holds the index writer, which uploads hold from reserving the id until the
+    /// row is written, these belong to an upload that died halfway.
+    pub fn abandoned_documents(&self) -> Result<Vec<i64>> {
+        self.run(async {
+            let r = sqlx::query(
+                "SELECT d.id FROM documents d WHERE d.sha256 = '' AND NOT EXISTS (SELECT 1 FROM document_files f WHERE f.document_id = d.id) ORDER BY d.id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            rows(r, |r| r.try_get(0))
+        })
+    }
+
     /// The finished documents of a collection (an upload still writing, or one that died
     /// halfway, has no hash yet and is not listed).
     pub fn documents(&self, collection_id: i64) -> Result<Vec<Document>> {
@@ -2015,7 +2029,7 @@ mod tests {
         s.run(async {
             sqlx::raw_sql("ALTER TABLE api_tokens DROP COLUMN expires_at; ALTER TABLE audit DROP COLUMN target; DROP TABLE insights; \
                  DROP TABLE rewrites; DROP TABLE rewrite_reviews; DROP TABLE rewrite_units; DROP TABLE ratings; DROP TABLE lotse_imports; \
-                 UPDATE lotse_schema SET version = 3")
+                 DROP TABLE answer_records; DROP TABLE lotse_leases; UPDATE lotse_schema SET version = 3")
                 .execute(&s.pool)
                 .await?;
             Ok(())

@@ -23,14 +23,15 @@ pub struct AnswerRecordRow {
 }
 
 impl Store {
-    /// Remember an answer (again: an answer id seen before keeps its question's row).
+    /// Remember an answer. The same answer given again (a cached one: the same id) is a new
+    /// citizen's: the link to the earlier citizen's question is dropped, the new one follows.
     pub fn put_answer_record(&self, answer_id: &str, model: &str, refused: bool, cited: &[String]) -> Result<()> {
         let cited = serde_json::to_string(cited).unwrap_or_else(|_| "[]".into());
         self.run(async {
             sqlx::query(
                 "INSERT INTO answer_records (answer_id, model, refused, cited, at) VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (answer_id) DO UPDATE SET model = excluded.model, refused = excluded.refused,
-                 cited = excluded.cited, at = excluded.at",
+                 cited = excluded.cited, at = excluded.at, insight_id = NULL",
             )
             .bind(answer_id)
             .bind(model)
@@ -152,10 +153,13 @@ mod tests {
             assert_eq!(s.answer_record("a1").unwrap(), None, "{what}");
             s.put_answer_record("a1", "m", false, &["https://x.de/a".to_string()]).unwrap();
             s.link_answer_insight("a1", 7).unwrap();
-            // the same answer given again (the same id) keeps the linked question
-            s.put_answer_record("a1", "m", false, &["https://x.de/a".to_string()]).unwrap();
             let r = s.answer_record("a1").unwrap().expect(what);
             assert_eq!((r.model.as_str(), r.refused, r.cited.clone(), r.insight_id), ("m", false, vec!["https://x.de/a".to_string()], Some(7)), "{what}");
+            // the same answer given again (the same id, another citizen): no longer the
+            // earlier citizen's question
+            s.put_answer_record("a1", "m", false, &["https://x.de/a".to_string()]).unwrap();
+            assert_eq!(s.answer_record("a1").unwrap().unwrap().insight_id, None, "{what}");
+            s.link_answer_insight("a1", 7).unwrap();
             s.unlink_answer_insights(Some(7)).unwrap();
             assert_eq!(s.answer_record("a1").unwrap().unwrap().insight_id, None, "{what}");
             assert_eq!(s.expire_answer_records().unwrap(), 0, "{what}");
