@@ -192,6 +192,11 @@ pub trait Generator: Send + Sync {
         cancel: &CancelToken,
         on_token: &mut dyn FnMut(&str),
     ) -> Result<Generation>;
+    /// The members of an engine pool and their state, in configuration order (read-only, for
+    /// metrics); `None` for a single engine.
+    fn pool_members(&self) -> Option<Vec<pool::MemberStatus>> {
+        None
+    }
 }
 
 /// What a text is, for embedders that embed questions and passages differently (E5).

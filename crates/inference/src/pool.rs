@@ -466,6 +466,10 @@ impl Generator for EnginePool {
         &self.info
     }
 
+    fn pool_members(&self) -> Option<Vec<MemberStatus>> {
+        Some(self.members())
+    }
+
     fn generate(
         &self,
         messages: &[ChatMessage],

@@ -233,22 +233,23 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Read
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
 )]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let pool = state
-        .answerer()
-        .and_then(|a| a.generation().map(|g| crate::metrics::Pool {
-            queue_depth: g.queue_depth(),
-            running: g.running(),
-            preempted: g.preempted(),
-        }))
-        .unwrap_or_default();
-    let mut body = state.metrics.render(&pool, &state.answers().stats());
-    body.push_str(&format!(
-        "# HELP lotse_portal_password_checks_total Portal passwords checked with argon2.\n# TYPE lotse_portal_password_checks_total counter\nlotse_portal_password_checks_total {}\n",
-        state.login.password_checks()
-    ));
+    let generation = state.answerer().and_then(|a| a.generation().cloned());
+    let scrape = crate::metrics::Scrape {
+        pool: generation
+            .as_ref()
+            .map(|g| crate::metrics::Pool {
+                queue_depth: g.queue_depth(),
+                running: g.running(),
+                preempted: g.preempted(),
+            })
+            .unwrap_or_default(),
+        answers: state.answers().stats(),
+        password_checks: state.login.password_checks(),
+        engines: generation.and_then(|g| g.pool_members()).unwrap_or_default(),
+    };
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        body,
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics.render(&scrape),
     )
         .into_response()
 }

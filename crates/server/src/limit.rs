@@ -8,7 +8,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -134,7 +133,7 @@ pub async fn rate_limit(State(state): State<Arc<AppState>>, req: Request, next: 
         state.limits.check(req.uri().path(), ip)
     };
     if let Err(wait) = checked {
-        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        state.metrics.count_rate_limited();
         return ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",

@@ -213,6 +213,11 @@ impl GenerationService {
         self.preempted.load(Ordering::SeqCst)
     }
 
+    /// The engine pool's members and their state (`None` unless the generator is a pool).
+    pub fn pool_members(&self) -> Option<Vec<crate::pool::MemberStatus>> {
+        self.generator.pool_members()
+    }
+
     /// The same model for background work that gives way to this service's generations (see
     /// [`Yielding`]).
     pub fn yielding(self: &Arc<Self>) -> Arc<dyn Generator> {
@@ -236,6 +241,10 @@ pub struct Yielding {
 impl Generator for Yielding {
     fn info(&self) -> &ModelInfo {
         &self.service.info
+    }
+
+    fn pool_members(&self) -> Option<Vec<crate::pool::MemberStatus>> {
+        self.service.pool_members()
     }
 
     fn generate(

@@ -574,9 +574,90 @@ async fn health_ready_metrics_and_search() {
         .await
         .unwrap();
     assert_eq!(r["results"][0]["url"], "http://town.test/ortsrecht/hundesteuer/", "{r}");
-    let m = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let r = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let m = r.text().await.unwrap();
     assert!(m.contains("lotse_requests_total{route=\"/api/v1/search\",status=\"200\"} 1"), "{m}");
     assert!(m.contains("lotse_generation_queue_depth"), "{m}");
+    let samples = exposition(&m);
+    if cfg!(target_os = "linux") {
+        let rss = samples.iter().find(|(n, _)| n == "process_resident_memory_bytes").map(|(_, v)| *v);
+        assert!(rss.is_some_and(|v| v > 0.0), "no resident memory in {m}");
+        for name in ["process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds"] {
+            assert!(samples.iter().any(|(n, _)| n == name), "{name} missing in {m}");
+        }
+    }
+}
+
+/// The samples of a Prometheus text exposition as (name, value); panics on a line that is
+/// neither a `#` comment nor `name{label="value",...} value`.
+fn exposition(text: &str) -> Vec<(String, f64)> {
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let name_end = line.find(['{', ' ']).unwrap_or_else(|| panic!("no value: {line}"));
+        let name = &line[..name_end];
+        assert!(
+            !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name: {line}"
+        );
+        let mut rest = &line[name_end..];
+        if let Some(labels) = rest.strip_prefix('{') {
+            let end = labels.find("} ").unwrap_or_else(|| panic!("unclosed labels: {line}"));
+            for pair in labels[..end].split("\",").filter(|p| !p.is_empty()) {
+                let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("bad label: {line}"));
+                assert!(k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "bad label name: {line}");
+                assert!(!v.trim_end_matches('"').contains('"'), "unescaped quote: {line}");
+            }
+            rest = &labels[end + 1..];
+        }
+        let value = rest.strip_prefix(' ').unwrap_or_else(|| panic!("no value: {line}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value: {line}")),
+        };
+        samples.push((name.to_string(), value));
+    }
+    assert!(!samples.is_empty());
+    samples
+}
+
+#[tokio::test]
+async fn metrics_show_each_engine_of_a_pool() {
+    use lotse_inference::pool::{EnginePool, PoolMember, PoolOptions};
+    let s = start(open_config(), Duration::ZERO, false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let index = build_index(&dir.path().join("index"));
+    let member = |name: &str, concurrency| PoolMember {
+        name: name.into(),
+        generator: Arc::new(FakeCitingGenerator::new("fake-citing", false)),
+        concurrency,
+        health: None,
+    };
+    let pool = EnginePool::new(
+        vec![member("http://10.0.0.5:8000/v1", 2), member("https://user:secret@llm.town.test/v1/abc", 1)],
+        PoolOptions::default(),
+    )
+    .unwrap();
+    let service = Arc::new(GenerationService::new(Arc::new(pool), 3, 4));
+    s.state
+        .set_answerer(Arc::new(Answerer::new(index, None, Some(service), AnswerConfig::default())));
+    let (status, v, _) = s.chat(json!({"question": "Wie hoch ist die Hundesteuer?"})).await;
+    assert_eq!(status, 200, "{v}");
+    let m = s.client.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    exposition(&m);
+    for line in [
+        "lotse_engine_state{engine=\"0\",host=\"10.0.0.5:8000\",state=\"up\"} 1",
+        "lotse_engine_state{engine=\"0\",host=\"10.0.0.5:8000\",state=\"open\"} 0",
+        "lotse_engine_slots{engine=\"0\",host=\"10.0.0.5:8000\"} 2",
+        "lotse_engine_in_flight{engine=\"1\",host=\"llm.town.test\"} 0",
+        "lotse_engine_requests_total{engine=\"0\",host=\"10.0.0.5:8000\"} 1",
+    ] {
+        assert!(m.contains(line), "{line} missing in {m}");
+    }
+    assert!(!m.contains("secret") && !m.contains("/v1/abc"), "{m}");
 }
 
 #[tokio::test]
