@@ -508,8 +508,14 @@ impl SimplifyService {
         }
         let job_id = format!("{CMS_PREFIX}{id}");
         let jobs = self.jobs();
-        match jobs.by_url.get(&job_id) {
-            Some(job) => Lookup::Pending(self.pending(&jobs, &job_id, job, &job_url(id))),
+        if let Some(job) = jobs.by_url.get(&job_id) {
+            return Lookup::Pending(self.pending(&jobs, &job_id, job, &job_url(id)));
+        }
+        drop(jobs);
+        // finished between the first look and this one (the worker stores the rewrite, then
+        // drops the job): ready now
+        match self.cached(&self.simplifier.cache_key(id)) {
+            Some(ready) => Lookup::Ready(ready),
             None => Lookup::Unknown,
         }
     }
