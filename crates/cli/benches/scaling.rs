@@ -463,6 +463,29 @@ fn copy_town(index: &SearchIndex, from: &Town, town: &Town, embedder: Arc<dyn Ch
     pages
 }
 
+/// Bytes of the segments the last commit names (`meta.json`): merge outputs still being
+/// written in the background are not part of the index yet.
+fn live_index_bytes(p: &Path) -> u64 {
+    let meta: Value = std::fs::read(p.join("meta.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    let ids: std::collections::HashSet<String> = meta["segments"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["segment_id"].as_str().map(|id| id.replace('-', "")))
+        .collect();
+    let mut n = 0;
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if ids.contains(name.split('.').next().unwrap_or("")) {
+            n += e.metadata().map_or(0, |m| m.len());
+        }
+    }
+    n
+}
+
 fn dir_bytes(p: &Path) -> u64 {
     let mut n = 0;
     if let Ok(rd) = std::fs::read_dir(p) {
@@ -811,6 +834,7 @@ fn main() {
         b.embed_secs += before.embed_secs;
         drop(index);
         let bytes = dir_bytes(&index_dir);
+        let live_bytes = live_index_bytes(&index_dir);
         let search = search_in_child(&index_dir, &queries_file);
         let serve = if with_serve { serve_memory(&dir, &qs) } else { None };
         let row = json!({
@@ -818,7 +842,7 @@ fn main() {
             "pages_http": b.pages_http, "http_secs": b.http_secs,
             "pages_direct": b.pages_direct, "direct_secs": b.direct_secs,
             "embedded_chunks": b.embed_chunks, "embed_secs": b.embed_secs,
-            "index_bytes": bytes, "search": search, "serve": serve,
+            "index_bytes": bytes, "live_index_bytes": live_bytes, "search": search, "serve": serve,
             "query_embed_ms": query_embed_ms,
         });
         println!("{row}");
