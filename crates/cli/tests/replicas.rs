@@ -142,8 +142,8 @@ struct Replica {
 }
 
 impl Replica {
-    fn start(name: &'static str, data: &Path, database: &str, engine: &str, port: Option<u16>) -> Replica {
-        let port = port.unwrap_or_else(|| TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    fn start(name: &'static str, data: &Path, database: &str, engine: &str) -> Replica {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let log = data.parent().unwrap().join(format!("{name}.log"));
         let child = lotse()
             .args(["serve", "--data"])
@@ -350,8 +350,8 @@ async fn two_replicas_share_state_and_a_killed_one_loses_nothing() {
     let engine = FakeSplittingEngine::start();
     let client = reqwest::Client::builder().pool_max_idle_per_host(0).timeout(Duration::from_secs(60)).build().unwrap();
     // both start at once: they migrate the same database (one waits for the other)
-    let mut a = Replica::start("a", &data, &database, &engine.url(), None);
-    let mut b = Replica::start("b", &data, &database, &engine.url(), None);
+    let mut a = Replica::start("a", &data, &database, &engine.url());
+    let mut b = Replica::start("b", &data, &database, &engine.url());
     a.wait_ready(&client).await;
     b.wait_ready(&client).await;
     let (at_a, at_b) = (a.addr(), b.addr());
@@ -515,7 +515,7 @@ async fn two_replicas_share_state_and_a_killed_one_loses_nothing() {
 
     // 7. A comes back on the same data: its start-up reconcile clears what the kill left, and it
     // serves the uploads made on B while it was down
-    let mut a = Replica::start("a", &data, &database, &engine.url(), None);
+    let mut a = Replica::start("a", &data, &database, &engine.url());
     a.wait_ready(&client).await;
     let listed_after = documents(&client, &a.addr(), &anna, collection).await;
     assert_eq!(listed_after, documents(&client, &at_b, &anna, collection).await);
