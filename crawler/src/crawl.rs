@@ -355,10 +355,14 @@ pub async fn crawl_with_embedder(
         // nothing half-done lands: drop uncommitted changes
         let _ = c.writer.rollback();
     }
+    // the writer finishes its segment merges when dropped: off the runtime's threads
+    let Crawler { writer, summary, .. } = c;
+    let _ = tokio::task::spawn_blocking(move || drop(writer)).await;
+    let mut summary = summary;
     res?;
-    c.summary.duration_ms = started.elapsed().as_millis() as u64;
+    summary.duration_ms = started.elapsed().as_millis() as u64;
     progress.finish();
-    Ok(c.summary)
+    Ok(summary)
 }
 
 fn now_secs() -> u64 {

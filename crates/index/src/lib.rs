@@ -248,6 +248,10 @@ pub struct SearchIndex {
     fields: Fields,
     dir: PathBuf,
     vectors: dense::VectorCache,
+    /// `(searcher generation, site names)`: the town filter needs them for every query, and
+    /// reading them means loading each site's stored state (its crawl hints), which cost
+    /// tens of milliseconds per query at 100 towns.
+    site_names: std::sync::Mutex<Option<(u64, Arc<Vec<(String, String)>>)>>,
 }
 
 impl SearchIndex {
@@ -296,6 +300,7 @@ impl SearchIndex {
             fields,
             dir: dir.to_owned(),
             vectors: dense::VectorCache::default(),
+            site_names: std::sync::Mutex::new(None),
         })
     }
 
@@ -340,7 +345,7 @@ impl SearchIndex {
             None => self.index.writer_with_num_threads(1, 64 * 1024 * 1024).map_err(locked)?,
         };
         Ok(IndexWriter {
-            inner,
+            inner: Some(inner),
             fields: self.fields,
             reader: self.reader.clone(),
             embedder: None,
@@ -471,7 +476,26 @@ impl SearchIndex {
 
     /// Sites in the index with the town name each presents itself under: `(origin, name)`.
     pub fn site_names(&self) -> Result<Vec<(String, String)>> {
+        Ok(self.site_names_cached()?.as_ref().clone())
+    }
+
+    /// [`SearchIndex::site_names`], read once per searcher generation (every commit or
+    /// reload makes a new one).
+    fn site_names_cached(&self) -> Result<Arc<Vec<(String, String)>>> {
         let searcher = self.reader.searcher();
+        let generation = searcher.generation().generation_id();
+        let mut cached = self.site_names.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((g, names)) = cached.as_ref()
+            && *g == generation
+        {
+            return Ok(names.clone());
+        }
+        let names = Arc::new(self.read_site_names(&searcher)?);
+        *cached = Some((generation, names.clone()));
+        Ok(names)
+    }
+
+    fn read_site_names(&self, searcher: &tantivy::Searcher) -> Result<Vec<(String, String)>> {
         let q = term_query(self.fields.kind, KIND_SITE);
         let top = searcher.search(&q, &TopDocs::with_limit(10_000).order_by_score())?;
         let mut out = Vec::new();
@@ -505,7 +529,7 @@ impl SearchIndex {
 
     /// The one site whose town the query names, if exactly one is named.
     fn named_site(&self, query: &str) -> Result<Option<String>> {
-        let sites = self.site_names()?;
+        let sites = self.site_names_cached()?;
         if sites.len() < 2 {
             return Ok(None);
         }
@@ -861,8 +885,17 @@ fn snippet(text: &str, query: &str, max_chars: usize) -> String {
 }
 
 /// The single writer. Changes become visible (and durable) at [`IndexWriter::commit`].
+///
+/// Dropping it waits for the segment merges its commits started, before the lock is given
+/// up. tantivy's own writer cancels them on drop, but a merge already running goes on in the
+/// background, unowned: its CPU time is spent for nothing and its output files stay on disk.
+/// Writers here are short (one per crawl, upload or refresh), so that happened at almost
+/// every drop: a bulk load of 100 towns left 21 GB of such files beside a 1 GB index and
+/// slowed down quadratically. Merges of a small town's index take milliseconds; a large
+/// county index can make one write in many wait seconds for the merge it triggered.
 pub struct IndexWriter {
-    inner: tantivy::IndexWriter,
+    /// `None` only while dropping.
+    inner: Option<tantivy::IndexWriter>,
     fields: Fields,
     reader: IndexReader,
     embedder: Option<Arc<dyn ChunkEmbedder>>,
@@ -870,13 +903,28 @@ pub struct IndexWriter {
     reused: u64,
 }
 
+impl Drop for IndexWriter {
+    fn drop(&mut self) {
+        if let Some(w) = self.inner.take()
+            && let Err(e) = w.wait_merging_threads()
+        {
+            // the index stays as the last commit left it; a later writer merges again
+            tracing::warn!(error = %e, "a segment merge of the index failed");
+        }
+    }
+}
+
 impl IndexWriter {
+    fn tantivy(&mut self) -> &mut tantivy::IndexWriter {
+        self.inner.as_mut().expect("the tantivy writer is only taken when dropping")
+    }
+
     /// Replace everything stored for `record.url`: its record and, when `page` is given, its
     /// chunks. With `page = None` only the record is replaced and existing chunks stay.
     /// Returns the number of chunks written.
     pub fn upsert(&mut self, record: &PageRecord, page: Option<&Page>) -> Result<u32> {
         let f = self.fields;
-        self.inner.delete_term(Term::from_field_text(
+        self.tantivy().delete_term(Term::from_field_text(
             f.key,
             &format!("{KIND_PAGE}:{}", record.url),
         ));
@@ -911,15 +959,13 @@ impl IndexWriter {
         doc.add_text(f.site, &record.site);
         doc.add_text(f.collection, &record.collection.0);
         doc.add_text(f.record, serde_json::to_string(record)?);
-        self.inner.add_document(doc)?;
+        self.tantivy().add_document(doc)?;
         Ok(())
     }
 
     fn delete_content(&mut self, url: &str) {
-        self.inner.delete_term(Term::from_field_text(
-            self.fields.key,
-            &format!("{KIND_CONTENT}:{url}"),
-        ));
+        let term = Term::from_field_text(self.fields.key, &format!("{KIND_CONTENT}:{url}"));
+        self.tantivy().delete_term(term);
     }
 
     fn add_content(&mut self, record: &PageRecord, page: &Page) -> Result<()> {
@@ -932,7 +978,7 @@ impl IndexWriter {
         doc.add_text(f.collection, &record.collection.0);
         doc.add_text(f.visibility, record.visibility.as_key());
         doc.add_text(f.record, serde_json::to_string(page)?);
-        self.inner.add_document(doc)?;
+        self.tantivy().add_document(doc)?;
         Ok(())
     }
 
@@ -1076,10 +1122,8 @@ impl IndexWriter {
 
     fn delete_chunks(&mut self, url: &str) {
         // chunk keys are "chunk:<url>"; all chunks of a page share it
-        self.inner.delete_term(Term::from_field_text(
-            self.fields.key,
-            &format!("{KIND_CHUNK}:{url}"),
-        ));
+        let term = Term::from_field_text(self.fields.key, &format!("{KIND_CHUNK}:{url}"));
+        self.tantivy().delete_term(term);
     }
 
     fn add_chunk(&mut self, record: &PageRecord, c: &Chunk, vector: Option<&[f32]>) -> Result<()> {
@@ -1119,16 +1163,14 @@ impl IndexWriter {
         if let Some(v) = vector.filter(|v| !v.is_empty()) {
             doc.add_bytes(f.vec, &dense::encode(v));
         }
-        self.inner.add_document(doc)?;
+        self.tantivy().add_document(doc)?;
         Ok(())
     }
 
     /// Remove a page: its record, its chunks and its stored structure.
     pub fn remove(&mut self, url: &str) {
-        self.inner.delete_term(Term::from_field_text(
-            self.fields.key,
-            &format!("{KIND_PAGE}:{url}"),
-        ));
+        let term = Term::from_field_text(self.fields.key, &format!("{KIND_PAGE}:{url}"));
+        self.tantivy().delete_term(term);
         self.delete_chunks(url);
         self.delete_content(url);
     }
@@ -1137,10 +1179,8 @@ impl IndexWriter {
     /// collection that was deleted). Never call it with the website's collection by accident:
     /// it removes exactly what carries this collection id.
     pub fn remove_collection(&mut self, collection: &lotse_core::CollectionId) {
-        self.inner.delete_term(Term::from_field_text(
-            self.fields.collection,
-            &collection.0,
-        ));
+        let term = Term::from_field_text(self.fields.collection, &collection.0);
+        self.tantivy().delete_term(term);
     }
 
     /// After a commit that deleted documents: rewrite the segments holding deleted documents
@@ -1148,7 +1188,7 @@ impl IndexWriter {
     /// a merge happens to pick the segment). Returns the number of segments rewritten.
     pub fn purge_deleted(&mut self) -> Result<usize> {
         let segments: Vec<tantivy::index::SegmentId> = self
-            .inner
+            .tantivy()
             .index()
             .searchable_segment_metas()?
             .into_iter()
@@ -1158,9 +1198,9 @@ impl IndexWriter {
         if segments.is_empty() {
             return Ok(0);
         }
-        self.inner.merge(&segments).wait()?;
+        self.tantivy().merge(&segments).wait()?;
         // old segment files go now, not at the next commit
-        self.inner.garbage_collect_files().wait()?;
+        self.tantivy().garbage_collect_files().wait()?;
         self.reader.reload()?;
         Ok(segments.len())
     }
@@ -1174,7 +1214,7 @@ impl IndexWriter {
     ) -> Result<()> {
         let f = self.fields;
         let key = format!("{KIND_SITE}:{site}");
-        self.inner.delete_term(Term::from_field_text(f.key, &key));
+        self.tantivy().delete_term(Term::from_field_text(f.key, &key));
         let mut doc = TantivyDocument::new();
         doc.add_text(f.kind, KIND_SITE);
         doc.add_text(f.key, &key);
@@ -1183,30 +1223,30 @@ impl IndexWriter {
             doc.add_text(f.town, name);
         }
         doc.add_text(f.record, serde_json::to_string(state)?);
-        self.inner.add_document(doc)?;
+        self.tantivy().add_document(doc)?;
         Ok(())
     }
 
     /// Make all changes since the last commit durable and visible, atomically.
     pub fn commit(&mut self) -> Result<()> {
-        if let Some(e) = &self.embedder {
+        if let Some(e) = self.embedder.clone() {
             let f = self.fields;
-            self.inner
+            self.tantivy()
                 .delete_term(Term::from_field_text(f.key, KEY_EMBEDDING));
             let mut doc = TantivyDocument::new();
             doc.add_text(f.kind, KIND_META);
             doc.add_text(f.key, KEY_EMBEDDING);
             doc.add_text(f.record, serde_json::to_string(&(e.model_id(), e.dim()))?);
-            self.inner.add_document(doc)?;
+            self.tantivy().add_document(doc)?;
         }
-        self.inner.commit()?;
+        self.tantivy().commit()?;
         self.reader.reload()?;
         Ok(())
     }
 
     /// Drop all changes since the last commit.
     pub fn rollback(&mut self) -> Result<()> {
-        self.inner.rollback()?;
+        self.tantivy().rollback()?;
         Ok(())
     }
 }

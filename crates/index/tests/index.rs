@@ -227,3 +227,53 @@ fn a_query_naming_one_town_searches_that_towns_site() {
     // "Bad" alone does not name Bad Boll
     assert_eq!(search(&idx, "Hundesteuer Bad", &scope).len(), 2);
 }
+
+/// Files of the segments `meta.json` names, and all other segment files in the directory.
+fn live_and_other_segment_files(dir: &std::path::Path) -> (usize, usize, usize) {
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    let live: std::collections::HashSet<String> = meta["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["segment_id"].as_str().unwrap().replace('-', ""))
+        .collect();
+    let (mut in_live, mut other) = (0, 0);
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        let stem = name.split('.').next().unwrap_or("");
+        // segment files are named by their 32-hex-digit id
+        if stem.len() == 32 && stem.chars().all(|c| c.is_ascii_hexdigit()) {
+            if live.contains(stem) {
+                in_live += 1;
+            } else {
+                other += 1;
+            }
+        }
+    }
+    (live.len(), in_live, other)
+}
+
+#[test]
+fn short_writers_finish_their_merges_and_leave_no_stray_files() {
+    // one writer per town or upload, as crawls and the portal use them: each commit adds a
+    // segment, and tantivy merges once eight are alike. A writer that let go of a running
+    // merge left its output behind (21 GB beside a 1 GB index after 100 towns).
+    let dir = tempfile::tempdir().unwrap();
+    let idx = SearchIndex::open(dir.path()).unwrap();
+    let body = "Die Hundesteuer beträgt für den ersten Hund 108 Euro im Jahr. ".repeat(20);
+    for i in 0..40 {
+        let mut w = idx.writer().unwrap();
+        for j in 0..20 {
+            let r = record(&format!("http://town/{i}/{j}/"), "website", Visibility::Public);
+            w.upsert(&r, Some(&page(&r.url, "Hundesteuer", &body))).unwrap();
+        }
+        w.commit().unwrap();
+        // the next writer is free at once: the drop waited for the merges, not the caller
+    }
+    let (segments, _, stray) = live_and_other_segment_files(dir.path());
+    assert!(segments < 40, "40 commits, {segments} segments: nothing was merged");
+    assert_eq!(stray, 0, "files of no live segment: merges were left running");
+    idx.reload().unwrap();
+    assert_eq!(idx.stats().unwrap().pages, 800);
+}
