@@ -30,6 +30,10 @@
 //!   stub OpenAI-compatible server on loopback, so no generator is loaded; background
 //!   rewrites off), unless `LOTSE_SCALING_SERVE=0`.
 //!
+//! `LOTSE_SCALING_REUSE=1` builds nothing where a size's index exists: it measures search
+//! and memory again on it (after a change to search) and keeps the build figures of the
+//! earlier run's `results.json`.
+//!
 //! Sizes: `LOTSE_SCALING_TOWNS` (default `10,100,300`). Data: `LOTSE_SCALING_DATA` (default
 //! `target/scaling-data`), one directory per size (`towns-N/index`), kept for inspection.
 //! Results also go to `results.json` there; the build figures of a size include those of
@@ -768,12 +772,41 @@ fn main() {
     eprintln!("{} queries about {}, {:.1} ms per query embedding", qs.len(), target.name, query_embed_ms);
 
     let synthetic: Arc<dyn ChunkEmbedder> = Arc::new(SyntheticEmbedder { model_id: model_id.clone() });
+    // measure again on the indexes of an earlier run (after a change to search), keeping
+    // that run's build figures
+    let reuse = env_or("LOTSE_SCALING_REUSE", 0) != 0;
+    let earlier: Vec<Value> = if reuse {
+        std::fs::read(data.join("results.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let mut results = Vec::new();
     // the previous size: towns, directory, its build figures
     let mut previous: Option<(usize, PathBuf, Build)> = None;
     for &n in &sizes {
         let dir = data.join(format!("towns-{n}"));
         let index_dir = dir.join("index");
+        if reuse && index_dir.join("meta.json").exists() {
+            let mut row = earlier
+                .iter()
+                .find(|r| r["towns"] == json!(n))
+                .cloned()
+                .unwrap_or_else(|| json!({ "towns": n }));
+            row["index_bytes"] = json!(dir_bytes(&index_dir));
+            row["live_index_bytes"] = json!(live_index_bytes(&index_dir));
+            row["search"] = search_in_child(&index_dir, &queries_file);
+            row["serve"] = if with_serve { json!(serve_memory(&dir, &qs)) } else { Value::Null };
+            row["query_embed_ms"] = json!(query_embed_ms);
+            row["measured_again"] = json!(true);
+            println!("{row}");
+            results.push(row);
+            std::fs::write(data.join("results.json"), serde_json::to_vec_pretty(&results).unwrap()).unwrap();
+            previous = Some((n, dir, Build::default()));
+            continue;
+        }
         let embed = n <= embed_towns && real.is_some();
         let mut b = Build::default();
         let mut first_town = 0;
