@@ -93,6 +93,9 @@ pub struct EngineArgs {
     /// Several OpenAI-compatible engines as one (`[[engine.pool]]` of the configuration).
     #[arg(skip)]
     pub engine_pool: Vec<PoolMemberConfig>,
+    /// The pool's breaker, slot wait and health checks (`[engine.failover]`).
+    #[arg(skip)]
+    pub engine_pool_options: PoolOptions,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,7 +123,7 @@ pub fn load_generator_with(
         if engine.engine_external && engine.engine_pool.iter().any(|e| !e.remote.external) {
             bail!("the engine is set to external (--engine-external, LOTSE_ENGINE_EXTERNAL or [engine] external = true) but [[engine.pool]] has engines with external = false; set each engine's external flag in [[engine.pool]]");
         }
-        let pool = EnginePool::remote(&engine.engine_pool, PoolOptions::default())
+        let pool = EnginePool::remote(&engine.engine_pool, engine.engine_pool_options.clone())
             .context("cannot set up the engine pool")?;
         return Ok(Arc::new(pool));
     }

@@ -81,6 +81,14 @@ pub fn apply_config(models: &mut ModelArgs, engine: &mut EngineArgs, c: &Config)
                 concurrency: e.concurrency,
             })
             .collect();
+        let f = &c.engine.failover;
+        engine.engine_pool_options = lotse_inference::pool::PoolOptions {
+            failure_threshold: f.failures,
+            open_for: std::time::Duration::from_secs(f.open_secs),
+            slot_wait: std::time::Duration::from_secs(f.slot_wait_secs),
+            health_interval: std::time::Duration::from_secs(f.health_secs),
+            health_timeout: std::time::Duration::from_secs(f.health_timeout_secs),
+        };
     }
     if engine.engine_url.is_none() {
         engine.engine_url = c.engine.url.clone();
@@ -476,6 +484,7 @@ mod pool_tests {
             engine_external: false,
             engine_context: 4096,
             engine_pool: Vec::new(),
+            engine_pool_options: Default::default(),
         };
         (models, engine)
     }

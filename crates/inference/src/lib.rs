@@ -51,6 +51,11 @@ pub enum InferenceError {
     Cancelled,
     #[error("remote engine: {0}")]
     Remote(String),
+    /// The engine answered but refused this request as malformed or too large (a 4xx other
+    /// than 401/403/404/408/429, e.g. 400 "context length exceeded"): the same request
+    /// would fail on any engine, and the engine itself is healthy.
+    #[error("remote engine rejected the request: {0}")]
+    Rejected(String),
     #[error("io at {path}: {source}")]
     Io {
         path: PathBuf,

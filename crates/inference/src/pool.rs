@@ -14,7 +14,9 @@
 //! - **Failover**: a member that fails before it produced any text (connection refused, an
 //!   error status, a timeout before the first piece) is left for this request and the next
 //!   usable member is tried. Once text has streamed to the caller nothing is replayed: the
-//!   error is returned.
+//!   error is returned. A request the engine rejects as such ([`InferenceError::Rejected`],
+//!   e.g. 400 "context length exceeded") is not tried elsewhere and does not count against
+//!   the member's circuit: every engine would refuse it, and the engine is healthy.
 //! - **Circuit breaker**: after [`PoolOptions::failure_threshold`] consecutive failures a
 //!   member's circuit opens for [`PoolOptions::open_for`]; then it is half-open: one trial
 //!   request; success closes it, failure opens it again.
@@ -519,6 +521,14 @@ impl Generator for EnginePool {
                 Ok(generation) => {
                     taken.success = true;
                     return Ok(generation);
+                }
+                // the engine is fine and any other would refuse the same request: no strike
+                // against its circuit, no failover (a burst of such requests must not open
+                // every member's circuit)
+                Err(e @ InferenceError::Rejected(_)) => {
+                    taken.success = true;
+                    tracing::warn!(engine = %member.name, "engine pool: request rejected: {e}");
+                    return Err(e);
                 }
                 Err(e) => {
                     drop(taken);

@@ -265,11 +265,12 @@ impl Generator for RemoteGenerator {
                 429 | 503 => " (the engine is overloaded)",
                 _ => "",
             };
-            return Err(InferenceError::Remote(format!(
-                "{} answered {status}{hint}: {}",
-                self.endpoint,
-                error_message(&body)
-            )));
+            let message = format!("{} answered {status}{hint}: {}", self.endpoint, error_message(&body));
+            return Err(if rejects_the_request(status.as_u16()) {
+                InferenceError::Rejected(message)
+            } else {
+                InferenceError::Remote(message)
+            });
         }
 
         let mut stops = StopMatcher::new(&params.stop);
@@ -360,6 +361,13 @@ fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+/// A client error that is this request's fault, not the engine's: 4xx except a wrong key
+/// (401/403) or URL/model (404), which are the member's configuration, and a timeout (408)
+/// or overload (429), which another engine may not have.
+fn rejects_the_request(status: u16) -> bool {
+    (400..500).contains(&status) && !matches!(status, 401 | 403 | 404 | 408 | 429)
 }
 
 #[cfg(test)]

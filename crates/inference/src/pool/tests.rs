@@ -382,10 +382,13 @@ fn no_failover_to_an_external_engine_and_no_mixed_pool() {
     assert!(ext_pool.info().external);
 }
 
-/// An in-process generator: fails while `fail` is set, optionally after one piece of text.
+/// An in-process generator: fails while `fail` is set, optionally after one piece of text;
+/// rejects every request while `reject` is set.
 struct Stub {
     info: ModelInfo,
     fail: AtomicBool,
+    /// Answer every request with a 400-style rejection.
+    reject: AtomicBool,
     fail_after_text: bool,
     calls: AtomicUsize,
 }
@@ -399,6 +402,7 @@ impl Stub {
                 context_len: 4096,
             },
             fail: AtomicBool::new(fail),
+            reject: AtomicBool::new(false),
             fail_after_text,
             calls: AtomicUsize::new(0),
         })
@@ -420,6 +424,9 @@ impl Generator for Stub {
         self.calls.fetch_add(1, Ordering::SeqCst);
         if self.fail_after_text {
             on_token("Die ");
+        }
+        if self.reject.load(Ordering::SeqCst) {
+            return Err(InferenceError::Rejected("stub: 400 Bad Request: context length exceeded".into()));
         }
         if self.fail.load(Ordering::SeqCst) {
             return Err(InferenceError::Remote("stub: 502 Bad Gateway".into()));
@@ -520,4 +527,35 @@ fn failover_before_text_but_no_replay_after_it() {
     assert!(err.to_string().contains("502"), "{err}");
     assert_eq!(text, "Die ");
     assert_eq!(good.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn a_rejected_request_is_neither_failed_over_nor_counted_against_the_circuit() {
+    let first = Stub::new(false, false);
+    first.reject.store(true, Ordering::SeqCst);
+    let second = Stub::new(false, false);
+    let options = PoolOptions {
+        // a single strike would open the circuit
+        failure_threshold: 1,
+        ..fast_options()
+    };
+    let pool = EnginePool::new(
+        vec![stub_member(&first, "first"), stub_member(&second, "second")],
+        options,
+    )
+    .unwrap();
+    // sequential requests take turns, so both members are asked
+    let mut rejected = 0;
+    for _ in 0..4 {
+        if let Err(e) = ask(&pool) {
+            assert!(matches!(e, InferenceError::Rejected(_)), "{e}");
+            rejected += 1;
+        }
+    }
+    let (a, b) = (first.calls.load(Ordering::SeqCst), second.calls.load(Ordering::SeqCst));
+    assert!(a >= 1, "the rejecting member was never chosen");
+    assert_eq!(rejected, a, "every rejection reached the caller");
+    assert_eq!(a + b, 4, "no request was sent to a second member");
+    assert_eq!(state(&pool, 0), MemberState::Up);
+    assert_eq!(pool.members()[0].consecutive_failures, 0);
 }

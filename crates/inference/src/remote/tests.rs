@@ -229,6 +229,29 @@ fn server_errors_carry_status_hint_and_message() {
 }
 
 #[test]
+fn a_request_error_is_a_rejection_and_an_engine_error_is_not() {
+    let reject = |status: u16| {
+        let (url, _) = fake_openai_server(Script {
+            status,
+            events: vec![r#"{"error": {"message": "maximum context length is 4096 tokens"}}"#.into()],
+            pause_ms: 0,
+        });
+        let g = RemoteGenerator::new(&config(&url)).unwrap();
+        run(&g, &GenerationParams::default()).0.unwrap_err()
+    };
+    for status in [400, 413, 422] {
+        let e = reject(status);
+        assert!(matches!(e, InferenceError::Rejected(_)), "{status}: {e}");
+        assert!(e.to_string().contains("maximum context length"), "{e}");
+    }
+    // the member's configuration, its load or its failure: another engine may do better
+    for status in [401, 403, 404, 408, 429, 500, 502, 503] {
+        let e = reject(status);
+        assert!(matches!(e, InferenceError::Remote(_)), "{status}: {e}");
+    }
+}
+
+#[test]
 fn unreachable_engine_and_bad_configuration_are_clear_errors() {
     // a port that was just free: nothing listens there
     let port = TcpListener::bind("127.0.0.1:0")

@@ -232,6 +232,19 @@ mod tests {
         assert_eq!(c.engine.pool[0].api_key_env.as_deref(), Some("VLLM_KEY"));
         assert_eq!((c.engine.pool[1].concurrency, c.engine.pool[1].context), (1, None));
         assert!(c.engine.url.is_none());
+        assert_eq!(c.engine.failover, super::sections::FailoverSettings::default());
+
+        // the breaker's timing, set and checked
+        let pool = format!("{}{}", entry("http://10.0.0.5:8000/v1", false), entry("http://10.0.0.6:8000/v1", false));
+        std::fs::write(&p, format!("[engine.failover]\nfailures = 5\nopen_secs = 60\nhealth_secs = 0\n{pool}")).unwrap();
+        let c = Config::load(Some(&p), true, []).unwrap();
+        let f = &c.engine.failover;
+        assert_eq!((f.failures, f.open_secs, f.slot_wait_secs, f.health_secs), (5, 60, 10, 0));
+        std::fs::write(&p, format!("[engine.failover]\nfailures = 0\n{pool}")).unwrap();
+        let e = Config::load(Some(&p), true, []).unwrap_err().to_string();
+        assert!(e.contains("failures must be at least 1"), "{e}");
+        std::fs::write(&p, format!("[engine.failover]\nopen_sec = 60\n{pool}")).unwrap();
+        assert!(Config::load(Some(&p), true, []).is_err(), "a misspelt key is an error");
 
         // internal and external mixed: refused, naming both
         std::fs::write(&p, format!("{}{}", entry("http://10.0.0.5:8000/v1", false), entry("https://api.example.com/v1", true))).unwrap();
@@ -283,6 +296,7 @@ mod tests {
         assert_eq!(c.engine.kind.as_deref(), Some("openai"));
         assert_eq!(c.engine.pool.len(), 2);
         assert_eq!(c.engine.pool[0].concurrency, 4);
+        assert_eq!((c.engine.failover.failures, c.engine.failover.health_secs), (3, 5));
         assert_eq!(c.server.trusted_proxies.len(), 1);
         assert_eq!(c.answer.gate.dense, 0.84);
         assert_eq!(c.simplify.glossary.len(), 1);

@@ -272,6 +272,37 @@ pub struct EngineSettings {
     /// engine, failover and a circuit breaker (`lotse_inference::pool`). Instead of `url`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pool: Vec<PoolEngine>,
+    /// Timing of the pool's failover (`[engine.failover]`): circuit breaker, slot wait and
+    /// health checks.
+    pub failover: FailoverSettings,
+}
+
+/// `[engine.failover]`: how the pool treats failing engines (`lotse_inference::pool::PoolOptions`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailoverSettings {
+    /// Consecutive failures that open an engine's circuit (default 3).
+    pub failures: u32,
+    /// Seconds an open circuit stays open before one trial request (default 30).
+    pub open_secs: u64,
+    /// Seconds a request waits for a free slot before it gets "busy" (503) (default 10).
+    pub slot_wait_secs: u64,
+    /// Seconds between health checks (`GET {url}/models`) of each engine; 0: none (default 5).
+    pub health_secs: u64,
+    /// Seconds a health check may take (default 2).
+    pub health_timeout_secs: u64,
+}
+
+impl Default for FailoverSettings {
+    fn default() -> Self {
+        FailoverSettings {
+            failures: 3,
+            open_secs: 30,
+            slot_wait_secs: 10,
+            health_secs: 5,
+            health_timeout_secs: 2,
+        }
+    }
 }
 
 /// One engine of `[[engine.pool]]`.
@@ -315,6 +346,13 @@ impl EngineSettings {
             if e.concurrency == 0 {
                 return Err(format!("[[engine.pool]] entry {n} ({}): concurrency must be at least 1", e.url));
             }
+        }
+        let f = &self.failover;
+        if f.failures == 0 {
+            return Err("[engine.failover] failures must be at least 1".into());
+        }
+        if f.health_secs > 0 && f.health_timeout_secs == 0 {
+            return Err("[engine.failover] health_timeout_secs must be at least 1 when health checks run".into());
         }
         if let Some(first) = self.pool.first()
             && let Some(other) = self.pool.iter().find(|e| e.external != first.external)
