@@ -45,10 +45,14 @@ impl ChatBusy for GenerationService {
 /// How often the worker looks for pages without a current rewrite when it has nothing to do.
 const BACKLOG_INTERVAL: Duration = Duration::from_secs(30);
 /// The backlog is worked through by one replica at a time: the holder of this lease in the
-/// shared database (renewed before every page; a replica that died hands it on after
-/// [`BACKLOG_LEASE_SECS`]). Pages citizens ask for are rewritten by the replica they asked.
+/// shared database (renewed before every page, and every [`LEASE_RENEW_EVERY`] within a
+/// long page; a replica that died hands it on after [`BACKLOG_LEASE_SECS`]). Pages citizens
+/// ask for are rewritten by the replica they asked.
 const BACKLOG_LEASE: &str = "simplify-backlog";
 const BACKLOG_LEASE_SECS: i64 = 600;
+/// A page can take longer than the lease on a CPU (a long statute, or units held back by
+/// citizens' chats): renew well before it runs out, so no other replica starts the same page.
+const LEASE_RENEW_EVERY: Duration = Duration::from_secs(120);
 
 /// This process's name for leases: one per process, so a service built again (another
 /// answerer) keeps the lease its predecessor held.
@@ -765,7 +769,11 @@ impl SimplifyService {
             job.state = JobState::Running;
             job.key = key.clone();
         }
-        let progress = WorkerProgress { svc: self, url };
+        let progress = WorkerProgress {
+            svc: self,
+            url,
+            lease_renewed: Mutex::new(Instant::now()),
+        };
         let started = Instant::now();
         // a failed job keeps its state (for the status URL) but not the CMS's text
         let failed = |j: &mut Job| {
@@ -814,6 +822,25 @@ impl SimplifyService {
 struct WorkerProgress<'a> {
     svc: &'a SimplifyService,
     url: &'a str,
+    /// When this process last renewed the backlog lease during this page.
+    lease_renewed: Mutex<Instant>,
+}
+
+impl WorkerProgress<'_> {
+    /// Keep the backlog lease while a long page runs (see [`LEASE_RENEW_EVERY`]). Only a
+    /// holder renews: a process that does not hold it takes it only if it is free or lapsed,
+    /// which is what `next_job` would do anyway.
+    fn renew_lease_if_due(&self) {
+        if !self.svc.pregenerate {
+            return;
+        }
+        let mut renewed = self.lease_renewed.lock().unwrap_or_else(PoisonError::into_inner);
+        if renewed.elapsed() >= LEASE_RENEW_EVERY {
+            *renewed = Instant::now();
+            drop(renewed);
+            self.svc.backlog_lease();
+        }
+    }
 }
 
 impl Progress for WorkerProgress<'_> {
@@ -822,10 +849,12 @@ impl Progress for WorkerProgress<'_> {
             j.done = done;
             j.total = total;
         });
+        self.renew_lease_if_due();
         // citizens' chats first
         let since = std::time::Instant::now();
         while self.svc.chat_busy(since) && !self.svc.cancel.is_cancelled() {
             std::thread::sleep(Duration::from_millis(200));
+            self.renew_lease_if_due();
         }
     }
 }
