@@ -802,9 +802,19 @@ fn main() {
             row["query_embed_ms"] = json!(query_embed_ms);
             row["measured_again"] = json!(true);
             println!("{row}");
+            // a larger size built after this one adds these figures to its own
+            let f = |k: &str| row[k].as_f64().unwrap_or(0.0);
+            let built = Build {
+                pages_http: f("pages_http") as u64,
+                http_secs: f("http_secs"),
+                pages_direct: f("pages_direct") as u64,
+                direct_secs: f("direct_secs"),
+                embed_chunks: f("embedded_chunks") as u64,
+                embed_secs: f("embed_secs"),
+            };
             results.push(row);
             std::fs::write(data.join("results.json"), serde_json::to_vec_pretty(&results).unwrap()).unwrap();
-            previous = Some((n, dir, Build::default()));
+            previous = Some((n, dir, built));
             continue;
         }
         let embed = n <= embed_towns && real.is_some();

@@ -346,6 +346,7 @@ impl SearchIndex {
         };
         Ok(IndexWriter {
             inner: Some(inner),
+            dirty: false,
             fields: self.fields,
             reader: self.reader.clone(),
             embedder: None,
@@ -892,10 +893,13 @@ fn snippet(text: &str, query: &str, max_chars: usize) -> String {
 /// Writers here are short (one per crawl, upload or refresh), so that happened at almost
 /// every drop: a bulk load of 100 towns left 21 GB of such files beside a 1 GB index and
 /// slowed down quadratically. Merges of a small town's index take milliseconds; a large
-/// county index can make one write in many wait seconds for the merge it triggered.
+/// county index can make one write in many wait seconds for the merge it triggered. A
+/// writer dropped with uncommitted changes discards them without waiting.
 pub struct IndexWriter {
     /// `None` only while dropping.
     inner: Option<tantivy::IndexWriter>,
+    /// Changes since the last commit or rollback.
+    dirty: bool,
     fields: Fields,
     reader: IndexReader,
     embedder: Option<Arc<dyn ChunkEmbedder>>,
@@ -905,9 +909,12 @@ pub struct IndexWriter {
 
 impl Drop for IndexWriter {
     fn drop(&mut self) {
-        if let Some(w) = self.inner.take()
-            && let Err(e) = w.wait_merging_threads()
-        {
+        let Some(w) = self.inner.take() else { return };
+        if self.dirty {
+            // uncommitted changes are dropped: tantivy's own drop discards them, whereas
+            // waiting would first write them into a segment nobody keeps
+            drop(w);
+        } else if let Err(e) = w.wait_merging_threads() {
             // the index stays as the last commit left it; a later writer merges again
             tracing::warn!(error = %e, "a segment merge of the index failed");
         }
@@ -919,12 +926,18 @@ impl IndexWriter {
         self.inner.as_mut().expect("the tantivy writer is only taken when dropping")
     }
 
+    /// The tantivy writer, for a change that the next commit makes durable.
+    fn changing(&mut self) -> &mut tantivy::IndexWriter {
+        self.dirty = true;
+        self.tantivy()
+    }
+
     /// Replace everything stored for `record.url`: its record and, when `page` is given, its
     /// chunks. With `page = None` only the record is replaced and existing chunks stay.
     /// Returns the number of chunks written.
     pub fn upsert(&mut self, record: &PageRecord, page: Option<&Page>) -> Result<u32> {
         let f = self.fields;
-        self.tantivy().delete_term(Term::from_field_text(
+        self.changing().delete_term(Term::from_field_text(
             f.key,
             &format!("{KIND_PAGE}:{}", record.url),
         ));
@@ -959,13 +972,13 @@ impl IndexWriter {
         doc.add_text(f.site, &record.site);
         doc.add_text(f.collection, &record.collection.0);
         doc.add_text(f.record, serde_json::to_string(record)?);
-        self.tantivy().add_document(doc)?;
+        self.changing().add_document(doc)?;
         Ok(())
     }
 
     fn delete_content(&mut self, url: &str) {
         let term = Term::from_field_text(self.fields.key, &format!("{KIND_CONTENT}:{url}"));
-        self.tantivy().delete_term(term);
+        self.changing().delete_term(term);
     }
 
     fn add_content(&mut self, record: &PageRecord, page: &Page) -> Result<()> {
@@ -978,7 +991,7 @@ impl IndexWriter {
         doc.add_text(f.collection, &record.collection.0);
         doc.add_text(f.visibility, record.visibility.as_key());
         doc.add_text(f.record, serde_json::to_string(page)?);
-        self.tantivy().add_document(doc)?;
+        self.changing().add_document(doc)?;
         Ok(())
     }
 
@@ -1123,7 +1136,7 @@ impl IndexWriter {
     fn delete_chunks(&mut self, url: &str) {
         // chunk keys are "chunk:<url>"; all chunks of a page share it
         let term = Term::from_field_text(self.fields.key, &format!("{KIND_CHUNK}:{url}"));
-        self.tantivy().delete_term(term);
+        self.changing().delete_term(term);
     }
 
     fn add_chunk(&mut self, record: &PageRecord, c: &Chunk, vector: Option<&[f32]>) -> Result<()> {
@@ -1163,14 +1176,14 @@ impl IndexWriter {
         if let Some(v) = vector.filter(|v| !v.is_empty()) {
             doc.add_bytes(f.vec, &dense::encode(v));
         }
-        self.tantivy().add_document(doc)?;
+        self.changing().add_document(doc)?;
         Ok(())
     }
 
     /// Remove a page: its record, its chunks and its stored structure.
     pub fn remove(&mut self, url: &str) {
         let term = Term::from_field_text(self.fields.key, &format!("{KIND_PAGE}:{url}"));
-        self.tantivy().delete_term(term);
+        self.changing().delete_term(term);
         self.delete_chunks(url);
         self.delete_content(url);
     }
@@ -1180,7 +1193,7 @@ impl IndexWriter {
     /// it removes exactly what carries this collection id.
     pub fn remove_collection(&mut self, collection: &lotse_core::CollectionId) {
         let term = Term::from_field_text(self.fields.collection, &collection.0);
-        self.tantivy().delete_term(term);
+        self.changing().delete_term(term);
     }
 
     /// After a commit that deleted documents: rewrite the segments holding deleted documents
@@ -1214,7 +1227,7 @@ impl IndexWriter {
     ) -> Result<()> {
         let f = self.fields;
         let key = format!("{KIND_SITE}:{site}");
-        self.tantivy().delete_term(Term::from_field_text(f.key, &key));
+        self.changing().delete_term(Term::from_field_text(f.key, &key));
         let mut doc = TantivyDocument::new();
         doc.add_text(f.kind, KIND_SITE);
         doc.add_text(f.key, &key);
@@ -1223,7 +1236,7 @@ impl IndexWriter {
             doc.add_text(f.town, name);
         }
         doc.add_text(f.record, serde_json::to_string(state)?);
-        self.tantivy().add_document(doc)?;
+        self.changing().add_document(doc)?;
         Ok(())
     }
 
@@ -1237,16 +1250,22 @@ impl IndexWriter {
             doc.add_text(f.kind, KIND_META);
             doc.add_text(f.key, KEY_EMBEDDING);
             doc.add_text(f.record, serde_json::to_string(&(e.model_id(), e.dim()))?);
-            self.tantivy().add_document(doc)?;
+            self.changing().add_document(doc)?;
         }
         self.tantivy().commit()?;
+        self.dirty = false;
         self.reader.reload()?;
         Ok(())
     }
 
     /// Drop all changes since the last commit.
     pub fn rollback(&mut self) -> Result<()> {
-        self.tantivy().rollback()?;
+        // a clean writer has nothing to drop; tantivy's rollback would also replace its
+        // writer and so leave the merges of earlier commits without an owner
+        if self.dirty {
+            self.tantivy().rollback()?;
+            self.dirty = false;
+        }
         Ok(())
     }
 }

@@ -277,3 +277,33 @@ fn short_writers_finish_their_merges_and_leave_no_stray_files() {
     idx.reload().unwrap();
     assert_eq!(idx.stats().unwrap().pages, 800);
 }
+
+#[test]
+fn a_writer_dropped_or_rolled_back_with_changes_keeps_only_what_was_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let idx = SearchIndex::open(dir.path()).unwrap();
+    let body = "Das Bürgerbüro hat montags bis freitags von 8 bis 12 Uhr geöffnet. ".repeat(10);
+    let mut w = idx.writer().unwrap();
+    let a = record("http://town/a/", "website", Visibility::Public);
+    w.upsert(&a, Some(&page(&a.url, "A", &body))).unwrap();
+    w.commit().unwrap();
+    // rolled back: gone; a rollback of a clean writer changes nothing
+    let b = record("http://town/b/", "website", Visibility::Public);
+    w.upsert(&b, Some(&page(&b.url, "B", &body))).unwrap();
+    w.rollback().unwrap();
+    w.rollback().unwrap();
+    // dropped uncommitted: gone, and no segment was written for it
+    let c = record("http://town/c/", "website", Visibility::Public);
+    w.upsert(&c, Some(&page(&c.url, "C", &body))).unwrap();
+    drop(w);
+    let (_, _, stray) = live_and_other_segment_files(dir.path());
+    assert_eq!(stray, 0, "uncommitted changes were written to disk");
+    idx.reload().unwrap();
+    assert_eq!(idx.stats().unwrap().pages, 1);
+    let mut w = idx.writer().unwrap();
+    w.upsert(&b, Some(&page(&b.url, "B", &body))).unwrap();
+    w.commit().unwrap();
+    drop(w);
+    idx.reload().unwrap();
+    assert_eq!(idx.stats().unwrap().pages, 2);
+}

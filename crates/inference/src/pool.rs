@@ -15,8 +15,9 @@
 //!   error status, a timeout before the first piece) is left for this request and the next
 //!   usable member is tried. Once text has streamed to the caller nothing is replayed: the
 //!   error is returned. A request the engine rejects as such ([`InferenceError::Rejected`],
-//!   e.g. 400 "context length exceeded") is not tried elsewhere and does not count against
-//!   the member's circuit: every engine would refuse it, and the engine is healthy.
+//!   e.g. 400 "context length exceeded") is tried on the next member too (engines may differ
+//!   in context length or limits) but never counts against a member's circuit, nor clears
+//!   its earlier failures: a burst of bad requests cannot open every circuit.
 //! - **Circuit breaker**: after [`PoolOptions::failure_threshold`] consecutive failures a
 //!   member's circuit opens for [`PoolOptions::open_for`]; then it is half-open: one trial
 //!   request; success closes it, failure opens it again.
@@ -202,11 +203,13 @@ impl Shared {
         self.slots.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn release(&self, i: usize, success: bool) {
+    fn release(&self, i: usize, outcome: Outcome) {
         let mut g = self.lock();
         let s = &mut g.0[i];
         s.busy = s.busy.saturating_sub(1);
-        if success {
+        if outcome == Outcome::Neutral {
+            // says nothing about the engine: strikes so far stay, none is added
+        } else if outcome == Outcome::Success {
             s.failures = 0;
             s.open_until = None;
         } else {
@@ -451,15 +454,25 @@ impl EnginePool {
 }
 
 /// Gives the slot back (as a failure unless marked a success), also when the generator panics.
+/// How a request ended, for the member's circuit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Success,
+    Failure,
+    /// The engine refused the request itself ([`InferenceError::Rejected`]): neither a
+    /// strike nor proof of health.
+    Neutral,
+}
+
 struct Taken<'a> {
     shared: &'a Shared,
     index: usize,
-    success: bool,
+    outcome: Outcome,
 }
 
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
-        self.shared.release(self.index, self.success);
+        self.shared.release(self.index, self.outcome);
     }
 }
 
@@ -510,7 +523,7 @@ impl Generator for EnginePool {
             let mut taken = Taken {
                 shared: &self.shared,
                 index,
-                success: false,
+                outcome: Outcome::Failure,
             };
             let mut emitted = false;
             let result = member.generator.generate(messages, params, cancel, &mut |t| {
@@ -519,18 +532,16 @@ impl Generator for EnginePool {
             });
             match result {
                 Ok(generation) => {
-                    taken.success = true;
+                    taken.outcome = Outcome::Success;
                     return Ok(generation);
                 }
-                // the engine is fine and any other would refuse the same request: no strike
-                // against its circuit, no failover (a burst of such requests must not open
-                // every member's circuit)
-                Err(e @ InferenceError::Rejected(_)) => {
-                    taken.success = true;
-                    tracing::warn!(engine = %member.name, "engine pool: request rejected: {e}");
-                    return Err(e);
-                }
                 Err(e) => {
+                    if matches!(e, InferenceError::Rejected(_) | InferenceError::Cancelled) {
+                        // the request's fault, not the engine's: no strike against its
+                        // circuit (a burst of such requests must not open every member's
+                        // circuit); another engine with a longer context may still take it
+                        taken.outcome = Outcome::Neutral;
+                    }
                     drop(taken);
                     tracing::warn!(
                         engine = %member.name,

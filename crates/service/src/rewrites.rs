@@ -831,7 +831,8 @@ impl WorkerProgress<'_> {
     /// holder renews: a process that does not hold it takes it only if it is free or lapsed,
     /// which is what `next_job` would do anyway.
     fn renew_lease_if_due(&self) {
-        if !self.svc.pregenerate {
+        // a stopping worker gave the lease up in `stop`: it must not take it back
+        if !self.svc.pregenerate || self.svc.cancel.is_cancelled() {
             return;
         }
         let mut renewed = self.lease_renewed.lock().unwrap_or_else(PoisonError::into_inner);

@@ -530,32 +530,42 @@ fn failover_before_text_but_no_replay_after_it() {
 }
 
 #[test]
-fn a_rejected_request_is_neither_failed_over_nor_counted_against_the_circuit() {
-    let first = Stub::new(false, false);
-    first.reject.store(true, Ordering::SeqCst);
-    let second = Stub::new(false, false);
+fn a_rejected_request_goes_to_the_next_engine_and_is_no_strike() {
+    let picky = Stub::new(false, false);
+    let other = Stub::new(false, false);
     let options = PoolOptions {
-        // a single strike would open the circuit
-        failure_threshold: 1,
+        failure_threshold: 2,
         ..fast_options()
     };
     let pool = EnginePool::new(
-        vec![stub_member(&first, "first"), stub_member(&second, "second")],
+        vec![stub_member(&picky, "picky"), stub_member(&other, "other")],
         options,
     )
     .unwrap();
-    // sequential requests take turns, so both members are asked
-    let mut rejected = 0;
+    // one real failure first: one strike of two
+    picky.fail.store(true, Ordering::SeqCst);
+    assert_eq!(ask(&pool).unwrap().text, "Antwort", "failed over to the other engine");
+    assert_eq!(pool.members()[0].consecutive_failures, 1);
+    // now it rejects every request: each goes on to the other engine, and the strike
+    // count neither grows (no circuit opens) nor is cleared
+    picky.fail.store(false, Ordering::SeqCst);
+    picky.reject.store(true, Ordering::SeqCst);
     for _ in 0..4 {
-        if let Err(e) = ask(&pool) {
-            assert!(matches!(e, InferenceError::Rejected(_)), "{e}");
-            rejected += 1;
-        }
+        assert_eq!(ask(&pool).unwrap().text, "Antwort");
     }
-    let (a, b) = (first.calls.load(Ordering::SeqCst), second.calls.load(Ordering::SeqCst));
-    assert!(a >= 1, "the rejecting member was never chosen");
-    assert_eq!(rejected, a, "every rejection reached the caller");
-    assert_eq!(a + b, 4, "no request was sent to a second member");
+    assert!(picky.calls.load(Ordering::SeqCst) >= 3, "the rejecting engine was asked");
     assert_eq!(state(&pool, 0), MemberState::Up);
-    assert_eq!(pool.members()[0].consecutive_failures, 0);
+    assert_eq!(pool.members()[0].consecutive_failures, 1);
+
+    // when every engine rejects it, the caller gets the rejection and no circuit opens
+    other.reject.store(true, Ordering::SeqCst);
+    let (a, b) = (picky.calls.load(Ordering::SeqCst), other.calls.load(Ordering::SeqCst));
+    for _ in 0..3 {
+        let e = ask(&pool).unwrap_err();
+        assert!(matches!(e, InferenceError::Rejected(_)), "{e}");
+    }
+    assert_eq!(picky.calls.load(Ordering::SeqCst) - a, 3, "each request asked each engine once");
+    assert_eq!(other.calls.load(Ordering::SeqCst) - b, 3);
+    assert_eq!((state(&pool, 0), state(&pool, 1)), (MemberState::Up, MemberState::Up));
+    assert_eq!(pool.members()[1].consecutive_failures, 0);
 }
