@@ -292,18 +292,20 @@ fn a_writer_dropped_or_rolled_back_with_changes_keeps_only_what_was_committed() 
     w.upsert(&b, Some(&page(&b.url, "B", &body))).unwrap();
     w.rollback().unwrap();
     w.rollback().unwrap();
-    // dropped uncommitted: gone, and no segment was written for it
+    // dropped uncommitted: gone (at once, without waiting for anything)
     let c = record("http://town/c/", "website", Visibility::Public);
     w.upsert(&c, Some(&page(&c.url, "C", &body))).unwrap();
     drop(w);
-    let (_, _, stray) = live_and_other_segment_files(dir.path());
-    assert_eq!(stray, 0, "uncommitted changes were written to disk");
     idx.reload().unwrap();
     assert_eq!(idx.stats().unwrap().pages, 1);
+    // the next writer's commit clears whatever the discarded changes left in the directory
     let mut w = idx.writer().unwrap();
     w.upsert(&b, Some(&page(&b.url, "B", &body))).unwrap();
     w.commit().unwrap();
     drop(w);
+    let (_, _, stray) = live_and_other_segment_files(dir.path());
+    assert_eq!(stray, 0, "files of discarded changes stayed");
     idx.reload().unwrap();
     assert_eq!(idx.stats().unwrap().pages, 2);
+    assert!(search(&idx, "Bürgerbüro", &CollectionScope::public_website()).iter().all(|u| u != &c.url));
 }
