@@ -17,6 +17,9 @@ if command -v cargo-deny >/dev/null 2>&1; then
     echo "note: no RustSec advisory database on this machine; advisories not checked" >&2
   fi
   for manifest in Cargo.toml widget/Cargo.toml; do
+    # `--offline` needs every crate of the lock file on disk, also those of other platforms
+    # (Windows, macOS) that no build here downloads: fetch them from the registry first
+    cargo fetch --locked --manifest-path "$manifest" >/dev/null
     # deny.toml is found from the manifest's directory upwards
     cargo deny --offline --log-level error --manifest-path "$manifest" check "${checks[@]}"
     echo "ok licences: cargo deny ${checks[*]} ($manifest)"
